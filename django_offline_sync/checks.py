@@ -1,0 +1,144 @@
+"""System checks: the ``OFFLINE_SYNC`` settings and every concrete ``SyncModel``.
+
+Ids: ``offline_sync.E001`` and up for errors, ``offline_sync.W001`` and up for warnings.
+The README lists each one with its fix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+from django.db import connections
+
+from .settings import DEFAULTS, GENERATIONS, SETTING_NAME, TYPES
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
+    errors: list = []
+    user = getattr(settings, SETTING_NAME, {})
+    if not isinstance(user, dict):
+        return [
+            Error(
+                f"{SETTING_NAME} must be a dict.",
+                hint="Set OFFLINE_SYNC = {...} with the keys listed in the README.",
+                id="offline_sync.E001",
+            )
+        ]
+    for key, value in user.items():
+        if key not in DEFAULTS:
+            errors.append(
+                Warning(
+                    f"Unknown {SETTING_NAME} key {key!r}.",
+                    hint=f"Known keys: {', '.join(sorted(DEFAULTS))}.",
+                    id="offline_sync.W001",
+                )
+            )
+        elif not isinstance(value, TYPES[key]) or (TYPES[key] is int and isinstance(value, bool)):
+            errors.append(
+                Error(
+                    f"{SETTING_NAME}[{key!r}] has the wrong type ({type(value).__name__}).",
+                    hint=f"The default is {DEFAULTS[key]!r}.",
+                    id="offline_sync.E002",
+                )
+            )
+    if errors:
+        return errors
+    merged = {**DEFAULTS, **user}
+    enabled = list(merged["ENABLED_GENERATIONS"])
+    unknown = [g for g in enabled if g not in GENERATIONS]
+    if unknown or not enabled:
+        errors.append(
+            Error(
+                f"{SETTING_NAME}['ENABLED_GENERATIONS'] must be a non-empty subset of {list(GENERATIONS)}.",
+                id="offline_sync.E003",
+            )
+        )
+    if merged["DEFAULT_GENERATION"] not in GENERATIONS or (not unknown and merged["DEFAULT_GENERATION"] not in enabled):
+        errors.append(
+            Error(
+                f"{SETTING_NAME}['DEFAULT_GENERATION'] must be one of the enabled generations {enabled}.",
+                id="offline_sync.E004",
+            )
+        )
+    for size_key, max_key in (("PAGE_SIZE", "MAX_PAGE_SIZE"), ("V3_PAGE_SIZE", "V3_MAX_TOP")):
+        if merged[size_key] < 1 or merged[max_key] < merged[size_key]:
+            errors.append(
+                Error(
+                    f"{SETTING_NAME}[{size_key!r}] must be at least 1 and at most {max_key}.",
+                    id="offline_sync.E005",
+                )
+            )
+    for key in ("MAX_FILTER_LENGTH", "MAX_FILTER_DEPTH", "MAX_FILTER_NODES", "MAX_BODY_BYTES"):
+        if merged[key] < 1:
+            errors.append(Error(f"{SETTING_NAME}[{key!r}] must be positive.", id="offline_sync.E006"))
+    if merged["NEXT_LINK_FORMAT"] not in ("query", "path", "absolute"):
+        errors.append(
+            Error(
+                f"{SETTING_NAME}['NEXT_LINK_FORMAT'] must be 'query', 'path' or 'absolute'.",
+                id="offline_sync.E007",
+            )
+        )
+    if merged["STAMPING"] not in ("clock", "now"):
+        errors.append(Error(f"{SETTING_NAME}['STAMPING'] must be 'clock' or 'now'.", id="offline_sync.E008"))
+    elif merged["STAMPING"] == "now":
+        errors.append(
+            Warning(
+                f"{SETTING_NAME}['STAMPING'] is 'now': a write that commits late can be missed by incremental pulls.",
+                hint="Use the default 'clock' unless you measured that you need the write throughput.",
+                id="offline_sync.W002",
+            )
+        )
+    return errors
+
+
+@register(Tags.models)
+def check_models(app_configs: Any = None, **kwargs: Any) -> list:
+    from .models import SyncModel
+
+    errors: list = []
+    for model in apps.get_models():
+        if not issubclass(model, SyncModel) or model._meta.proxy:
+            continue
+        names = {f.name for f in model._meta.get_fields()}
+        missing = [f for f in SyncModel.SYSTEM_FIELDS if f not in names]
+        if missing:
+            errors.append(
+                Error(
+                    f"{model._meta.label} lacks the system fields {missing}.",
+                    hint="Do not remove SyncModel's fields in a subclass.",
+                    obj=model,
+                    id="offline_sync.E010",
+                )
+            )
+            continue
+        if not any(idx.fields[:2] == ["updated_at", "id"] for idx in model._meta.indexes):
+            errors.append(
+                Warning(
+                    f"{model._meta.label} has no index on (updated_at, id); incremental pulls will scan the table.",
+                    hint="Keep SyncModel.Meta.indexes when you declare Meta: class Meta(SyncModel.Meta): …",
+                    obj=model,
+                    id="offline_sync.W010",
+                )
+            )
+    errors.extend(check_database_precision())
+    return errors
+
+
+def check_database_precision() -> list:
+    """Refuse backends whose DATETIME keeps less than milliseconds (stamps would collide)."""
+    errors: list = []
+    for alias in connections:
+        vendor = connections[alias].vendor
+        if vendor not in ("sqlite", "postgresql", "mysql", "oracle"):
+            errors.append(
+                Warning(
+                    f"Database {alias!r} ({vendor}) is not tested with django-offline-sync.",
+                    hint="Gap-free pulls rely on a row lock held until commit and millisecond datetimes.",
+                    id="offline_sync.W011",
+                )
+            )
+    return errors

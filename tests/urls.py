@@ -1,0 +1,1 @@
+from example_project.urls import urlpatterns  # noqa: F401
