@@ -1,0 +1,144 @@
+"""System checks: every check id in ``checks.py`` has a test that triggers it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from django.db import connection, models
+from django.test import override_settings
+from django.test.utils import isolate_apps
+
+from django_offline_sync import checks
+from django_offline_sync.models import SyncModel
+
+
+def ids(messages) -> list[str]:
+    return [m.id for m in messages]
+
+
+def settings_ids(value) -> list[str]:
+    with override_settings(OFFLINE_SYNC=value):
+        return ids(checks.check_settings())
+
+
+def test_settings_pass_when_empty():
+    assert settings_ids({}) == []
+
+
+def test_settings_pass_when_every_key_has_a_sound_value():
+    assert settings_ids({"PAGE_SIZE": 10, "MAX_PAGE_SIZE": 10, "ENABLED_GENERATIONS": ("v3",)}) == []
+
+
+def test_e001_when_offline_sync_is_not_a_dict():
+    assert settings_ids([("PAGE_SIZE", 10)]) == ["offline_sync.E001"]
+
+
+def test_w001_when_a_key_is_unknown():
+    assert settings_ids({"PAGE_SIZ": 10}) == ["offline_sync.W001"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"PAGE_SIZE": "50"},
+        {"PAGE_SIZE": True},
+        {"SOFT_DELETE": 1},
+        {"ENABLED_GENERATIONS": "v3"},
+        {"STAMPING": None},
+    ],
+)
+def test_e002_when_a_value_has_the_wrong_type(value):
+    assert settings_ids(value) == ["offline_sync.E002"]
+
+
+@pytest.mark.parametrize("value", [["v4"], []])
+def test_e003_when_enabled_generations_is_empty_or_unknown(value):
+    assert "offline_sync.E003" in settings_ids({"ENABLED_GENERATIONS": value})
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"DEFAULT_GENERATION": "v9"}, {"DEFAULT_GENERATION": "v1", "ENABLED_GENERATIONS": ["v3"]}],
+)
+def test_e004_when_the_default_generation_is_not_enabled(value):
+    assert settings_ids(value) == ["offline_sync.E004"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"PAGE_SIZE": 0},
+        {"PAGE_SIZE": 100, "MAX_PAGE_SIZE": 10},
+        {"V3_PAGE_SIZE": 0},
+        {"V3_PAGE_SIZE": 500, "V3_MAX_TOP": 100},
+    ],
+)
+def test_e005_when_a_page_size_is_below_one_or_above_its_maximum(value):
+    assert settings_ids(value) == ["offline_sync.E005"]
+
+
+@pytest.mark.parametrize("key", ["MAX_FILTER_LENGTH", "MAX_FILTER_DEPTH", "MAX_FILTER_NODES", "MAX_BODY_BYTES"])
+def test_e006_when_a_limit_is_not_positive(key):
+    assert settings_ids({key: 0}) == ["offline_sync.E006"]
+
+
+def test_e007_when_next_link_format_is_unknown():
+    assert settings_ids({"NEXT_LINK_FORMAT": "relative"}) == ["offline_sync.E007"]
+
+
+def test_e008_when_stamping_is_unknown():
+    assert settings_ids({"STAMPING": "trigger"}) == ["offline_sync.E008"]
+
+
+def test_w002_when_stamping_is_now():
+    assert settings_ids({"STAMPING": "now"}) == ["offline_sync.W002"]
+
+
+def test_models_pass_when_the_project_models_are_sound():
+    assert ids(checks.check_models()) == []
+
+
+def test_e010_when_a_subclass_removes_a_system_field(monkeypatch):
+    with isolate_apps("tests") as test_apps:
+
+        class NoDeleted(SyncModel):
+            deleted = None
+
+            class Meta(SyncModel.Meta):
+                app_label = "tests"
+
+        monkeypatch.setattr(checks, "apps", test_apps)
+        messages = checks.check_models()
+    assert ids(messages) == ["offline_sync.E010"]
+    assert messages[0].obj is NoDeleted
+
+
+def test_w010_when_a_subclass_drops_the_pull_index(monkeypatch):
+    with isolate_apps("tests") as test_apps:
+
+        class NoIndex(SyncModel):
+            name = models.CharField(max_length=10)
+
+            class Meta:
+                app_label = "tests"
+
+        monkeypatch.setattr(checks, "apps", test_apps)
+        messages = checks.check_models()
+    assert ids(messages) == ["offline_sync.W010"]
+    assert messages[0].obj is NoIndex
+
+
+def test_w011_when_the_database_vendor_is_untested(monkeypatch):
+    monkeypatch.setattr(connection, "vendor", "exotic")
+    assert ids(checks.check_database_precision()) == ["offline_sync.W011"]
+
+
+def test_every_check_id_in_checks_py_has_a_test_here():
+    source = Path(checks.__file__).read_text()
+    declared = set(re.findall(r"offline_sync\.[EW]\d{3}", source))
+    tested = {i.split(".")[1].lower() for i in declared}
+    this_file = Path(__file__).read_text()
+    missing = [i for i in sorted(tested) if f"def test_{i}_" not in this_file]
+    assert declared and not missing
