@@ -1,0 +1,51 @@
+"""The Python offline client: a local SQLite store that syncs with a django-offline-sync server.
+
+It imports nothing from Django, so it runs on a device that has only httpx. Start with
+``SyncClient``; see ``docs/client.rst`` for a complete offline round trip.
+"""
+
+from __future__ import annotations
+
+from .conflicts import Conflict, ConflictHandler, Resolution, cancel, client_wins, server_wins
+from .errors import (
+    ConflictError,
+    InvalidTableName,
+    ItemNotFound,
+    OperationRefused,
+    PendingOperationsError,
+    PushIncomplete,
+    ServerError,
+    SyncClientError,
+    TransportError,
+)
+from .store import LocalStore, PendingOperation
+from .sync import PullResult, PushResult, Synchronizer
+from .tables import OnlineTable, SyncClient, SyncTable
+from .transport import HttpTransport
+
+__all__ = [
+    "Conflict",
+    "ConflictError",
+    "ConflictHandler",
+    "HttpTransport",
+    "InvalidTableName",
+    "ItemNotFound",
+    "LocalStore",
+    "OnlineTable",
+    "OperationRefused",
+    "PendingOperation",
+    "PendingOperationsError",
+    "PullResult",
+    "PushIncomplete",
+    "PushResult",
+    "Resolution",
+    "ServerError",
+    "SyncClient",
+    "SyncClientError",
+    "SyncTable",
+    "Synchronizer",
+    "TransportError",
+    "cancel",
+    "client_wins",
+    "server_wins",
+]

@@ -1,0 +1,182 @@
+"""The ``offline-sync`` command: pull, push, status and purge from a shell or a script.
+
+Example: ``offline-sync --url http://127.0.0.1:8000 --db device.db pull Task Note``.
+Exit codes are stable so scripts can branch on them (see ``EXIT_*``); progress goes to
+stderr, summaries to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import TextIO
+
+from .conflicts import HANDLERS
+from .errors import PendingOperationsError, PushIncomplete, ServerError, SyncClientError, TransportError
+from .tables import SyncClient
+
+EXIT_OK = 0
+EXIT_ERROR = 1  # the server refused a request, or another client error
+EXIT_USAGE = 2  # bad arguments (argparse's own code)
+EXIT_UNREACHABLE = 3  # network errors or 5xx after all retries
+EXIT_INCOMPLETE = 4  # the push stopped (conflict left to the user, or a failed operation)
+EXIT_PENDING = 5  # purge refused because the table has pending operations
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal stream; silent when disabled."""
+
+    def __init__(self, stream: TextIO, enabled: bool, width: int = 30) -> None:
+        self.stream = stream
+        self.enabled = enabled
+        self.width = width
+        self._shown = False
+
+    def __call__(self, label: str, done: int, total: int | None) -> None:
+        if not self.enabled:
+            return
+        if total:
+            filled = int(self.width * min(done, total) / total)
+            bar = "#" * filled + "." * (self.width - filled)
+            text = f"\r{label:<16} [{bar}] {done}/{total}"
+        else:
+            text = f"\r{label:<16} {done} row(s)"
+        self.stream.write(text)
+        self.stream.flush()
+        self._shown = True
+
+    def finish(self) -> None:
+        if self._shown:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._shown = False
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="offline-sync",
+        description="Sync a local SQLite store with a django-offline-sync server.",
+        epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 server unreachable, 4 push incomplete, 5 purge refused.",
+    )
+    parser.add_argument("--url", help="server base URL, e.g. http://127.0.0.1:8000 (needed by pull and push)")
+    parser.add_argument("--db", required=True, help="local store file (created if missing)")
+    parser.add_argument("--generation", choices=["v2", "v3"], default="v3", help="protocol generation (default v3)")
+    parser.add_argument(
+        "--header", action="append", default=[], metavar="NAME:VALUE", help="extra HTTP header, e.g. an Authorization"
+    )
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
+    parser.add_argument("--retries", type=int, default=3, help="retries on network errors and 5xx (default 3)")
+    parser.add_argument(
+        "--conflict", choices=sorted(HANDLERS), default="cancel", help="what to do on a conflict (default cancel)"
+    )
+    progress = parser.add_mutually_exclusive_group()
+    progress.add_argument("--progress", dest="progress", action="store_true", default=None, help="always show progress")
+    progress.add_argument("--no-progress", dest="progress", action="store_false", help="never show progress")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    pull = commands.add_parser("pull", help="push pending changes, then pull tables incrementally")
+    pull.add_argument("tables", nargs="+", metavar="TABLE")
+    pull.add_argument("--full", action="store_true", help="ignore the delta token and fetch everything")
+    pull.add_argument("--filter", help="an OData $filter limiting the pull (its own delta token)")
+    pull.add_argument("--query-id", help="name under which the delta token is kept")
+
+    push = commands.add_parser("push", help="send pending local changes in order")
+    push.add_argument("tables", nargs="*", metavar="TABLE", help="only these tables (default: all)")
+
+    status = commands.add_parser("status", help="show local rows, pending operations and delta tokens")
+    status.add_argument("tables", nargs="*", metavar="TABLE")
+
+    purge = commands.add_parser("purge", help="clear a table's local rows and delta tokens")
+    purge.add_argument("tables", nargs="+", metavar="TABLE")
+    purge.add_argument("--force", action="store_true", help="also discard pending local changes")
+    return parser
+
+
+def _headers(values: Sequence[str]) -> dict[str, str]:
+    headers = {}
+    for value in values:
+        name, sep, content = value.partition(":")
+        if not sep:
+            raise SystemExit(f"offline-sync: --header needs NAME:VALUE, got {value!r}")
+        headers[name.strip()] = content.strip()
+    return headers
+
+
+def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command in ("pull", "push") and not args.url:
+        parser.error(f"{args.command} needs --url")
+    enabled = err.isatty() if args.progress is None else args.progress
+    bar = ProgressBar(err, enabled and not args.quiet)
+
+    def say(text: str) -> None:
+        if not args.quiet:
+            print(text, file=out)
+
+    client = SyncClient(
+        args.url or "http://localhost",
+        args.db,
+        generation=args.generation,
+        conflict_handler=HANDLERS[args.conflict],
+        headers=_headers(args.header),
+        timeout=args.timeout,
+        retries=args.retries,
+    )
+    try:
+        return _run(args, client, bar, say)
+    except PushIncomplete as exc:
+        bar.finish()
+        print(f"offline-sync: {exc}", file=err)
+        return EXIT_INCOMPLETE
+    except PendingOperationsError as exc:
+        print(f"offline-sync: {exc}", file=err)
+        return EXIT_PENDING
+    except TransportError as exc:
+        bar.finish()
+        print(f"offline-sync: server unreachable: {exc}", file=err)
+        return EXIT_UNREACHABLE
+    except (ServerError, SyncClientError) as exc:
+        bar.finish()
+        print(f"offline-sync: {exc}", file=err)
+        return EXIT_ERROR
+    finally:
+        client.close()
+
+
+def _run(args: argparse.Namespace, client: SyncClient, bar: ProgressBar, say: Callable[[str], None]) -> int:
+    if args.command == "pull":
+        for table in args.tables:
+            result = client.pull(table, full=args.full, filter=args.filter, query_id=args.query_id, progress=bar)
+            bar.finish()
+            if result.pushed is not None:
+                say(f"push: {result.pushed.summary()}")
+            say(result.summary())
+        return EXIT_OK
+    if args.command == "push":
+        result = client.push(args.tables or None, progress=bar)
+        bar.finish()
+        for record in result.conflicts:
+            op = record.conflict.operation
+            say(f"conflict on {op.kind} {op.table}/{op.item_id} (HTTP {record.conflict.status}): {record.action}")
+        say(result.summary())
+        return EXIT_OK if result.ok else EXIT_INCOMPLETE
+    if args.command == "status":
+        tables = args.tables or sorted(set(client.store.tables()) | {op.table for op in client.pending()})
+        for table in tables:
+            ops = client.pending(table)
+            tokens = ", ".join(f"{c.query_id}={c.token}" for c in client.store.cursors(table)) or "never pulled"
+            say(f"{table}: {client.store.count(table)} row(s), {len(ops)} pending; delta tokens: {tokens}")
+            for op in ops:
+                say(f"  #{op.sequence} {op.kind} {op.item_id} (base version {op.base_version or '-'})")
+        if not tables:
+            say("no tables in the local store")
+        return EXIT_OK
+    for table in args.tables:  # purge
+        removed = client.purge(table, force=args.force)
+        say(f"{table}: purged {removed} row(s)")
+    return EXIT_OK

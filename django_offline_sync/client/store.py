@@ -1,0 +1,548 @@
+"""The device's local store: synced rows, the operation queue and the delta tokens, in SQLite.
+
+One SQLite table per synced table (``rows_<Table>``) holds each item as the server last sent it,
+with local changes applied on top. ``sync_operations`` is the queue of changes not yet pushed,
+collapsed per item the way the Azure clients do it; ``sync_cursors`` holds one delta token per
+(table, query id). Every local write commits together with its queue entry, and every pulled
+page together with its delta token, so a process killed at any point leaves the store whole.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InvalidTableName, ItemNotFound, OperationRefused, PendingOperationsError
+
+Item = dict[str, Any]
+
+INSERT = "insert"
+UPDATE = "update"
+DELETE = "delete"
+
+#: Fields the server owns (PROTOCOL.md §2.3); they are never part of a change we send.
+SYSTEM_FIELDS = frozenset({"createdAt", "updatedAt", "version", "deleted"})
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ROW_PREFIX = "rows_"
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` if it is safe as a table or field name here, else raise ``InvalidTableName``."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidTableName(f"{name!r} is not a valid name (letters, digits and _ only)")
+    return name
+
+
+def generate_id() -> str:
+    """A client-generated id, as the .NET client makes them: 32 lowercase hex digits."""
+    return uuid.uuid4().hex
+
+
+def parse_timestamp(value: str) -> dt.datetime:
+    """Parse a wire timestamp (``…SS.mmmZ``, or any ISO-8601 form) into an aware UTC datetime."""
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed.astimezone(dt.timezone.utc)
+
+
+def format_timestamp(value: dt.datetime) -> str:
+    """The wire form ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (PROTOCOL.md §2.2)."""
+    value = value.astimezone(dt.timezone.utc)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class PendingOperation:
+    """One queued change: what to send, for which item, and the version it was based on.
+
+    ``revision`` grows each time a later local write collapses into this entry, so the push
+    can tell whether the entry changed while its request was in flight.
+    """
+
+    sequence: int
+    kind: str
+    table: str
+    item_id: str
+    item: Item
+    base_version: str | None
+    revision: int
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """The stored position of an incremental pull: the largest ``updatedAt`` applied so far."""
+
+    table: str
+    query_id: str
+    token: str | None
+
+
+@dataclass(frozen=True)
+class PageOutcome:
+    """What applying one pulled page did to the local store."""
+
+    upserted: int
+    deleted: int
+    skipped: int
+    token: str | None
+
+
+class LocalStore:
+    """A SQLite file (or ``":memory:"``) holding the synced tables of one device.
+
+    Use one store per thread; the transport and sync code never share it across threads.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] = ":memory:") -> None:
+        self.path = os.fspath(path)
+        # Autocommit mode: we issue BEGIN IMMEDIATE ourselves so a transaction holds the write
+        # lock from its first statement and cannot fail halfway with "database is locked".
+        self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        self._conn.row_factory = sqlite3.Row
+        self._depth = 0
+        if self.path != ":memory:":
+            self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        with self.transaction():
+            self._conn.execute(
+                """CREATE TABLE IF NOT EXISTS sync_operations (
+                    sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+                    kind TEXT NOT NULL CHECK (kind IN ('insert', 'update', 'delete')),
+                    table_name TEXT NOT NULL,
+                    item_id TEXT NOT NULL,
+                    item TEXT NOT NULL,
+                    base_version TEXT,
+                    revision INTEGER NOT NULL DEFAULT 1,
+                    UNIQUE (table_name, item_id)
+                )"""
+            )
+            self._conn.execute(
+                """CREATE TABLE IF NOT EXISTS sync_cursors (
+                    table_name TEXT NOT NULL,
+                    query_id TEXT NOT NULL,
+                    token TEXT,
+                    PRIMARY KEY (table_name, query_id)
+                )"""
+            )
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> LocalStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One SQLite transaction; nested calls join the outer one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self._conn
+            finally:
+                self._depth -= 1
+            return
+        self._conn.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield self._conn
+        except BaseException:
+            self._depth = 0
+            self._conn.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self._conn.execute("COMMIT")
+
+    @staticmethod
+    def _rows_table(table: str) -> str:
+        return f'"{_ROW_PREFIX}{check_name(table)}"'
+
+    def ensure_table(self, table: str) -> None:
+        """Create the local table for ``table`` if it does not exist yet."""
+        with self.transaction() as conn:
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._rows_table(table)} ("
+                "id TEXT PRIMARY KEY, item TEXT NOT NULL, updated_at TEXT)"
+            )
+
+    def tables(self) -> list[str]:
+        """The names of the synced tables this store knows."""
+        rows = self._conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'rows\\_%' ESCAPE '\\' ORDER BY name"
+        ).fetchall()
+        return [row["name"][len(_ROW_PREFIX):] for row in rows]
+
+    # -- rows ------------------------------------------------------------------------------
+
+    def get(self, table: str, item_id: str) -> Item | None:
+        """The local copy of one item, or None."""
+        self.ensure_table(table)
+        row = self._conn.execute(f"SELECT item FROM {self._rows_table(table)} WHERE id = ?", (item_id,)).fetchone()
+        return json.loads(row["item"]) if row else None
+
+    def _put(self, table: str, item: Item) -> None:
+        self._conn.execute(
+            f"INSERT INTO {self._rows_table(table)} (id, item, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET item = excluded.item, updated_at = excluded.updated_at",
+            (item["id"], json.dumps(item, sort_keys=True), item.get("updatedAt")),
+        )
+
+    def _remove(self, table: str, item_id: str) -> int:
+        return self._conn.execute(f"DELETE FROM {self._rows_table(table)} WHERE id = ?", (item_id,)).rowcount
+
+    def count(self, table: str) -> int:
+        self.ensure_table(table)
+        return self._conn.execute(f"SELECT COUNT(*) FROM {self._rows_table(table)}").fetchone()[0]
+
+    def query(
+        self,
+        table: str,
+        where: Mapping[str, Any] | Callable[[Item], bool] | None = None,
+        order_by: str | Sequence[str] | None = None,
+        skip: int = 0,
+        top: int | None = None,
+    ) -> list[Item]:
+        """Local rows of ``table``.
+
+        ``where`` is either a mapping of field → value (equality, ``None`` matches null or
+        missing) or a predicate on the item. ``order_by`` takes ``"field"``, ``"field desc"``
+        or a list of them; ``id`` is always the last sort key, so paging is stable.
+        """
+        self.ensure_table(table)
+        clauses: list[str] = []
+        params: list[Any] = []
+        if isinstance(where, Mapping):
+            for field, value in where.items():
+                path = f"json_extract(item, '$.{check_name(field)}')"
+                if value is None:
+                    clauses.append(f"{path} IS NULL")
+                else:
+                    clauses.append(f"{path} = ?")
+                    params.append(json.dumps(value) if isinstance(value, (dict, list)) else value)
+        orders: list[str] = []
+        terms = [order_by] if isinstance(order_by, str) else list(order_by or [])
+        for term in terms:
+            field, _, direction = term.strip().partition(" ")
+            check_name(field)
+            direction = direction.strip().lower() or "asc"
+            if direction not in ("asc", "desc"):
+                raise ValueError(f"bad order direction in {term!r}")
+            orders.append(f"json_extract(item, '$.{check_name(field)}') {direction.upper()}")
+        orders.append("id ASC")
+        sql = f"SELECT item FROM {self._rows_table(table)}"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY " + ", ".join(orders)
+        predicate = where if callable(where) else None
+        if predicate is None:
+            sql += " LIMIT ? OFFSET ?"
+            params += [-1 if top is None else top, skip]
+        items = [json.loads(row["item"]) for row in self._conn.execute(sql, params)]
+        if predicate is not None:
+            items = [item for item in items if predicate(item)]
+            items = items[skip:] if top is None else items[skip : skip + top]
+        return items
+
+    # -- local writes, each with its queue entry -------------------------------------------
+
+    def _operation_for(self, table: str, item_id: str) -> PendingOperation | None:
+        row = self._conn.execute(
+            "SELECT * FROM sync_operations WHERE table_name = ? AND item_id = ?", (table, item_id)
+        ).fetchone()
+        return _operation(row) if row else None
+
+    def insert(self, table: str, item: Mapping[str, Any]) -> Item:
+        """Insert an item locally and queue its insert. Generates an id if there is none."""
+        self.ensure_table(table)
+        new = {k: v for k, v in item.items() if k not in SYSTEM_FIELDS}
+        new["id"] = str(new.get("id") or generate_id())
+        with self.transaction() as conn:
+            pending = self._operation_for(table, new["id"])
+            if pending is not None and pending.kind == DELETE:
+                raise OperationRefused(f"{table}/{new['id']} has a pending delete; push it first")
+            if pending is not None or self.get(table, new["id"]) is not None:
+                raise OperationRefused(f"{table}/{new['id']} already exists locally")
+            self._put(table, new)
+            conn.execute(
+                "INSERT INTO sync_operations (kind, table_name, item_id, item, base_version) VALUES (?, ?, ?, ?, NULL)",
+                (INSERT, table, new["id"], json.dumps(new, sort_keys=True)),
+            )
+        return new
+
+    def update(self, table: str, item: Mapping[str, Any]) -> Item:
+        """Change an item locally (the given fields are merged into it) and queue the update.
+
+        An update after a pending insert folds into the insert; after a pending update it
+        replaces that update's snapshot and keeps its base version.
+        """
+        self.ensure_table(table)
+        item_id = item.get("id")
+        if not item_id:
+            raise ItemNotFound("update needs the item's id")
+        with self.transaction() as conn:
+            pending = self._operation_for(table, item_id)
+            if pending is not None and pending.kind == DELETE:
+                raise OperationRefused(f"{table}/{item_id} has a pending delete; it cannot be updated")
+            current = self.get(table, item_id)
+            if current is None:
+                raise ItemNotFound(f"{table}/{item_id} is not in the local store")
+            changes = {k: v for k, v in item.items() if k not in SYSTEM_FIELDS}
+            new = {**current, **changes}
+            self._put(table, new)
+            snapshot = json.dumps(new, sort_keys=True)
+            if pending is None:
+                conn.execute(
+                    "INSERT INTO sync_operations (kind, table_name, item_id, item, base_version) VALUES (?, ?, ?, ?, ?)",
+                    (UPDATE, table, item_id, snapshot, current.get("version")),
+                )
+            else:  # insert+update → insert; update+update → update (base version kept)
+                conn.execute(
+                    "UPDATE sync_operations SET item = ?, revision = revision + 1 WHERE sequence = ?",
+                    (snapshot, pending.sequence),
+                )
+        return new
+
+    def delete(self, table: str, item_id: str) -> None:
+        """Delete an item locally and queue the delete.
+
+        After a pending insert nothing reaches the server (both entries vanish); after a
+        pending update the entry becomes a delete with the update's base version.
+        """
+        self.ensure_table(table)
+        with self.transaction() as conn:
+            pending = self._operation_for(table, item_id)
+            if pending is not None and pending.kind == DELETE:
+                raise OperationRefused(f"{table}/{item_id} already has a pending delete")
+            current = self.get(table, item_id)
+            if current is None:
+                raise ItemNotFound(f"{table}/{item_id} is not in the local store")
+            self._remove(table, item_id)
+            snapshot = json.dumps(current, sort_keys=True)
+            if pending is None:
+                conn.execute(
+                    "INSERT INTO sync_operations (kind, table_name, item_id, item, base_version) VALUES (?, ?, ?, ?, ?)",
+                    (DELETE, table, item_id, snapshot, current.get("version")),
+                )
+            elif pending.kind == INSERT:
+                conn.execute("DELETE FROM sync_operations WHERE sequence = ?", (pending.sequence,))
+            else:
+                conn.execute(
+                    "UPDATE sync_operations SET kind = ?, item = ?, revision = revision + 1 WHERE sequence = ?",
+                    (DELETE, snapshot, pending.sequence),
+                )
+
+    # -- the queue -------------------------------------------------------------------------
+
+    def operations(self, table: str | None = None) -> list[PendingOperation]:
+        """Queued operations in queue order, for one table or all."""
+        if table is None:
+            rows = self._conn.execute("SELECT * FROM sync_operations ORDER BY sequence").fetchall()
+        else:
+            rows = self._conn.execute(
+                "SELECT * FROM sync_operations WHERE table_name = ? ORDER BY sequence", (table,)
+            ).fetchall()
+        return [_operation(row) for row in rows]
+
+    def pending_count(self, table: str | None = None) -> int:
+        if table is None:
+            return self._conn.execute("SELECT COUNT(*) FROM sync_operations").fetchone()[0]
+        return self._conn.execute("SELECT COUNT(*) FROM sync_operations WHERE table_name = ?", (table,)).fetchone()[0]
+
+    def operation(self, sequence: int) -> PendingOperation | None:
+        row = self._conn.execute("SELECT * FROM sync_operations WHERE sequence = ?", (sequence,)).fetchone()
+        return _operation(row) if row else None
+
+    def complete(self, op: PendingOperation, server_item: Item | None) -> None:
+        """Record that the server accepted ``op`` and answered with ``server_item``.
+
+        If the entry did not change meanwhile, it is removed and the local row takes the
+        server's copy. If a local write collapsed into it while the request was in flight,
+        the entry stays (now an update based on the server's new version) and so does the
+        newer local row.
+        """
+        with self.transaction() as conn:
+            current = self.operation(op.sequence)
+            if current is None:
+                return
+            if current.revision == op.revision:
+                conn.execute("DELETE FROM sync_operations WHERE sequence = ?", (op.sequence,))
+                if op.kind != DELETE and server_item is not None:
+                    self._apply_server_item(op.table, server_item)
+                return
+            version = (server_item or {}).get("version")
+            kind = UPDATE if current.kind == INSERT else current.kind
+            conn.execute(
+                "UPDATE sync_operations SET kind = ?, base_version = ? WHERE sequence = ?",
+                (kind, version, op.sequence),
+            )
+            row = self.get(op.table, op.item_id)
+            if row is not None and version is not None:
+                self._put(op.table, {**row, **_system_fields(server_item or {})})
+
+    def accept_server(self, op: PendingOperation, server_item: Item | None) -> None:
+        """Server wins: drop the entry and take the server's item (or its absence) locally."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM sync_operations WHERE sequence = ?", (op.sequence,))
+            if server_item is None or server_item.get("deleted"):
+                self._remove(op.table, op.item_id)
+            else:
+                self._put(op.table, server_item)
+
+    def rebase(self, op: PendingOperation, item: Item | None, base_version: str | None) -> PendingOperation:
+        """Client wins or merge: keep the entry, now based on the server's version.
+
+        ``item`` (if given) replaces the snapshot and the local row. An insert the server
+        already has becomes an update. Returns the entry as it now is.
+        """
+        with self.transaction() as conn:
+            kind = UPDATE if op.kind == INSERT else op.kind
+            snapshot = op.item if item is None else {**item, "id": op.item_id}
+            snapshot = {k: v for k, v in snapshot.items() if k not in SYSTEM_FIELDS or k == "id"}
+            if kind != DELETE:
+                self._put(op.table, {**snapshot, "version": base_version})
+                snapshot = {**snapshot, "version": base_version}
+            conn.execute(
+                "UPDATE sync_operations SET kind = ?, item = ?, base_version = ?, revision = revision + 1 "
+                "WHERE sequence = ?",
+                (kind, json.dumps(snapshot, sort_keys=True), base_version, op.sequence),
+            )
+            fresh = self.operation(op.sequence)
+        assert fresh is not None
+        return fresh
+
+    def requeue_as_insert(self, op: PendingOperation) -> PendingOperation:
+        """Turn the entry into an insert (client wins over a row the server no longer has)."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE sync_operations SET kind = ?, base_version = NULL, revision = revision + 1 WHERE sequence = ?",
+                (INSERT, op.sequence),
+            )
+            fresh = self.operation(op.sequence)
+        assert fresh is not None
+        return fresh
+
+    def discard(self, sequence: int) -> None:
+        """Drop a queued operation without sending it (the local row is left as it is)."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM sync_operations WHERE sequence = ?", (sequence,))
+
+    # -- pull --------------------------------------------------------------------------------
+
+    def cursor(self, table: str, query_id: str) -> Cursor:
+        row = self._conn.execute(
+            "SELECT token FROM sync_cursors WHERE table_name = ? AND query_id = ?", (table, query_id)
+        ).fetchone()
+        return Cursor(table, query_id, row["token"] if row else None)
+
+    def cursors(self, table: str | None = None) -> list[Cursor]:
+        sql = "SELECT * FROM sync_cursors"
+        params: tuple[str, ...] = ()
+        if table is not None:
+            sql += " WHERE table_name = ?"
+            params = (table,)
+        rows = self._conn.execute(sql + " ORDER BY table_name, query_id", params).fetchall()
+        return [Cursor(row["table_name"], row["query_id"], row["token"]) for row in rows]
+
+    def apply_page(self, table: str, items: Sequence[Item], query_id: str | None) -> PageOutcome:
+        """Apply one pulled page and advance the delta token, in one transaction.
+
+        Deleted rows are removed; rows with a pending local operation are left alone (the
+        push will reconcile them). With ``query_id`` None (a full pull) no token is stored.
+        """
+        self.ensure_table(table)
+        upserted = deleted = skipped = 0
+        with self.transaction() as conn:
+            token = self.cursor(table, query_id).token if query_id is not None else None
+            best = parse_timestamp(token) if token else None
+            pending = {
+                row[0]
+                for row in conn.execute("SELECT item_id FROM sync_operations WHERE table_name = ?", (table,))
+            }
+            for item in items:
+                stamp = item.get("updatedAt")
+                if stamp:
+                    when = parse_timestamp(stamp)
+                    if best is None or when > best:
+                        best = when
+                if item["id"] in pending:
+                    skipped += 1
+                elif item.get("deleted"):
+                    deleted += self._remove(table, item["id"])
+                else:
+                    self._put(table, item)
+                    upserted += 1
+            new_token = format_timestamp(best) if best is not None else None
+            if query_id is not None and new_token is not None:
+                conn.execute(
+                    "INSERT INTO sync_cursors (table_name, query_id, token) VALUES (?, ?, ?) "
+                    "ON CONFLICT (table_name, query_id) DO UPDATE SET token = excluded.token",
+                    (table, query_id, new_token),
+                )
+        return PageOutcome(upserted, deleted, skipped, new_token)
+
+    def remove_missing(self, table: str, keep_ids: set[str]) -> int:
+        """After a full pull: remove local rows the server no longer has (unless pending)."""
+        self.ensure_table(table)
+        with self.transaction() as conn:
+            pending = {
+                row[0]
+                for row in conn.execute("SELECT item_id FROM sync_operations WHERE table_name = ?", (table,))
+            }
+            local = [row[0] for row in conn.execute(f"SELECT id FROM {self._rows_table(table)}")]
+            gone = [item_id for item_id in local if item_id not in keep_ids and item_id not in pending]
+            for item_id in gone:
+                self._remove(table, item_id)
+        return len(gone)
+
+    def _apply_server_item(self, table: str, item: Item) -> None:
+        if item.get("deleted"):
+            self._remove(table, item["id"])
+        else:
+            self._put(table, item)
+
+    # -- purge ---------------------------------------------------------------------------------
+
+    def purge(self, table: str, force: bool = False) -> int:
+        """Clear a table's local rows and delta tokens; returns the number of rows removed.
+
+        Refused while the table has queued operations, because they would be lost; ``force``
+        discards them as well.
+        """
+        self.ensure_table(table)
+        with self.transaction() as conn:
+            pending = self.pending_count(table)
+            if pending and not force:
+                raise PendingOperationsError(table, pending)
+            conn.execute("DELETE FROM sync_operations WHERE table_name = ?", (table,))
+            conn.execute("DELETE FROM sync_cursors WHERE table_name = ?", (table,))
+            return conn.execute(f"DELETE FROM {self._rows_table(table)}").rowcount
+
+
+def _operation(row: sqlite3.Row) -> PendingOperation:
+    return PendingOperation(
+        sequence=row["sequence"],
+        kind=row["kind"],
+        table=row["table_name"],
+        item_id=row["item_id"],
+        item=json.loads(row["item"]),
+        base_version=row["base_version"],
+        revision=row["revision"],
+    )
+
+
+def _system_fields(item: Item) -> Item:
+    return {k: v for k, v in item.items() if k in SYSTEM_FIELDS}

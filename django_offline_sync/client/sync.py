@@ -1,0 +1,449 @@
+"""Push, incremental pull and purge: the moves between the local store and the server.
+
+``Synchronizer`` pushes the operation queue in order (conflicts go to the handler), pulls a
+table page by page with the algorithm of the chosen generation (PROTOCOL.md §4.1 for v2,
+§4.3 for v3) storing the delta token with each page, and purges a table only when that
+loses no local change.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from .conflicts import CANCEL, CLIENT_WINS, MERGE, SERVER_WINS, Conflict, ConflictHandler, cancel
+from .errors import PushIncomplete, ServerError
+from .store import (
+    DELETE,
+    INSERT,
+    SYSTEM_FIELDS,
+    UPDATE,
+    Item,
+    LocalStore,
+    PendingOperation,
+    check_name,
+    format_timestamp,
+    parse_timestamp,
+)
+from .transport import HttpTransport, etag
+
+#: Called as ``progress(table, done, total)``; ``total`` is None when the server gave no count.
+Progress = Callable[[str, int, "int | None"], None]
+
+#: How often one operation may be re-sent after client-wins/merge before the push gives up.
+MAX_CONFLICT_ROUNDS = 3
+
+#: Test hook only: seconds to sleep after each pulled page and before committing each pushed
+#: operation, so a test can kill the process at a known point. Never set it in production.
+SLOW_ENV = "OFFLINE_SYNC_TEST_SLOW"
+
+
+@dataclass
+class ConflictRecord:
+    """A conflict met during a push and what the handler decided."""
+
+    conflict: Conflict
+    action: str
+
+
+@dataclass
+class PushResult:
+    """What one push did. ``ok`` is true when the queue (or the pushed part) is empty."""
+
+    pushed: int = 0
+    conflicts: list[ConflictRecord] = field(default_factory=list)
+    error: str | None = None
+    error_operation: PendingOperation | None = None
+    cancelled: bool = False
+    remaining: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.cancelled
+
+    def summary(self) -> str:
+        text = f"pushed {self.pushed} operation(s)"
+        if self.conflicts:
+            text += f", {len(self.conflicts)} conflict(s)"
+        if self.cancelled:
+            text += ", stopped at a conflict left to the user"
+        if self.error:
+            text += f", stopped: {self.error}"
+        return text + f", {self.remaining} pending"
+
+
+@dataclass
+class PullResult:
+    """What one pull of one table did."""
+
+    table: str
+    query_id: str | None
+    pages: int = 0
+    received: int = 0
+    upserted: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    token: str | None = None
+    pushed: PushResult | None = None
+
+    def summary(self) -> str:
+        return (
+            f"{self.table}: {self.received} row(s) received in {self.pages} page(s), {self.upserted} stored, "
+            f"{self.deleted} deleted, {self.skipped} kept for pending local changes"
+        )
+
+
+def body_for(item: Item) -> Item:
+    """The JSON sent for an insert or update: the item without the server-owned fields."""
+    return {k: v for k, v in item.items() if k not in SYSTEM_FIELDS}
+
+
+def same_content(sent: Item, server: Item) -> bool:
+    """Whether the server's item holds every user field we sent, with the same value.
+
+    This is how a re-sent write whose first response was lost is recognised: the server
+    then answers 409/412 with an item equal to what we sent.
+    """
+    for key, value in body_for(sent).items():
+        if key not in server:
+            return False
+        theirs = server[key]
+        if theirs == value:
+            continue
+        if isinstance(value, str) and isinstance(theirs, str):
+            try:
+                if parse_timestamp(value) == parse_timestamp(theirs):
+                    continue
+            except ValueError:
+                pass
+        return False
+    return True
+
+
+class Synchronizer:
+    """Push, pull and purge for one store and one server."""
+
+    def __init__(
+        self,
+        store: LocalStore,
+        transport: HttpTransport,
+        conflict_handler: ConflictHandler | dict[str, ConflictHandler] = cancel,
+        *,
+        page_size: int = 50,
+    ) -> None:
+        self.store = store
+        self.transport = transport
+        self.conflict_handler = conflict_handler
+        self.page_size = page_size
+        self.slow = float(os.environ.get(SLOW_ENV) or 0)
+
+    @property
+    def generation(self) -> str:
+        return self.transport.generation
+
+    def _handler_for(self, table: str) -> ConflictHandler:
+        if isinstance(self.conflict_handler, dict):
+            return self.conflict_handler.get(table, cancel)
+        return self.conflict_handler
+
+    def _pause(self) -> None:
+        if self.slow:
+            time.sleep(self.slow)
+
+    # -- push --------------------------------------------------------------------------------
+
+    def push(
+        self,
+        tables: Sequence[str] | None = None,
+        handler: ConflictHandler | None = None,
+        progress: Progress | None = None,
+    ) -> PushResult:
+        """Send the queued operations in queue order until the queue is empty or one fails.
+
+        A conflict goes to the handler; a failure that is not a conflict stops the push and
+        leaves that operation (and all later ones) queued.
+        """
+        result = PushResult()
+        queue = [op for op in self.store.operations() if tables is None or op.table in tables]
+        for index, queued in enumerate(queue):
+            op = self.store.operation(queued.sequence)
+            if op is None:  # resolved meanwhile
+                continue
+            if not self._push_one(op, result, handler):
+                break
+            if progress:
+                progress("push", index + 1, len(queue))
+        result.remaining = sum(self.store.pending_count(t) for t in tables) if tables else self.store.pending_count()
+        return result
+
+    def _send(self, op: PendingOperation) -> httpx.Response:
+        path = self.transport.table_path(op.table, None if op.kind == INSERT else op.item_id)
+        headers = {"If-Match": etag(op.base_version)} if op.base_version and op.kind != INSERT else None
+        if op.kind == INSERT:
+            return self.transport.request("POST", path, json=body_for(op.item))
+        if op.kind == UPDATE:
+            method = "PUT" if self.generation == "v3" else "PATCH"
+            return self.transport.request(method, path, json=body_for(op.item), headers=headers)
+        return self.transport.request("DELETE", path, headers=headers)
+
+    def fetch(self, table: str, item_id: str) -> Item | None:
+        """The server's copy of one item, tombstones included; None if it has none."""
+        name = "__includedeleted" if self.generation == "v3" else "__includeDeleted"
+        response = self.transport.request(
+            "GET", self.transport.table_path(table, item_id), params={name: "true"}
+        )
+        if response.status_code == 200:
+            return _json_item(response)
+        return None
+
+    def _push_one(self, op: PendingOperation, result: PushResult, handler: ConflictHandler | None) -> bool:
+        for _round in range(MAX_CONFLICT_ROUNDS + 1):
+            response = self._send(op)
+            self._pause()
+            status = response.status_code
+            if 200 <= status < 300:
+                server_item = _json_item(response)
+                if server_item is None and op.kind != DELETE:
+                    server_item = self.fetch(op.table, op.item_id)
+                self.store.complete(op, server_item)
+                result.pushed += 1
+                return True
+            if op.kind == DELETE and status in (404, 410):
+                self.store.complete(op, None)  # already gone: the delete has happened
+                result.pushed += 1
+                return True
+            is_conflict = status in (409, 412) or (op.kind == UPDATE and status in (404, 410))
+            if not is_conflict:
+                result.error = f"{op.kind} {op.table}/{op.item_id}: HTTP {status}: {_error_text(response)}"
+                result.error_operation = op
+                return False
+            server_item = _json_item(response)
+            if server_item is None or server_item.get("id") != op.item_id:
+                server_item = self.fetch(op.table, op.item_id)
+            # A write whose response was lost comes back as a conflict with our own content.
+            if server_item is not None and not server_item.get("deleted"):
+                if op.kind != DELETE and same_content(op.item, server_item):
+                    self.store.complete(op, server_item)
+                    result.pushed += 1
+                    return True
+            if op.kind == DELETE and (server_item is None or server_item.get("deleted")):
+                self.store.complete(op, None)
+                result.pushed += 1
+                return True
+            local = self.store.get(op.table, op.item_id) if op.kind != DELETE else None
+            conflict = Conflict(op, local or op.item, server_item, status)
+            resolution = (handler or self._handler_for(op.table))(conflict)
+            result.conflicts.append(ConflictRecord(conflict, resolution.action))
+            if resolution.action == CANCEL:
+                result.cancelled = True
+                return False
+            if resolution.action == SERVER_WINS:
+                self.store.accept_server(op, server_item)
+                return True
+            if resolution.action not in (CLIENT_WINS, MERGE):
+                raise ValueError(f"unknown conflict resolution {resolution.action!r}")
+            if server_item is None:
+                # Gone from the server for good: client wins means creating it again.
+                op = self.store.rebase(op, resolution.item, None)
+                op = self.store.requeue_as_insert(op) if op.kind == UPDATE else op
+                continue
+            if server_item.get("deleted"):
+                result.error = (
+                    f"{op.kind} {op.table}/{op.item_id}: the server deleted this item; "
+                    "resolve with server-wins or discard the operation"
+                )
+                result.error_operation = op
+                return False
+            op = self.store.rebase(op, resolution.item, server_item.get("version"))
+        result.error = f"{op.kind} {op.table}/{op.item_id}: still conflicting after {MAX_CONFLICT_ROUNDS} retries"
+        result.error_operation = op
+        return False
+
+    # -- pull --------------------------------------------------------------------------------
+
+    def pull(
+        self,
+        table: str,
+        *,
+        query_id: str | None = None,
+        filter: str | None = None,
+        full: bool = False,
+        handler: ConflictHandler | None = None,
+        progress: Progress | None = None,
+    ) -> PullResult:
+        """Bring the local copy of ``table`` up to date with the server.
+
+        Incremental by default: the delta token stored under ``query_id`` (derived from
+        ``filter`` when not given) is where the pull starts, and it advances with every page.
+        ``full`` ignores any token, stores none, and removes local rows the server no
+        longer has. Pending operations of the table are pushed first; if that push does not
+        empty the queue, ``PushIncomplete`` is raised and nothing is pulled.
+        """
+        check_name(table)
+        self.store.ensure_table(table)
+        pushed = None
+        if self.store.pending_count(table):
+            pushed = self.push(handler=handler)
+            if self.store.pending_count(table):
+                raise PushIncomplete(pushed)
+        qid = None if full else (query_id or default_query_id(filter))
+        result = PullResult(table, qid, pushed=pushed)
+        token = self.store.cursor(table, qid).token if qid is not None else None
+        seen: set[str] | None = set() if full and filter is None else None
+        if self.generation == "v3":
+            self._pull_v3(table, qid, filter, token, result, seen, progress)
+        else:
+            self._pull_v2(table, qid, filter, token, result, seen, progress)
+        if seen is not None:
+            result.deleted += self.store.remove_missing(table, seen)
+        return result
+
+    def _apply(self, table: str, qid: str | None, items: list[Item], result: PullResult, seen: set[str] | None) -> None:
+        outcome = self.store.apply_page(table, items, qid)
+        result.pages += 1
+        result.received += len(items)
+        result.upserted += outcome.upserted
+        result.deleted += outcome.deleted
+        result.skipped += outcome.skipped
+        result.token = outcome.token or result.token
+        if seen is not None:
+            seen.update(item["id"] for item in items if not item.get("deleted"))
+        self._pause()
+
+    def _pull_v3(
+        self,
+        table: str,
+        qid: str | None,
+        user_filter: str | None,
+        token: str | None,
+        result: PullResult,
+        seen: set[str] | None,
+        progress: Progress | None,
+    ) -> None:
+        path = self.transport.table_path(table)
+        clauses = [f"({user_filter})"] if user_filter else []
+        if token:  # PROTOCOL.md §4.3: strict gt, no filter on the first pull
+            clauses.append(f"(updatedAt gt cast({token},Edm.DateTimeOffset))")
+        params: dict[str, str] | None = {"$orderby": "updatedAt", "$count": "true", "__includedeleted": "true"}
+        if clauses:
+            params["$filter"] = " and ".join(clauses)  # type: ignore[index]
+        url: str | None = path
+        total: int | None = None
+        while url:
+            response = self.transport.request("GET", url, params=params)
+            _raise_for_status(response)
+            body = response.json()
+            items = list(body.get("items") or [])
+            if total is None and isinstance(body.get("count"), int):
+                total = body["count"]
+            if items:
+                self._apply(table, qid, items, result, seen)
+            if progress:
+                progress(table, result.received, total)
+            url = _next_url(path, body.get("nextLink")) if items else None
+            params = None  # the nextLink carries every parameter
+
+    def _pull_v2(
+        self,
+        table: str,
+        qid: str | None,
+        user_filter: str | None,
+        token: str | None,
+        result: PullResult,
+        seen: set[str] | None,
+        progress: Progress | None,
+    ) -> None:
+        # PROTOCOL.md §4.1 (the .NET client): `ge` the token; when a page moves the token
+        # forward the filter is rebuilt and $skip resets, otherwise $skip grows. Done on an
+        # empty page. `ge` re-reads the boundary row, which is harmless.
+        path = self.transport.table_path(table)
+        skip = 0
+        total: int | None = None
+        distinct: set[str] = set()  # `ge` re-reads boundary rows; progress counts each row once
+        while True:
+            clauses = [f"({user_filter})"] if user_filter else []
+            if token:
+                clauses.append(f"(updatedAt ge datetimeoffset'{token}')")
+            params = {
+                "$orderby": "updatedAt",
+                "$skip": str(skip),
+                "$top": str(self.page_size),
+                "__includeDeleted": "true",
+            }
+            if clauses:
+                params["$filter"] = " and ".join(clauses)
+            if total is None:
+                params["$inlinecount"] = "allpages"
+            response = self.transport.request("GET", path, params=params)
+            _raise_for_status(response)
+            body = response.json()
+            if isinstance(body, dict):
+                items = list(body.get("results") or [])
+                if total is None and isinstance(body.get("count"), int):
+                    total = body["count"]
+            else:
+                items = list(body)
+            if not items:
+                break
+            self._apply(table, qid, items, result, seen)
+            distinct.update(item["id"] for item in items)
+            newest = max((parse_timestamp(i["updatedAt"]) for i in items if i.get("updatedAt")), default=None)
+            if newest is not None and (token is None or newest > parse_timestamp(token)):
+                token = format_timestamp(newest)
+                skip = 0
+            else:
+                skip += len(items)
+            if progress:
+                progress(table, len(distinct) if total is None else min(len(distinct), total), total)
+
+    # -- purge -------------------------------------------------------------------------------
+
+    def purge(self, table: str, force: bool = False) -> int:
+        """Clear the local rows and delta tokens of ``table`` (see ``LocalStore.purge``)."""
+        return self.store.purge(table, force=force)
+
+
+def default_query_id(user_filter: str | None) -> str:
+    """The query id used when none is given: one per distinct filter, ``*`` for the whole table."""
+    return "*" if not user_filter else f"$filter={user_filter}"
+
+
+def _next_url(path: str, next_link: str | None) -> str | None:
+    """Where a v3 nextLink points: a bare query string (CTK), a path or an absolute URL (AMA)."""
+    if not next_link:
+        return None
+    if next_link.startswith(("http://", "https://", "/")):
+        return next_link
+    return f"{path}?{next_link.lstrip('?')}"
+
+
+def _json_item(response: httpx.Response) -> Item | None:
+    if not response.content:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) and "id" in body else None
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        body: Any = response.json()
+    except ValueError:
+        return response.text[:200] or response.reason_phrase
+    if isinstance(body, dict):
+        for key in ("error", "message", "detail", "title"):
+            if body.get(key):
+                return str(body[key])
+    return str(body)[:200]
+
+
+def _raise_for_status(response: httpx.Response) -> None:
+    if response.status_code >= 400:
+        raise ServerError(response.status_code, _error_text(response), response.content)

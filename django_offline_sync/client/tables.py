@@ -1,0 +1,256 @@
+"""The API a device app uses: ``SyncClient`` with offline ``SyncTable``\\ s and ``OnlineTable``\\ s.
+
+A ``SyncTable`` reads and writes the local store (every write queued for the next push); an
+``OnlineTable`` calls the server directly. ``SyncClient`` ties a store, a transport and a
+conflict handler together and offers push, pull and purge.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from .conflicts import ConflictHandler, cancel
+from .errors import ConflictError, ItemNotFound, ServerError
+from .store import Item, LocalStore, PendingOperation, check_name
+from .sync import Progress, PullResult, PushResult, Synchronizer, body_for
+from .transport import HttpTransport, etag
+
+
+class SyncClient:
+    """An offline-capable connection to one server.
+
+    ``store`` is a ``LocalStore`` or a path to its SQLite file. ``generation`` picks the
+    protocol (``"v3"``, the default, or ``"v2"``). ``transport`` is any httpx transport, for
+    example ``httpx.WSGITransport(app=...)`` in tests. ``conflict_handler`` is one handler, or
+    a dict of handlers by table name; the default, ``cancel``, stops the push at a conflict.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        store: LocalStore | str | os.PathLike[str] = ":memory:",
+        *,
+        generation: str = "v3",
+        transport: httpx.BaseTransport | None = None,
+        conflict_handler: ConflictHandler | dict[str, ConflictHandler] = cancel,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        page_size: int = 50,
+    ) -> None:
+        self.store = store if isinstance(store, LocalStore) else LocalStore(store)
+        self.http = HttpTransport(
+            url,
+            generation,
+            transport=transport,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            headers=headers,
+        )
+        self.synchronizer = Synchronizer(self.store, self.http, conflict_handler, page_size=page_size)
+
+    @property
+    def generation(self) -> str:
+        return self.http.generation
+
+    def close(self) -> None:
+        self.http.close()
+        self.store.close()
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def table(self, name: str) -> SyncTable:
+        """The offline table ``name`` (created in the local store on first use)."""
+        return SyncTable(self, name)
+
+    def online_table(self, name: str) -> OnlineTable:
+        """Direct server access to table ``name``, bypassing the local store."""
+        return OnlineTable(self.http, name)
+
+    def pending(self, table: str | None = None) -> list[PendingOperation]:
+        """The operation queue, in push order."""
+        return self.store.operations(table)
+
+    def push(
+        self,
+        tables: Sequence[str] | None = None,
+        *,
+        conflict_handler: ConflictHandler | None = None,
+        progress: Progress | None = None,
+    ) -> PushResult:
+        """Send the queued operations (all, or those of ``tables``) in queue order."""
+        return self.synchronizer.push(tables, conflict_handler, progress)
+
+    def pull(
+        self,
+        table: str,
+        *,
+        query_id: str | None = None,
+        filter: str | None = None,
+        full: bool = False,
+        conflict_handler: ConflictHandler | None = None,
+        progress: Progress | None = None,
+    ) -> PullResult:
+        """Pull ``table`` (see ``Synchronizer.pull``); pushes the queue first if the table has changes."""
+        return self.synchronizer.pull(
+            table, query_id=query_id, filter=filter, full=full, handler=conflict_handler, progress=progress
+        )
+
+    def purge(self, table: str, *, force: bool = False) -> int:
+        """Clear the local rows and delta tokens of ``table``; refused while it has pending changes."""
+        return self.synchronizer.purge(table, force=force)
+
+
+class SyncTable:
+    """One table of the local store: reads are local, writes are local and queued."""
+
+    def __init__(self, client: SyncClient, name: str) -> None:
+        self.client = client
+        self.name = check_name(name)
+        client.store.ensure_table(name)
+
+    def __repr__(self) -> str:
+        return f"<SyncTable {self.name}>"
+
+    def insert(self, item: Mapping[str, Any]) -> Item:
+        """Add an item (an id is generated if it has none) and queue its insert."""
+        return self.client.store.insert(self.name, item)
+
+    def update(self, item: Mapping[str, Any]) -> Item:
+        """Merge the given fields into the item with ``item["id"]`` and queue the update."""
+        return self.client.store.update(self.name, item)
+
+    def delete(self, item: Mapping[str, Any] | str) -> None:
+        """Delete the item (given as an item or an id) and queue the delete."""
+        self.client.store.delete(self.name, item if isinstance(item, str) else item["id"])
+
+    def get(self, item_id: str) -> Item:
+        """The local item with this id; ``ItemNotFound`` if there is none."""
+        item = self.client.store.get(self.name, item_id)
+        if item is None:
+            raise ItemNotFound(f"{self.name}/{item_id} is not in the local store")
+        return item
+
+    def query(
+        self,
+        where: Mapping[str, Any] | Callable[[Item], bool] | None = None,
+        *,
+        order_by: str | Sequence[str] | None = None,
+        skip: int = 0,
+        top: int | None = None,
+    ) -> list[Item]:
+        """Local items matching ``where`` (see ``LocalStore.query``)."""
+        return self.client.store.query(self.name, where, order_by, skip, top)
+
+    def count(self) -> int:
+        return self.client.store.count(self.name)
+
+    def pending(self) -> list[PendingOperation]:
+        return self.client.store.operations(self.name)
+
+    def pull(self, **kwargs: Any) -> PullResult:
+        return self.client.pull(self.name, **kwargs)
+
+    def purge(self, *, force: bool = False) -> int:
+        return self.client.purge(self.name, force=force)
+
+
+class OnlineTable:
+    """One server table, called directly. Writes raise ``ConflictError`` on 409/412."""
+
+    def __init__(self, http: HttpTransport, name: str) -> None:
+        self.http = http
+        self.name = check_name(name)
+
+    def __repr__(self) -> str:
+        return f"<OnlineTable {self.name}>"
+
+    @property
+    def _deleted_param(self) -> str:
+        return "__includedeleted" if self.http.generation == "v3" else "__includeDeleted"
+
+    def _result(self, response: httpx.Response) -> Any:
+        if response.status_code in (409, 412):
+            body = response.json() if response.content else None
+            raise ConflictError(response.status_code, body)
+        if response.status_code == 404:
+            raise ItemNotFound(f"{self.name}: {response.request.url.path} not found")
+        if response.status_code >= 400:
+            raise ServerError(response.status_code, response.text[:200], response.content)
+        return response.json() if response.content else None
+
+    def get(self, item_id: str, *, include_deleted: bool = False) -> Item:
+        params = {self._deleted_param: "true"} if include_deleted else None
+        return self._result(self.http.request("GET", self.http.table_path(self.name, item_id), params=params))
+
+    def insert(self, item: Mapping[str, Any]) -> Item:
+        return self._result(self.http.request("POST", self.http.table_path(self.name), json=body_for(dict(item))))
+
+    def update(self, item: Mapping[str, Any], *, force: bool = False) -> Item:
+        """Update the item; its ``version`` goes into If-Match unless ``force`` (overwrite)."""
+        headers = {"If-Match": etag(item["version"])} if item.get("version") and not force else None
+        method = "PUT" if self.http.generation == "v3" else "PATCH"
+        path = self.http.table_path(self.name, item["id"])
+        return self._result(self.http.request(method, path, json=body_for(dict(item)), headers=headers))
+
+    def delete(self, item: Mapping[str, Any] | str) -> None:
+        item_id = item if isinstance(item, str) else item["id"]
+        version = None if isinstance(item, str) else item.get("version")
+        headers = {"If-Match": etag(version)} if version else None
+        response = self.http.request("DELETE", self.http.table_path(self.name, item_id), headers=headers)
+        if response.status_code in (404, 410):
+            raise ItemNotFound(f"{self.name}/{item_id} does not exist or is already deleted")
+        self._result(response)
+
+    def query(
+        self,
+        filter: str | None = None,
+        *,
+        order_by: str | None = None,
+        skip: int | None = None,
+        top: int | None = None,
+        include_deleted: bool = False,
+    ) -> list[Item]:
+        """One page of server items (the server may cap its size); see ``iterate`` for all."""
+        params: dict[str, str] = {}
+        if filter:
+            params["$filter"] = filter
+        if order_by:
+            params["$orderby"] = order_by
+        if skip:
+            params["$skip"] = str(skip)
+        if top is not None:
+            params["$top"] = str(top)
+        if include_deleted:
+            params[self._deleted_param] = "true"
+        body = self._result(self.http.request("GET", self.http.table_path(self.name), params=params))
+        return _page_items(body)
+
+    def iterate(self, filter: str | None = None, *, order_by: str | None = None, page_size: int = 50) -> Iterator[Item]:
+        """Every matching server item, page by page ($skip paging, ordered by ``order_by`` then id)."""
+        order = f"{order_by},id" if order_by else "id"
+        skip = 0
+        while True:
+            page = self.query(filter, order_by=order, skip=skip, top=page_size)
+            yield from page
+            if not page:
+                return
+            skip += len(page)
+
+
+def _page_items(body: Any) -> list[Item]:
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict):
+        return list(body.get("items") or body.get("results") or [])
+    return []

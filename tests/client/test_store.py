@@ -1,0 +1,239 @@
+"""The local store: rows, queue collapsing, atomic writes, pulled pages and purge (no server)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from django_offline_sync.client.errors import (
+    InvalidTableName,
+    ItemNotFound,
+    OperationRefused,
+    PendingOperationsError,
+)
+from django_offline_sync.client.store import DELETE, INSERT, UPDATE, LocalStore
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = LocalStore(tmp_path / "device.db")
+    yield s
+    s.close()
+
+
+def server_row(item_id, text="t", version="AAAAAAAAAAE=", updated="2024-01-02T03:04:05.678Z", deleted=False):
+    return {"id": item_id, "text": text, "version": version, "updatedAt": updated, "deleted": deleted}
+
+
+def test_insert_generates_id_and_queues_insert(store):
+    item = store.insert("Task", {"text": "buy milk"})
+    assert len(item["id"]) == 32
+    assert store.get("Task", item["id"]) == item
+    [op] = store.operations()
+    assert (op.kind, op.table, op.item_id, op.base_version) == (INSERT, "Task", item["id"], None)
+    assert op.item == item
+
+
+def test_insert_strips_server_owned_fields(store):
+    item = store.insert("Task", {"id": "a", "text": "x", "version": "v", "updatedAt": "2024-01-01T00:00:00.000Z"})
+    assert item == {"id": "a", "text": "x"}
+
+
+def test_insert_then_update_collapses_to_insert_with_the_edit(store):
+    store.insert("Task", {"id": "a", "text": "draft"})
+    store.update("Task", {"id": "a", "text": "final"})
+    [op] = store.operations()
+    assert op.kind == INSERT
+    assert op.item["text"] == "final"
+    assert op.revision == 2
+
+
+def test_insert_then_delete_leaves_nothing(store):
+    store.insert("Task", {"id": "a"})
+    store.delete("Task", "a")
+    assert store.operations() == []
+    assert store.get("Task", "a") is None
+
+
+def test_update_then_update_keeps_one_update_and_first_base_version(store):
+    store.apply_page("Task", [server_row("a", version="v1")], "*")
+    store.update("Task", {"id": "a", "text": "one"})
+    store.update("Task", {"id": "a", "text": "two"})
+    [op] = store.operations()
+    assert (op.kind, op.base_version, op.item["text"]) == (UPDATE, "v1", "two")
+
+
+def test_update_then_delete_becomes_delete(store):
+    store.apply_page("Task", [server_row("a", version="v1")], "*")
+    store.update("Task", {"id": "a", "text": "one"})
+    store.delete("Task", "a")
+    [op] = store.operations()
+    assert (op.kind, op.base_version) == (DELETE, "v1")
+    assert store.get("Task", "a") is None
+
+
+@pytest.mark.parametrize("write", ["insert", "update", "delete"])
+def test_any_write_after_pending_delete_is_refused(store, write):
+    store.apply_page("Task", [server_row("a")], "*")
+    store.delete("Task", "a")
+    with pytest.raises(OperationRefused):
+        if write == "delete":
+            store.delete("Task", "a")
+        else:
+            getattr(store, write)("Task", {"id": "a", "text": "x"})
+    assert [op.kind for op in store.operations()] == [DELETE]
+
+
+def test_insert_of_existing_id_is_refused(store):
+    store.apply_page("Task", [server_row("a")], "*")
+    with pytest.raises(OperationRefused):
+        store.insert("Task", {"id": "a"})
+
+
+def test_update_and_delete_of_unknown_item_raise_not_found(store):
+    with pytest.raises(ItemNotFound):
+        store.update("Task", {"id": "nope"})
+    with pytest.raises(ItemNotFound):
+        store.delete("Task", "nope")
+
+
+def test_update_merges_fields_and_keeps_system_fields(store):
+    store.apply_page("Task", [server_row("a", text="old")], "*")
+    new = store.update("Task", {"id": "a", "complete": True, "version": "forged"})
+    assert new["text"] == "old" and new["complete"] is True and new["version"] == "AAAAAAAAAAE="
+
+
+def test_queue_keeps_first_sequence_when_collapsing(store):
+    task = store.insert("Task", {"text": "t"})
+    note = store.insert("Note", {"taskId": task["id"], "body": "n"})
+    store.update("Task", {"id": task["id"], "text": "edited"})
+    ops = store.operations()
+    assert [(op.table, op.kind) for op in ops] == [("Task", INSERT), ("Note", INSERT)]
+    assert ops[0].item["text"] == "edited" and ops[1].item_id == note["id"]
+
+
+def test_failed_write_rolls_back_row_and_queue_together(store, monkeypatch):
+    store.ensure_table("Task")
+    real = store._put
+
+    def put_then_fail(table, item):
+        real(table, item)
+        raise sqlite3.OperationalError("disk full")
+
+    monkeypatch.setattr(store, "_put", put_then_fail)
+    with pytest.raises(sqlite3.OperationalError):
+        store.insert("Task", {"id": "a"})
+    monkeypatch.undo()
+    assert store.get("Task", "a") is None
+    assert store.operations() == []
+
+
+def test_store_survives_reopen(tmp_path):
+    path = tmp_path / "d.db"
+    with LocalStore(path) as s:
+        s.insert("Task", {"id": "a", "text": "x"})
+    with LocalStore(path) as s:
+        assert s.get("Task", "a") == {"id": "a", "text": "x"}
+        assert [op.item_id for op in s.operations()] == ["a"]
+        assert s.tables() == ["Task"]
+
+
+def test_query_filters_orders_and_pages(store):
+    store.apply_page(
+        "Task",
+        [
+            {**server_row("a", text="c"), "priority": 1, "complete": False},
+            {**server_row("b", text="a"), "priority": 2, "complete": True},
+            {**server_row("c", text="b"), "priority": 2, "complete": False},
+        ],
+        "*",
+    )
+    assert [i["id"] for i in store.query("Task", {"complete": False})] == ["a", "c"]
+    assert [i["id"] for i in store.query("Task", order_by="text")] == ["b", "c", "a"]
+    assert [i["id"] for i in store.query("Task", order_by=["priority desc", "text"])] == ["b", "c", "a"]
+    assert [i["id"] for i in store.query("Task", order_by="text", skip=1, top=1)] == ["c"]
+    assert [i["id"] for i in store.query("Task", lambda i: i["priority"] > 1, top=1)] == ["b"]
+
+
+def test_query_rejects_unsafe_field_and_table_names(store):
+    with pytest.raises(InvalidTableName):
+        store.query("Task", order_by="text'); DROP TABLE x; --")
+    with pytest.raises(InvalidTableName):
+        store.ensure_table('Task"; DROP')
+
+
+def test_apply_page_stores_rows_removes_deleted_and_advances_token(store):
+    store.apply_page("Task", [server_row("a"), server_row("b")], "*")
+    outcome = store.apply_page(
+        "Task", [server_row("a", deleted=True, updated="2024-01-02T03:04:06.000Z")], "*"
+    )
+    assert (outcome.upserted, outcome.deleted) == (0, 1)
+    assert [i["id"] for i in store.query("Task")] == ["b"]
+    assert store.cursor("Task", "*").token == "2024-01-02T03:04:06.000Z"
+
+
+def test_apply_page_never_moves_token_backwards(store):
+    store.apply_page("Task", [server_row("a", updated="2024-05-01T00:00:00.000Z")], "*")
+    store.apply_page("Task", [server_row("b", updated="2024-01-01T00:00:00.000Z")], "*")
+    assert store.cursor("Task", "*").token == "2024-05-01T00:00:00.000Z"
+
+
+def test_apply_page_leaves_rows_with_pending_operations(store):
+    store.apply_page("Task", [server_row("a", text="server")], "*")
+    store.update("Task", {"id": "a", "text": "mine"})
+    outcome = store.apply_page("Task", [server_row("a", text="newer", version="v2")], "*")
+    assert outcome.skipped == 1
+    assert store.get("Task", "a")["text"] == "mine"
+
+
+def test_full_pull_page_stores_no_token(store):
+    store.apply_page("Task", [server_row("a")], None)
+    assert store.cursors() == []
+
+
+def test_complete_replaces_row_with_server_copy_and_drops_entry(store):
+    store.insert("Task", {"id": "a", "text": "x"})
+    [op] = store.operations()
+    store.complete(op, server_row("a", text="x", version="v9"))
+    assert store.operations() == []
+    assert store.get("Task", "a")["version"] == "v9"
+
+
+def test_complete_keeps_a_change_made_while_in_flight(store):
+    store.insert("Task", {"id": "a", "text": "x"})
+    [op] = store.operations()
+    store.update("Task", {"id": "a", "text": "edited during push"})
+    store.complete(op, server_row("a", text="x", version="v9"))
+    [left] = store.operations()
+    assert (left.kind, left.base_version) == (UPDATE, "v9")
+    assert store.get("Task", "a")["text"] == "edited during push"
+
+
+def test_accept_server_and_rebase(store):
+    store.apply_page("Task", [server_row("a", text="base", version="v1")], "*")
+    store.update("Task", {"id": "a", "text": "mine"})
+    [op] = store.operations()
+    rebased = store.rebase(op, {"id": "a", "text": "merged"}, "v5")
+    assert (rebased.kind, rebased.base_version, rebased.item["text"]) == (UPDATE, "v5", "merged")
+    store.accept_server(rebased, server_row("a", text="theirs", version="v6"))
+    assert store.operations() == [] and store.get("Task", "a")["text"] == "theirs"
+
+
+def test_purge_refuses_with_pending_operations_unless_forced(store):
+    store.apply_page("Task", [server_row("a")], "*")
+    store.insert("Task", {"id": "b"})
+    with pytest.raises(PendingOperationsError) as info:
+        store.purge("Task")
+    assert info.value.count == 1
+    assert store.count("Task") == 2
+    assert store.purge("Task", force=True) == 2
+    assert store.count("Task") == 0 and store.operations() == [] and store.cursors() == []
+
+
+def test_purge_clears_rows_and_cursors_of_that_table_only(store):
+    store.apply_page("Task", [server_row("a")], "*")
+    store.apply_page("Note", [server_row("n")], "*")
+    assert store.purge("Task") == 1
+    assert [c.table for c in store.cursors()] == ["Note"]
+    assert store.count("Note") == 1
