@@ -57,7 +57,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
                 id="offline_sync.E003",
             )
         )
-    if merged["DEFAULT_GENERATION"] not in GENERATIONS or (not unknown and merged["DEFAULT_GENERATION"] not in enabled):
+    default = merged["DEFAULT_GENERATION"]
+    if default is not None and (default not in GENERATIONS or (not unknown and default not in enabled)):
         errors.append(
             Error(
                 f"{SETTING_NAME}['DEFAULT_GENERATION'] must be one of the enabled generations {enabled}.",

@@ -25,7 +25,8 @@ SETTING_NAME = "OFFLINE_SYNC"
 GENERATIONS = ("v1", "v2", "v3")
 
 DEFAULTS: dict[str, Any] = {
-    # Generation used for a request that names none (no ZUMO-API-VERSION and no v1 marker).
+    # Generation used for a request that names none (no ZUMO-API-VERSION and no v1 marker);
+    # None answers such requests with the v2 servers' "No API version was specified" 400.
     "DEFAULT_GENERATION": "v3",
     # Generations the server answers; a request of another one gets 400.
     "ENABLED_GENERATIONS": ["v1", "v2", "v3"],
@@ -56,7 +57,7 @@ DEFAULTS: dict[str, Any] = {
 
 # Expected types, used by checks.py to report a mistyped key.
 TYPES: dict[str, type | tuple[type, ...]] = {
-    "DEFAULT_GENERATION": str,
+    "DEFAULT_GENERATION": (str, type(None)),
     "ENABLED_GENERATIONS": (list, tuple),
     "PAGE_SIZE": int,
     "MAX_PAGE_SIZE": int,
