@@ -1,0 +1,34 @@
+# Two commands for a fresh clone (only Python 3.11+ and make needed):
+#   make demo   set up a virtualenv, migrate SQLite, load demo data, print an admin login,
+#               and serve the example site on http://127.0.0.1:8000
+#   make test   install the test dependencies and run the whole test suite on SQLite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+
+.PHONY: demo test test-postgres venv install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test,example]"
+
+venv: install
+
+demo: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py load_demo_data
+	$(BIN)/python manage.py ensure_admin
+	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
+
+test: install
+	$(BIN)/python -m pytest
+
+test-postgres: install
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/offline_sync} $(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info db.sqlite3
