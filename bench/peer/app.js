@@ -23,23 +23,39 @@ var app = express(),
         data: { provider: 'sqlite', filename: filename, dynamicSchema: false }
     });
 
-mobileApp.tables.add('Task', {
-    softDelete: true,
-    dynamicSchema: false,
-    columns: { text: 'string', complete: 'boolean', priority: 'number', dueDate: 'date' },
-    // The same (updatedAt, id) index our tables carry, so neither side pays for a sort.
-    indexes: [['updatedAt', 'id']]
+function addTable(indexed) {
+    mobileApp.tables.add('Task', {
+        softDelete: true,
+        dynamicSchema: false,
+        columns: { text: 'string', complete: 'boolean', priority: 'number', dueDate: 'date' },
+        // The same (updatedAt, id) index our tables carry, so neither side pays for a sort.
+        // Only on a new file: the provider re-runs CREATE INDEX (without IF NOT EXISTS) on every start.
+        indexes: indexed ? undefined : [['updatedAt', 'id']]
+    });
+}
+
+var probe = new (require('sqlite3').Database)(filename);
+probe.get("SELECT 1 AS found FROM sqlite_master WHERE type = 'index' AND name = 'updatedAt,id'", function (err, row) {
+    probe.close(function () {
+        addTable(!err && row && row.found === 1);
+        start();
+    });
 });
 
-mobileApp.tables.initialize().then(function () {
-    app.use(mobileApp);
-    var server = app.listen(port, '127.0.0.1', function () {
-        console.log('peer listening on 127.0.0.1:' + port + ' db=' + filename);
+function start() {
+    mobileApp.tables.initialize().then(function () {
+        app.use(mobileApp);
+        var server = app.listen(port, '127.0.0.1', function () {
+            console.log('peer listening on 127.0.0.1:' + port + ' db=' + filename);
+        });
+        var stop = function () {
+            server.close(function () { process.exit(0); });
+            setTimeout(function () { process.exit(0); }, 2000);
+        };
+        process.on('SIGTERM', stop);
+        process.on('SIGINT', stop);
+    }).catch(function (error) {
+        console.error(error);
+        process.exit(1);
     });
-    function stop() { server.close(function () { process.exit(0); }); setTimeout(function () { process.exit(0); }, 2000); }
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-}).catch(function (error) {
-    console.error(error);
-    process.exit(1);
-});
+}

@@ -1,0 +1,36 @@
+"""Settings for the served benchmark site: the example project as it runs in production.
+
+DEBUG off (with DEBUG on, Django keeps every SQL query of a request in memory, which would
+be measured as a leak), no per-request logging, persistent connections, and on SQLite the
+IMMEDIATE transaction mode so two gunicorn workers that write queue on the lock instead of
+failing with "database is locked" when a read lock cannot be upgraded.
+"""
+
+import os
+
+os.environ.setdefault("DJANGO_DEBUG", "0")
+os.environ.setdefault("CONN_MAX_AGE", "600")
+
+from example_project.settings import *  # noqa: E402,F401,F403
+from example_project.settings import DATABASES, OFFLINE_SYNC  # noqa: E402
+
+DEBUG = False
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 30})
+
+OFFLINE_SYNC = {
+    **OFFLINE_SYNC,
+    # The v2 page is the client's $top (50 for the JS client, 1000 for the bulk loop): allow 1000.
+    "MAX_PAGE_SIZE": 1000,
+}
+if os.environ.get("BENCH_V3_PAGE_SIZE"):
+    OFFLINE_SYNC["V3_PAGE_SIZE"] = int(os.environ["BENCH_V3_PAGE_SIZE"])
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+}
