@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
+import httpx
+
 from .conflicts import HANDLERS
 from .errors import PendingOperationsError, PushIncomplete, ServerError, SyncClientError, TransportError
 from .tables import SyncClient
@@ -104,7 +106,13 @@ def _headers(values: Sequence[str]) -> dict[str, str]:
     return headers
 
 
-def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> int:
+    """Run the command line; returns the exit code. ``transport`` lets tests drive an in-process app."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     parser = build_parser()
@@ -126,6 +134,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
         headers=_headers(args.header),
         timeout=args.timeout,
         retries=args.retries,
+        transport=transport,
     )
     try:
         return _run(args, client, bar, say)
