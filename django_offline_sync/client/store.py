@@ -265,6 +265,12 @@ class LocalStore:
         ).fetchone()
         return _operation(row) if row else None
 
+    def _enqueue(self, kind: str, table: str, item_id: str, snapshot: str, base_version: str | None) -> None:
+        self._conn.execute(
+            "INSERT INTO sync_operations (kind, table_name, item_id, item, base_version) VALUES (?, ?, ?, ?, ?)",
+            (kind, table, item_id, snapshot, base_version),
+        )
+
     def insert(self, table: str, item: Mapping[str, Any]) -> Item:
         """Insert an item locally and queue its insert. Generates an id if there is none."""
         self.ensure_table(table)
@@ -277,10 +283,7 @@ class LocalStore:
             if pending is not None or self.get(table, new["id"]) is not None:
                 raise OperationRefused(f"{table}/{new['id']} already exists locally")
             self._put(table, new)
-            conn.execute(
-                "INSERT INTO sync_operations (kind, table_name, item_id, item, base_version) VALUES (?, ?, ?, ?, NULL)",
-                (INSERT, table, new["id"], json.dumps(new, sort_keys=True)),
-            )
+            self._enqueue(INSERT, table, new["id"], json.dumps(new, sort_keys=True), None)
         return new
 
     def update(self, table: str, item: Mapping[str, Any]) -> Item:
@@ -305,10 +308,7 @@ class LocalStore:
             self._put(table, new)
             snapshot = json.dumps(new, sort_keys=True)
             if pending is None:
-                conn.execute(
-                    "INSERT INTO sync_operations (kind, table_name, item_id, item, base_version) VALUES (?, ?, ?, ?, ?)",
-                    (UPDATE, table, item_id, snapshot, current.get("version")),
-                )
+                self._enqueue(UPDATE, table, item_id, snapshot, current.get("version"))
             else:  # insert+update → insert; update+update → update (base version kept)
                 conn.execute(
                     "UPDATE sync_operations SET item = ?, revision = revision + 1 WHERE sequence = ?",
@@ -333,10 +333,7 @@ class LocalStore:
             self._remove(table, item_id)
             snapshot = json.dumps(current, sort_keys=True)
             if pending is None:
-                conn.execute(
-                    "INSERT INTO sync_operations (kind, table_name, item_id, item, base_version) VALUES (?, ?, ?, ?, ?)",
-                    (DELETE, table, item_id, snapshot, current.get("version")),
-                )
+                self._enqueue(DELETE, table, item_id, snapshot, current.get("version"))
             elif pending.kind == INSERT:
                 conn.execute("DELETE FROM sync_operations WHERE sequence = ?", (pending.sequence,))
             else:
