@@ -1,0 +1,83 @@
+"""Page latency at 10k vs 1M rows on PostgreSQL: the cost of a page must not grow with the table.
+
+    .venv/bin/python bench/latency.py
+
+For each table size the served site answers pages at random positions in the table:
+* v2: the JS client's ``updatedAt ge <token>`` query, ``$top`` 50;
+* v3 first page: the CTK client's ``updatedAt gt cast(<token>)`` query (``$count=true``);
+* v3 next page: the server's nextLink from that answer (where the server controls paging).
+Reported: p50/p99 per size and the 1M / 10k ratio (target <= 1.3x). Then the query plans of
+the SQL the views run (bench/plans.py) on the large table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import subprocess
+import sys
+import time
+
+from common import BENCH, V2, V3, Http, Site, log, machine_note, next_url, pct, print_table, v2_url, v3_first_url
+from datagen import iso_ms, ms_to_dt, seed_pg, task_ms
+
+
+def sample(host, rows: int, samples: int, seed: int = 7) -> dict[str, list[float]]:
+    rng = random.Random(seed)
+    positions = [rng.randrange(0, rows - 2000) for _ in range(samples)]
+    out: dict[str, list[float]] = {"v2 page ($top 50)": [], "v3 first page": [], "v3 next page": []}
+    h2, h3 = Http(host, V2), Http(host, V3)
+    for warm in positions[:20]:  # warm both workers' imports and the index pages touched
+        h2.get_json(v2_url(iso_ms(ms_to_dt(task_ms(warm))), 50))
+    for i in positions:
+        token = iso_ms(ms_to_dt(task_ms(i)))
+        t = time.perf_counter()
+        h2.get_json(v2_url(token, 50))
+        out["v2 page ($top 50)"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        body, _ = h3.get_json(v3_first_url(token))
+        out["v3 first page"].append(time.perf_counter() - t)
+        if body.get("nextLink"):
+            url = next_url(body["nextLink"])
+            t = time.perf_counter()
+            h3.get_json(url)
+            out["v3 next page"].append(time.perf_counter() - t)
+    h2.close()
+    h3.close()
+    return out
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", type=int, default=10_000)
+    parser.add_argument("--large", type=int, default=1_000_000)
+    parser.add_argument("--samples", type=int, default=300, help="pages sampled per query and size")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--no-plans", action="store_true", help="skip the EXPLAIN part")
+    args = parser.parse_args(argv)
+
+    results = {}
+    for rows in (args.small, args.large):
+        log(f"seeding PostgreSQL with {rows} Task rows (1M takes about a minute the first time) ...")
+        url = seed_pg(rows, rows // 2, log=log)
+        with Site(url, workers=args.workers) as site:
+            log(f"sampling {args.samples} pages at {rows} rows ...")
+            results[rows] = sample(site.host, rows, args.samples)
+    table = []
+    for name in results[args.small]:
+        s, l = results[args.small][name], results[args.large][name]
+        s50, s99, l50, l99 = (pct(s, 50) * 1e3, pct(s, 99) * 1e3, pct(l, 50) * 1e3, pct(l, 99) * 1e3)
+        table.append([name, s50, s99, l50, l99, f"{l50 / s50:.2f}x", f"{l99 / s99:.2f}x"])
+    print_table(
+        f"Page latency, {args.small:,} vs {args.large:,} rows, PostgreSQL, gunicorn {args.workers} workers "
+        f"({machine_note()})",
+        ["page", f"p50 ms {args.small // 1000}k", f"p99 ms {args.small // 1000}k",
+         f"p50 ms {args.large // 1000}k", f"p99 ms {args.large // 1000}k", "p50 ratio", "p99 ratio"],
+        table,
+        note=f"{args.samples} pages at random positions per size. Target: large/small <= 1.3x.")
+    if not args.no_plans:
+        subprocess.run([sys.executable, str(BENCH / "plans.py"), "--rows", str(args.large)], check=False)
+
+
+if __name__ == "__main__":
+    main()

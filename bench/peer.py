@@ -1,0 +1,97 @@
+"""Against the reference server: our site and azure-mobile-apps 4.0.2, both on a SQLite file.
+
+    .venv/bin/python bench/peer.py --rows 100000
+
+Both servers get byte-identical rows (bench/datagen.py) in a fresh copy of their seeded
+SQLite file (WAL journal on both) and are driven by the same loops in the same run:
+* a clean v2 pull of every row with the JS client's query at $top 50 and at $top 1000;
+* inserts (POST) and conditional updates (PATCH + If-Match) from 8 concurrent clients.
+Reported: rows/s and ops/s for each, and ours / peer (target >= 2x for pulls and inserts).
+The peer is one Node process (its sqlite provider runs every statement on one connection);
+ours is gunicorn with --workers sync workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from common import WORK, Peer, Site, log, machine_note, pct, print_table, pull_v2
+from datagen import seed_peer, seed_sqlite, sqlite_path
+from push import run_phase
+
+
+def fresh_copy(src: Path, name: str) -> Path:
+    dst = WORK / name
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{dst}{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(src, dst)
+    return dst
+
+
+def drive(server, label: str, args, out: dict) -> None:
+    for top in (50, 1000):
+        log(f"{label}: v2 pull, $top={top} ...")
+        st = pull_v2(server.host, top)
+        if st.rows != args.rows:
+            log(f"  warning: {label} pulled {st.rows} rows, expected {args.rows}")
+        out[f"pull {top}"] = (st.rows_per_s, "rows/s", pct(st.latencies, 50), pct(st.latencies, 99), st.rows)
+    owned: list[list[tuple[str, str]]] = [[] for _ in range(args.clients)]
+    for kind in ("insert", "update"):
+        log(f"{label}: {kind}, {args.clients} clients, {args.seconds:g}s ...")
+        ph = run_phase(server.host, args.clients, args.seconds, kind, owned)
+        fails = ", ".join(f"{k}x{v}" for k, v in sorted(ph.statuses.items()))
+        out[f"{kind} x{args.clients}"] = (ph.ops, "ops/s", pct(ph.latencies, 50), pct(ph.latencies, 99),
+                                          fails or ph.ok)
+    out["rss"] = sum(server.rss().values()) / 1024
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000, help="rows in the table and pulled (default 100000)")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent push clients (default 8)")
+    parser.add_argument("--seconds", type=float, default=8.0, help="duration of each push phase (default 8)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    args = parser.parse_args(argv)
+
+    log(f"seeding the two SQLite files with {args.rows} Task rows ...")
+    seed_sqlite(args.rows, args.rows // 2, log=log)
+    seed_peer(args.rows, log=log)
+    ours: dict = {}
+    peer: dict = {}
+    site_db = fresh_copy(sqlite_path(args.rows, "site"), "run_site.sqlite3")
+    with Site(f"sqlite:///{site_db}", workers=args.workers) as site:
+        drive(site, "ours", args, ours)
+    peer_db = fresh_copy(sqlite_path(args.rows, "peer"), "run_peer.sqlite3")
+    with Peer(peer_db) as node:
+        drive(node, "peer", args, peer)
+
+    rows = []
+    for key in ours:
+        if key == "rss":
+            continue
+        o, p = ours[key], peer[key]
+        rows.append([key, o[1], o[0], p[0], f"{o[0] / p[0]:.2f}x" if p[0] else "n/a",
+                     f"{o[2] * 1e3:.1f} / {p[2] * 1e3:.1f}", f"{o[3] * 1e3:.1f} / {p[3] * 1e3:.1f}",
+                     f"{o[4]} / {p[4]}"])
+    rows.append(["server RSS after (MB)", "MB", ours["rss"], peer["rss"], f"{ours['rss'] / peer['rss']:.2f}x",
+                 "", "", ""])
+    print_table(
+        f"Ours vs azure-mobile-apps 4.0.2 (Node {node_version()}), both on SQLite, {args.rows:,} rows "
+        f"({machine_note()})",
+        ["measure", "unit", "ours", "peer", "ours/peer", "p50 ms ours/peer", "p99 ms ours/peer",
+         "rows or failures"],
+        rows,
+        note=f"Ours: gunicorn {args.workers} sync workers. Peer: one Node process. "
+             "Targets: pull (page 50 and 1000) and insert x8 each >= 2x the peer.")
+
+
+def node_version() -> str:
+    import subprocess
+
+    return subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""Pull throughput on PostgreSQL: a clean incremental pull of N rows, against the raw-SQL limit.
+
+    .venv/bin/python bench/pull.py --rows 100000
+
+In one run, on one seeded table served by gunicorn:
+* the bare HTTP loops issuing the exact client queries: v2 as the JS client ($top 50, and
+  $top 1000), v3 as the CTK client (no $top, follow nextLink, $count=true);
+* the Python client (``SyncClient.pull``) in v2 and v3, storing into its local SQLite file;
+* the limit: the same rows read by raw psycopg ``SELECT … WHERE updated_at >= %s ORDER BY
+  updated_at, id LIMIT n`` plus JSON encoding to the wire form, no HTTP, no Django.
+Reported: rows/s, page latency p50/p99, and each HTTP pull as a percentage of the limit at
+the same page size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import json
+import time
+
+import psycopg
+
+from common import WORK, Site, fmt, log, machine_note, pct, print_table, pull_v2, pull_v3, PullStats
+from datagen import seed_pg
+
+UTC = dt.timezone.utc
+RAW_SQL = ("SELECT id, created_at, updated_at, version, deleted, text, complete, priority, due_date "
+           "FROM tasks_task WHERE updated_at >= %s ORDER BY updated_at, id LIMIT %s")
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def raw_limit(database_url: str, rows: int, page: int) -> PullStats:
+    """Read ``rows`` distinct rows page by page with the ge-token query, and JSON-encode each page."""
+    st = PullStats()
+    seen: set[str] = set()
+    token = dt.datetime(1970, 1, 1, tzinfo=UTC)
+    with psycopg.connect(database_url) as conn:
+        t0 = time.perf_counter()
+        while len(seen) < rows:
+            t = time.perf_counter()
+            result = conn.execute(RAW_SQL, (token, page), prepare=True).fetchall()
+            body = json.dumps([
+                {"id": r[0], "createdAt": _iso(r[1]), "updatedAt": _iso(r[2]),
+                 "version": base64.b64encode(r[3].to_bytes(8, "big", signed=True)).decode("ascii"),
+                 "deleted": r[4], "text": r[5], "complete": r[6], "priority": r[7], "dueDate": _iso(r[8])}
+                for r in result]).encode()
+            st.latencies.append(time.perf_counter() - t)
+            st.requests += 1
+            st.bytes += len(body)
+            if not result:
+                break
+            seen.update(r[0] for r in result)
+            token = result[-1][2]
+        st.seconds = time.perf_counter() - t0
+    st.rows = len(seen)
+    return st
+
+
+def python_client_pull(host, generation: str, page: int) -> PullStats:
+    from django_offline_sync.client import SyncClient
+
+    store = WORK / f"client_{generation}.sqlite3"
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        (WORK / f"{store.name}{suffix}").unlink(missing_ok=True)
+    st = PullStats()
+    with SyncClient(f"http://{host[0]}:{host[1]}", store, generation=generation, page_size=page, timeout=300) as c:
+        t0 = time.perf_counter()
+        result = c.pull("Task")
+        st.seconds = time.perf_counter() - t0
+        st.rows = c.store.count("Task") + result.deleted
+        st.requests = result.pages
+    return st
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000, help="table size and rows pulled (default 100000)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    parser.add_argument("--skip-client", action="store_true", help="skip the Python client pulls")
+    args = parser.parse_args(argv)
+
+    log(f"seeding PostgreSQL with {args.rows} Task rows ...")
+    url = seed_pg(args.rows, args.rows // 2, log=log)
+    results: list[tuple[str, int | str, PullStats]] = []
+    limits: dict[int, PullStats] = {}
+    for page in (50, 1000):
+        log(f"raw SQL limit, page {page} ...")
+        limits[page] = raw_limit(url, args.rows, page)
+    with Site(url, workers=args.workers) as site:
+        for top in (50, 1000):
+            log(f"v2 loop, $top={top} ...")
+            results.append((f"HTTP loop v2 (JS client query)", top, pull_v2(site.host, top)))
+        log("v3 loop ...")
+        st = pull_v3(site.host)
+        v3_page = round(st.rows / max(1, st.requests - 1)) if st.requests > 1 else st.rows
+        results.append(("HTTP loop v3 (CTK client query)", v3_page, st))
+        if not args.skip_client:
+            for generation, page in (("v2", 50), ("v2", 1000), ("v3", 0)):
+                log(f"Python client {generation} pull ...")
+                st = python_client_pull(site.host, generation, page or 50)
+                results.append((f"Python client {generation}", page or v3_page, st))
+
+    rows = []
+    for page in (50, 1000):
+        lim = limits[page]
+        rows.append([f"limit: raw psycopg + json", page, lim.requests, lim.rows, lim.rows_per_s,
+                     pct(lim.latencies, 50) * 1e3, pct(lim.latencies, 99) * 1e3, "100 %"])
+    for name, page, st in results:
+        ref = limits.get(page) or limits[50 if page < 500 else 1000]
+        share = f"{100 * st.rows_per_s / ref.rows_per_s:.0f} %"
+        p50 = pct(st.latencies, 50) * 1e3 if st.latencies else None
+        p99 = pct(st.latencies, 99) * 1e3 if st.latencies else None
+        rows.append([name, page, st.requests, st.rows, st.rows_per_s, p50, p99, share])
+    print_table(
+        f"Pull of {args.rows:,} rows on PostgreSQL, gunicorn {args.workers} workers ({machine_note()})",
+        ["pull", "page", "requests", "rows", "rows/s", "p50 ms", "p99 ms", "of limit"],
+        rows,
+        note="'of limit' = rows/s as a share of the raw-SQL limit at the nearest page size, same run. "
+             "Target: protocol pull >= 40 % of the limit.")
+
+
+if __name__ == "__main__":
+    main()

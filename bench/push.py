@@ -1,0 +1,156 @@
+"""Push throughput on PostgreSQL: inserts and conditional updates per second with 1, 8 and 32 clients.
+
+    .venv/bin/python bench/push.py
+
+Each client is a thread with its own keep-alive connection, sending what a device's push
+sends (v2): ``POST /tables/Task`` with a new id, then ``PATCH /tables/Task/{id}`` with
+``If-Match`` set to the version it holds (a conditional update, 412 if stale; each client
+updates its own rows, so every update should succeed). Each phase runs for a fixed time on
+a fresh clone of the seeded table; reported: ops/s, latency p50/p99, failures, and the
+ratio to one client in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+import uuid
+
+import psycopg
+
+from common import TABLE, V2, Http, Site, log, machine_note, pct, print_table
+from datagen import PG_ADMIN, pg_name, pg_url, seed_pg
+
+
+def task_body(n: int, item_id: str) -> bytes:
+    return json.dumps({"id": item_id, "text": f"pushed task {n}", "complete": False, "priority": n % 5,
+                       "dueDate": "2024-06-01T12:00:00.000Z"}).encode()
+
+
+class Phase:
+    def __init__(self) -> None:
+        self.ok = 0
+        self.failed = 0
+        self.statuses: dict[int, int] = {}
+        self.latencies: list[float] = []
+        self.lock = threading.Lock()
+        self.seconds = 0.0
+
+    @property
+    def ops(self) -> float:
+        return self.ok / self.seconds if self.seconds else 0.0
+
+
+def run_phase(host, clients: int, seconds: float, kind: str, owned: list[list[tuple[str, str]]]) -> Phase:
+    """``kind`` is "insert" or "update"; ``owned[c]`` collects/holds client c's (id, version)."""
+    phase = Phase()
+    start = threading.Barrier(clients + 1)
+    stop_at = [0.0]
+
+    def worker(c: int) -> None:
+        http_ = Http(host, V2)
+        mine = owned[c]
+        lat, ok, failed, statuses = [], 0, 0, {}
+        n = 0
+        start.wait()
+        while time.perf_counter() < stop_at[0]:
+            if kind == "insert":
+                item_id = uuid.uuid4().hex
+                t = time.perf_counter()
+                status, resp, data = http_.request("POST", TABLE, task_body(n, item_id))
+                lat.append(time.perf_counter() - t)
+                if status == 201:
+                    mine.append((item_id, json.loads(data)["version"]))
+            else:
+                if not mine:
+                    break
+                idx = n % len(mine)
+                item_id, version = mine[idx]
+                body = json.dumps({"text": f"edited {n}", "complete": n % 2 == 0}).encode()
+                t = time.perf_counter()
+                status, resp, data = http_.request("PATCH", f"{TABLE}/{item_id}", body,
+                                                   headers={"If-Match": f'"{version}"'})
+                lat.append(time.perf_counter() - t)
+                if status == 200:
+                    mine[idx] = (item_id, json.loads(data)["version"])
+            good = status in (200, 201)
+            ok += good
+            failed += not good
+            if not good:
+                statuses[status] = statuses.get(status, 0) + 1
+            n += 1
+        http_.close()
+        with phase.lock:
+            phase.ok += ok
+            phase.failed += failed
+            phase.latencies.extend(lat)
+            for k, v in statuses.items():
+                phase.statuses[k] = phase.statuses.get(k, 0) + v
+
+    threads = [threading.Thread(target=worker, args=(c,), daemon=True) for c in range(clients)]
+    for t in threads:
+        t.start()
+    stop_at[0] = time.perf_counter() + seconds
+    t0 = time.perf_counter()
+    start.wait()
+    for t in threads:
+        t.join(seconds + 120)
+    phase.seconds = time.perf_counter() - t0
+    return phase
+
+
+def fresh_clone(template: str, name: str) -> str:
+    """A new database copied from the seeded one (CREATE DATABASE … TEMPLATE is a file copy)."""
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    return pg_url(name)
+
+
+def drop(name: str) -> None:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--seconds", type=float, default=8.0, help="duration of each phase (default 8)")
+    parser.add_argument("--rows", type=int, default=100_000, help="rows already in the table (default 100000)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (default 1: sync)")
+    args = parser.parse_args(argv)
+
+    log(f"seeding PostgreSQL with {args.rows} Task rows ...")
+    seed_pg(args.rows, args.rows // 2, log=log)
+    template = pg_name(args.rows)
+    rows = []
+    base: dict[str, float] = {}
+    for clients in args.clients:
+        name = "bench_push_run"
+        url = fresh_clone(template, name)
+        try:
+            with Site(url, workers=args.workers, threads=args.threads) as site:
+                owned: list[list[tuple[str, str]]] = [[] for _ in range(clients)]
+                for kind in ("insert", "update"):
+                    log(f"{clients} client(s): {kind} for {args.seconds:g}s ...")
+                    ph = run_phase(site.host, clients, args.seconds, kind, owned)
+                    base.setdefault(kind, ph.ops)
+                    fails = ", ".join(f"{k}x{v}" for k, v in sorted(ph.statuses.items())) or "0"
+                    rows.append([kind, clients, ph.ok, ph.ops, f"{ph.ops / base[kind]:.2f}x",
+                                 pct(ph.latencies, 50) * 1e3, pct(ph.latencies, 99) * 1e3, fails])
+        finally:
+            drop(name)
+    print_table(
+        f"Push on PostgreSQL ({args.rows:,} rows present), gunicorn {args.workers} workers"
+        f"{f' x {args.threads} threads' if args.threads > 1 else ''} ({machine_note()})",
+        ["operation", "clients", "ok", "ops/s", "vs 1 client", "p50 ms", "p99 ms", "failures"],
+        rows,
+        note="Conditional update = PATCH with If-Match of the client's last version. "
+             "Target: >= 1,000 ops/s with 8 clients. Clients run on the same 2 cores as the server.")
+
+
+if __name__ == "__main__":
+    main()
