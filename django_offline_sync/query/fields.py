@@ -1,0 +1,110 @@
+"""``FieldMap``: the queryable fields of one view, by wire name, with their OData types.
+
+The translator resolves every property of ``$filter``, ``$orderby`` and ``$select`` here:
+lookups ignore case (the v3 server resolves names case-insensitively) and accept the v1
+``__createdAt``/``__updatedAt``/``__version``/``__deleted`` spellings of the system fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ..naming import SYSTEM_WIRE_NAMES, V1_SYSTEM_WIRE_NAMES, wire_fields
+from .errors import ODataTypeError
+
+# Django internal type → OData type family used for checking and coercion.
+_INTERNAL_TYPES: dict[str, str] = {
+    "CharField": "string", "TextField": "string", "SlugField": "string", "EmailField": "string",
+    "URLField": "string", "FilePathField": "string", "GenericIPAddressField": "string",
+    "IntegerField": "int", "SmallIntegerField": "int", "BigIntegerField": "int",
+    "PositiveIntegerField": "int", "PositiveSmallIntegerField": "int", "PositiveBigIntegerField": "int",
+    "AutoField": "int", "SmallAutoField": "int", "BigAutoField": "int",
+    "DecimalField": "decimal", "FloatField": "float", "BooleanField": "bool",
+    "DateTimeField": "datetime", "DateField": "date", "TimeField": "time", "UUIDField": "guid",
+}
+_INT_BOUNDS = {
+    "SmallIntegerField": 2**15, "PositiveSmallIntegerField": 2**15, "SmallAutoField": 2**15,
+    "IntegerField": 2**31, "PositiveIntegerField": 2**31, "AutoField": 2**31,
+}
+INT64_BOUND = 2**63
+
+
+@dataclass(frozen=True, slots=True)
+class FieldInfo:
+    """One queryable column: its canonical wire name, model attname and OData type."""
+
+    wire_name: str
+    attname: str
+    type: str  # string int decimal float bool datetime date time guid version
+    nullable: bool
+    system: bool
+    bound: int | None = None  # largest magnitude of an int column
+    max_length: int | None = None
+
+
+class FieldMap:
+    """Wire name → ``FieldInfo`` for the fields a view lets clients query."""
+
+    def __init__(self, fields: Iterable[FieldInfo]) -> None:
+        self._fields: dict[str, FieldInfo] = {}
+        self._canonical: dict[str, FieldInfo] = {}
+        for info in fields:
+            self._canonical[info.wire_name] = info
+            self._fields[info.wire_name.lower()] = info
+        for model_name, v1_name in V1_SYSTEM_WIRE_NAMES.items():
+            info = self._canonical.get(SYSTEM_WIRE_NAMES[model_name])
+            if info is not None:
+                self._fields.setdefault(v1_name.lower(), info)
+
+    @classmethod
+    def for_model(cls, model: Any, fields: Iterable[str] | None = None) -> FieldMap:
+        """The map for ``model``; ``fields`` whitelists model field names (system fields always)."""
+        names = wire_fields(model, tuple(fields) if fields is not None else None)
+        by_attname = {field.attname: field for field in model._meta.concrete_fields}
+        infos = []
+        for wire_name, attname in names.items():
+            field = by_attname[attname]
+            target = field.target_field if field.is_relation else field
+            internal = target.get_internal_type()
+            if field.name == "version" and wire_name == "version":
+                kind = "version"
+            else:
+                kind = _INTERNAL_TYPES.get(internal, "")
+            if not kind:
+                continue  # JSON, binary and other columns cannot be queried
+            infos.append(
+                FieldInfo(
+                    wire_name=wire_name,
+                    attname=attname,
+                    type=kind,
+                    nullable=bool(field.null),
+                    system=field.name in SYSTEM_WIRE_NAMES,
+                    bound=_INT_BOUNDS.get(internal, INT64_BOUND) if kind == "int" else None,
+                    max_length=getattr(target, "max_length", None) if kind == "string" else None,
+                )
+            )
+        return cls(infos)
+
+    def get(self, name: str) -> FieldInfo | None:
+        return self._fields.get(name.lower())
+
+    def resolve(self, name: str, position: int | None = None) -> FieldInfo:
+        """The field called ``name`` (any case, v1 spelling allowed); ``ODataTypeError`` if none."""
+        info = self.get(name)
+        if info is None:
+            raise ODataTypeError(
+                f"Unknown or non-queryable property {name!r}", position,
+                "one of " + ", ".join(sorted(self._canonical)),
+            )
+        return info
+
+    def __iter__(self) -> Iterator[FieldInfo]:
+        return iter(self._canonical.values())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._fields
+
+    def __repr__(self) -> str:
+        return f"FieldMap({', '.join(self._canonical)})"

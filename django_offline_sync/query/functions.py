@@ -1,0 +1,100 @@
+"""Database expressions that make OData string semantics identical on every backend.
+
+SQLite compares text by code point, PostgreSQL and MariaDB by their collation; SQLite's
+``LOWER`` folds ASCII only, PostgreSQL's folds per locale. These wrappers pin both down:
+code-point comparison and ordering, and ASCII-only case folding, everywhere.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+
+from django.db.models import BigIntegerField, CharField, Func
+
+_UPPER, _LOWER = string.ascii_uppercase, string.ascii_lowercase
+
+
+class CodePointOrder(Func):
+    """Its argument, collated so that ``<``/``>``/``ORDER BY`` follow code points."""
+
+    template = "%(expressions)s"
+    output_field = CharField()
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(compiler, connection, template='(%(expressions)s) COLLATE "C"', **extra)
+
+    def as_mysql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(compiler, connection, template="(%(expressions)s) COLLATE utf8mb4_bin", **extra)
+
+
+class CodePointEqual(Func):
+    """Its argument, collated so that ``=`` is exact (only MariaDB/MySQL need telling)."""
+
+    template = "%(expressions)s"
+    output_field = CharField()
+
+    def as_mysql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(compiler, connection, template="(%(expressions)s) COLLATE utf8mb4_bin", **extra)
+
+
+class _AsciiCase(Func):
+    """Shared by ``AsciiLower``/``AsciiUpper``: fold ``source`` letters to ``target`` ones."""
+
+    arity = 1
+    output_field = CharField()
+    sqlite_function = ""
+    source = target = ""
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        # SQLite's built-in LOWER/UPPER fold ASCII letters only, which is the rule here.
+        return self.as_sql(compiler, connection, function=self.sqlite_function, **extra)
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        template = f"TRANSLATE(%(expressions)s, '{self.source}', '{self.target}')"
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+    def as_mysql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        template = "%(expressions)s"
+        for old, new in zip(self.source, self.target):
+            template = f"REPLACE({template}, '{old}', '{new}')"
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        extra.setdefault("function", self.sqlite_function)
+        return super().as_sql(compiler, connection, **extra)
+
+
+class AsciiLower(_AsciiCase):
+    """``tolower``: A-Z become a-z, every other character stays."""
+
+    sqlite_function = "LOWER"
+    source, target = _UPPER, _LOWER
+
+
+class AsciiUpper(_AsciiCase):
+    """``toupper``: a-z become A-Z, every other character stays."""
+
+    sqlite_function = "UPPER"
+    source, target = _LOWER, _UPPER
+
+
+class IntDivide(Func):
+    """Integer division truncating toward zero (C# and SQL semantics; ``DIV`` on MySQL)."""
+
+    arity = 2
+    arg_joiner = " / "
+    template = "(%(expressions)s)"
+    output_field = BigIntegerField()
+
+    def as_mysql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(compiler, connection, arg_joiner=" DIV ", **extra)
+
+
+class IntModulo(Func):
+    """Integer remainder with the sign of the dividend (C# ``%``, SQL ``%``)."""
+
+    arity = 2
+    arg_joiner = " %% "
+    template = "(%(expressions)s)"
+    output_field = BigIntegerField()

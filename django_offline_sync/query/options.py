@@ -1,0 +1,208 @@
+"""Reads all the OData query options of one request into an ``ODataQuery``.
+
+This is where the pure parser meets HTTP: every ``ODataSyntaxError`` becomes an
+``ODataError`` (400) naming the option, the position and what was expected. Page-size
+policy per client generation (PROTOCOL.md §3.3) lives in ``resolve_page_size``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from django.db.models import OrderBy, Q
+
+from ..exceptions import ODataError
+from ..settings import GENERATIONS, sync_settings
+from .errors import ODataSyntaxError
+from .fields import FieldMap
+from .nodes import Node, OrderTerm
+from .parser import parse_filter, parse_orderby, parse_select
+from .translator import translate_filter, translate_orderby
+
+T = TypeVar("T")
+_INTEGER = re.compile(r"\s*\+?\d+\s*")
+_MAX_SKIP = 2**53
+_TRUE_VALUES, _FALSE_VALUES = ("true", "1"), ("false", "0", "")
+
+
+@dataclass(frozen=True, eq=False)
+class ODataQuery:
+    """Everything a list request asked for, parsed, validated and translated."""
+
+    filter: Q | None
+    order_by: list[str | OrderBy]
+    order_terms: tuple[OrderTerm, ...]
+    skip: int
+    top: int | None
+    select: tuple[str, ...] | None
+    count: bool
+    include_deleted: bool
+    filter_node: Node | None = None
+
+
+def _option(option: str, func: Callable[[], T]) -> T:
+    try:
+        return func()
+    except ODataSyntaxError as exc:
+        raise ODataError(exc.message, option=option, position=exc.position, expected=exc.expected) from exc
+
+
+def _get(params: Mapping[str, str], name: str) -> tuple[str, str] | None:
+    """The first parameter called ``name``, ignoring case, as (sent name, value)."""
+    if name in params:
+        return name, params[name]
+    lowered = name.lower()
+    for key in params:
+        if key.lower() == lowered:
+            return key, params[key]
+    return None
+
+
+def parse_int_option(option: str, value: str, *, maximum: int = _MAX_SKIP) -> int:
+    """A non-negative integer option value (``$skip``, ``$top``), else ``ODataError``."""
+    if not _INTEGER.fullmatch(value):
+        stripped = value.lstrip()
+        raise ODataError(
+            "Expected a non-negative integer", option=option,
+            position=len(value) - len(stripped), expected="a non-negative integer",
+        )
+    number = int(value)
+    if number > maximum:
+        raise ODataError(f"The value must be at most {maximum}", option=option, position=0, expected=f"at most {maximum}")
+    return number
+
+
+def parse_bool_option(option: str, value: str) -> bool:
+    """``true``/``false`` (any case), ``1``/``0``; an empty value is false; anything else is 400."""
+    lowered = value.strip().lower()
+    if lowered in _TRUE_VALUES:
+        return True
+    if lowered in _FALSE_VALUES:
+        return False
+    raise ODataError("Expected true or false", option=option, position=0, expected="true or false")
+
+
+def resolve_page_size(top: int | None, generation: str) -> int:
+    """How many rows to return for ``$top`` (``None`` when absent), per PROTOCOL.md §3.3.
+
+    v1: ``$top`` itself, ``PAGE_SIZE`` when absent (v1 has no next link, so a smaller page
+    would look like the end of the data). v2: ``min($top, PAGE_SIZE)``. v3:
+    ``min($top, V3_PAGE_SIZE)``. A ``$top`` above ``MAX_PAGE_SIZE`` (v1/v2) or ``V3_MAX_TOP``
+    (v3), or below 0, is a 400.
+    """
+    _check_generation(generation)
+    if generation == "v3":
+        page, maximum = sync_settings.V3_PAGE_SIZE, sync_settings.V3_MAX_TOP
+    else:
+        page, maximum = sync_settings.PAGE_SIZE, sync_settings.MAX_PAGE_SIZE
+    if top is None:
+        return page
+    if top < 0:
+        raise ODataError("$top must not be negative", option="$top", position=0, expected="a non-negative integer")
+    if top > maximum:
+        raise ODataError(
+            f"You cannot request more than {maximum} records", option="$top", position=0,
+            expected=f"at most {maximum}",
+        )
+    return top if generation == "v1" else min(top, page)
+
+
+def _check_generation(generation: str) -> None:
+    if generation not in GENERATIONS:
+        raise ValueError(f"generation must be one of {', '.join(GENERATIONS)}, not {generation!r}")
+
+
+def parse_query(params: Mapping[str, Any], field_map: FieldMap, *, generation: str) -> ODataQuery:
+    """Parse ``$filter $orderby $skip $top $select $inlinecount $count __includeDeleted``.
+
+    Option names are matched exactly except ``__includeDeleted``, whose name ignores case
+    (the .NET and v3 servers do). Other parameters are left to the caller. ``$top`` is
+    returned as sent; ``resolve_page_size`` applies the limits.
+    """
+    _check_generation(generation)
+    filter_q: Q | None = None
+    filter_node: Node | None = None
+    raw_filter = params.get("$filter")
+    if raw_filter is not None and raw_filter.strip():
+        filter_node = _option("$filter", lambda: parse_filter(
+            raw_filter,
+            max_length=sync_settings.MAX_FILTER_LENGTH,
+            max_depth=sync_settings.MAX_FILTER_DEPTH,
+            max_nodes=sync_settings.MAX_FILTER_NODES,
+        ))
+        node = filter_node
+        filter_q = _option("$filter", lambda: translate_filter(node, field_map))
+
+    terms: tuple[OrderTerm, ...] = ()
+    raw_orderby = params.get("$orderby")
+    if raw_orderby is not None and raw_orderby.strip():
+        terms = _option("$orderby", lambda: parse_orderby(
+            raw_orderby,
+            max_length=sync_settings.MAX_FILTER_LENGTH,
+            max_depth=sync_settings.MAX_FILTER_DEPTH,
+            max_nodes=sync_settings.MAX_FILTER_NODES,
+        ))
+    order_by = _option("$orderby", lambda: translate_orderby(terms, field_map))
+
+    skip = 0
+    if params.get("$skip") is not None:
+        skip = parse_int_option("$skip", params["$skip"])
+    top = None
+    if params.get("$top") is not None:
+        top = parse_int_option("$top", params["$top"], maximum=2**63 - 1)
+
+    select = None
+    raw_select = params.get("$select")
+    if raw_select is not None and raw_select.strip():
+        names = _option("$select", lambda: parse_select(raw_select))
+        select = _option("$select", lambda: _resolve_select(raw_select, names, field_map))
+
+    return ODataQuery(
+        filter=filter_q,
+        order_by=order_by,
+        order_terms=terms,
+        skip=skip,
+        top=top,
+        select=select,
+        count=_count(params),
+        include_deleted=_include_deleted(params),
+        filter_node=filter_node,
+    )
+
+
+def _resolve_select(raw: str, names: tuple[str, ...], field_map: FieldMap) -> tuple[str, ...] | None:
+    if "*" in names:
+        return None
+    result: list[str] = []
+    for name in names:
+        info = field_map.resolve(name, raw.find(name))
+        if info.wire_name not in result:
+            result.append(info.wire_name)
+    return tuple(result)
+
+
+def _count(params: Mapping[str, Any]) -> bool:
+    count = False
+    inline = params.get("$inlinecount")
+    if inline is not None:
+        value = inline.strip().lower()
+        if value not in ("allpages", "none"):
+            raise ODataError(
+                "$inlinecount must be allpages or none", option="$inlinecount", position=0,
+                expected="allpages or none",
+            )
+        count = value == "allpages"
+    if params.get("$count") is not None:
+        count = parse_bool_option("$count", params["$count"]) or count
+    return count
+
+
+def _include_deleted(params: Mapping[str, Any]) -> bool:
+    found = _get(params, "__includeDeleted")
+    if found is None:
+        return False
+    name, value = found
+    return parse_bool_option(name, value)

@@ -1,0 +1,446 @@
+"""Turns a syntax tree into ``Q`` objects and ``order_by`` terms, checked against a ``FieldMap``.
+
+Null semantics are C#'s, as the .NET and Datasync servers evaluate filters through Entity
+Framework: every predicate is true or false, never unknown. ``null eq null`` is true,
+``f ne 'x'`` is true where ``f`` is null, ``gt``/``ge``/``lt``/``le`` with a null side are
+false, and ``not p`` is exactly the rows where ``p`` is false. String predicates
+(``contains``, ``startswith``…) are false on a null argument; value functions return null on
+null input, except ``concat``, which reads null as ''. Each comparison adds the ``IS [NOT]
+NULL`` terms that make this hold in SQL's three-valued logic.
+
+Strings compare by code point and ``tolower``/``toupper`` fold ASCII letters only, on every
+backend (see ``functions``). Integer arithmetic is 64-bit with a static overflow check;
+arithmetic on decimal or float operands is done in double precision; division or modulo by
+zero gives null. No SQL is built from strings: everything is Django expressions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from django.db.models import (
+    BigIntegerField,
+    BooleanField,
+    Case,
+    CharField,
+    DateField,
+    DateTimeField,
+    DecimalField,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    IntegerField,
+    OrderBy,
+    Q,
+    TimeField,
+    UUIDField,
+    Value,
+    When,
+)
+from django.db.models.expressions import CombinedExpression, Expression
+from django.db.models.functions import (
+    Cast,
+    Ceil,
+    Concat,
+    ExtractDay,
+    ExtractHour,
+    ExtractMinute,
+    ExtractMonth,
+    ExtractSecond,
+    ExtractYear,
+    Floor,
+    Left,
+    Length,
+    NullIf,
+    Replace,
+    Right,
+    StrIndex,
+    Substr,
+    Trim,
+)
+from django.db.models.lookups import (
+    Exact,
+    GreaterThan,
+    GreaterThanOrEqual,
+    In as InLookup,
+    IsNull,
+    LessThan,
+    LessThanOrEqual,
+)
+
+from .coercion import NUMERIC, TYPE_NAMES, coerce_literal
+from .errors import ODataTypeError
+from .fields import INT64_BOUND, FieldMap
+from .functions import AsciiLower, AsciiUpper, CodePointEqual, CodePointOrder, IntDivide, IntModulo
+from .nodes import ARITHMETIC_OPS, COMPARISON_OPS, BinaryOp, BoolOp, Call, In, Literal, Node, Not, OrderTerm, Property
+
+UTC = dt.timezone.utc
+# Constant conditions as real SQL (``1 = 0``), not Django's empty-``IN`` shortcut, whose
+# EmptyResultSet would escape from a predicate compared as a value.
+FALSE = Q(Exact(Value(1), Value(0)))
+TRUE = Q(Exact(Value(1), Value(1)))
+PREDICATE_FUNCTIONS = ("contains", "substringof", "startswith", "endswith")
+_LOOKUPS = {
+    "eq": Exact, "gt": GreaterThan, "ge": GreaterThanOrEqual, "lt": LessThan, "le": LessThanOrEqual,
+}
+_OUTPUT_FIELDS: dict[str, Any] = {
+    "string": CharField, "int": BigIntegerField, "decimal": DecimalField, "float": FloatField,
+    "bool": BooleanField, "datetime": DateTimeField, "date": DateField, "time": TimeField,
+    "guid": UUIDField, "version": BigIntegerField,
+}
+_EXTRACTS = {
+    "year": (ExtractYear, ("datetime", "date"), 10_000),
+    "month": (ExtractMonth, ("datetime", "date"), 13),
+    "day": (ExtractDay, ("datetime", "date"), 32),
+    "hour": (ExtractHour, ("datetime", "time"), 24),
+    "minute": (ExtractMinute, ("datetime", "time"), 60),
+    "second": (ExtractSecond, ("datetime", "time"), 61),
+}
+
+
+@dataclass(frozen=True)
+class Operand:
+    """A translated value: a Django expression (``None`` while it is a bare literal) and its type."""
+
+    expression: Any
+    type: str
+    nullable: bool
+    bound: int | None = None  # largest magnitude, for int-typed operands
+    literal: Literal | None = None
+
+
+def output_field(kind: str) -> Any:
+    return _OUTPUT_FIELDS[kind]()
+
+
+class Translator:
+    """Translates the nodes of one tree against one ``FieldMap``."""
+
+    def __init__(self, field_map: FieldMap) -> None:
+        self.field_map = field_map
+
+    # -- predicates ----------------------------------------------------------------------
+
+    def predicate(self, node: Node) -> Q:
+        """A ``Q`` that is true or false (never null) for every row."""
+        if isinstance(node, BoolOp):
+            parts = [self.predicate(operand) for operand in node.operands]
+            result = parts[0]
+            for part in parts[1:]:
+                result = (result & part) if node.op == "and" else (result | part)
+            return result
+        if isinstance(node, Not):
+            return ~self.predicate(node.operand)
+        if isinstance(node, BinaryOp) and node.op in COMPARISON_OPS:
+            return self.compare(node)
+        if isinstance(node, In):
+            return self.in_list(node)
+        if isinstance(node, Call) and node.name in PREDICATE_FUNCTIONS:
+            return self.string_predicate(node)
+        operand = self.operand(node)
+        if operand.type != "bool":
+            raise ODataTypeError("Expected a boolean expression", node.position, "a condition such as a comparison")
+        if operand.literal is not None:
+            return TRUE if operand.literal.value else FALSE
+        return self._not_null(Q(Exact(operand.expression, Value(True))), operand)
+
+    def compare(self, node: BinaryOp) -> Q:
+        left, right = self.operand(node.left), self.operand(node.right)
+        for this, other in ((left, right), (right, left)):
+            if this.type == "null":
+                if other.type == "null":
+                    return TRUE if node.op == "eq" else FALSE
+                other = self.materialize(other, other.type)
+                if node.op not in ("eq", "ne"):
+                    return FALSE
+                is_null = Q(IsNull(other.expression, True)) if other.nullable else FALSE
+                return is_null if node.op == "eq" else ~is_null
+        left, right = self.unify(left, right, node)
+        if node.op not in ("eq", "ne") and left.type == "bool":
+            raise ODataTypeError(f"'{node.op}' cannot compare booleans", node.position, "eq or ne")
+        lhs, rhs = left.expression, right.expression
+        if left.type == "string":
+            lhs = CodePointEqual(lhs) if node.op in ("eq", "ne") else CodePointOrder(lhs)
+        lookup = _LOOKUPS["eq" if node.op == "ne" else node.op]
+        result = self._not_null(self._not_null(Q(lookup(lhs, rhs)), left), right)
+        if node.op in ("eq", "ne") and left.nullable and right.nullable:
+            result |= Q(IsNull(left.expression, True)) & Q(IsNull(right.expression, True))
+        return ~result if node.op == "ne" else result
+
+    def in_list(self, node: In) -> Q:
+        operand = self.operand(node.operand)
+        if operand.type in ("null", "bool") and operand.literal is not None:
+            raise ODataTypeError("'in' needs a property or expression on its left", node.position, "a property")
+        if operand.literal is not None:
+            operand = self.materialize(operand, operand.type)
+        values = []
+        has_null = False
+        for item in node.items:
+            value, _kind = coerce_literal(item, operand.type)
+            if value is None:
+                has_null = True
+            elif value not in values:
+                values.append(value)
+        result = FALSE
+        if values:
+            lhs = CodePointEqual(operand.expression) if operand.type == "string" else operand.expression
+            result = self._not_null(Q(InLookup(lhs, values)), operand)
+        if has_null and operand.nullable:
+            result |= Q(IsNull(operand.expression, True))
+        return result
+
+    def string_predicate(self, node: Call) -> Q:
+        args = [self.string_arg(node, arg) for arg in node.args]
+        if node.name == "substringof":
+            args.reverse()
+        text, part = args
+        if node.name in ("contains", "substringof"):
+            found = Q(GreaterThan(StrIndex(CodePointEqual(text.expression), CodePointEqual(part.expression)), 0))
+        elif node.name == "startswith":
+            found = Q(Exact(CodePointEqual(Left(text.expression, Length(part.expression))), part.expression))
+        else:
+            found = Q(Exact(CodePointEqual(Right(text.expression, Length(part.expression))), part.expression))
+        return self._not_null(self._not_null(found, text), part)
+
+    def _not_null(self, q: Q, operand: Operand) -> Q:
+        if operand.nullable:
+            return q & Q(IsNull(operand.expression, False))
+        return q
+
+    # -- values --------------------------------------------------------------------------
+
+    def operand(self, node: Node) -> Operand:
+        if isinstance(node, Literal):
+            kind = "null" if node.kind == "null" else node.kind
+            bound = abs(node.value) if node.kind == "int" and isinstance(node.value, int) else None
+            return Operand(None, kind, node.kind == "null", bound, node)
+        if isinstance(node, Property):
+            info = self.field_map.resolve(node.name, node.position)
+            return Operand(F(info.attname), info.type, info.nullable, info.bound)
+        if isinstance(node, BinaryOp) and node.op in ARITHMETIC_OPS:
+            return self.arithmetic(node)
+        if isinstance(node, Call) and node.name not in PREDICATE_FUNCTIONS:
+            return self.call(node)
+        # A predicate used as a value (``contains(a,'x') eq true``): never null.
+        return Operand(ExpressionWrapper(self.predicate(node), output_field=BooleanField()), "bool", False)
+
+    def materialize(self, operand: Operand, kind: str) -> Operand:
+        """``operand`` as a database expression of type ``kind`` (binding a literal)."""
+        if operand.literal is None:
+            return operand
+        value, bind = coerce_literal(operand.literal, kind)
+        if bind not in _OUTPUT_FIELDS:
+            raise ODataTypeError(
+                f"{TYPE_NAMES.get(bind, bind).capitalize()} can only be compared with a version",
+                operand.literal.position,
+                "a property on the other side",
+            )
+        if value is None:
+            return replace(operand, type="null")
+        return Operand(Value(value, output_field=output_field(bind)), kind, False, operand.bound, None)
+
+    def unify(self, left: Operand, right: Operand, node: BinaryOp) -> tuple[Operand, Operand]:
+        """Bring both sides of a comparison to one type, or raise a positioned type error."""
+        if left.literal is not None and right.literal is None:
+            return self.materialize(left, right.type), right
+        if right.literal is not None and left.literal is None:
+            return left, self.materialize(right, left.type)
+        if left.literal is not None and right.literal is not None:
+            kind = left.type if left.type == right.type else _numeric_join(left, right, node)
+            return self.materialize(left, kind), self.materialize(right, kind)
+        if left.type == right.type:
+            return left, right
+        kind = _numeric_join(left, right, node)
+        if kind == "float":
+            return self.as_float(left), self.as_float(right)
+        return left, right
+
+    def as_float(self, operand: Operand) -> Operand:
+        if operand.literal is not None:
+            return self.materialize(operand, "float")
+        if operand.type == "float":
+            return operand
+        return replace(operand, expression=Cast(operand.expression, FloatField()), type="float", bound=None)
+
+    def arithmetic(self, node: BinaryOp) -> Operand:
+        left, right = self.operand(node.left), self.operand(node.right)
+        for side, child in ((left, node.left), (right, node.right)):
+            if side.type not in NUMERIC and side.type != "null":
+                raise ODataTypeError(
+                    f"'{node.op}' needs numbers, not {TYPE_NAMES.get(side.type, side.type)}", child.position, "a number"
+                )
+        if left.type == "null" or right.type == "null":
+            other = right if left.type == "null" else left
+            other = self.materialize(other, "int" if other.type == "int" else "float")
+            return Operand(Value(None, output_field=output_field(other.type)), other.type, True)
+        nullable = left.nullable or right.nullable
+        if left.type == "int" and right.type == "int":
+            return self._int_arithmetic(node, left, right, nullable)
+        if node.op == "mod":
+            raise ODataTypeError("'mod' needs integers", node.position, "integer operands")
+        lhs, rhs = self.as_float(left).expression, self.as_float(right).expression
+        if node.op == "div":
+            rhs = NullIf(rhs, Value(0.0, output_field=FloatField()))
+            nullable = True
+        connector = {"add": "+", "sub": "-", "mul": "*", "div": "/"}[node.op]
+        return Operand(CombinedExpression(lhs, connector, rhs, output_field=FloatField()), "float", nullable)
+
+    def _int_arithmetic(self, node: BinaryOp, left: Operand, right: Operand, nullable: bool) -> Operand:
+        lb, rb = left.bound or 0, right.bound or 0
+        bound = {"add": lb + rb, "sub": lb + rb, "mul": lb * rb, "div": lb, "mod": min(lb, rb)}[node.op]
+        if bound >= INT64_BOUND:
+            raise ODataTypeError(
+                "This arithmetic could overflow a 64-bit integer", node.position, "smaller operands"
+            )
+        lhs, rhs = self._bigint(left), self._bigint(right)
+        if node.op in ("div", "mod"):
+            rhs = NullIf(rhs, Value(0, output_field=BigIntegerField()))
+            expression: Expression = (IntDivide if node.op == "div" else IntModulo)(lhs, rhs)
+            return Operand(expression, "int", True, bound)
+        connector = {"add": "+", "sub": "-", "mul": "*"}[node.op]
+        return Operand(CombinedExpression(lhs, connector, rhs, output_field=BigIntegerField()), "int", nullable, bound)
+
+    def _bigint(self, operand: Operand) -> Any:
+        if operand.literal is not None:
+            return self.materialize(operand, "int").expression
+        if operand.bound is not None and operand.bound <= 2**31:
+            return Cast(operand.expression, BigIntegerField())
+        return operand.expression
+
+    # -- functions -----------------------------------------------------------------------
+
+    def string_arg(self, call: Call, node: Node) -> Operand:
+        operand = self.operand(node)
+        if operand.type == "null":
+            raise ODataTypeError(f"{call.name}() needs a string, not null", node.position, "a string")
+        operand = self.materialize(operand, "string") if operand.literal is not None else operand
+        if operand.type != "string":
+            raise ODataTypeError(
+                f"{call.name}() needs a string, not {TYPE_NAMES.get(operand.type, operand.type)}",
+                node.position,
+                "a string",
+            )
+        return operand
+
+    def int_literal_arg(self, call: Call, node: Node) -> int:
+        if not (isinstance(node, Literal) and node.kind == "int" and isinstance(node.value, int) and node.value >= 0):
+            raise ODataTypeError(
+                f"{call.name}() takes non-negative integer literals here", node.position, "a non-negative integer"
+            )
+        if node.value >= 2**31:
+            raise ODataTypeError("Integer argument too large", node.position, "an integer below 2147483648")
+        return node.value
+
+    def call(self, node: Call) -> Operand:
+        name = node.name
+        if name in ("tolower", "toupper", "trim", "length"):
+            (text,) = [self.string_arg(node, arg) for arg in node.args]
+            if name == "length":
+                return Operand(Length(text.expression), "int", text.nullable, 2**31)
+            function = {"tolower": AsciiLower, "toupper": AsciiUpper, "trim": Trim}[name]
+            return Operand(function(text.expression), "string", text.nullable)
+        if name == "concat":
+            parts = [self.string_arg(node, arg) for arg in node.args]
+            return Operand(Concat(*(p.expression for p in parts), output_field=CharField()), "string", False)
+        if name == "replace":
+            text, old, new = [self.string_arg(node, arg) for arg in node.args]
+            nullable = text.nullable or old.nullable or new.nullable
+            return Operand(Replace(text.expression, old.expression, new.expression), "string", nullable)
+        if name == "indexof":
+            text, part = [self.string_arg(node, arg) for arg in node.args]
+            found = StrIndex(CodePointEqual(text.expression), CodePointEqual(part.expression))
+            expression = CombinedExpression(found, "-", Value(1), output_field=IntegerField())
+            return Operand(expression, "int", text.nullable or part.nullable, 2**31)
+        if name == "substring":
+            text = self.string_arg(node, node.args[0])
+            start = self.int_literal_arg(node, node.args[1])
+            length = self.int_literal_arg(node, node.args[2]) if len(node.args) == 3 else None
+            return Operand(Substr(text.expression, start + 1, length), "string", text.nullable)
+        if name in _EXTRACTS:
+            function, types, bound = _EXTRACTS[name]
+            (value,) = [self.operand(arg) for arg in node.args]
+            if value.literal is not None or value.type not in types:
+                raise ODataTypeError(
+                    f"{name}() needs a {' or '.join(types)} property or expression",
+                    node.args[0].position,
+                    " or ".join(TYPE_NAMES[t] for t in types),
+                )
+            extra = {"tzinfo": UTC} if value.type == "datetime" else {}
+            return Operand(function(value.expression, **extra), "int", value.nullable, bound)
+        if name in ("floor", "ceiling", "round"):
+            (value,) = [self.operand(arg) for arg in node.args]
+            if value.type not in NUMERIC:
+                raise ODataTypeError(f"{name}() needs a number", node.args[0].position, "a number")
+            if value.type == "int":
+                return self.materialize(value, "int")
+            number = self.as_float(value)
+            return Operand(_rounding(name, number.expression), "float", number.nullable)
+        raise ODataTypeError(f"{name}() cannot be used here", node.position, "a value")  # pragma: no cover
+
+    # -- ordering ------------------------------------------------------------------------
+
+    def order_term(self, term: OrderTerm) -> str | OrderBy:
+        node = term.expression
+        if isinstance(node, Property):
+            info = self.field_map.resolve(node.name, node.position)
+            if info.system and info.type != "string" or info.attname == "id":
+                # System columns are never null and back the (updated_at, id) index: keep plain.
+                return f"-{info.attname}" if term.descending else info.attname
+            operand = Operand(F(info.attname), info.type, info.nullable)
+        else:
+            operand = self.operand(node)
+            if operand.literal is not None:
+                raise ODataTypeError("Cannot order by a constant", node.position, "a property or expression")
+        expression = CodePointOrder(operand.expression) if operand.type == "string" else operand.expression
+        # Nulls sort low, as on SQL Server: first ascending, last descending, on every backend.
+        if term.descending:
+            return OrderBy(expression, descending=True, nulls_last=True if operand.nullable else None)
+        return OrderBy(expression, nulls_first=True if operand.nullable else None)
+
+
+def _numeric_join(left: Operand, right: Operand, node: BinaryOp) -> str:
+    if left.type in NUMERIC and right.type in NUMERIC:
+        if "float" in (left.type, right.type):
+            return "float"
+        return "decimal" if "decimal" in (left.type, right.type) else "int"
+    raise ODataTypeError(
+        f"Cannot compare {TYPE_NAMES.get(left.type, left.type)} with {TYPE_NAMES.get(right.type, right.type)}",
+        node.position,
+        f"operands of the same type ({TYPE_NAMES.get(left.type, left.type)})",
+    )
+
+
+def _rounding(name: str, value: Any) -> Any:
+    if name == "floor":
+        return Floor(value, output_field=FloatField())
+    if name == "ceiling":
+        return Ceil(value, output_field=FloatField())
+    # Half away from zero on every backend (PostgreSQL's round(double) rounds half to even).
+    half = Value(0.5, output_field=FloatField())
+    negative = Floor(CombinedExpression(-1 * value, "+", half, output_field=FloatField()), output_field=FloatField())
+    return Case(
+        When(LessThan(value, Value(0.0, output_field=FloatField())), then=-1 * negative),
+        default=Floor(CombinedExpression(value, "+", half, output_field=FloatField()), output_field=FloatField()),
+        output_field=FloatField(),
+    )
+
+
+def translate_filter(node: Node, field_map: FieldMap) -> Q:
+    """The ``Q`` selecting the rows where the ``$filter`` tree ``node`` is true."""
+    return Translator(field_map).predicate(node)
+
+
+def translate_orderby(terms: Sequence[OrderTerm], field_map: FieldMap) -> list[str | OrderBy]:
+    """``order_by()`` arguments for ``terms``, always ending with ``id`` as the tie-breaker."""
+    translator = Translator(field_map)
+    result = [translator.order_term(term) for term in terms]
+    has_id = any(
+        isinstance(term.expression, Property) and translator.field_map.resolve(term.expression.name).attname == "id"
+        for term in terms
+    )
+    if not has_id:
+        result.append("id")
+    return result
