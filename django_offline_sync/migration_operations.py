@@ -11,7 +11,7 @@ from typing import Any
 
 from django.db import router
 from django.db.migrations.operations.base import Operation
-from django.db.models import Case, DateTimeField, BigIntegerField, F, QuerySet, Value, When
+from django.db.models import BigIntegerField, Case, DateTimeField, F, QuerySet, Value, When
 
 from . import stamping
 

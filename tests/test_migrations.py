@@ -18,7 +18,7 @@ from django.db.models import QuerySet
 from django.test import modify_settings, override_settings
 
 from django_offline_sync import stamping
-from django_offline_sync.migration_operations import BATCH_SIZE, StampExistingRows, stamp_existing_rows
+from django_offline_sync.migration_operations import StampExistingRows, stamp_existing_rows
 from django_offline_sync.models import SyncClock
 from tests.factories import ItemFactory
 from tests.models import Item
@@ -191,4 +191,3 @@ def test_adopting_migration_reverses_when_migrated_back(legacy):
     assert list(OldAsset.objects.order_by("pk").values_list("pk", flat=True)) == pks
     columns = {c.name for c in connection.introspection.get_table_description(connection.cursor(), "legacy_asset")}
     assert columns == {"id", "name", "serial"}
-    assert BATCH_SIZE > 0

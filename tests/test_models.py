@@ -71,7 +71,7 @@ def test_id_is_generated_when_a_row_is_created_without_one():
 
 
 def test_id_is_kept_when_the_client_supplies_one():
-    item = Item.objects.create(id="client-id-1", name="x")
+    Item.objects.create(id="client-id-1", name="x")
     assert Item.objects.get().pk == "client-id-1"
 
 

@@ -29,7 +29,9 @@ class Command(BaseCommand):
         )
         parser.add_argument("--base-url", default="http://127.0.0.1:8000", help="Where the site is served.")
 
-    def handle(self, *args: Any, username: str, email: str, password: str | None, base_url: str, **options: Any) -> None:
+    def handle(
+        self, *args: Any, username: str, email: str, password: str | None, base_url: str, **options: Any
+    ) -> None:
         User = get_user_model()
         user = User.objects.filter(username=username).first()
         if user is None:
