@@ -16,6 +16,8 @@ class Item(SyncModel):
     when = models.DateTimeField(null=True, blank=True)
     day = models.DateField(null=True, blank=True)
     ref = models.UUIDField(null=True, blank=True)
+    # A nullable string, so the OData tests can check null semantics of string functions.
+    label = models.CharField(max_length=100, null=True, blank=True)
 
     class Meta(SyncModel.Meta):
         app_label = "tests"
