@@ -130,6 +130,18 @@ class SyncModel(models.Model):
 
     save.alters_data = True  # type: ignore[attr-defined]
 
+    def validate_unique(self, exclude: Any = None) -> None:
+        """Also refuse the id of a soft-deleted row: the tombstone still owns it.
+
+        Django checks uniqueness through ``_default_manager`` (``objects``), which hides
+        deleted rows, so without this a form accepts the id and the INSERT fails.
+        """
+        super().validate_unique(exclude=exclude)
+        if self._state.adding and self.pk is not None and not (exclude and "id" in exclude):
+            model = type(self)
+            if model.all_objects.filter(pk=self.pk, deleted=True).exists():
+                raise ValidationError({"id": [self.unique_error_message(model, ("id",))]})
+
     def delete(self, using: str | None = None, keep_parents: bool = False) -> tuple[int, dict[str, int]]:
         """Soft delete: mark deleted and stamp, so devices pull the tombstone."""
         if self.deleted:

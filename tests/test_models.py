@@ -304,3 +304,18 @@ def test_now_mode_soft_delete_bumps_the_version_when_called():
     version = item.version
     item.delete()
     assert Item.all_objects.get(pk=item.pk).version != version
+
+
+def test_full_clean_rejects_the_id_of_a_deleted_row_when_adding():
+    gone = ItemFactory()
+    gone.delete()
+    with pytest.raises(ValidationError) as info:
+        Item(id=gone.pk).full_clean()
+    assert "id" in info.value.message_dict
+
+
+def test_full_clean_accepts_a_saved_row_when_validating_it_again():
+    item = ItemFactory()
+    item.full_clean()
+    item.delete()
+    Item.all_objects.get(pk=item.pk).full_clean()
