@@ -109,6 +109,14 @@ class SyncModelAdmin(admin.ModelAdmin):
         # Searching by id finds a row a device reports, whatever else is searchable.
         return fields if not fields or "id" in fields else (*fields, "=id")
 
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        match = getattr(request, "resolver_match", None)
+        if match is not None and match.url_name == "autocomplete":
+            # Other models' forms validate against the live rows only; do not offer tombstones.
+            queryset = queryset.filter(deleted=False)
+        return queryset, may_have_duplicates
+
     # -- soft delete -------------------------------------------------------------------------
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:

@@ -226,3 +226,21 @@ def test_sync_clock_admin_lists_clocks_read_only(admin_client, live):
     delete = reverse("admin:offline_sync_syncclock_delete", args=[clock.pk])
     assert admin_client.post(delete, {"post": "yes"}).status_code == 403
     assert SyncClock.objects.filter(pk=clock.pk).exists()
+
+
+def test_autocomplete_offers_only_live_rows_when_another_form_asks(admin_client, live, gone):
+    response = admin_client.get(
+        reverse("admin:autocomplete"),
+        {"app_label": "tasks", "model_name": "note", "field_name": "task", "term": ""},
+    )
+    assert response.status_code == 200
+    assert {r["id"] for r in response.json()["results"]} == {t.pk for t in live}
+
+
+def test_adding_a_row_fails_when_its_id_belongs_to_a_deleted_row(admin_client, gone):
+    response = admin_client.post(
+        reverse("admin:tasks_task_add"),
+        {"id": gone.pk, "text": "new", "priority": 1, "notes-TOTAL_FORMS": 0, "notes-INITIAL_FORMS": 0},
+    )
+    assert response.status_code == 200
+    assert "id" in response.context["adminform"].form.errors
