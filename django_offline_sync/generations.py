@@ -36,8 +36,26 @@ class Adapter:
     undelete_status = status.HTTP_200_OK
     include_deleted_param = "__includeDeleted"
 
-    def __init__(self, request: Any = None) -> None:
+    def __init__(self, request: Any = None, version: str | None = None) -> None:
         self.request = request
+        self.version = version
+
+    def validate(self) -> None:
+        """Raise 400 for what this generation's clients never send (mixed dialects)."""
+        if self.request is None or self.version is None:
+            return
+        for option in V1_QUERY_OPTIONS:
+            found = _V1_NAMES.search(_param(self.request, option) or "")
+            if found:
+                raise BadRequest(
+                    f"{option} uses the v1 name {found.group(0)!r}, but the request declares "
+                    f"ZUMO-API-VERSION {self.version}; spell it {_plain_name(found.group(1))!r}."
+                )
+        if _param(self.request, "__systemproperties") is not None:
+            raise BadRequest(
+                f"__systemproperties is a v1 option; a ZUMO-API-VERSION {self.version} client "
+                "receives every system property."
+            )
 
     # -- entities -------------------------------------------------------------------
     def render(self, item: dict[str, Any]) -> dict[str, Any]:
@@ -69,8 +87,11 @@ class V1Adapter(Adapter):
     system_names = V1_SYSTEM_WIRE_NAMES
     KNOWN = {"createdat": "createdAt", "updatedat": "updatedAt", "version": "version", "deleted": "deleted"}
 
-    def __init__(self, request: Any = None) -> None:
-        super().__init__(request)
+    def __init__(self, request: Any = None, version: str | None = None) -> None:
+        super().__init__(request, version)
+        self.requested: set[str] = set()
+
+    def validate(self) -> None:
         self.requested = self._requested_system_properties()
 
     def _requested_system_properties(self) -> set[str]:
@@ -167,7 +188,11 @@ def has_v1_markers(request: Any) -> bool:
 
 
 def detect(request: Any) -> Adapter:
-    """The adapter for ``request``; raises 400 for unknown, disabled or mixed generations."""
+    """The adapter for ``request``; raises 400 for an unknown or disabled generation.
+
+    Call ``adapter.validate()`` next: its 400s (mixed dialects) are then rendered in the
+    caller's own error shape.
+    """
     enabled = list(sync_settings.ENABLED_GENERATIONS)
     version = requested_version(request)
     if version is not None:
@@ -180,17 +205,6 @@ def detect(request: Any) -> Adapter:
                 f"An invalid API version was specified in the request, this request needs to specify a "
                 f"ZUMO-API-VERSION of '2.0.0' or '3.0.0'. {VERSION_HELP}"
             )
-        for option in V1_QUERY_OPTIONS:
-            found = _V1_NAMES.search(_param(request, option) or "")
-            if found:
-                raise BadRequest(
-                    f"{option} uses the v1 name {found.group(0)!r}, but the request declares "
-                    f"ZUMO-API-VERSION {version}; spell it {_plain_name(found.group(1))!r}."
-                )
-        if _param(request, "__systemproperties") is not None:
-            raise BadRequest(
-                f"__systemproperties is a v1 option; a ZUMO-API-VERSION {version} client receives every system property."
-            )
     elif has_v1_markers(request):
         generation = "v1"
     else:
@@ -202,7 +216,7 @@ def detect(request: Any) -> Adapter:
             )
     if generation not in enabled:
         raise UnsupportedVersion(f"This server does not serve {generation} clients (enabled: {', '.join(enabled)}).")
-    return ADAPTERS[generation](request)
+    return ADAPTERS[generation](request, version)
 
 
 def _plain_name(lowered: str) -> str:

@@ -1,6 +1,20 @@
+"""Example site: the sync tables under /tables/, the admin, and the OpenAPI schema."""
+
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from django_offline_sync.routers import SyncRouter
+from example_project.tasks.views import InspectionViewSet, NoteViewSet, TaskViewSet
+
+router = SyncRouter()
+router.register("Task", TaskViewSet, basename="task")
+router.register("Note", NoteViewSet, basename="note")
+router.register("Inspection", InspectionViewSet, basename="inspection")
 
 urlpatterns = [
+    path("tables/", include(router.urls)),
     path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
