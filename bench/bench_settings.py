@@ -17,12 +17,19 @@ from example_project.settings import DATABASES, OFFLINE_SYNC  # noqa: E402
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and os.environ.get("BENCH_PG_SYNC_COMMIT"):
+    # push.py --synchronous-commit off: commits stop waiting for the WAL flush (fsync), which
+    # shows how much of a write is the disk (a crash may lose the last commits, never corrupts).
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+        f"-c synchronous_commit={os.environ['BENCH_PG_SYNC_COMMIT']}")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 30})
 
 OFFLINE_SYNC = {
     **OFFLINE_SYNC,
-    # The v2 page is the client's $top (50 for the JS client, 1000 for the bulk loop): allow 1000.
+    # As the peer (pageSize = maxTop = 1000): the v2 page is the client's $top, 50 for the JS
+    # client and 1000 for the bulk loop (take = min(PAGE_SIZE, $top), PROTOCOL.md §3.3).
+    "PAGE_SIZE": 1000,
     "MAX_PAGE_SIZE": 1000,
 }
 if os.environ.get("BENCH_V3_PAGE_SIZE"):

@@ -152,8 +152,11 @@ class Site(_Server):
 
     def start(self) -> None:
         self.port = free_port()
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench_settings", "DATABASE_URL": self.database_url,
-               "PYTHONPATH": f"{BENCH}:{ROOT}", **self.extra_env}
+        # BENCH_DJANGO_SETTINGS picks another settings module (e.g. bench/experiments/*) to
+        # measure a proposed change against the default in the same way.
+        settings_module = os.environ.get("BENCH_DJANGO_SETTINGS", "bench_settings")
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings_module, "DATABASE_URL": self.database_url,
+               "PYTHONPATH": f"{BENCH}:{ROOT}:{WORK}", **self.extra_env}
         args = [str(VENV_BIN / "gunicorn"), "example_project.wsgi:application", "--workers", str(self.workers),
                 "--bind", f"127.0.0.1:{self.port}", "--log-level", "warning", "--timeout", "300",
                 "--backlog", "2048"]
@@ -342,6 +345,8 @@ def fmt(value, unit: str = "") -> str:
         return value
     if value != value:  # NaN
         return "n/a"
+    if isinstance(value, int):
+        return f"{value:,}{unit}"
     if abs(value) >= 100:
         return f"{value:,.0f}{unit}"
     if abs(value) >= 10:

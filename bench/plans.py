@@ -26,7 +26,7 @@ def main(argv=None) -> None:
     parser.add_argument("--verbose", action="store_true", help="print every plan in full")
     args = parser.parse_args(argv)
 
-    os.environ["DJANGO_SETTINGS_MODULE"] = "bench_settings"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench_settings")
     os.environ["DATABASE_URL"] = pg_url(pg_name(args.rows))
     sys.path[:0] = [str(ROOT)]
     import django

@@ -31,10 +31,8 @@ RAW_SQL = ("SELECT id, created_at, updated_at, version, deleted, text, complete,
 
 
 def _iso(value: dt.datetime | None) -> str | None:
-    if value is None:
-        return None
-    value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    # The session runs in UTC, so values arrive as UTC: "…+00:00" -> "…Z", milliseconds.
+    return None if value is None else value.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def raw_limit(database_url: str, rows: int, page: int) -> PullStats:
@@ -43,6 +41,7 @@ def raw_limit(database_url: str, rows: int, page: int) -> PullStats:
     seen: set[str] = set()
     token = dt.datetime(1970, 1, 1, tzinfo=UTC)
     with psycopg.connect(database_url) as conn:
+        conn.execute("SET TIME ZONE 'UTC'")
         t0 = time.perf_counter()
         while len(seen) < rows:
             t = time.perf_counter()

@@ -121,6 +121,8 @@ def main(argv=None) -> None:
     parser.add_argument("--rows", type=int, default=100_000, help="rows already in the table (default 100000)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (default 1: sync)")
+    parser.add_argument("--synchronous-commit", choices=["on", "off"], default="on",
+                        help="PostgreSQL synchronous_commit for the site's sessions (default on: durable)")
     args = parser.parse_args(argv)
 
     log(f"seeding PostgreSQL with {args.rows} Task rows ...")
@@ -132,7 +134,8 @@ def main(argv=None) -> None:
         name = "bench_push_run"
         url = fresh_clone(template, name)
         try:
-            with Site(url, workers=args.workers, threads=args.threads) as site:
+            env = {"BENCH_PG_SYNC_COMMIT": args.synchronous_commit}
+            with Site(url, workers=args.workers, threads=args.threads, env=env) as site:
                 owned: list[list[tuple[str, str]]] = [[] for _ in range(clients)]
                 for kind in ("insert", "update"):
                     log(f"{clients} client(s): {kind} for {args.seconds:g}s ...")
@@ -145,7 +148,8 @@ def main(argv=None) -> None:
             drop(name)
     print_table(
         f"Push on PostgreSQL ({args.rows:,} rows present), gunicorn {args.workers} workers"
-        f"{f' x {args.threads} threads' if args.threads > 1 else ''} ({machine_note()})",
+        f"{f' x {args.threads} threads' if args.threads > 1 else ''}, synchronous_commit={args.synchronous_commit}"
+        f" ({machine_note()})",
         ["operation", "clients", "ok", "ops/s", "vs 1 client", "p50 ms", "p99 ms", "failures"],
         rows,
         note="Conditional update = PATCH with If-Match of the client's last version. "
