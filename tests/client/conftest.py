@@ -1,0 +1,70 @@
+"""Fixtures for the client tests: clients wired to the example project in-process."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from django_offline_sync.client import SyncClient
+
+
+class RecordingTransport(httpx.BaseTransport):
+    """Wraps a transport and keeps every request (method, path) it sent, for asserting order."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+        self.requests: list[httpx.Request] = []
+        self.fail_after_next: set[str] = set()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        response = self.inner.handle_request(request)
+        if request.method in self.fail_after_next:
+            # The server did the work, the answer never arrives: the lost-response case.
+            self.fail_after_next.discard(request.method)
+            response.read()
+            raise httpx.ReadError("connection reset after the server answered")
+        return response
+
+    def writes(self) -> list[tuple[str, str]]:
+        return [(r.method, r.url.path) for r in self.requests if r.method != "GET"]
+
+
+@pytest.fixture
+def wsgi_app():
+    from django.core.handlers.wsgi import WSGIHandler
+
+    return WSGIHandler()
+
+
+@pytest.fixture(params=["v2", "v3"])
+def generation(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def make_client(db, tmp_path, wsgi_app, generation):
+    """``make_client("phone")`` → a SyncClient with its own store file, talking to the app in-process."""
+    clients: list[SyncClient] = []
+
+    def make(name: str = "device", **kwargs) -> SyncClient:
+        recorder = RecordingTransport(httpx.WSGITransport(app=wsgi_app))
+        kwargs.setdefault("generation", generation)
+        kwargs.setdefault("backoff", 0)
+        client = SyncClient("http://testserver", tmp_path / f"{name}.db", transport=recorder, **kwargs)
+        client.recorder = recorder  # type: ignore[attr-defined]
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture(autouse=True)
+def table_routes(settings):
+    """Route ``/tables/`` through the example project, or the stand-in until it has them."""
+    from example_project import urls
+
+    if not any("tables" in str(p.pattern) for p in urls.urlpatterns):
+        settings.ROOT_URLCONF = "tests.client.urls"
