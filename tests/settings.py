@@ -75,4 +75,6 @@ REST_FRAMEWORK = {
 }
 
 OFFLINE_SYNC = {}
+# Fast hashing: the suite creates many users; real hashing would dominate its run time.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STATIC_URL = "/static/"
