@@ -1,8 +1,10 @@
 """The example tables: Task and Note open to anyone (as in the reference samples),
 Inspection scoped to the signed-in inspector."""
 
+from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework.permissions import IsAuthenticated
 
+from django_offline_sync.filters import ODataFilterBackend
 from django_offline_sync.viewsets import SyncViewSet
 
 from .models import Inspection, Note, Task
@@ -13,7 +15,11 @@ class TaskViewSet(SyncViewSet):
 
 
 class NoteViewSet(SyncViewSet):
+    """``?task=<id>`` (django-filter) narrows a device's pull to one task's notes."""
+
     model = Note
+    filter_backends = [DjangoFilterBackend, ODataFilterBackend]
+    filterset_fields = ["task"]
 
 
 class InspectionViewSet(SyncViewSet):
