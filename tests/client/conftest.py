@@ -32,9 +32,23 @@ class RecordingTransport(httpx.BaseTransport):
 
 @pytest.fixture
 def wsgi_app():
-    from django.core.handlers.wsgi import WSGIHandler
+    """The Django app as a WSGI callable, for ``httpx.WSGITransport``.
 
-    return WSGIHandler()
+    Like Django's test client, it keeps the database connection open across requests: the
+    request signals would otherwise close the connection that holds the test's transaction
+    (on PostgreSQL; SQLite in memory is never closed).
+    """
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield WSGIHandler()
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
 
 
 @pytest.fixture(params=["v2", "v3"])
