@@ -59,7 +59,16 @@ DATABASES = {
         default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=int(os.environ.get("CONN_MAX_AGE", "0"))
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Concurrent requests on one SQLite file: WAL lets readers run beside the writer, and
+    # BEGIN IMMEDIATE takes the write lock up front, so a write never fails mid-transaction
+    # on a lock upgrade ("database is locked"); writers queue for up to `timeout` seconds.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
     try:  # PyMySQL stands in for mysqlclient where that does not build.
         import MySQLdb  # noqa: F401
     except ImportError:
