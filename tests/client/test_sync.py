@@ -242,3 +242,60 @@ def test_online_table_crud_and_conflict(make_client):
     online.delete(updated)
     assert online.query() == []
     assert online.get(item["id"], include_deleted=True)["deleted"] is True
+
+
+def test_pull_requests_follow_the_generation_algorithm(make_client, generation):
+    Task.objects.create(text="a")
+    client = make_client()
+    client.pull("Task")
+    Task.objects.create(text="b")
+    client.pull("Task")
+    queries = [r.url.params for r in client.recorder.requests if r.method == "GET"]
+    token = client.store.cursor("Task", "*").token
+    if generation == "v3":
+        assert "$filter" not in queries[0]  # PROTOCOL.md §4.3: no filter on the first pull
+        assert queries[0]["__includedeleted"] == "true" and queries[0]["$count"] == "true"
+        later = queries[-1]["$filter"]
+        assert later.startswith("(updatedAt gt cast(") and later.endswith(",Edm.DateTimeOffset))")
+    else:
+        assert all(q["__includeDeleted"] == "true" and q["$orderby"] == "updatedAt" for q in queries)
+        assert any(q.get("$filter", "").startswith("(updatedAt ge datetimeoffset'") for q in queries)
+        assert queries[-1]["$filter"] == f"(updatedAt ge datetimeoffset'{token}')"
+        assert int(queries[-1]["$skip"]) > 0
+    assert client.table("Task").count() == 2
+
+
+def test_update_of_a_row_deleted_on_the_server_is_a_conflict(make_client):
+    task = Task.objects.create(text="x")
+    client = make_client()
+    client.pull("Task")
+    client.table("Task").update({"id": task.id, "text": "mine"})
+    Task.objects.get(pk=task.id).delete()
+    result = client.push()
+    assert result.cancelled
+    conflict = result.conflicts[0].conflict
+    assert conflict.server_deleted and conflict.status in (404, 409, 410, 412)
+    assert client.push(conflict_handler=server_wins).ok
+    assert client.table("Task").count() == 0 and client.pending() == []
+
+
+def test_client_wins_recreates_a_row_the_server_no_longer_has(make_client):
+    task = Task.objects.create(text="x")
+    client = make_client()
+    client.pull("Task")
+    client.table("Task").update({"id": task.id, "text": "mine"})
+    Task.all_objects.filter(pk=task.id).hard_delete()
+    result = client.push(conflict_handler=client_wins)
+    assert result.ok, result.summary()
+    assert Task.objects.get(pk=task.id).text == "mine"
+
+
+def test_push_stops_at_the_first_failure_that_is_not_a_conflict(make_client):
+    client = make_client()
+    client.table("Note").insert({"taskId": "no-such-task", "body": "orphan"})
+    client.table("Task").insert({"text": "after"})
+    result = client.push()
+    assert not result.ok and result.error and result.pushed == 0
+    assert result.error_operation.table == "Note"
+    assert [op.table for op in client.pending()] == ["Note", "Task"]
+    assert not Task.objects.exists()
