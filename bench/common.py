@@ -29,7 +29,7 @@ V2 = {"ZUMO-API-VERSION": "2.0.0"}
 V3 = {"ZUMO-API-VERSION": "3.0.0"}
 EPOCH_ISO = "1970-01-01T00:00:00.000Z"
 
-sys.path.insert(0, str(BENCH))
+sys.path[:0] = [str(BENCH), str(ROOT)]
 _started: list[subprocess.Popen] = []
 
 
