@@ -160,11 +160,11 @@ def main(
 def _run(args: argparse.Namespace, client: SyncClient, bar: ProgressBar, say: Callable[[str], None]) -> int:
     if args.command == "pull":
         for table in args.tables:
-            result = client.pull(table, full=args.full, filter=args.filter, query_id=args.query_id, progress=bar)
+            pulled = client.pull(table, full=args.full, filter=args.filter, query_id=args.query_id, progress=bar)
             bar.finish()
-            if result.pushed is not None:
-                say(f"push: {result.pushed.summary()}")
-            say(result.summary())
+            if pulled.pushed is not None:
+                say(f"push: {pulled.pushed.summary()}")
+            say(pulled.summary())
         return EXIT_OK
     if args.command == "push":
         result = client.push(args.tables or None, progress=bar)

@@ -206,7 +206,7 @@ class LocalStore:
 
     def count(self, table: str) -> int:
         self.ensure_table(table)
-        return self._conn.execute(f"SELECT COUNT(*) FROM {self._rows_table(table)}").fetchone()[0]
+        return int(self._conn.execute(f"SELECT COUNT(*) FROM {self._rows_table(table)}").fetchone()[0])
 
     def query(
         self,
@@ -356,8 +356,9 @@ class LocalStore:
 
     def pending_count(self, table: str | None = None) -> int:
         if table is None:
-            return self._conn.execute("SELECT COUNT(*) FROM sync_operations").fetchone()[0]
-        return self._conn.execute("SELECT COUNT(*) FROM sync_operations WHERE table_name = ?", (table,)).fetchone()[0]
+            return int(self._conn.execute("SELECT COUNT(*) FROM sync_operations").fetchone()[0])
+        sql = "SELECT COUNT(*) FROM sync_operations WHERE table_name = ?"
+        return int(self._conn.execute(sql, (table,)).fetchone()[0])
 
     def operation(self, sequence: int) -> PendingOperation | None:
         row = self._conn.execute("SELECT * FROM sync_operations WHERE sequence = ?", (sequence,)).fetchone()

@@ -329,9 +329,10 @@ class Synchronizer:
         clauses = [f"({user_filter})"] if user_filter else []
         if token:  # PROTOCOL.md §4.3: strict gt, no filter on the first pull
             clauses.append(f"(updatedAt gt cast({token},Edm.DateTimeOffset))")
-        params: dict[str, str] | None = {"$orderby": "updatedAt", "$count": "true", "__includedeleted": "true"}
+        first: dict[str, str] = {"$orderby": "updatedAt", "$count": "true", "__includedeleted": "true"}
         if clauses:
-            params["$filter"] = " and ".join(clauses)  # type: ignore[index]
+            first["$filter"] = " and ".join(clauses)
+        params: dict[str, str] | None = first
         url: str | None = path
         total: int | None = None
         while url:

@@ -179,6 +179,12 @@ class OnlineTable:
     def _deleted_param(self) -> str:
         return "__includedeleted" if self.http.generation == "v3" else "__includeDeleted"
 
+    def _item(self, response: httpx.Response) -> Item:
+        body = self._result(response)
+        if not isinstance(body, dict):
+            raise ServerError(response.status_code, "expected an item in the response", response.content)
+        return body
+
     def _result(self, response: httpx.Response) -> Any:
         if response.status_code in (409, 412):
             body = response.json() if response.content else None
@@ -191,17 +197,17 @@ class OnlineTable:
 
     def get(self, item_id: str, *, include_deleted: bool = False) -> Item:
         params = {self._deleted_param: "true"} if include_deleted else None
-        return self._result(self.http.request("GET", self.http.table_path(self.name, item_id), params=params))
+        return self._item(self.http.request("GET", self.http.table_path(self.name, item_id), params=params))
 
     def insert(self, item: Mapping[str, Any]) -> Item:
-        return self._result(self.http.request("POST", self.http.table_path(self.name), json=body_for(dict(item))))
+        return self._item(self.http.request("POST", self.http.table_path(self.name), json=body_for(dict(item))))
 
     def update(self, item: Mapping[str, Any], *, force: bool = False) -> Item:
         """Update the item; its ``version`` goes into If-Match unless ``force`` (overwrite)."""
         headers = {"If-Match": etag(item["version"])} if item.get("version") and not force else None
         method = "PUT" if self.http.generation == "v3" else "PATCH"
         path = self.http.table_path(self.name, item["id"])
-        return self._result(self.http.request(method, path, json=body_for(dict(item)), headers=headers))
+        return self._item(self.http.request(method, path, json=body_for(dict(item)), headers=headers))
 
     def delete(self, item: Mapping[str, Any] | str) -> None:
         item_id = item if isinstance(item, str) else item["id"]

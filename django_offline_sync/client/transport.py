@@ -107,7 +107,7 @@ def etag(version: str) -> str:
 
 def version_from_response(response: httpx.Response) -> str | None:
     """The version in a response's ETag header, unquoted (weak tags are not versions)."""
-    value = response.headers.get("ETag")
+    value: str | None = response.headers.get("ETag")
     if not value or value.startswith("W/"):
         return None
     return value.strip('"')
