@@ -21,3 +21,14 @@ class ODataFilterBackend(BaseFilterBackend):
         if query.filter is not None:
             queryset = queryset.filter(query.filter)
         return queryset.order_by(*query.order_by)
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        def param(name: str, description: str) -> dict[str, Any]:
+            return {"name": name, "required": False, "in": "query", "description": description, "schema": {"type": "string"}}
+
+        return [
+            param("$filter", "OData filter expression, e.g. (updatedAt ge datetimeoffset'2024-01-01T00:00:00.000Z')."),
+            param("$orderby", "Comma-separated fields with asc/desc; id is always the last tie-breaker."),
+            param("$select", "Comma-separated wire names to return."),
+        ]
+

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.db.models import F, OrderBy, Q, QuerySet
+from rest_framework.pagination import BasePagination
 
 from . import cursor as cursors
 from .settings import sync_settings
@@ -51,10 +52,40 @@ def keyset_of(order_by: list[Any], pk_name: str = "id") -> tuple[str, ...] | Non
     return None
 
 
-class ODataPagination:
+def _param(name: str, description: str, schema_type: str = "string") -> dict[str, Any]:
+    return {"name": name, "required": False, "in": "query", "description": description, "schema": {"type": schema_type}}
+
+
+class ODataPagination(BasePagination):
     """Slices a filtered, ordered queryset into one page and builds the link to the next."""
 
     cursor_param = cursors.CURSOR_PARAM
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        return [
+            _param("$top", "Rows wanted (at most the generation's maximum; above it: 400).", "integer"),
+            _param("$skip", "Rows to skip.", "integer"),
+            _param("$inlinecount", "v1/v2: `allpages` wraps the answer as {results, count}."),
+            _param("$count", "v3: `true` fills `count` in {items, count, nextLink}.", "boolean"),
+            _param("__includeDeleted", "`true` includes soft-deleted rows (tombstones).", "boolean"),
+            _param(self.cursor_param, "Opaque continuation token from a nextLink or Link header."),
+        ]
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "oneOf": [
+                schema,
+                {"type": "object", "properties": {"results": schema, "count": {"type": "integer"}}},
+                {
+                    "type": "object",
+                    "properties": {
+                        "items": schema,
+                        "count": {"type": "integer", "nullable": True},
+                        "nextLink": {"type": "string", "nullable": True},
+                    },
+                },
+            ]
+        }
 
     def paginate(
         self,

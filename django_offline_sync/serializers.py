@@ -83,11 +83,8 @@ class Representer:
         self.attnames = [attname for _, attname, _ in self.columns]
         self.wire_names = [wire for wire, _, _ in self.columns]
         self.wire_to_attname = {wire: attname for wire, attname, _ in self.columns}
-        by_attname = {f.attname: f.name for f in model._meta.concrete_fields}
-        # lower-cased wire name → model field name, for the user columns of request bodies
-        self.user_columns = {
-            wire.lower(): by_attname[attname] for wire, attname, _ in columns
-        }
+        # lower-cased wire name → wire name, for the user columns of request bodies
+        self.user_columns = {wire.lower(): wire for wire, _, _ in columns}
         self._converters = [(i, conv) for i, (_, _, conv) in enumerate(self.columns) if conv is not None]
 
     def from_values(self, row: tuple[Any, ...]) -> dict[str, Any]:
@@ -111,11 +108,31 @@ def representer_for(model: type[SyncModel], fields: tuple[str, ...] | None = Non
 class SyncModelSerializer(serializers.ModelSerializer):
     """Validates the user columns of a request body; system fields are server-owned.
 
+    Fields are keyed by wire name (``dueDate``, ``taskId``) with ``source`` pointing at the
+    model field, so validation errors and the OpenAPI schema speak the wire's language.
     Subclass it with ``Meta.model`` (and optionally ``Meta.fields``) to customise
     validation; ``SyncViewSet`` builds one automatically when ``serializer_class`` is unset.
     """
 
     serializer_related_field = serializers.PrimaryKeyRelatedField
+
+    def get_fields(self) -> dict[str, Any]:
+        fields = super().get_fields()
+        model = self.Meta.model
+        by_name = {f.name: f for f in model._meta.concrete_fields}
+        renamed: dict[str, Any] = {}
+        for name, field in fields.items():
+            model_field = by_name.get(name)
+            if model_field is None:
+                renamed[name] = field
+                continue
+            wire = SYSTEM_WIRE_NAMES.get(name) or to_camel(model_field.attname)
+            if name == "version":
+                field = serializers.CharField(read_only=True, help_text="Opaque row version (base64).")
+            if wire != name:
+                field.source = name
+            renamed[wire] = field
+        return renamed
 
     def build_relational_field(self, field_name: str, relation_info: Any) -> tuple[type, dict[str, Any]]:
         field_class, kwargs = super().build_relational_field(field_name, relation_info)
@@ -146,7 +163,8 @@ def serializer_class_for(model: type[SyncModel], fields: Iterable[str] | None = 
         for f in model._meta.concrete_fields
         if f.name not in SYSTEM_WIRE_NAMES and f.editable and (fields is None or f.name in fields)
     ]
-    meta = type("Meta", (), {"model": model, "fields": names})
+    system = list(SYSTEM_WIRE_NAMES)
+    meta = type("Meta", (), {"model": model, "fields": system + names, "read_only_fields": system})
     return type(f"{model.__name__}SyncSerializer", (SyncModelSerializer,), {"Meta": meta})
 
 

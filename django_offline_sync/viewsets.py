@@ -110,18 +110,18 @@ class SyncViewSet(
         return sync_settings.SOFT_DELETE if self.soft_delete is None else self.soft_delete
 
     def get_column_defaults(self) -> dict[str, Any]:
-        """What a PUT (replace) writes into columns the body leaves out."""
+        """What a PUT (replace) writes into columns the body leaves out, by wire name."""
         defaults: dict[str, Any] = {}
-        serializer_fields = self.get_serializer().fields
-        for field in self.get_model()._meta.concrete_fields:
-            if field.name in SyncModel.SYSTEM_FIELDS or field.name not in serializer_fields:
-                continue
-            if serializer_fields[field.name].read_only:
+        by_name = {f.name: f for f in self.get_model()._meta.concrete_fields}
+        for wire, serializer_field in self.get_serializer().fields.items():
+            field = by_name.get(serializer_field.source)
+            if field is None or serializer_field.read_only or field.name in SyncModel.SYSTEM_FIELDS:
                 continue
             if field.default is not NOT_PROVIDED:
-                defaults[field.name] = field.get_default()
+                default = field.get_default()
+                defaults[wire] = default.pk if hasattr(default, "pk") else default
             elif field.null:
-                defaults[field.name] = None
+                defaults[wire] = None
         return defaults
 
     def get_permissions(self) -> list[Any]:
@@ -154,13 +154,6 @@ class SyncViewSet(
 
         return new_id_for(self.get_model(), sent)
 
-    def wire_name(self, field_name: str) -> str:
-        try:
-            attname = self.get_model()._meta.get_field(field_name).attname
-        except Exception:
-            return field_name
-        return next((w for w, a in self.get_representer().wire_to_attname.items() if a == attname), field_name)
-
     def entity(self, obj: Any) -> dict[str, Any]:
         return self.adapter.render(self.get_representer().from_instance(obj))
 
@@ -181,8 +174,6 @@ class SyncViewSet(
             return response
         response = super().handle_exception(exc)
         if isinstance(exc, exceptions.APIException):
-            if isinstance(exc, exceptions.ValidationError) and isinstance(exc.detail, dict):
-                exc.detail = {self.wire_name(k): v for k, v in exc.detail.items()}
             message, extra = _describe(exc)
             response.data = adapter.error_payload(response.status_code, message, extra)
         return response
