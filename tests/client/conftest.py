@@ -74,11 +74,3 @@ def make_client(db, tmp_path, wsgi_app, generation):
     for client in clients:
         client.close()
 
-
-@pytest.fixture(autouse=True)
-def table_routes(settings):
-    """Route ``/tables/`` through the example project, or the stand-in until it has them."""
-    from example_project import urls
-
-    if not any("tables" in str(p.pattern) for p in urls.urlpatterns):
-        settings.ROOT_URLCONF = "tests.client.urls"
