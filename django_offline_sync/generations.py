@@ -91,8 +91,18 @@ class V1Adapter(Adapter):
         super().__init__(request, version)
         self.requested: set[str] = set()
 
+    KNOWN_OPTIONS = {"$filter", "$orderby", "$skip", "$top", "$select", "$inlinecount", "$count"}
+    KNOWN_PRIVATE = {"__includedeleted", "__systemproperties", "__cursor"}
+
     def validate(self) -> None:
         self.requested = self._requested_system_properties()
+        for key in self.request.GET if self.request is not None else ():
+            lowered = key.lower()
+            if (key.startswith("$") and key not in self.KNOWN_OPTIONS) or (
+                key.startswith("__") and lowered not in self.KNOWN_PRIVATE
+            ):
+                # The v1 runtime's rule (PROTOCOL.md §2.4): those prefixes are reserved.
+                raise BadRequest(f"Custom query parameter names must not start with $ or __ ({key!r}).")
 
     def _requested_system_properties(self) -> set[str]:
         if self.request is None:

@@ -81,3 +81,13 @@ def test_v1_delete_and_undelete(v1):
 def test_v1_error_shape_for_bad_filter(v1):
     body = v1.get("/tables/Task?$filter=text eq").json()
     assert body["code"] == 400 and body["error"].startswith("Error: ")
+
+
+@pytest.mark.parametrize("param", ["$expand=x", "__custom=1"])
+def test_v1_reserved_prefixes_for_custom_parameters_are_400(v1, param):
+    response = v1.get(f"/tables/Task?{param}")
+    assert response.status_code == 400 and "must not start with" in response.json()["error"]
+
+
+def test_v1_plain_custom_parameters_pass(v1):
+    assert v1.get("/tables/Task?region=north").status_code == 200
