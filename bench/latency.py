@@ -5,7 +5,8 @@
 For each table size the served site answers pages at random positions in the table:
 * v2: the JS client's ``updatedAt ge <token>`` query, ``$top`` 50;
 * v3 first page: the CTK client's ``updatedAt gt cast(<token>)`` query (``$count=true``);
-* v3 next page: the server's nextLink from that answer (where the server controls paging).
+* v3 nextLink page: the page a clean v3 pull requests after p rows (the server's keyset
+  cursor, where the server controls paging), for random p.
 Reported: p50/p99 per size and the 1M / 10k ratio (target <= 1.3x). Then the query plans of
 the SQL the views run (bench/plans.py) on the large table.
 """
@@ -13,19 +14,43 @@ the SQL the views run (bench/plans.py) on the large table.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import subprocess
 import sys
 import time
+from urllib.parse import quote
 
-from common import BENCH, V2, V3, Http, Site, log, machine_note, next_url, pct, print_table, v2_url, v3_first_url
-from datagen import iso_ms, ms_to_dt, seed_pg, task_ms
+from common import BENCH, TABLE, V2, V3, Http, Site, log, machine_note, pct, print_table, v2_url, v3_first_url
+from datagen import iso_ms, ms_to_dt, seed_pg, task_id, task_ms
+
+
+def cursor_url(position: int, rows: int) -> str:
+    """The nextLink a clean v3 pull (no filter: the first pull) follows at row ``position``.
+
+    Made with the library's own cursor code and the site's SECRET_KEY, so the page requested
+    is exactly the one the CTK client asks for after ``position`` rows of a clean pull,
+    without walking the thousands of pages before it.
+    """
+    import django
+    from django.conf import settings
+
+    if not settings.configured:
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench_settings")
+        django.setup()
+    from django_offline_sync import cursor as cursors
+
+    params = [("$orderby", "updatedAt"), ("$count", "true"), ("__includedeleted", "true")]
+    token = cursors.dump(cursors.Cursor(updated_ms=task_ms(position), last_id=task_id(position), count=rows),
+                         cursors.query_digest(params))
+    return f"{TABLE}?$orderby=updatedAt&$count=true&__includedeleted=true&__cursor={quote(token, safe='')}"
 
 
 def sample(host, rows: int, samples: int, seed: int = 7) -> dict[str, list[float]]:
     rng = random.Random(seed)
     positions = [rng.randrange(0, rows - 2000) for _ in range(samples)]
-    out: dict[str, list[float]] = {"v2 page ($top 50)": [], "v3 first page": [], "v3 next page": []}
+    out: dict[str, list[float]] = {"v2 page ($top 50)": [], "v3 first page ($count)": [],
+                                   "v3 nextLink page of a clean pull": []}
     h2, h3 = Http(host, V2), Http(host, V3)
     for warm in positions[:20]:  # warm both workers' imports and the index pages touched
         h2.get_json(v2_url(iso_ms(ms_to_dt(task_ms(warm))), 50))
@@ -35,13 +60,12 @@ def sample(host, rows: int, samples: int, seed: int = 7) -> dict[str, list[float
         h2.get_json(v2_url(token, 50))
         out["v2 page ($top 50)"].append(time.perf_counter() - t)
         t = time.perf_counter()
-        body, _ = h3.get_json(v3_first_url(token))
-        out["v3 first page"].append(time.perf_counter() - t)
-        if body.get("nextLink"):
-            url = next_url(body["nextLink"])
-            t = time.perf_counter()
-            h3.get_json(url)
-            out["v3 next page"].append(time.perf_counter() - t)
+        h3.get_json(v3_first_url(token))
+        out["v3 first page ($count)"].append(time.perf_counter() - t)
+        url = cursor_url(i, rows)
+        t = time.perf_counter()
+        h3.get_json(url)
+        out["v3 nextLink page of a clean pull"].append(time.perf_counter() - t)
     h2.close()
     h3.close()
     return out

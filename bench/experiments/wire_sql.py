@@ -93,6 +93,26 @@ _orig_paginate = pagination.ODataPagination.paginate
 _orig_converter_for = serializers.converter_for
 
 
+def apply_keyset() -> None:
+    """Experiment 2: a sargable keyset condition for the v3 nextLink page.
+
+    ``updated_at > t OR (updated_at = t AND id > i)`` is not an index range: PostgreSQL scans
+    from the query's own lower bound and filters out every row already sent, so the k-th
+    page of a pull reads k pages. Adding the implied ``updated_at >= t`` bounds the scan.
+    """
+    from django.db.models import Q
+
+    from django_offline_sync import pagination as pg
+
+    def _after(current, keyset):
+        if keyset == pg.KEYSET_ID or current.updated_ms is None:
+            return Q(pk__gt=current.last_id)
+        at = pg.ms_to_datetime(current.updated_ms)
+        return Q(updated_at__gte=at) & (Q(updated_at__gt=at) | Q(pk__gt=current.last_id))
+
+    pg.ODataPagination._after = staticmethod(_after)
+
+
 def apply() -> None:
     def paginate(self, queryset, request, **kwargs):
         return _orig_paginate(self, _wire_queryset(queryset), request, **kwargs)
