@@ -143,3 +143,75 @@ def check_database_precision() -> list:
                 )
             )
     return errors
+
+
+# -- offline_sync.E020/E021: where the clock's guarantee cannot hold -------------------------
+
+
+def _mysql_aliases(databases: Any) -> list[str]:
+    return [alias for alias in (databases or []) if connections[alias].vendor == "mysql"]
+
+
+@register(Tags.compatibility)
+def check_mysql_isolation(app_configs: Any = None, **kwargs: Any) -> list:
+    """Refuse READ UNCOMMITTED on MySQL/MariaDB: pulls would read rows that later roll back.
+
+    A puller that reads an uncommitted row keeps it (and moves its token past it) even when
+    the writer rolls back, so the device holds a version that never existed. The clock cannot
+    help: its lock orders commits, not dirty reads. PostgreSQL has no dirty reads, SQLite only
+    in shared-cache mode. (``check_settings`` reads no database, so this one does not either.)
+    """
+    errors: list = []
+    for alias, config in settings.DATABASES.items():
+        if not str(config.get("ENGINE", "")).endswith("mysql"):
+            continue
+        level = str((config.get("OPTIONS") or {}).get("isolation_level") or "").lower().replace("-", " ")
+        if level == "read uncommitted":
+            errors.append(
+                Error(
+                    f"Database {alias!r} uses READ UNCOMMITTED; incremental pulls would deliver rows that "
+                    "are later rolled back.",
+                    hint="Use Django's default 'read committed' (or 'repeatable read') in OPTIONS['isolation_level'].",
+                    id="offline_sync.E021",
+                )
+            )
+    return errors
+
+
+@register(Tags.database)
+def check_mysql_engines(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list:
+    """Refuse synced tables (or the clock) on a non-transactional MySQL engine such as MyISAM.
+
+    Gap-free stamps need the clock row's lock to be held until the write commits. MyISAM has
+    no transactions: the clock UPDATE and the row write commit separately, so a row can become
+    visible after a larger stamp was already pulled. Runs with ``migrate`` or ``check --database``.
+    """
+    from .models import SyncClock, SyncModel
+
+    errors: list = []
+    for alias in _mysql_aliases(databases):
+        tables = {SyncClock._meta.db_table}
+        tables |= {
+            m._meta.db_table
+            for m in apps.get_models()
+            if issubclass(m, SyncModel) and not m._meta.proxy and m._meta.managed
+        }
+        with connections[alias].cursor() as cursor:
+            cursor.execute(
+                "SELECT TABLE_NAME, ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
+            )
+            engines = {name: engine for name, engine in cursor.fetchall()}
+            cursor.execute("SELECT @@default_storage_engine")
+            default = cursor.fetchone()[0]
+        for table in sorted(tables):
+            engine = engines.get(table, default) or ""
+            if engine.lower() != "innodb":
+                errors.append(
+                    Error(
+                        f"Table {table!r} on database {alias!r} uses the {engine} engine, which has no "
+                        "transactions; incremental pulls can miss rows.",
+                        hint=f"ALTER TABLE {table} ENGINE=InnoDB (and set default_storage_engine=InnoDB).",
+                        id="offline_sync.E020",
+                    )
+                )
+    return errors
