@@ -17,7 +17,7 @@ from __future__ import annotations
 from .errors import ODataLimitError, ODataSyntaxError, ODataTypeError
 from .fields import FieldInfo, FieldMap
 from .nodes import Node, OrderTerm
-from .options import ODataQuery, parse_query, resolve_page_size
+from .options import ODataQuery, evaluation_guard, parse_query, resolve_page_size
 from .parser import parse_filter, parse_orderby, parse_select
 from .translator import translate_filter, translate_orderby
 
@@ -30,6 +30,7 @@ __all__ = [
     "ODataSyntaxError",
     "ODataTypeError",
     "OrderTerm",
+    "evaluation_guard",
     "parse_filter",
     "parse_orderby",
     "parse_query",

@@ -8,10 +8,12 @@ policy per client generation (PROTOCOL.md §3.3) lives in ``resolve_page_size``.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from django.db import DEFAULT_DB_ALIAS, DataError, connections, transaction
 from django.db.models import OrderBy, Q
 
 from ..exceptions import ODataError
@@ -83,6 +85,29 @@ def parse_bool_option(option: str, value: str) -> bool:
     if lowered in _FALSE_VALUES:
         return False
     raise ODataError("Expected true or false", option=option, position=0, expected="true or false")
+
+
+@contextmanager
+def evaluation_guard(option: str = "$filter", using: str | None = None) -> Iterator[None]:
+    """Run a translated query, turning a database range error into a 400.
+
+    Integer arithmetic is checked statically, but float arithmetic on stored values can
+    still leave the double range; PostgreSQL raises (``value out of range``) where SQLite
+    returns infinity. Evaluate the queryset (page and count) inside this block. Inside a
+    transaction it takes a savepoint, so the failed statement does not abort the request's
+    transaction.
+    """
+    alias = using or DEFAULT_DB_ALIAS
+    savepoint = transaction.atomic(using=alias) if connections[alias].in_atomic_block else nullcontext()
+    try:
+        with savepoint:
+            yield
+    except DataError as exc:
+        raise ODataError(
+            "The query could not be evaluated: a value went out of range",
+            option=option,
+            expected="arithmetic that stays within the range of a double",
+        ) from exc
 
 
 def resolve_page_size(top: int | None, generation: str) -> int:

@@ -179,9 +179,11 @@ class Translator:
         values = []
         has_null = False
         for item in node.items:
-            value, _kind = coerce_literal(item, operand.type)
+            value, bind = coerce_literal(item, operand.type)
             if value is None:
                 has_null = True
+            elif bind != operand.type and operand.type == "int":
+                continue  # a non-integral number never equals an integer
             elif value not in values:
                 values.append(value)
         result = FALSE

@@ -144,7 +144,8 @@ def predicates(depth):
         st.builds("{}({}, {})".format, st.sampled_from(["contains", "startswith", "endswith"]), strings(1), strings(1)),
         st.builds("substringof({}, {})".format, strings(1), strings(1)),
         st.builds("{} in ({})".format, strings(1), st.lists(string_literals | st.just("null"), max_size=3).map(", ".join)),
-        st.builds("{} in ({})".format, ints(1), st.lists(ints(0) | st.just("null"), max_size=3).map(", ".join)),
+        st.builds("{} in ({})".format, ints(1), st.lists(
+            st.integers(-20, 20).map(str) | st.sampled_from(["3L", "1.5", "null"]), max_size=3).map(", ".join)),
         st.sampled_from(["flag", "flag eq true", "flag ne false", "__deleted eq false", "true", "false"]),
     )
     if depth == 0:
