@@ -21,7 +21,7 @@ venv: install
 demo: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py load_demo_data
-	$(BIN)/python manage.py ensure_admin
+	$(BIN)/python manage.py ensure_admin --base-url http://127.0.0.1:$(PORT)
 	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
 test: install
