@@ -28,15 +28,17 @@ from example_project.tasks.models import Task
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 JS_DIR = Path(__file__).resolve().parent / "js"
-PINNED = {"azure-mobile-apps-client": "2.0.1", "xhr2": "0.2.1"}
+
+
+def _locked(lockfile: Path) -> dict[str, str]:
+    packages = json.loads(lockfile.read_text())["packages"]
+    return {path: entry.get("version", "") for path, entry in packages.items() if path}
 
 
 def _installed() -> bool:
-    for name, version in PINNED.items():
-        manifest = JS_DIR / "node_modules" / name / "package.json"
-        if not manifest.exists() or json.loads(manifest.read_text())["version"] != version:
-            return False
-    return True
+    """node_modules holds exactly what package-lock.json pins (npm records what it installed)."""
+    installed = JS_DIR / "node_modules" / ".package-lock.json"
+    return installed.exists() and _locked(installed) == _locked(JS_DIR / "package-lock.json")
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +52,7 @@ def node() -> str:
             cwd=JS_DIR, capture_output=True, text=True, timeout=300,
         )
         assert result.returncode == 0, f"npm ci failed in {JS_DIR}:\n{result.stdout}\n{result.stderr}"
-        assert _installed(), f"npm ci did not install {PINNED}"
+        assert _installed(), "npm ci did not install what package-lock.json pins"
     return node
 
 
@@ -84,7 +86,7 @@ def test_js_client_against_live_server(report):
     # Inserts: a server-made id, the client's id kept, 201 + ETag + Location, and the rows stored.
     assert re.fullmatch(r"[0-9a-f]{32}", alpha["id"]), alpha["id"]
     inserts = [h for h in report["http"] if h["method"] == "POST" and h["status"] == 201]
-    assert len(inserts) == 6
+    assert len(inserts) == 6 + 52  # six, then the page rows
     for exchange in inserts:
         item_id = json.loads(exchange["body"]).get("id")
         location = exchange["responseHeaders"]["location"]
@@ -133,6 +135,27 @@ def test_js_client_against_live_server(report):
     assert Task.all_objects.get(pk="js-f").deleted is True
 
     # What the client reads after the delete is what the database holds live.
-    live = sorted(Task.objects.values_list("id", flat=True))
-    assert [i["id"] for i in steps["query_after_delete"]["result"]] == live == ["js-c", "js-d", "js-e", "js-fixed-1"]
+    assert [i["id"] for i in steps["query_after_delete"]["result"]] == ["js-c", "js-d", "js-e", "js-fixed-1"]
     assert steps["query_after_delete"]["totalCount"] == 4
+    assert sorted(Task.objects.exclude(text="page").values_list("id", flat=True)) == ["js-c", "js-d", "js-e", "js-fixed-1"]
+
+    # Paging past the server's page size: the client finds the Link header (NETCLI format, no angle
+    # brackets, PROTOCOL.md §3.4) and reading that URL gives exactly the rest of the rows in order.
+    page_ids = sorted(Task.objects.filter(text="page").values_list("id", flat=True))
+    assert len(page_ids) == 52
+    for name, order in (("paging_keyset", page_ids), ("paging_skip", page_ids[::-1])):
+        first, rest = steps[f"{name}_first"], steps[f"{name}_next"]
+        assert first["totalCount"] == 52
+        assert [i["id"] for i in first["result"] + rest["result"]] == order
+        link = report_link(report, first["http"][0]["url"])
+        assert re.fullmatch(r"http://\S+/tables/Task\?\S+; rel=next", link), link
+        assert rest["http"][0]["url"] == first["nextLink"] == link.split(";")[0]
+
+    # Every response lets a browser client read ETag, Link and Location (PROTOCOL.md §1.4).
+    for exchange in report["http"]:
+        exposed = {h.strip().lower() for h in exchange["responseHeaders"]["access-control-expose-headers"].split(",")}
+        assert {"etag", "link", "location"} <= exposed, exchange["url"]
+
+
+def report_link(report: dict, url: str) -> str:
+    return next(h["responseHeaders"]["link"] for h in report["http"] if h["url"] == url)
