@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from . import stamping
 from .concurrency import Precondition, etag_for, if_none_match_hits, parse_if_match, parse_version_value
 from .exceptions import BadRequest, Conflict, ItemGone, ItemNotFound, PayloadTooLarge
+from .query.options import evaluation_guard
 from .serializers import Body, split_body
 from .settings import sync_settings
 from .signals import sync_committed
@@ -128,17 +129,18 @@ class ListMixin:
         queryset = self.filter_queryset(self.get_queryset())
         representer = self.get_representer()
         take, skip, top = self.get_page_window(query)
-        page = self.paginator.paginate(
-            queryset,
-            request,
-            columns=representer.attnames,
-            take=take,
-            skip=skip,
-            top=top,
-            count=query.count,
-            order_by=query.order_by,
-            generation=self.adapter.name,
-        )
+        with evaluation_guard(using=queryset.db):
+            page = self.paginator.paginate(
+                queryset,
+                request,
+                columns=representer.attnames,
+                take=take,
+                skip=skip,
+                top=top,
+                count=query.count,
+                order_by=query.order_by,
+                generation=self.adapter.name,
+            )
         items = [representer.from_values(row) for row in page.rows]
         if query.select:
             wanted = set(query.select)

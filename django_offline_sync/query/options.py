@@ -13,7 +13,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from django.db import DEFAULT_DB_ALIAS, DataError, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DataError, IntegrityError, connections, transaction
 from django.db.models import OrderBy, Q
 
 from ..exceptions import ODataError
@@ -102,7 +102,9 @@ def evaluation_guard(option: str = "$filter", using: str | None = None) -> Itera
     try:
         with savepoint:
             yield
-    except DataError as exc:
+    except (DataError, IntegrityError) as exc:
+        # MySQL/MariaDB report a double out of range (error 1690) as an IntegrityError;
+        # a SELECT cannot violate a constraint, so here it is always a range error.
         raise ODataError(
             "The query could not be evaluated: a value went out of range",
             option=option,
