@@ -2,7 +2,8 @@
 
 ``tests/js/driver.js`` drives the client against a live server (insert with and without id, a
 query with where/orderBy/skip/take/includeTotalCount, lookup, refresh, update with its version,
-a stale-version conflict, delete, and reads after the delete) and prints a JSON report: each step's
+a stale-version conflict, delete, reads after the delete, paging through the ``Link`` header, and
+the client's own incremental pull into an in-memory store) and prints a JSON report: each step's
 result as the client returned it, and every HTTP exchange as the client saw it. This test checks the
 report against the database and against PROTOCOL.md.
 
@@ -49,7 +50,7 @@ def node() -> str:
     if not _installed():
         result = subprocess.run(
             [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=JS_DIR, capture_output=True, text=True, timeout=300,
+            cwd=JS_DIR, capture_output=True, text=True, timeout=240,
         )
         assert result.returncode == 0, f"npm ci failed in {JS_DIR}:\n{result.stdout}\n{result.stderr}"
         assert _installed(), "npm ci did not install what package-lock.json pins"
@@ -66,7 +67,8 @@ def report(node, live_server) -> dict:
     except ValueError:
         pytest.fail(f"driver printed no report (exit {result.returncode}):\n{result.stdout}\n{result.stderr}")
     failed = {s["name"]: s.get("failures") or s.get("error") for s in data["steps"] if s.get("failures")}
-    assert result.returncode == 0 and data["ok"], f"steps failed: {json.dumps(failed, indent=1)}\n{data.get('fatal', '')}"
+    detail = f"{json.dumps(failed, indent=1)}\n{data.get('fatal', '')}"
+    assert result.returncode == 0 and data["ok"], f"steps failed: {detail}"
     return data
 
 
@@ -86,7 +88,7 @@ def test_js_client_against_live_server(report):
     # Inserts: a server-made id, the client's id kept, 201 + ETag + Location, and the rows stored.
     assert re.fullmatch(r"[0-9a-f]{32}", alpha["id"]), alpha["id"]
     inserts = [h for h in report["http"] if h["method"] == "POST" and h["status"] == 201]
-    assert len(inserts) == 6 + 52  # six, then the page rows
+    assert len(inserts) == 6 + 52 + 1  # six, the page rows, and one between the two pulls
     for exchange in inserts:
         item_id = json.loads(exchange["body"]).get("id")
         location = exchange["responseHeaders"]["location"]
@@ -101,7 +103,8 @@ def test_js_client_against_live_server(report):
     assert [i["id"] for i in query["result"]] == ["js-e", "js-c"]
     assert query["totalCount"] == 4
     assert query["http"][0]["url"].split("/tables/", 1)[1] == (
-        "Task?$filter=((complete eq false) and (priority ge 2))&$orderby=priority desc&$skip=1&$top=2&$inlinecount=allpages"
+        "Task?$filter=((complete eq false) and (priority ge 2))"
+        "&$orderby=priority desc&$skip=1&$top=2&$inlinecount=allpages"
     )
 
     # Lookup and refresh return what the database holds.
@@ -137,7 +140,6 @@ def test_js_client_against_live_server(report):
     # What the client reads after the delete is what the database holds live.
     assert [i["id"] for i in steps["query_after_delete"]["result"]] == ["js-c", "js-d", "js-e", "js-fixed-1"]
     assert steps["query_after_delete"]["totalCount"] == 4
-    assert sorted(Task.objects.exclude(text="page").values_list("id", flat=True)) == ["js-c", "js-d", "js-e", "js-fixed-1"]
 
     # Paging past the server's page size: the client finds the Link header (NETCLI format, no angle
     # brackets, PROTOCOL.md §3.4) and reading that URL gives exactly the rest of the rows in order.
@@ -155,6 +157,17 @@ def test_js_client_against_live_server(report):
     for exchange in report["http"]:
         exposed = {h.strip().lower() for h in exchange["responseHeaders"]["access-control-expose-headers"].split(",")}
         assert {"etag", "link", "location"} <= exposed, exchange["url"]
+
+    # The client's own incremental pull into a local store ends with exactly the server's live rows,
+    # and the tombstones and changes made between two pulls reach it (PROTOCOL.md §4.2).
+    live = sorted(Task.objects.values_list("id", flat=True))
+    assert "js-d" not in live and "js-g" in live and len(live) == 4 + 52
+    assert steps["pull_initial"]["result"] == sorted(set(live) - {"js-g"} | {"js-d"})
+    assert steps["pull_incremental"]["result"] == live
+    assert Task.objects.get(pk="js-c").text == "js-charlie pulled"
+    assert Task.all_objects.get(pk="js-d").deleted is True
+    token = Task.all_objects.order_by("-updated_at").first().updated_at
+    assert steps["pull_incremental"]["token"] == token.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def report_link(report: dict, url: str) -> str:

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Drives the real v2 JavaScript client, azure-mobile-apps-client 2.0.1, from Node against a live
 // server: insert (with and without id), a query with where/orderBy/skip/take/includeTotalCount,
-// lookup, refresh, update with its version (If-Match), a conflict on a stale version, delete, and the
-// reads after the delete.
+// lookup, refresh, update with its version (If-Match), a conflict on a stale version, delete, the
+// reads after the delete, paging through the Link header, and the client's own incremental pull.
 //
 // Usage: node driver.js <server url>   (or OFFLINE_SYNC_URL=<server url> node driver.js)
 //
@@ -181,7 +181,9 @@ function main() {
             ];
             return rows.reduce(function (chain, row) {
                 return chain.then(function () {
-                    return step('insert_' + row.id, function () { return table.insert(row); }, function (item, entry, http) {
+                    return step('insert_' + row.id, function () {
+                        return table.insert(row);
+                    }, function (item, entry, http) {
                         var failures = expectOk(entry, 201, http);
                         expectItem(failures, item);
                         return failures;
@@ -230,7 +232,8 @@ function main() {
                     .read();
             }, function (items, entry, http) {
                 var failures = expectOk(entry, 200, http);
-                expect(failures, JSON.stringify(ids(items)) === JSON.stringify(['js-fixed-1', 'js-c', 'js-d', 'js-e', 'js-f']),
+                var inTextOrder = ['js-fixed-1', 'js-c', 'js-d', 'js-e', 'js-f'];
+                expect(failures, JSON.stringify(ids(items)) === JSON.stringify(inTextOrder),
                     'ids in text order: ' + JSON.stringify(ids(items)));
                 expect(failures, items.totalCount === undefined, 'no count unless asked');
                 return failures;
@@ -256,7 +259,9 @@ function main() {
         })
         .then(function () {
             var local = Object.assign({}, s.alpha, { text: 'js-alpha updated', priority: 7 });
-            return step('update_with_version', function () { return table.update(local); }, function (item, entry, http) {
+            return step('update_with_version', function () {
+                return table.update(local);
+            }, function (item, entry, http) {
                 var failures = expectOk(entry, 200, http);
                 var sent = lastExchange();
                 expect(failures, sent.method === 'PATCH', 'update is a PATCH');
@@ -280,8 +285,9 @@ function main() {
                 expect(failures, server && server.id === s.alpha.id, 'error.serverInstance is the server item');
                 expect(failures, server && server.version === s.alphaUpdated.version,
                     'serverInstance carries the current version');
-                expect(failures, server && server.text === 'js-alpha updated', 'serverInstance carries the current text');
-                expect(failures, http.responseHeaders && http.responseHeaders.etag === '"' + s.alphaUpdated.version + '"',
+                expect(failures, server && server.text === 'js-alpha updated',
+                    'serverInstance carries the current text');
+                expect(failures, (http.responseHeaders || {}).etag === '"' + s.alphaUpdated.version + '"',
                     'conflict ETag is the current version');
                 return failures;
             });
@@ -311,13 +317,15 @@ function main() {
             });
         })
         .then(function () {
-            return step('delete_conflict', function () { return table.del({ id: s.alpha.id, version: s.alpha.version }); },
-                function (error, entry) {
-                    var failures = expectError(entry, 412);
-                    var server = error && error.serverInstance;
-                    expect(failures, server && server.version === s.alphaFinal.version, 'serverInstance on a stale delete');
-                    return failures;
-                });
+            return step('delete_conflict', function () {
+                return table.del({ id: s.alpha.id, version: s.alpha.version });
+            }, function (error, entry) {
+                var failures = expectError(entry, 412);
+                var server = error && error.serverInstance;
+                expect(failures, server && server.version === s.alphaFinal.version,
+                    'serverInstance on a stale delete');
+                return failures;
+            });
         })
         .then(function () {
             return step('delete', function () { return table.del({ id: s.alpha.id, version: s.alphaFinal.version }); },
@@ -385,7 +393,96 @@ function main() {
             });
         })
         .then(function () { return pagingSteps(table, 'id', 'paging_keyset'); })
-        .then(function () { return pagingSteps(table, 'priority', 'paging_skip'); });
+        .then(function () { return pagingSteps(table, 'priority', 'paging_skip'); })
+        .then(function () { return pullSteps(client, table); });
+}
+
+// The client's own incremental pull (sync/pull.js), run with an in-memory local store: the client
+// ships a store only for Cordova (SQLite), and pull needs just lookup/upsert/del of it.
+function memoryStore() {
+    var tables = {};
+    function rows(name) {
+        tables[name] = tables[name] || {};
+        return tables[name];
+    }
+    return {
+        tables: tables,
+        defineTable: function () { return Promise.resolve(); },
+        lookup: function (name, id) { return Promise.resolve(rows(name)[id] || null); },
+        upsert: function (name, record) {
+            rows(name)[record.id] = Object.assign({}, record);
+            return Promise.resolve();
+        },
+        del: function (name, id) {
+            delete rows(name)[id];
+            return Promise.resolve();
+        },
+    };
+}
+
+function pullSteps(client, table) {
+    var createPullManager = require('azure-mobile-apps-client/sdk/src/sync/pull').createPullManager;
+    var taskRunner = require('azure-mobile-apps-client/sdk/src/Utilities/taskRunner');
+    var Query = WindowsAzure.Query;
+    var store = memoryStore();
+    var noPendingOperations = { readPendingOperations: function () { return Promise.resolve([]); } };
+    var puller = createPullManager(client, store, taskRunner(), noPendingOperations);
+
+    function pull(name, check) {
+        return step(name, function () {
+            return puller.pull(new Query('Task'), 'all-tasks', { pageSize: 10 }).then(function () {
+                return Object.keys(store.tables.Task || {}).sort();
+            });
+        }, function (local, entry) {
+            var failures = [];
+            expect(failures, entry.outcome === 'ok', 'pull failed: ' + JSON.stringify(entry.error));
+            var token = (store.tables.__pulltime || {})['all-tasks'];
+            entry.token = token ? token.value : null;
+            return failures.concat(check(local || [], entry));
+        });
+    }
+
+    var live = ['js-c', 'js-d', 'js-e', 'js-fixed-1'];
+    for (var i = 0; i < PAGE_ROWS; i++) {
+        live.push(pageId(i));
+    }
+    live.sort();
+    return puller.initialize()
+        .then(function () {
+            return pull('pull_initial', function (local, entry) {
+                var failures = [];
+                expect(failures, JSON.stringify(local) === JSON.stringify(live), 'the store holds every live row');
+                // 58 rows (2 tombstones) in pages of 10. Each page after the first starts again at the
+                // last row seen (updatedAt ge token, PROTOCOL.md §4.2): 10 + 5 x 9 + 3 rows, then a page
+                // holding only that boundary row, then $skip=1 past it, which is empty and ends the pull.
+                expect(failures, entry.http.length === 9, 'pages requested: ' + entry.http.length);
+                expect(failures, /\$skip=1&/.test(entry.http[entry.http.length - 1].url), 'the pull ends with $skip');
+                return failures;
+            });
+        })
+        .then(function () {
+            return table.lookup('js-c').then(function (item) {
+                return table.update({ id: 'js-c', version: item.version, text: 'js-charlie pulled' });
+            }).then(function () {
+                return table.del({ id: 'js-d' });
+            }).then(function () {
+                return table.insert({ id: 'js-g', text: 'js-golf' });
+            });
+        })
+        .then(function () {
+            return pull('pull_incremental', function (local, entry) {
+                var failures = [];
+                var expected = live.filter(function (id) { return id !== 'js-d'; }).concat(['js-g']).sort();
+                expect(failures, JSON.stringify(local) === JSON.stringify(expected), 'the store follows the changes');
+                expect(failures, store.tables.Task['js-c'].text === 'js-charlie pulled', 'the update was pulled');
+                // Only rows at or after the saved token come back: the first pull's last row (ge,
+                // PROTOCOL.md §4.4) and the three changes; then the boundary row alone, then empty.
+                expect(failures, entry.http.length === 3, 'pages requested: ' + entry.http.length);
+                expect(failures, /updatedAt ge datetimeoffset'/.test(decodeURIComponent(entry.http[0].url)),
+                    'the filter starts at the saved token: ' + entry.http[0].url);
+                return failures;
+            });
+        });
 }
 
 var PAGE_ROWS = 52;
@@ -420,7 +517,8 @@ function pagingSteps(table, order, name) {
         expect(failures, items.length === 50, 'a first page of 50, got ' + items.length);
         expect(failures, JSON.stringify(ids(items)) === JSON.stringify(expected.slice(0, 50)), 'first page in order');
         expect(failures, items.totalCount === PAGE_ROWS, 'totalCount ' + PAGE_ROWS + ', got ' + items.totalCount);
-        expect(failures, typeof items.nextLink === 'string', 'the client found the Link header: ' + http.responseHeaders.link);
+        expect(failures, typeof items.nextLink === 'string',
+            'the client found the Link header: ' + http.responseHeaders.link);
         entry.nextLink = items.nextLink || null;
         first = items;
         return failures;
