@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-import dj_database_url
+from example_project.database import database_from_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -55,26 +55,10 @@ TEMPLATES = [
 ]
 
 DATABASES = {
-    "default": dj_database_url.config(
-        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=int(os.environ.get("CONN_MAX_AGE", "0"))
+    "default": database_from_env(
+        f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=int(os.environ.get("CONN_MAX_AGE", "0"))
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Concurrent requests on one SQLite file: WAL lets readers run beside the writer, and
-    # BEGIN IMMEDIATE takes the write lock up front, so a write never fails mid-transaction
-    # on a lock upgrade ("database is locked"); writers queue for up to `timeout` seconds.
-    DATABASES["default"]["OPTIONS"] = {
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-    }
-elif DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
-    try:  # PyMySQL stands in for mysqlclient where that does not build.
-        import MySQLdb  # noqa: F401
-    except ImportError:
-        import pymysql
-
-        pymysql.install_as_MySQLdb()
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LANGUAGE_CODE = "en-us"

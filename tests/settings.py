@@ -1,8 +1,6 @@
 """Settings for the test suite: SQLite in memory, or the database in ``DATABASE_URL``."""
 
-import os
-
-import dj_database_url
+from example_project.database import database_from_env
 
 SECRET_KEY = "tests-only-not-secret"
 DEBUG = False
@@ -50,20 +48,7 @@ TEMPLATES = [
     }
 ]
 
-_url = os.environ.get("DATABASE_URL")
-if _url:
-    DATABASES = {"default": dj_database_url.parse(_url, conn_max_age=0)}
-    if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
-        try:  # PyMySQL stands in for mysqlclient where that does not build.
-            import MySQLdb  # noqa: F401
-        except ImportError:
-            import pymysql
-
-            pymysql.install_as_MySQLdb()
-        DATABASES["default"].setdefault("OPTIONS", {})["charset"] = "utf8mb4"
-        DATABASES["default"]["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_bin"}
-else:
-    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+DATABASES = {"default": database_from_env("sqlite://:memory:", conn_max_age=0)}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -1,0 +1,35 @@
+"""The database settings of the example site and the test suite, read from ``DATABASE_URL``.
+
+dj-database-url parses the URL; this adds what each backend needs for concurrent sync
+traffic, so the site and the tests configure a backend the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dj_database_url
+
+
+def database_from_env(default_url: str, **kwargs: Any) -> dict[str, Any]:
+    config = dj_database_url.config(default=default_url, **kwargs)
+    engine = config["ENGINE"]
+    if engine == "django.db.backends.sqlite3" and config.get("NAME") not in (None, "", ":memory:"):
+        # Concurrent requests on one SQLite file: WAL lets readers run beside the writer, and
+        # BEGIN IMMEDIATE takes the write lock up front, so a write never fails mid-transaction
+        # on a lock upgrade ("database is locked"); writers queue for up to `timeout` seconds.
+        config["OPTIONS"] = {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    elif engine == "django.db.backends.mysql":
+        try:  # PyMySQL stands in for mysqlclient where that does not build.
+            import MySQLdb  # noqa: F401
+        except ImportError:
+            import pymysql
+
+            pymysql.install_as_MySQLdb()
+        config.setdefault("OPTIONS", {})["charset"] = "utf8mb4"
+        config["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_bin"}
+    return config
