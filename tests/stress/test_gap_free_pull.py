@@ -62,7 +62,16 @@ def test_v1_v2_positional_skip_under_concurrent_updates(live_server):
 
 
 def test_now_stamping_misses_rows(live_server):
-    """The naive scheme (wall clock at save) loses late commits: the test is known to bite."""
+    """The naive scheme (wall clock at save) loses late commits: the test is known to bite.
+
+    Not on SQLite: it serializes writers, so a long transaction blocks every other commit
+    until its own; "now" then loses a row only when two queued writers get the lock out of
+    stamp order with a pull in between, which a bounded run does not reliably meet.
+    """
+    from django.db import connection
+
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite serializes writers; see docs/gap-free-pull.rst")
 
     def seen_a_miss(pullers: list[harness.Puller]) -> bool:
         return any(p.stats.stale_after_pull for p in pullers)
