@@ -31,8 +31,22 @@ def main(argv=None) -> None:
             pull_v3(site.host, max_requests=3)
         before = site.rss()
         log(f"pulling {args.rows} rows ({args.loop}) ...")
-        st = pull_v2(site.host, 1000) if args.loop == "v2" else pull_v3(site.host)
+        # The pull runs in a thread while RSS is sampled, to tell a plateau from steady growth.
+        import threading
+
+        box: dict = {}
+        worker = threading.Thread(target=lambda: box.update(
+            st=pull_v2(site.host, 1000) if args.loop == "v2" else pull_v3(site.host)))
+        worker.start()
+        samples = []
+        while worker.is_alive():
+            worker.join(5)
+            samples.append(sum(site.rss().values()) / 1024)
+        st = box["st"]
         after = site.rss()
+        quarter = max(1, len(samples) // 4)
+        log("total RSS (MB) every 5 s: " + " ".join(f"{x:.0f}" for x in samples))
+        log(f"growth over the last three quarters of the pull: {samples[-1] - samples[quarter - 1]:.1f} MB")
     rows = []
     for n, pid in enumerate(before):
         role = "master" if n == 0 else f"worker {n}"
