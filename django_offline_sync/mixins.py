@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from . import stamping
 from .concurrency import Precondition, etag_for, if_none_match_hits, parse_if_match, parse_version_value
 from .exceptions import BadRequest, Conflict, ItemGone, ItemNotFound, PayloadTooLarge
+from .pagination import pull_boundary
 from .query.options import evaluation_guard
 from .serializers import Body, split_body
 from .settings import sync_settings
@@ -140,6 +141,7 @@ class ListMixin:
                 count=query.count,
                 order_by=query.order_by,
                 generation=self.adapter.name,
+                boundary=pull_boundary(query.filter_node) if self.adapter.name != "v3" else None,
             )
         items = [representer.from_values(row) for row in page.rows]
         if query.select:

@@ -4,6 +4,7 @@ Where the order is the pull order, ``(updatedAt, id)`` or ``id`` alone, the next
 signed keyset cursor (``cursor.py``): a page costs an index range scan whatever the table size,
 and rows updated mid-pull can be neither skipped nor cycled. Any other ``$orderby`` falls
 back to ``$skip``. v3 gets the link in ``nextLink``; v1/v2 in a ``Link`` header (§3.4).
+v1/v2 pull queries page themselves with ``$skip``; see ``ODataPagination.boundary_skip``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from django.db.models import F, OrderBy, Q, QuerySet
+import datetime as dt
+
+from django.db.models import F, OrderBy, Q, QuerySet, Subquery
 from rest_framework.pagination import BasePagination
 
 from . import cursor as cursors
@@ -60,6 +63,8 @@ class ODataPagination(BasePagination):
     """Slices a filtered, ordered queryset into one page and builds the link to the next."""
 
     cursor_param = cursors.CURSOR_PARAM
+    #: Apply a v1/v2 pull's ``$skip`` to the rows still at its boundary stamp (see ``_boundary``).
+    boundary_skip = True
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
         return [
@@ -99,6 +104,7 @@ class ODataPagination(BasePagination):
         count: bool,
         order_by: list[Any],
         generation: str,
+        boundary: dt.datetime | None = None,
     ) -> Page:
         params = [(k, v) for k, vs in request.GET.lists() for v in vs]
         digest = cursors.query_digest(params)
@@ -119,6 +125,8 @@ class ODataPagination(BasePagination):
         if current is not None:
             qs = qs.filter(self._after(current, keyset))
             skip = 0
+        elif self.boundary_skip and boundary is not None and skip > 0 and keyset == KEYSET_UPDATED:
+            qs, skip = self._boundary(qs, boundary, skip), 0
         rows = list(qs.values_list(*columns)[skip : skip + take + 1]) if take > 0 else []
         has_more = len(rows) > take
         rows = rows[:take]
@@ -151,6 +159,21 @@ class ODataPagination(BasePagination):
         return Page(rows, total, self.format_next_link(request, query_string, absolute), absolute)
 
     @staticmethod
+    def _boundary(queryset: QuerySet, boundary: dt.datetime, skip: int) -> QuerySet:
+        """A v1/v2 pull's ``$skip``, applied to the rows still at the boundary stamp ``T``.
+
+        Every v1/v2 client (.NET, JS, Android, iOS; PROTOCOL.md §4.1-§4.2) sends
+        ``updatedAt ge T`` with ``$skip=n`` only after reading ``n`` rows that all had
+        ``updatedAt == T``. If one of them was updated meanwhile it moved to the end, and a
+        positional skip would jump over a newer row, which the client's next token then
+        passes for good. Skipping past the ``n``-th id still at ``T`` gives the same page
+        when nothing moved and loses nothing when something did (exact with the clock's
+        unique stamps). One statement, so one snapshot.
+        """
+        nth = queryset.filter(updated_at=boundary).order_by("pk").values("pk")[skip - 1 : skip]
+        return queryset.filter(Q(updated_at__gt=boundary) | Q(updated_at=boundary, pk__gt=Subquery(nth)))
+
+    @staticmethod
     def _after(current: cursors.Cursor, keyset: tuple[str, ...] | None) -> Q:
         if keyset == KEYSET_ID or current.updated_ms is None:
             return Q(pk__gt=current.last_id)
@@ -171,3 +194,31 @@ class ODataPagination(BasePagination):
         if style == "absolute":
             return absolute
         return query_string
+
+
+def pull_boundary(node: Any) -> dt.datetime | None:
+    """``T`` when a ``$filter`` has the v1/v2 pull shape ``… and updatedAt ge <datetime T>``.
+
+    Looks at the top-level conjuncts of the parsed tree (the clients AND their own filter in
+    front) for ``updatedAt``/``__updatedAt`` ``ge`` a datetime literal.
+    """
+    from .query.nodes import BinaryOp, BoolOp, Literal, Property
+
+    if node is None:
+        return None
+    conjuncts = node.operands if isinstance(node, BoolOp) and node.op == "and" else (node,)
+    for term in reversed(conjuncts):
+        if (
+            isinstance(term, BinaryOp)
+            and term.op == "ge"
+            and isinstance(term.left, Property)
+            and term.left.name.lower().lstrip("_") == "updatedat"
+            and isinstance(term.right, Literal)
+            and isinstance(term.right.value, dt.datetime)
+        ):
+            value = term.right.value
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=dt.timezone.utc)
+            value = value.astimezone(dt.timezone.utc)
+            return value.replace(microsecond=value.microsecond - value.microsecond % 1000)
+    return None

@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.stress, pytest.mark.django_db(transaction=True)]
 
 SECONDS = float(os.environ.get("STRESS_SECONDS", "25"))
 TABLE = "/tables/Task"
-FIXED = "/fixed/tables/Task"  # BoundarySkipPagination: $skip clamped to the boundary tie
+POSITIONAL = "/positional/tables/Task"  # boundary_skip off: plain positional $skip
 V1_V2 = ["v1-net", "v2-net", "v2-js", "v2-android"]
 
 
@@ -38,9 +38,9 @@ def assert_no_miss(result: harness.RunResult, names: list[str]) -> None:
 
 
 def test_clock_stamping_no_device_misses_a_row(live_server):
-    """v3 on the shipped endpoint; v1/v2 where ``$skip`` cannot jump over moved rows."""
+    """Every client algorithm on the shipped endpoint."""
     devices = [("v3-ctk-a", "v3-ctk", TABLE), ("v3-ctk-b", "v3-ctk", TABLE)]
-    devices += [(f"{a}", a, FIXED) for a in V1_V2]
+    devices += [(f"{a}", a, TABLE) for a in V1_V2]
     result = harness.run(live_server.url, mode="clock", pullers=devices, seconds=SECONDS)
     print("\n" + result.report())
     assert result.operations > 200, "the writers barely ran; the test would prove nothing"
@@ -50,15 +50,15 @@ def test_clock_stamping_no_device_misses_a_row(live_server):
 
 
 def test_v1_v2_positional_skip_under_concurrent_updates(live_server):
-    """v1/v2 algorithms against both endpoints under one workload: measure, and hold the remedy to zero.
+    """v1/v2 algorithms against both endpoints under one workload: measure, and hold ours to zero.
 
-    On ``/tables/Task`` a ``$skip=1`` past the boundary row jumps over a newer row when the
-    boundary row is updated in between; the count is reported, not asserted.
+    On ``/positional/tables/Task`` a ``$skip=1`` past the boundary row jumps over a newer row
+    when the boundary row is updated in between; that count is reported, not asserted.
     """
-    devices = [(f"{a}@table", a, TABLE) for a in V1_V2] + [(f"{a}@fixed", a, FIXED) for a in V1_V2]
+    devices = [(f"{a}@table", a, TABLE) for a in V1_V2] + [(f"{a}@positional", a, POSITIONAL) for a in V1_V2]
     result = harness.run(live_server.url, mode="clock", pullers=devices, seconds=SECONDS, kill_rate=0.0)
     print("\n" + result.report())
-    assert_no_miss(result, [d[0] for d in devices if d[2] == FIXED])
+    assert_no_miss(result, [d[0] for d in devices if d[2] == TABLE])
 
 
 def test_now_stamping_misses_rows(live_server):
@@ -76,7 +76,7 @@ def test_now_stamping_misses_rows(live_server):
     def seen_a_miss(pullers: list[harness.Puller]) -> bool:
         return any(p.stats.stale_after_pull for p in pullers)
 
-    devices = [("v3-ctk", "v3-ctk", TABLE), ("v2-net", "v2-net", FIXED), ("v2-js", "v2-js", FIXED)]
+    devices = [("v3-ctk", "v3-ctk", TABLE), ("v2-net", "v2-net", TABLE), ("v2-js", "v2-js", TABLE)]
     with override_settings(OFFLINE_SYNC={"STAMPING": "now"}):
         result = harness.run(
             live_server.url, mode="now", pullers=devices, seconds=max(SECONDS, 40.0), until=seen_a_miss
