@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.db import IntegrityError, router, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F, QuerySet
 from django.http.request import RawPostDataException
 from django.core.exceptions import RequestDataTooBig
@@ -130,11 +130,13 @@ class ListMixin:
         queryset = self.filter_queryset(self.get_queryset())
         representer = self.get_representer()
         take, skip, top = self.get_page_window(query)
+        select, converters = representer.select_plan(connections[queryset.db].vendor)
         with evaluation_guard(using=queryset.db):
             page = self.paginator.paginate(
                 queryset,
                 request,
                 columns=representer.attnames,
+                select=select,
                 take=take,
                 skip=skip,
                 top=top,
@@ -143,7 +145,7 @@ class ListMixin:
                 generation=self.adapter.name,
                 boundary=pull_boundary(query.filter_node) if self.adapter.name != "v3" else None,
             )
-        items = [representer.from_values(row) for row in page.rows]
+        items = [representer.from_values(row, converters) for row in page.rows]
         if query.select:
             wanted = set(query.select)
             items = [{k: v for k, v in item.items() if k in wanted} for item in items]

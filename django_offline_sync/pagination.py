@@ -98,6 +98,7 @@ class ODataPagination(BasePagination):
         request: Any,
         *,
         columns: list[str],
+        select: list[Any] | None = None,
         take: int,
         skip: int,
         top: int | None,
@@ -127,7 +128,7 @@ class ODataPagination(BasePagination):
             skip = 0
         elif self.boundary_skip and boundary is not None and skip > 0 and keyset == KEYSET_UPDATED:
             qs, skip = self._boundary(qs, boundary, skip), 0
-        rows = list(qs.values_list(*columns)[skip : skip + take + 1]) if take > 0 else []
+        rows = list(qs.values_list(*(select or columns))[skip : skip + take + 1]) if take > 0 else []
         has_more = len(rows) > take
         rows = rows[:take]
         left = None if remaining is None else remaining - len(rows)
@@ -139,7 +140,7 @@ class ODataPagination(BasePagination):
             last = dict(zip(columns, rows[-1]))
             updated = last.get("updated_at")
             new_cursor = cursors.Cursor(
-                updated_ms=datetime_to_ms(updated) if keyset == KEYSET_UPDATED and updated is not None else None,
+                updated_ms=stamp_ms(updated) if keyset == KEYSET_UPDATED and updated is not None else None,
                 last_id=str(last["id"]),
                 count=total,
                 remaining=left,
@@ -178,7 +179,10 @@ class ODataPagination(BasePagination):
         if keyset == KEYSET_ID or current.updated_ms is None:
             return Q(pk__gt=current.last_id)
         at = ms_to_datetime(current.updated_ms)
-        return Q(updated_at__gt=at) | Q(updated_at=at, pk__gt=current.last_id)
+        # The redundant `updated_at >= at` is what makes this an index range scan: without it
+        # PostgreSQL reads from the query's own lower bound and filters out every row already
+        # sent, so the k-th page of a pull would cost k pages.
+        return Q(updated_at__gte=at) & (Q(updated_at__gt=at) | Q(pk__gt=current.last_id))
 
     @staticmethod
     def format_next_link(request: Any, query_string: str, absolute: str) -> str:
@@ -194,6 +198,13 @@ class ODataPagination(BasePagination):
         if style == "absolute":
             return absolute
         return query_string
+
+
+def stamp_ms(value: dt.datetime | str) -> int:
+    """Milliseconds of an ``updated_at`` read as a datetime or as its wire string."""
+    if isinstance(value, str):  # "YYYY-MM-DDTHH:MM:SS.mmmZ" from wire_sql
+        value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return datetime_to_ms(value)
 
 
 def pull_boundary(node: Any) -> dt.datetime | None:

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable
 from django.db import models
 from rest_framework import serializers
 
+from . import wire_sql
 from .exceptions import BadRequest, InvalidId
 from .models import SyncModel, check_id, encode_version
 from .naming import SYSTEM_WIRE_NAMES, V1_SYSTEM_WIRE_NAMES, to_camel
@@ -86,12 +87,37 @@ class Representer:
         # lower-cased wire name → wire name, for the user columns of request bodies
         self.user_columns = {wire.lower(): wire for wire, _, _ in columns}
         self._converters = [(i, conv) for i, (_, _, conv) in enumerate(self.columns) if conv is not None]
+        self._plans: dict[str, tuple[list[Any], list[tuple[int, Any]]]] = {}
 
-    def from_values(self, row: tuple[Any, ...]) -> dict[str, Any]:
+    def from_values(self, row: tuple[Any, ...], converters: list[tuple[int, Any]] | None = None) -> dict[str, Any]:
         values = list(row)
-        for index, conv in self._converters:
+        for index, conv in self._converters if converters is None else converters:
             values[index] = conv(values[index])
         return dict(zip(self.wire_names, values))
+
+    def select_plan(self, vendor: str) -> tuple[list[Any], list[tuple[int, Any]]]:
+        """``values_list`` arguments for a list page on ``vendor`` and the converters still needed.
+
+        Timestamps (and on PostgreSQL versions) come back from the database already in wire
+        form (``wire_sql``); the other columns keep their Python converters.
+        """
+        plan = self._plans.get(vendor)
+        if plan is None:
+            select: list[Any] = []
+            converters: list[tuple[int, Any]] = []
+            fields = {f.attname: f for f in self.model._meta.concrete_fields}
+            for index, (_, attname, conv) in enumerate(self.columns):
+                field = fields[attname]
+                if isinstance(field, models.DateTimeField) and vendor in wire_sql.TIMESTAMP_VENDORS:
+                    select.append(wire_sql.WireTimestamp(attname))
+                elif field.name == "version" and vendor in wire_sql.VERSION_VENDORS:
+                    select.append(wire_sql.WireVersion(attname))
+                else:
+                    select.append(attname)
+                    if conv is not None:
+                        converters.append((index, conv))
+            plan = self._plans[vendor] = (select, converters)
+        return plan
 
     def from_instance(self, obj: models.Model) -> dict[str, Any]:
         return self.from_values(tuple(getattr(obj, attname) for attname in self.attnames))
