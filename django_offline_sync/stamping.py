@@ -30,8 +30,6 @@ import secrets
 import time
 
 from django.db import connections, transaction
-from django.db.models import F, Value
-from django.db.models.functions import Greatest
 
 from .settings import sync_settings
 
@@ -81,20 +79,45 @@ def reserve(model: type, count: int = 1, using: str = "default") -> list[tuple[i
         return [(ms, secrets.randbits(63)) for _ in range(count)]
     if not connections[using].in_atomic_block:  # pragma: no cover - a programming error
         raise RuntimeError("stamping.reserve() must run inside transaction.atomic()")
-    from .models import SyncClock
-
     key = clock_key(model)
-    clocks = SyncClock.objects.using(using).filter(table=key)
     now = now_ms()
-    updated = clocks.update(last_ms=Greatest(Value(now + count - 1), F("last_ms") + count))
-    if not updated:
+    last = _advance(using, key, now + count - 1, count)
+    if last is None:
         # First write to this table: create its clock row (a concurrent creator is fine:
         # ON CONFLICT DO NOTHING, then both go through the locking UPDATE).
+        from .models import SyncClock
+
         SyncClock.objects.using(using).bulk_create([SyncClock(table=key, last_ms=0)], ignore_conflicts=True)
-        clocks.update(last_ms=Greatest(Value(now + count - 1), F("last_ms") + count))
-    last = clocks.values_list("last_ms", flat=True).get()
+        last = _advance(using, key, now + count - 1, count)
+    assert last is not None
     first = last - count + 1
     return [(ms, ms) for ms in range(first, last + 1)]
+
+
+def _advance(using: str, key: str, floor: int, step: int) -> int | None:
+    """``last_ms = max(floor, last_ms + step)`` for ``key``; the new value, or None if no row.
+
+    Hand-written SQL (two parameters, quoted names) because this statement runs on every
+    write while the clock lock is held: ``UPDATE … RETURNING`` is one round trip where the
+    ORM needs an UPDATE and a SELECT, and skips the ORM's per-call query compilation.
+    """
+    from .models import SyncClock
+
+    connection = connections[using]
+    qn = connection.ops.quote_name
+    table, column, key_column = qn(SyncClock._meta.db_table), qn("last_ms"), qn("table")
+    greatest = "MAX" if connection.vendor == "sqlite" else "GREATEST"
+    update = f"UPDATE {table} SET {column} = {greatest}(%s, {column} + %s) WHERE {key_column} = %s"
+    with connection.cursor() as cursor:
+        if connection.vendor in ("postgresql", "sqlite"):
+            cursor.execute(update + f" RETURNING {column}", [floor, step, key])
+            row = cursor.fetchone()
+            return None if row is None else int(row[0])
+        cursor.execute(update, [floor, step, key])
+        if cursor.rowcount == 0:
+            return None
+        cursor.execute(f"SELECT {column} FROM {table} WHERE {key_column} = %s", [key])
+        return int(cursor.fetchone()[0])
 
 
 def lock(model: type, using: str = "default") -> None:
@@ -105,13 +128,12 @@ def lock(model: type, using: str = "default") -> None:
     """
     if not uses_clock():
         return
-    from .models import SyncClock
-
     key = clock_key(model)
-    clocks = SyncClock.objects.using(using).filter(table=key)
-    if not clocks.update(last_ms=F("last_ms")):
+    if _advance(using, key, 0, 0) is None:  # max(0, last + 0): a write that changes nothing
+        from .models import SyncClock
+
         SyncClock.objects.using(using).bulk_create([SyncClock(table=key, last_ms=0)], ignore_conflicts=True)
-        clocks.update(last_ms=F("last_ms"))
+        _advance(using, key, 0, 0)
 
 
 def atomic_for(model: type, using: str):
