@@ -152,8 +152,8 @@ class Site(_Server):
 
     def start(self) -> None:
         self.port = free_port()
-        # BENCH_DJANGO_SETTINGS picks another settings module (e.g. bench/experiments/*) to
-        # measure a proposed change against the default in the same way.
+        # BENCH_DJANGO_SETTINGS picks another settings module on the bench path, to measure a
+        # settings change against bench_settings in the same way.
         settings_module = os.environ.get("BENCH_DJANGO_SETTINGS", "bench_settings")
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings_module, "DATABASE_URL": self.database_url,
                "PYTHONPATH": f"{BENCH}:{ROOT}:{WORK}", **self.extra_env}
