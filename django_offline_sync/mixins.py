@@ -176,17 +176,15 @@ class RetrieveMixin:
 class CreateMixin:
     def create(self, request: Any, *args: Any, **kwargs: Any) -> Response:
         body = self.read_body(request)
-        model = self.get_model()
         sent_id = self.new_id(body.id)
         serializer = self.get_serializer(data=body.columns)
         serializer.is_valid(raise_exception=True)
         if sent_id is not None:
             serializer.context["sync_id"] = sent_id
         try:
+            # The primary key decides duplicates: an INSERT of a taken id fails (a concurrent
+            # one waits for the first to commit, then fails), and only then do we look.
             with transaction.atomic(using=self.write_db()):
-                if sent_id is not None:
-                    self.lock_row(sent_id)
-                    self.raise_if_exists(sent_id)
                 self.perform_create(serializer)
                 instance = serializer.instance
                 self.committed(instance, "insert")
