@@ -61,6 +61,25 @@ def format_timestamp(value: dt.datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
+def _is_wire_form(value: str) -> bool:
+    # "YYYY-MM-DDTHH:MM:SS.mmmZ": fixed width, UTC, so the text orders as the instant does.
+    return len(value) == 24 and value[-1] == "Z" and value[10] == "T" and value[19] == "."
+
+
+def newest_timestamp(items: Sequence[Item]) -> dt.datetime | None:
+    """The largest ``updatedAt`` of ``items`` (None if none has one).
+
+    Stamps in the wire form compare as text, so only the largest is parsed; any other form
+    makes every stamp parsed.
+    """
+    stamps = [stamp for item in items if (stamp := item.get("updatedAt"))]
+    if not stamps:
+        return None
+    if all(_is_wire_form(stamp) for stamp in stamps):
+        return parse_timestamp(max(stamps))
+    return max(parse_timestamp(stamp) for stamp in stamps)
+
+
 @dataclass(frozen=True)
 class PendingOperation:
     """One queued change: what to send, for which item, and the version it was based on.
@@ -110,6 +129,7 @@ class LocalStore:
         self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
         self._conn.row_factory = sqlite3.Row
         self._depth = 0
+        self._known_tables: set[str] = set()  # row tables created and committed (never dropped)
         if self.path != ":memory:":
             self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
@@ -173,11 +193,16 @@ class LocalStore:
 
     def ensure_table(self, table: str) -> None:
         """Create the local table for ``table`` if it does not exist yet."""
+        rows_table = self._rows_table(table)
+        if table in self._known_tables:
+            return
+        outermost = not self._depth
         with self.transaction() as conn:
             conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {self._rows_table(table)} ("
-                "id TEXT PRIMARY KEY, item TEXT NOT NULL, updated_at TEXT)"
+                f"CREATE TABLE IF NOT EXISTS {rows_table} (id TEXT PRIMARY KEY, item TEXT NOT NULL, updated_at TEXT)"
             )
+        if outermost:  # committed: no later rollback can undo it
+            self._known_tables.add(table)
 
     def tables(self) -> list[str]:
         """The names of the synced tables this store knows."""
@@ -460,22 +485,54 @@ class LocalStore:
 
         Deleted rows are removed; rows with a pending local operation are left alone (the
         push will reconcile them). With ``query_id`` None (a full pull) no token is stored.
+
+        The page is written with one ``executemany`` per statement (upserts, deletes) inside
+        the transaction that stores the token, so a page and its token still commit together.
         """
         self.ensure_table(table)
+        rows_table = self._rows_table(table)
+        if len({item["id"] for item in items}) != len(items):
+            # A page naming an item twice is applied row by row, in order, so the last one wins
+            # exactly as it always has (servers do not send such pages).
+            return self._apply_page_in_order(table, items, query_id)
+        with self.transaction() as conn:
+            token = self.cursor(table, query_id).token if query_id is not None else None
+            pending = {
+                row[0]
+                for row in conn.execute("SELECT item_id FROM sync_operations WHERE table_name = ?", (table,))
+            }
+            puts: list[tuple[str, str, Any]] = []
+            removes: list[tuple[str]] = []
+            skipped = 0
+            for item in items:
+                item_id = item["id"]
+                if item_id in pending:
+                    skipped += 1
+                elif item.get("deleted"):
+                    removes.append((item_id,))
+                else:
+                    puts.append((item_id, json.dumps(item, sort_keys=True), item.get("updatedAt")))
+            deleted = 0
+            if removes:
+                deleted = conn.executemany(f"DELETE FROM {rows_table} WHERE id = ?", removes).rowcount
+            if puts:
+                conn.executemany(
+                    f"INSERT INTO {rows_table} (id, item, updated_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET item = excluded.item, updated_at = excluded.updated_at",
+                    puts,
+                )
+            new_token = self._store_token(conn, table, query_id, token, items)
+        return PageOutcome(len(puts), deleted, skipped, new_token)
+
+    def _apply_page_in_order(self, table: str, items: Sequence[Item], query_id: str | None) -> PageOutcome:
         upserted = deleted = skipped = 0
         with self.transaction() as conn:
             token = self.cursor(table, query_id).token if query_id is not None else None
-            best = parse_timestamp(token) if token else None
             pending = {
                 row[0]
                 for row in conn.execute("SELECT item_id FROM sync_operations WHERE table_name = ?", (table,))
             }
             for item in items:
-                stamp = item.get("updatedAt")
-                if stamp:
-                    when = parse_timestamp(stamp)
-                    if best is None or when > best:
-                        best = when
                 if item["id"] in pending:
                     skipped += 1
                 elif item.get("deleted"):
@@ -483,14 +540,25 @@ class LocalStore:
                 else:
                     self._put(table, item)
                     upserted += 1
-            new_token = format_timestamp(best) if best is not None else None
-            if query_id is not None and new_token is not None:
-                conn.execute(
-                    "INSERT INTO sync_cursors (table_name, query_id, token) VALUES (?, ?, ?) "
-                    "ON CONFLICT (table_name, query_id) DO UPDATE SET token = excluded.token",
-                    (table, query_id, new_token),
-                )
+            new_token = self._store_token(conn, table, query_id, token, items)
         return PageOutcome(upserted, deleted, skipped, new_token)
+
+    @staticmethod
+    def _store_token(
+        conn: sqlite3.Connection, table: str, query_id: str | None, token: str | None, items: Sequence[Item]
+    ) -> str | None:
+        """The token after a page (never earlier than ``token``); stored under ``query_id`` if set."""
+        best = newest_timestamp(items)
+        if token and (best is None or parse_timestamp(token) > best):
+            best = parse_timestamp(token)
+        new_token = format_timestamp(best) if best is not None else None
+        if query_id is not None and new_token is not None:
+            conn.execute(
+                "INSERT INTO sync_cursors (table_name, query_id, token) VALUES (?, ?, ?) "
+                "ON CONFLICT (table_name, query_id) DO UPDATE SET token = excluded.token",
+                (table, query_id, new_token),
+            )
+        return new_token
 
     def remove_missing(self, table: str, keep_ids: set[str]) -> int:
         """After a full pull: remove local rows the server no longer has (unless pending)."""

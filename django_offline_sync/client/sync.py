@@ -28,6 +28,7 @@ from .store import (
     PendingOperation,
     check_name,
     format_timestamp,
+    newest_timestamp,
     parse_timestamp,
 )
 from .transport import HttpTransport, etag
@@ -393,7 +394,7 @@ class Synchronizer:
                 break
             self._apply(table, qid, items, result, seen)
             distinct.update(item["id"] for item in items)
-            newest = max((parse_timestamp(i["updatedAt"]) for i in items if i.get("updatedAt")), default=None)
+            newest = newest_timestamp(items)
             if newest is not None and (token is None or newest > parse_timestamp(token)):
                 token = format_timestamp(newest)
                 skip = 0

@@ -187,6 +187,61 @@ def test_apply_page_leaves_rows_with_pending_operations(store):
     assert store.get("Task", "a")["text"] == "mine"
 
 
+def test_apply_page_counts_upserts_deletes_and_skips_of_a_mixed_page(store):
+    store.apply_page("Task", [server_row("a"), server_row("b"), server_row("c")], "*")
+    store.update("Task", {"id": "c", "text": "mine"})
+    outcome = store.apply_page(
+        "Task",
+        [server_row("a", deleted=True), server_row("x", deleted=True), server_row("b", text="new"),
+         server_row("c", text="theirs"), server_row("d")],
+        "*",
+    )
+    assert (outcome.upserted, outcome.deleted, outcome.skipped) == (2, 1, 1)
+    assert [i["id"] for i in store.query("Task")] == ["b", "c", "d"]
+    assert store.get("Task", "b")["text"] == "new"
+    assert store.get("Task", "c")["text"] == "mine"
+
+
+def test_apply_page_naming_an_item_twice_applies_in_order(store):
+    outcome = store.apply_page("Task", [server_row("a", text="1"), server_row("a", text="2")], "*")
+    assert (outcome.upserted, store.get("Task", "a")["text"]) == (2, "2")
+    outcome = store.apply_page("Task", [server_row("a", text="3"), server_row("a", deleted=True)], "*")
+    assert (outcome.upserted, outcome.deleted, store.get("Task", "a")) == (1, 1, None)
+
+
+def test_apply_page_token_from_other_timestamp_forms(store):
+    store.apply_page("Task", [server_row("a", updated="2024-01-02T03:04:05.678Z")], "*")
+    outcome = store.apply_page(
+        "Task",
+        [server_row("b", updated="2024-01-02T05:04:05.000+02:00"), server_row("c", updated="2024-01-02T03:04:06Z")],
+        "*",
+    )
+    assert outcome.token == store.cursor("Task", "*").token == "2024-01-02T03:04:06.000Z"
+
+
+def test_page_rolled_back_leaves_neither_rows_nor_token(store, monkeypatch):
+    store.apply_page("Task", [server_row("a")], "*")
+
+    def fail_after_the_rows_are_written(*args):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(LocalStore, "_store_token", staticmethod(fail_after_the_rows_are_written))
+    with pytest.raises(sqlite3.OperationalError):
+        store.apply_page("Task", [server_row("a", deleted=True), server_row("b", updated="2024-06-01T00:00:00.000Z")], "*")
+    monkeypatch.undo()
+    assert [i["id"] for i in store.query("Task")] == ["a"]
+    assert store.cursor("Task", "*").token == "2024-01-02T03:04:05.678Z"
+
+
+def test_table_created_in_a_rolled_back_transaction_is_created_again(store):
+    with pytest.raises(RuntimeError), store.transaction():
+        store.ensure_table("Note")
+        raise RuntimeError("rolled back")
+    assert "Note" not in store.tables()
+    store.apply_page("Note", [server_row("n")], "*")
+    assert store.count("Note") == 1
+
+
 def test_full_pull_page_stores_no_token(store):
     store.apply_page("Task", [server_row("a")], None)
     assert store.cursors() == []
