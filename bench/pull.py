@@ -63,20 +63,49 @@ def raw_limit(database_url: str, rows: int, page: int) -> PullStats:
     return st
 
 
-def python_client_pull(host, generation: str, page: int) -> PullStats:
+def python_client_pull(host, generation: str, page: int, tag: str = "") -> PullStats:
     from django_offline_sync.client import SyncClient
 
-    store = WORK / f"client_{generation}.sqlite3"
+    store = WORK / f"client_{generation}{tag}.sqlite3"
     for suffix in ("", "-wal", "-shm", "-journal"):
         (WORK / f"{store.name}{suffix}").unlink(missing_ok=True)
     st = PullStats()
     with SyncClient(f"http://{host[0]}:{host[1]}", store, generation=generation, page_size=page, timeout=300) as c:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = c.pull("Task")
         st.seconds = time.perf_counter() - t0
+        # The client's own CPU (HTTP, JSON, local writes); the server is another process.
+        st.client_cpu = time.process_time() - c0
         # A clean pull delivers every row; the live ones end up in the local store.
         st.rows = result.received if generation == "v3" else result.received - max(0, result.pages - 1)
         st.requests = result.pages
+    return st
+
+
+_CHILD = """
+import json, sys
+sys.path.insert(0, {bench!r})
+import common  # puts bench/ and this checkout on sys.path
+sys.path.insert(0, {root!r})
+import django_offline_sync.client, pull
+assert django_offline_sync.client.__file__.startswith({root!r}), django_offline_sync.client.__file__
+st = pull.python_client_pull(({host!r}, {port}), {generation!r}, {page}, tag="_other")
+print(json.dumps([st.seconds, st.rows, st.requests, st.client_cpu]))
+"""
+
+
+def python_client_pull_from(root: str, host, generation: str, page: int) -> PullStats:
+    """The same pull with the client package of another checkout (``--client-from``), in a subprocess."""
+    import subprocess
+    import sys
+
+    from common import BENCH
+
+    code = _CHILD.format(bench=str(BENCH), root=str(root), host=host[0], port=host[1], generation=generation,
+                         page=page)
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=900)
+    st = PullStats()
+    st.seconds, st.rows, st.requests, st.client_cpu = json.loads(out.stdout.strip().splitlines()[-1])
     return st
 
 
@@ -86,6 +115,10 @@ def main(argv=None) -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     parser.add_argument("--skip-client", action="store_true", help="skip the Python client pulls")
     parser.add_argument("--rounds", type=int, default=2, help="rounds; the best of each is reported (default 2)")
+    parser.add_argument("--client-from", metavar="DIR",
+                        help="also pull with the Python client of another checkout (e.g. a git worktree of an "
+                             "earlier commit), alternating with this one, to compare the two in one run")
+    parser.add_argument("--client-only", action="store_true", help="skip the HTTP loops, pull with the clients only")
     args = parser.parse_args(argv)
 
     log(f"seeding PostgreSQL with {args.rows} Task rows ...")
@@ -98,7 +131,7 @@ def main(argv=None) -> None:
 
     with Site(url, workers=args.workers) as site:
         # Limit and protocol alternate, so a load change on the shared machine hits both.
-        for r in range(args.rounds):
+        for r in range(0 if args.client_only else args.rounds):
             for page in (50, 1000):
                 log(f"round {r + 1}: raw SQL limit, page {page} ...")
                 keep("limit", page, raw_limit(url, args.rows, page))
@@ -107,16 +140,28 @@ def main(argv=None) -> None:
             log(f"round {r + 1}: v3 loop ...")
             st = pull_v3(site.host)
             keep("HTTP loop v3 (CTK client query)", round(st.rows / max(1, st.requests)), st)
+        if args.client_only:
+            for page in (50, 1000):
+                keep("limit", page, raw_limit(url, args.rows, page))
         if not args.skip_client:
-            v3_page = [p for (n, p) in best if n.startswith("HTTP loop v3")][0]
-            for generation, page in (("v2", 50), ("v2", 1000), ("v3", 0)):
-                log(f"Python client {generation} pull ...")
-                try:
-                    st = python_client_pull(site.host, generation, page or 50)
-                except Exception as exc:  # report the others even if the client fails
-                    log(f"  Python client {generation} failed: {exc!r}")
-                    continue
-                keep(f"Python client {generation}", page or v3_page, st)
+            v3_pages = [p for (n, p) in best if n.startswith("HTTP loop v3")]
+            v3_page = v3_pages[0] if v3_pages else 100
+            for r in range(args.rounds if args.client_from else 1):
+                for generation, page in (("v2", 50), ("v2", 1000), ("v3", 0)):
+                    runs = [("", lambda: python_client_pull(site.host, generation, page or 50))]
+                    if args.client_from:
+                        runs.append((f" ({args.client_from})", lambda: python_client_pull_from(
+                            args.client_from, site.host, generation, page or 50)))
+                        if r % 2:
+                            runs.reverse()
+                    for label, fn in runs:
+                        log(f"round {r + 1}: Python client{label} {generation} pull ...")
+                        try:
+                            st = fn()
+                        except Exception as exc:  # report the others even if the client fails
+                            log(f"  Python client{label} {generation} failed: {exc!r}")
+                            continue
+                        keep(f"Python client {generation}{label}", page or v3_page, st)
     limits = {page: best[("limit", page)] for page in (50, 1000)}
     results = [(name, page, st) for (name, page), st in best.items() if name != "limit"]
 
@@ -138,6 +183,13 @@ def main(argv=None) -> None:
         rows,
         note="'of limit' = rows/s as a share of the raw-SQL limit at the nearest page size, same run. "
              "Target: protocol pull >= 40 % of the limit.")
+    clients = [(name, page, st) for name, page, st in results if getattr(st, "client_cpu", None)]
+    if clients:
+        print_table(
+            "Python client: its own CPU per pull (HTTP, JSON, local SQLite writes), same run",
+            ["pull", "page", "wall s", "client CPU s", "client CPU us/row", "CPU share of wall"],
+            [[name, page, st.seconds, st.client_cpu, 1e6 * st.client_cpu / max(1, st.rows),
+              f"{100 * st.client_cpu / st.seconds:.0f} %"] for name, page, st in clients])
 
 
 if __name__ == "__main__":
