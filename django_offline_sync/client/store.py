@@ -32,6 +32,7 @@ DELETE = "delete"
 SYSTEM_FIELDS = frozenset({"createdAt", "updatedAt", "version", "deleted"})
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ITEM_JSON = json.JSONEncoder(sort_keys=True).encode  # json.dumps(sort_keys=True) without a new encoder per call
 _ROW_PREFIX = "rows_"
 
 
@@ -75,7 +76,7 @@ def newest_timestamp(items: Sequence[Item]) -> dt.datetime | None:
     stamps = [stamp for item in items if (stamp := item.get("updatedAt"))]
     if not stamps:
         return None
-    if all(_is_wire_form(stamp) for stamp in stamps):
+    if all(len(stamp) == 24 for stamp in stamps) and all(map(_is_wire_form, stamps)):
         return parse_timestamp(max(stamps))
     return max(parse_timestamp(stamp) for stamp in stamps)
 
@@ -167,8 +168,15 @@ class LocalStore:
         self.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One SQLite transaction; nested calls join the outer one."""
+    def transaction(self, *, flush: bool = True) -> Iterator[sqlite3.Connection]:
+        """One SQLite transaction; nested calls join the outer one.
+
+        ``flush=False`` (pulled pages only) commits without waiting for the disk: in WAL mode
+        with ``synchronous=NORMAL`` the commit is atomic and survives a crash of the process,
+        and a power loss can only roll back the newest such commits, each whole (a page with
+        its delta token), which the next pull fetches again. Any later flushed commit (every
+        local write) syncs the log up to itself, so it never outlives an earlier page.
+        """
         if self._depth:
             self._depth += 1
             try:
@@ -176,16 +184,23 @@ class LocalStore:
             finally:
                 self._depth -= 1
             return
-        self._conn.execute("BEGIN IMMEDIATE")
-        self._depth = 1
+        relaxed = not flush and self.path != ":memory:"
+        if relaxed:
+            self._conn.execute("PRAGMA synchronous=NORMAL")
         try:
-            yield self._conn
-        except BaseException:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield self._conn
+            except BaseException:
+                self._depth = 0
+                self._conn.execute("ROLLBACK")
+                raise
             self._depth = 0
-            self._conn.execute("ROLLBACK")
-            raise
-        self._depth = 0
-        self._conn.execute("COMMIT")
+            self._conn.execute("COMMIT")
+        finally:
+            if relaxed:
+                self._conn.execute("PRAGMA synchronous=FULL")
 
     @staticmethod
     def _rows_table(table: str) -> str:
@@ -495,7 +510,7 @@ class LocalStore:
             # A page naming an item twice is applied row by row, in order, so the last one wins
             # exactly as it always has (servers do not send such pages).
             return self._apply_page_in_order(table, items, query_id)
-        with self.transaction() as conn:
+        with self.transaction(flush=False) as conn:
             token = self.cursor(table, query_id).token if query_id is not None else None
             pending = {
                 row[0]
@@ -511,7 +526,7 @@ class LocalStore:
                 elif item.get("deleted"):
                     removes.append((item_id,))
                 else:
-                    puts.append((item_id, json.dumps(item, sort_keys=True), item.get("updatedAt")))
+                    puts.append((item_id, _ITEM_JSON(item), item.get("updatedAt")))
             deleted = 0
             if removes:
                 deleted = conn.executemany(f"DELETE FROM {rows_table} WHERE id = ?", removes).rowcount
@@ -526,7 +541,7 @@ class LocalStore:
 
     def _apply_page_in_order(self, table: str, items: Sequence[Item], query_id: str | None) -> PageOutcome:
         upserted = deleted = skipped = 0
-        with self.transaction() as conn:
+        with self.transaction(flush=False) as conn:
             token = self.cursor(table, query_id).token if query_id is not None else None
             pending = {
                 row[0]

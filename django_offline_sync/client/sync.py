@@ -27,8 +27,6 @@ from .store import (
     LocalStore,
     PendingOperation,
     check_name,
-    format_timestamp,
-    newest_timestamp,
     parse_timestamp,
 )
 from .transport import HttpTransport, etag
@@ -304,7 +302,10 @@ class Synchronizer:
             result.deleted += self.store.remove_missing(table, seen)
         return result
 
-    def _apply(self, table: str, qid: str | None, items: list[Item], result: PullResult, seen: set[str] | None) -> None:
+    def _apply(
+        self, table: str, qid: str | None, items: list[Item], result: PullResult, seen: set[str] | None
+    ) -> str | None:
+        """Apply one page; returns the token after it (the newest updatedAt seen so far)."""
         outcome = self.store.apply_page(table, items, qid)
         result.pages += 1
         result.received += len(items)
@@ -315,6 +316,7 @@ class Synchronizer:
         if seen is not None:
             seen.update(item["id"] for item in items if not item.get("deleted"))
         self._pause()
+        return outcome.token
 
     def _pull_v3(
         self,
@@ -392,11 +394,12 @@ class Synchronizer:
                 items = list(body)
             if not items:
                 break
-            self._apply(table, qid, items, result, seen)
+            # The page's token is max(token, newest updatedAt of the page): the token the loop
+            # started from is the stored one (or None on a full pull), and both advance alike.
+            after = self._apply(table, qid, items, result, seen)
             distinct.update(item["id"] for item in items)
-            newest = newest_timestamp(items)
-            if newest is not None and (token is None or newest > parse_timestamp(token)):
-                token = format_timestamp(newest)
+            if after is not None and (token is None or parse_timestamp(after) > parse_timestamp(token)):
+                token = after
                 skip = 0
             else:
                 skip += len(items)

@@ -292,3 +292,22 @@ def test_purge_clears_rows_and_cursors_of_that_table_only(store):
     assert store.purge("Task") == 1
     assert [c.table for c in store.cursors()] == ["Note"]
     assert store.count("Note") == 1
+
+
+def test_pulled_pages_commit_without_flush_and_local_writes_with(store, monkeypatch):
+    synchronous = lambda: store._conn.execute("PRAGMA synchronous").fetchone()[0]  # noqa: E731
+    seen = []
+    real = LocalStore._store_token
+
+    def spy(*args):
+        seen.append(synchronous())
+        return real(*args)
+
+    monkeypatch.setattr(LocalStore, "_store_token", staticmethod(spy))
+    store.apply_page("Task", [server_row("a")], "*")
+    assert seen == [1]  # NORMAL while the page commits: atomic, not waiting for the disk
+    assert synchronous() == 2  # FULL again for everything else
+    with store.transaction():
+        assert synchronous() == 2
+    store.insert("Task", {"id": "b"})
+    assert synchronous() == 2
