@@ -26,27 +26,36 @@ import time
 import uuid
 
 from common import TABLE, V2, VENV_BIN, WORK, Http, Site, log, machine_note, print_table, v2_url
-from datagen import iso_ms, ms_to_dt, seed_pg, task_ms
+from datagen import iso_ms, ms_to_dt, pg_name, seed_pg, task_ms
+from push import drop, fresh_clone
 
-# (label, regex on one frame "function (file:line)"); inclusive share of request samples.
+# (label, regex on one normalised frame "function (path:line)"); inclusive share of request samples.
 FRAMES = [
-    ("gunicorn: waiting for the next request", r"^(accept|wait|select|recv_into|readinto|parse) .*(gunicorn|socket|selectors)"),
-    ("psycopg: waiting for PostgreSQL (query or commit)", r"^(wait_c|wait|_wait_conn|wait_select|wait_epoll) .*psycopg"),
-    ("psycopg: execute (incl. wait)", r"^(execute|_execute_gen|_maybe_prepare_gen|_start_query) .*psycopg/"),
-    ("transaction commit (incl. wait)", r"^(commit|_commit) .*(django/db/backends|psycopg)"),
-    ("Django middleware chain (excl. view)", None),
-    ("DRF dispatch: initial (auth, perms, negotiation)", r"^initial .*rest_framework/views.py"),
-    ("DRF finalize_response + render", r"^(finalize_response|render|rendered_content) .*(rest_framework|django/template/response)"),
-    ("JSON encoding", r"^(dumps|encode|iterencode|render) .*(json/|rest_framework/renderers.py|orjson)"),
-    ("our query translation ($filter/$orderby)", r"django_offline_sync/query/"),
-    ("our serializer: to_representation / rows", r"django_offline_sync/serializers.py"),
-    ("our pagination", r"django_offline_sync/pagination.py"),
-    ("our stamping (clock)", r"django_offline_sync/stamping.py"),
-    ("DRF serializer fields / validation", r"rest_framework/(serializers|fields|validators).py"),
-    ("ORM: SQL compile", r"django/db/models/sql/compiler.py"),
-    ("ORM: model save / instance", r"^(save|save_base|_save_table|_do_insert|_do_update) .*django/db/models/base.py"),
-    ("copy.deepcopy", r"^deepcopy .*copy.py"),
+    ("PostgreSQL round trips (psycopg waiting on the server)", r"^wait \(psycopg/connection.py"),
+    ("  of which the commit", r"^(commit|_commit) \((django/db/backends|psycopg)/"),
+    ("Django middleware (excl. the view)", None),
+    ("DRF initial (auth, permissions, negotiation, throttles)", r"^initial \(rest_framework/views.py"),
+    ("DRF finalize_response", r"^finalize_response \(rest_framework/views.py"),
+    ("response rendering (JSON encode, content)", r"^(rendered_content|render) \((rest_framework/renderers.py|django/template/response.py)"),
+    ("our OData query parse / translation", r"\(django_offline_sync/query/"),
+    ("our pagination (paginate, cursor, links)", r"\(django_offline_sync/(pagination|cursor).py"),
+    ("our representer (row -> wire dict)", r"^(from_values|from_instance|rows|render_many|entity) \(django_offline_sync/"),
+    ("ORM: building the queryset (filter/order/values)", r"^(filter|exclude|order_by|values_list|_filter_or_exclude|add_q|_annotate|annotate) \(django/db/models/(query|sql/query).py"),
+    ("ORM: SQL compile", r"^(as_sql|compile|pre_sql_setup|setup_query|get_select) \(django/db/models/sql/compiler.py"),
+    ("ORM: fetching rows (iterator, fetchmany)", r"^(fetchmany|results_iter|cursor_iter|<lambda>|__iter__) \((psycopg/cursor.py|django/db/models/sql/compiler.py|django/db/models/query.py)"),
+    ("DRF serializer: get_fields / deepcopy", r"^(get_fields|deepcopy) \((django_offline_sync/serializers.py|copy.py)"),
+    ("DRF serializer: is_valid / run_validation", r"^(is_valid|run_validation|to_internal_value) \(rest_framework/"),
+    ("model save (incl. clock and row SQL)", r"^save \(django_offline_sync/models.py"),
+    ("  clock: stamping.reserve", r"^reserve \(django_offline_sync/stamping.py"),
+    ("locked_object (SELECT … FOR UPDATE)", r"^locked_object \(django_offline_sync/"),
+    ("transaction.atomic enter/exit", r"^(__enter__|__exit__) \(django/db/transaction.py"),
 ]
+
+
+def normalise(frame: str) -> str:
+    """``Class.method.<locals>.f (path:line)`` -> ``f (path:line)``."""
+    name, _, rest = frame.partition(" (")
+    return f"{name.split('.')[-1]} ({rest}" if rest else name
 
 
 def record(pid: int, seconds: float, out) -> None:
@@ -57,23 +66,22 @@ def record(pid: int, seconds: float, out) -> None:
 
 def analyse(path, top: int) -> tuple[int, list, list]:
     stacks = []
-    for line in open(path):
-        line = line.rstrip("\n")
-        if not line:
-            continue
-        stack, _, count = line.rpartition(" ")
-        frames = stack.split(";")
-        stacks.append((frames, int(count)))
-    idle_re = re.compile(FRAMES[0][1])
-    busy = [(f, c) for f, c in stacks if not any(idle_re.search(fr) for fr in f)
-            and any("django" in fr or "rest_framework" in fr for fr in f)]
+    with open(path) as fh:
+        for line in fh:
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            stack, _, count = line.rpartition(" ")
+            stacks.append(([normalise(fr) for fr in stack.split(";")], int(count)))
+    # A request is what runs below gunicorn's handle_request; the rest (accept, waiting for
+    # the next connection, closing the last one) is time between requests.
+    busy = [(f, c) for f, c in stacks if any(fr.startswith("handle_request (gunicorn/") for fr in f)]
     total = sum(c for _, c in busy) or 1
+    mw = re.compile(r"^__call__ \((django/utils/deprecation.py|django/middleware/|django/contrib/)")
+    view = re.compile(r"^view \((rest_framework/viewsets.py|django/views/)")
     shares = []
-    for label, pattern in FRAMES[1:]:
+    for label, pattern in FRAMES:
         if pattern is None:
-            # middleware: inside a middleware __call__ but not below the view
-            mw = re.compile(r"^__call__ .*(django/middleware|django/contrib/.*/middleware|django/utils/deprecation)")
-            view = re.compile(r"^(view|dispatch) .*(rest_framework/views.py|django/views/generic/base.py)")
             n = sum(c for f, c in busy if any(mw.search(x) for x in f) and not any(view.search(x) for x in f))
         else:
             rx = re.compile(pattern)
@@ -97,11 +105,29 @@ def main(argv=None) -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="sampling time per case (default 15)")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--cases", nargs="+", default=["pull50", "insert", "update"])
+    parser.add_argument("--analyse-only", action="store_true", help="re-read the last samples, no new run")
     args = parser.parse_args(argv)
 
+    if args.analyse_only:
+        for case in args.cases:
+            total, shares, ranked = analyse(WORK / f"pyspy_{case}.txt", args.top)
+            print_table(f"{case}: {total} request samples", ["inside (inclusive)", "share of request samples"], shares)
+            print_table(f"{case}: top self time", ["share", "function (file:line)"], ranked)
+        return
+
     log(f"seeding PostgreSQL with {args.rows} Task rows ...")
-    url = seed_pg(args.rows, args.rows // 2, log=log)
+    seed_pg(args.rows, args.rows // 2, log=log)
     WORK.mkdir(exist_ok=True)
+    # Writes go to a copy, so the seeded table other benches reuse keeps exactly its rows.
+    clone = f"{pg_name(args.rows)}_profile"
+    url = fresh_clone(pg_name(args.rows), clone)
+    try:
+        run_cases(args, url)
+    finally:
+        drop(clone)
+
+
+def run_cases(args, url: str) -> None:
     with Site(url, workers=1) as site:
         worker_pid = site.pids()[1]
         for case in args.cases:
