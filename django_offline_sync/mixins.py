@@ -75,14 +75,20 @@ class WriteMixin(BodyMixin):
     def write_db(self) -> str:
         return router.db_for_write(self.get_model())
 
-    def lock_row(self, pk: Any) -> None:
+    def lock_row(self, pk: Any) -> tuple[int, int] | None:
+        """Serialize this write with the table's other writers; returns its stamp if reserved.
+
+        In clock mode the stamp is reserved here: that UPDATE of the clock row is the lock,
+        so the write's ``save()`` need not move the clock a second time.
+        """
         model = self.get_model()
         using = self.write_db()
         if stamping.uses_clock():
-            stamping.lock(model, using)
-        else:
-            # A no-op UPDATE takes the row lock (and SQLite's write lock) until commit.
-            QuerySet(model, using=using).filter(pk=pk).update(deleted=F("deleted"))
+            ((ms, version),) = stamping.reserve(model, 1, using)
+            return ms, version
+        # A no-op UPDATE takes the row lock (and SQLite's write lock) until commit.
+        QuerySet(model, using=using).filter(pk=pk).update(deleted=F("deleted"))
+        return None
 
     def get_precondition(self, request: Any, body: Body | None = None) -> tuple[Precondition | None, bool]:
         """The expected version and whether it came from If-Match (which decides 412 vs 409)."""
@@ -101,11 +107,13 @@ class WriteMixin(BodyMixin):
 
     def locked_object(self, pk: Any) -> Any:
         """The row ``pk`` in the caller's data view (deleted rows included), or 404."""
-        self.lock_row(pk)
+        stamp = self.lock_row(pk)
         obj = self.get_queryset().filter(pk=pk).first()
         if obj is None:
             raise ItemNotFound()
         self.check_object_permissions(self.request, obj)
+        if stamp is not None:
+            obj.use_reserved_stamp(*stamp)
         return obj
 
     def deleted_error(self) -> Exception:

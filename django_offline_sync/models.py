@@ -109,6 +109,14 @@ class SyncModel(models.Model):
         if adding or self.created_at is None:
             self.created_at = self.updated_at
 
+    def use_reserved_stamp(self, ms: int, version: int) -> None:
+        """Have the next ``save()`` use a stamp already reserved in the current transaction.
+
+        For writers that take the table's clock lock before reading the row (the table
+        endpoints do, to make the version check and the write atomic).
+        """
+        self.__dict__["_reserved_stamp"] = (ms, version)
+
     @property
     def etag_version(self) -> str | None:
         return encode_version(self.version)
@@ -122,7 +130,8 @@ class SyncModel(models.Model):
         update_fields = kwargs.get("update_fields")
         adding = self._state.adding
         with stamping.atomic_for(type(self), using):
-            ((ms, version),) = stamping.reserve(type(self), 1, using)
+            reserved = self.__dict__.pop("_reserved_stamp", None)
+            ((ms, version),) = [reserved] if reserved is not None else stamping.reserve(type(self), 1, using)
             self.stamp_from(ms, version, adding=adding)
             if update_fields is not None:
                 kwargs["update_fields"] = set(update_fields) | {"updated_at", "version"}

@@ -106,3 +106,20 @@ def test_racing_inserts_of_one_id_give_one_201_and_409s_with_the_entity(live_ser
     assert sorted(r.status_code for r in results) == [201] + [409] * 7
     stored = Task.objects.get(pk="same").text
     assert all(r.json()["text"] == stored for r in results)
+
+
+@pytest.mark.django_db
+def test_a_conditional_update_moves_the_table_clock_exactly_once(v2, monkeypatch):
+    from django_offline_sync import stamping
+    from django_offline_sync.models import SyncClock
+
+    task = TaskFactory()
+    monkeypatch.setattr(stamping, "now_ms", lambda: 0)  # the clock then advances by 1 a stamp
+    before = SyncClock.objects.get(table=Task._meta.db_table).last_ms
+    response = v2.patch(f"/tables/Task/{task.id}", {"text": "x"}, format="json", HTTP_IF_MATCH=etag_for(task.version))
+    assert response.status_code == 200
+    after = SyncClock.objects.get(table=Task._meta.db_table).last_ms
+    assert after == before + 1
+    row = Task.objects.get(pk=task.id)
+    assert row.version == after  # the stamp reserved with the lock is the one written
+    assert response.renderer_context is None  # the view/response cycle is broken once sent
