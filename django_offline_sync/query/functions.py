@@ -15,6 +15,15 @@ from django.db.models import BigIntegerField, CharField, Func
 _UPPER, _LOWER = string.ascii_uppercase, string.ascii_lowercase
 
 
+def binary_collation(connection: Any) -> str:
+    """A binary NO PAD collation: code points, trailing spaces significant ('' < ' ').
+
+    MariaDB's ``utf8mb4_bin`` pads with spaces when comparing; its ``utf8mb4_nopad_bin`` and
+    MySQL 8's ``utf8mb4_0900_bin`` do not.
+    """
+    return "utf8mb4_nopad_bin" if getattr(connection, "mysql_is_mariadb", False) else "utf8mb4_0900_bin"
+
+
 class CodePointOrder(Func):
     """Its argument, collated so that ``<``/``>``/``ORDER BY`` follow code points."""
 
@@ -25,7 +34,8 @@ class CodePointOrder(Func):
         return self.as_sql(compiler, connection, template='(%(expressions)s) COLLATE "C"', **extra)
 
     def as_mysql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        return self.as_sql(compiler, connection, template="(%(expressions)s) COLLATE utf8mb4_bin", **extra)
+        template = f"(%(expressions)s) COLLATE {binary_collation(connection)}"
+        return self.as_sql(compiler, connection, template=template, **extra)
 
 
 class CodePointEqual(Func):
@@ -35,7 +45,8 @@ class CodePointEqual(Func):
     output_field = CharField()
 
     def as_mysql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        return self.as_sql(compiler, connection, template="(%(expressions)s) COLLATE utf8mb4_bin", **extra)
+        template = f"(%(expressions)s) COLLATE {binary_collation(connection)}"
+        return self.as_sql(compiler, connection, template=template, **extra)
 
 
 class _AsciiCase(Func):
