@@ -29,10 +29,10 @@ class Cursor:
     remaining: int | None = None  # rows left of the client's $top, if it sent one
 
 
-def query_digest(params: Iterable[tuple[str, str]]) -> str:
-    """A digest of the query options that define the row set and order."""
+def query_digest(params: Iterable[tuple[str, str]], path: str = "") -> str:
+    """A digest of the table (its path) and the query options that define the row set and order."""
     relevant = sorted((k.lower(), v) for k, v in params if k.lower() not in ("$skip", "$top", CURSOR_PARAM, "$count"))
-    return hashlib.sha256(repr(relevant).encode()).hexdigest()[:16]
+    return hashlib.sha256(repr((path.rstrip("/"), relevant)).encode()).hexdigest()[:16]
 
 
 def dump(cursor: Cursor, digest: str) -> str:

@@ -23,6 +23,12 @@ _V3 = re.compile(r"^3\.0(\.\d+)?$")
 # v1 system-column names in a query: the strongest v1 signal after X-ZUMO-APPLICATION.
 _V1_NAMES = re.compile(r"(?<![A-Za-z0-9_])__(createdat|updatedat|version|deleted)\b", re.IGNORECASE)
 V1_QUERY_OPTIONS = ("$filter", "$orderby", "$select")
+_STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
+
+
+def _v1_name_in(text: str | None) -> re.Match[str] | None:
+    """A v1 system-column name used as a property (not inside a string literal)."""
+    return _V1_NAMES.search(_STRING_LITERAL.sub("''", text or ""))
 
 VERSION_HELP = "For more information and supported clients see: http://go.microsoft.com/fwlink/?LinkID=690568#2.0.0"
 
@@ -45,7 +51,7 @@ class Adapter:
         if self.request is None or self.version is None:
             return
         for option in V1_QUERY_OPTIONS:
-            found = _V1_NAMES.search(_param(self.request, option) or "")
+            found = _v1_name_in(_param(self.request, option))
             if found:
                 raise BadRequest(
                     f"{option} uses the v1 name {found.group(0)!r}, but the request declares "
@@ -64,6 +70,13 @@ class Adapter:
 
     def render_many(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return items
+
+    def always_selected(self) -> set[str]:
+        """Columns a ``$select`` keeps even when it does not name them."""
+        return set()
+
+    def include(self, names: set[str]) -> None:
+        """Return these system columns too (v1 returns only the ones asked for)."""
 
     # -- lists ----------------------------------------------------------------------
     def list_payload(self, items: list[dict[str, Any]], count: int | None, next_link: str | None) -> Any:
@@ -139,6 +152,13 @@ class V1Adapter(Adapter):
     def render_many(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [self.render(item) for item in items]
 
+    def always_selected(self) -> set[str]:
+        return set(self.requested)
+
+    def include(self, names: set[str]) -> None:
+        """Also return these system columns (named in ``$select``)."""
+        self.requested |= {name for name in names if name in self.KNOWN.values()}
+
     def conflict_status(self, if_match_sent: bool) -> int:
         return status.HTTP_412_PRECONDITION_FAILED
 
@@ -194,7 +214,7 @@ def has_v1_markers(request: Any) -> bool:
         return True
     if _param(request, "__systemproperties") is not None:
         return True
-    return any(_V1_NAMES.search(_param(request, option) or "") for option in V1_QUERY_OPTIONS)
+    return any(_v1_name_in(_param(request, option)) for option in V1_QUERY_OPTIONS)
 
 
 def detect(request: Any) -> Adapter:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.db import IntegrityError, connections, router, transaction
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, connections, models, router, transaction
 from django.db.models import F, QuerySet
 from django.http.request import RawPostDataException
 from django.core.exceptions import RequestDataTooBig
@@ -21,16 +22,12 @@ from rest_framework.response import Response
 
 from . import stamping
 from .concurrency import Precondition, etag_for, if_none_match_hits, parse_if_match, parse_version_value
-from .exceptions import BadRequest, Conflict, ItemGone, ItemNotFound, PayloadTooLarge
-from .pagination import pull_boundary
+from .exceptions import BadRequest, Conflict, InvalidId, ItemGone, ItemNotFound, PayloadTooLarge
+from .models import check_id
 from .query.options import evaluation_guard
 from .serializers import Body, split_body
 from .settings import sync_settings
 from .signals import sync_committed
-
-
-def _truthy(value: str | None) -> bool:
-    return value is not None and value.strip().lower() == "true"
 
 
 class BodyMixin:
@@ -102,11 +99,27 @@ class WriteMixin(BodyMixin):
                 return Precondition(version=parse_version_value(sent, source="The body version")), False
         return None, False
 
-    def conflict(self, obj: Any, if_match_sent: bool) -> Conflict:
-        return Conflict(self.entity(obj), etag_for(obj.version), self.adapter.conflict_status(if_match_sent))
+    def conflict(self, obj: Any, if_match_sent: bool, status_code: int | None = None) -> Conflict:
+        status_code = status_code or self.adapter.conflict_status(if_match_sent)
+        return Conflict(self.entity(obj), etag_for(obj.version), status_code)
+
+    def lookup_pk(self, pk: Any) -> Any:
+        """The URL id as the primary key's Python value; an id no row can have is a 404.
+
+        (Before the database sees it: PostgreSQL rejects a NUL byte in text with an error.)
+        """
+        field = self.get_model()._meta.pk
+        try:
+            value = field.to_python(pk)
+            if isinstance(field, models.CharField):
+                check_id(value)
+        except (DjangoValidationError, InvalidId, TypeError, ValueError) as exc:
+            raise ItemNotFound() from exc
+        return value
 
     def locked_object(self, pk: Any) -> Any:
         """The row ``pk`` in the caller's data view (deleted rows included), or 404."""
+        pk = self.lookup_pk(pk)
         stamp = self.lock_row(pk)
         obj = self.get_queryset().filter(pk=pk).first()
         if obj is None:
@@ -151,11 +164,14 @@ class ListMixin:
                 count=query.count,
                 order_by=query.order_by,
                 generation=self.adapter.name,
-                boundary=pull_boundary(query.filter_node) if self.adapter.name != "v3" else None,
+                boundary=self.pull_boundary(query),
             )
         items = [representer.from_values(row, converters) for row in page.rows]
         if query.select:
-            wanted = set(query.select)
+            # v1: system columns named in $select are returned, and those that
+            # __systemproperties asked for are kept (PROTOCOL.md §2.4).
+            self.adapter.include(set(query.select))
+            wanted = set(query.select) | self.adapter.always_selected()
             items = [{k: v for k, v in item.items() if k in wanted} for item in items]
         items = self.adapter.render_many(items)
         payload = self.adapter.list_payload(items, page.count, page.next_link)
@@ -168,7 +184,7 @@ class ListMixin:
 
 class RetrieveMixin:
     def retrieve(self, request: Any, pk: Any = None, *args: Any, **kwargs: Any) -> Response:
-        obj = self.get_queryset().filter(pk=pk).first()
+        obj = self.get_queryset().filter(pk=self.lookup_pk(pk)).first()
         if obj is None:
             raise ItemNotFound()
         self.check_object_permissions(request, obj)
@@ -215,7 +231,8 @@ class CreateMixin:
         if visible is None:
             # Never reveal a row outside the caller's data view (the Datasync 409 leak).
             raise BadRequest("An item with this id cannot be created.")
-        raise self.conflict(visible, if_match_sent=False)
+        # Every generation answers a duplicate insert with 409 (PROTOCOL.md §5), v1 included.
+        raise self.conflict(visible, if_match_sent=False, status_code=status.HTTP_409_CONFLICT)
 
 
 class UpdateMixin:

@@ -108,7 +108,7 @@ class ODataPagination(BasePagination):
         boundary: dt.datetime | None = None,
     ) -> Page:
         params = [(k, v) for k, vs in request.GET.lists() for v in vs]
-        digest = cursors.query_digest(params)
+        digest = cursors.query_digest(params, request.path)
         keyset = keyset_of(order_by, queryset.model._meta.pk.name)
         token = next((v for k, v in params if k == self.cursor_param), None)
         current = cursors.load(token, digest) if token is not None else None

@@ -26,11 +26,11 @@ from .mixins import (
     UndeleteMixin,
     UpdateMixin,
     WriteMixin,
-    _truthy,
 )
 from .models import SyncModel
-from .pagination import ODataPagination
+from .pagination import ODataPagination, pull_boundary
 from .query import FieldMap, parse_query, resolve_page_size
+from .query.options import include_deleted_option
 from .serializers import Representer, representer_for, serializer_class_for
 from .settings import sync_settings
 
@@ -146,8 +146,18 @@ class SyncViewSet(
         return resolve_page_size(query.top, self.adapter.name), query.skip, query.top
 
     def include_deleted_requested(self) -> bool:
-        params = self.request.GET
-        return any(_truthy(v) for k, v in params.items() if k.lower() == "__includedeleted")
+        """``__includeDeleted`` on an id request, read as lists read it (400 if not a boolean)."""
+        return include_deleted_option(self.request.GET)
+
+    def pull_boundary(self, query: Any) -> Any:
+        """``T`` when this is a v1/v2 pull page (see ``ODataPagination._boundary``), else None.
+
+        The pull shape: ``… updatedAt ge T`` with tombstones asked for, as every v1/v2 client's
+        pull sends. Ordinary paging of a ``ge`` query keeps positional ``$skip``.
+        """
+        if self.adapter.name == "v3" or not query.include_deleted:
+            return None
+        return pull_boundary(query.filter_node)
 
     def new_id(self, sent: Any) -> Any:
         from .serializers import new_id_for

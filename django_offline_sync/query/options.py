@@ -227,6 +227,11 @@ def _count(params: Mapping[str, Any]) -> bool:
     return count
 
 
+def include_deleted_option(params: Mapping[str, Any]) -> bool:
+    """``__includeDeleted`` (any case) as a boolean; a non-boolean value is a 400."""
+    return _include_deleted(params)
+
+
 def _include_deleted(params: Mapping[str, Any]) -> bool:
     found = _get(params, "__includeDeleted")
     if found is None:
