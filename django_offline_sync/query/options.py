@@ -150,28 +150,23 @@ def parse_query(params: Mapping[str, Any], field_map: FieldMap, *, generation: s
     returned as sent; ``resolve_page_size`` applies the limits.
     """
     _check_generation(generation)
+    limits = {
+        "max_length": sync_settings.MAX_FILTER_LENGTH,
+        "max_depth": sync_settings.MAX_FILTER_DEPTH,
+        "max_nodes": sync_settings.MAX_FILTER_NODES,
+    }
     filter_q: Q | None = None
     filter_node: Node | None = None
     raw_filter = params.get("$filter")
     if raw_filter is not None and raw_filter.strip():
-        filter_node = _option("$filter", lambda: parse_filter(
-            raw_filter,
-            max_length=sync_settings.MAX_FILTER_LENGTH,
-            max_depth=sync_settings.MAX_FILTER_DEPTH,
-            max_nodes=sync_settings.MAX_FILTER_NODES,
-        ))
+        filter_node = _option("$filter", lambda: parse_filter(raw_filter, **limits))
         node = filter_node
         filter_q = _option("$filter", lambda: translate_filter(node, field_map))
 
     terms: tuple[OrderTerm, ...] = ()
     raw_orderby = params.get("$orderby")
     if raw_orderby is not None and raw_orderby.strip():
-        terms = _option("$orderby", lambda: parse_orderby(
-            raw_orderby,
-            max_length=sync_settings.MAX_FILTER_LENGTH,
-            max_depth=sync_settings.MAX_FILTER_DEPTH,
-            max_nodes=sync_settings.MAX_FILTER_NODES,
-        ))
+        terms = _option("$orderby", lambda: parse_orderby(raw_orderby, **limits))
     order_by = _option("$orderby", lambda: translate_orderby(terms, field_map))
 
     skip = 0
