@@ -31,7 +31,7 @@ from .models import SyncModel
 from .pagination import ODataPagination, pull_boundary
 from .query import FieldMap, parse_query, resolve_page_size
 from .query.options import include_deleted_option
-from .serializers import Representer, representer_for, serializer_class_for
+from .serializers import Representer, new_id_for, representer_for, serializer_class_for
 from .settings import sync_settings
 
 OPERATIONS = {
@@ -160,8 +160,6 @@ class SyncViewSet(
         return pull_boundary(query.filter_node)
 
     def new_id(self, sent: Any) -> Any:
-        from .serializers import new_id_for
-
         return new_id_for(self.get_model(), sent)
 
     def entity(self, obj: Any) -> dict[str, Any]:
