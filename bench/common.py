@@ -228,6 +228,26 @@ class Http:
         self.conn.close()
 
 
+def inprocess_clients(rows: int):
+    """Django set up in this process on the seeded PostgreSQL table of ``rows`` rows.
+
+    Returns a v2 and a v3 test client (no server, no network) for profiling and plans.
+    """
+    from datagen import pg_name, pg_url
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench_settings")
+    os.environ["DATABASE_URL"] = pg_url(pg_name(rows))
+    sys.path[:0] = [str(ROOT)]
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.test import Client
+
+    settings.ALLOWED_HOSTS = ["*"]
+    return Client(HTTP_ZUMO_API_VERSION="2.0.0"), Client(HTTP_ZUMO_API_VERSION="3.0.0")
+
+
 def v2_url(token: str, top: int, skip: int = 0) -> str:
     """The JS client's incremental pull query (PROTOCOL.md §4.2)."""
     flt = quote(f"(updatedAt ge datetimeoffset'{token}')", safe="")

@@ -24,8 +24,8 @@ import gc
 import os
 import sys
 
-from common import ROOT, log, machine_note, print_table, rss_kb, v2_url
-from datagen import pg_name, pg_url, seed_pg
+from common import inprocess_clients, log, machine_note, print_table, rss_kb, v2_url
+from datagen import seed_pg
 
 
 class MallInfo2(ctypes.Structure):
@@ -54,17 +54,7 @@ def main(argv=None) -> None:
 
     log(f"seeding PostgreSQL with {args.rows} Task rows ...")
     seed_pg(args.rows, args.rows // 2, log=log)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench_settings")
-    os.environ["DATABASE_URL"] = pg_url(pg_name(args.rows))
-    sys.path[:0] = [str(ROOT)]
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.test import Client
-
-    settings.ALLOWED_HOSTS = ["*"]
-    client = Client(HTTP_ZUMO_API_VERSION="2.0.0")
+    client, _ = inprocess_clients(args.rows)
     client.get(v2_url("1970-01-01T00:00:00.000Z", 1000))  # warm
     gc.collect()
     rows = [sample(0, 0)]

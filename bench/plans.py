@@ -11,13 +11,12 @@ Seq Scan, and no OFFSET where the server controls paging (the v3 nextLink).
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from urllib.parse import quote
 
-from common import BENCH, ROOT, TABLE, next_url, v2_url, v3_first_url
-from datagen import iso_ms, ms_to_dt, pg_name, pg_url, task_ms
+from common import BENCH, TABLE, inprocess_clients, next_url, v2_url, v3_first_url
+from datagen import iso_ms, ms_to_dt, pg_name, task_ms
 
 
 def main(argv=None) -> None:
@@ -26,21 +25,11 @@ def main(argv=None) -> None:
     parser.add_argument("--verbose", action="store_true", help="print every plan in full")
     args = parser.parse_args(argv)
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench_settings")
-    os.environ["DATABASE_URL"] = pg_url(pg_name(args.rows))
-    sys.path[:0] = [str(ROOT)]
-    import django
-
-    django.setup()
-    from django.conf import settings
+    v2, v3 = inprocess_clients(args.rows)
     from django.db import connection
-    from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    settings.ALLOWED_HOSTS = ["*"]
     mid = iso_ms(ms_to_dt(task_ms(args.rows // 2)))
-    v2 = Client(HTTP_ZUMO_API_VERSION="2.0.0")
-    v3 = Client(HTTP_ZUMO_API_VERSION="3.0.0")
     first = v3.get(v3_first_url(mid))
     nxt = first.json().get("nextLink")
     cases = [

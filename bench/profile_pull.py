@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import os
 import pstats
 import sys
 import time
 
-from common import BENCH, ROOT, next_url, print_table, v2_url, v3_first_url
-from datagen import iso_ms, ms_to_dt, pg_name, pg_url, task_ms
+from common import BENCH, ROOT, inprocess_clients, next_url, print_table, v2_url, v3_first_url
+from datagen import iso_ms, ms_to_dt, task_ms
 
 COMPONENTS = [
     ("query translation ($filter/$orderby parse)", ("django_offline_sync/query/",)),
@@ -55,18 +54,7 @@ def main(argv=None) -> None:
     parser.add_argument("--top", type=int, default=15, help="functions listed per case")
     args = parser.parse_args(argv)
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench_settings")
-    os.environ["DATABASE_URL"] = pg_url(pg_name(args.rows))
-    sys.path[:0] = [str(ROOT)]
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.test import Client
-
-    settings.ALLOWED_HOSTS = ["*"]
-    v2 = Client(HTTP_ZUMO_API_VERSION="2.0.0")
-    v3 = Client(HTTP_ZUMO_API_VERSION="3.0.0")
+    v2, v3 = inprocess_clients(args.rows)
     step = max(1, (args.rows - 2000) // args.pages)
 
     def v2_pages(top):
