@@ -26,7 +26,7 @@ class SyncQuerySet(models.QuerySet):
         """Update the rows and stamp each one with its own ``updated_at`` and ``version``."""
         model = self.model
         using = self.db
-        with stamping.atomic_for(model, using):
+        with stamping.atomic(using):
             if not stamping.uses_clock():
                 ((ms, version),) = stamping.reserve(model, 1, using)
                 return models.QuerySet.update(
@@ -86,7 +86,7 @@ class SyncQuerySet(models.QuerySet):
         if not objs:
             return objs
         using = self.db
-        with stamping.atomic_for(self.model, using):
+        with stamping.atomic(using):
             for obj, (ms, version) in zip(objs, stamping.reserve(self.model, len(objs), using)):
                 obj.stamp_from(ms, version, adding=True)
             return super().bulk_create(objs, *args, **kwargs)

@@ -30,7 +30,7 @@ def stamp_existing_rows(model: type, using: str = "default", *, batch_size: int 
     with concurrent writes. Running it again stamps nothing.
     """
     base = QuerySet(model, using=using)
-    with stamping.atomic_for(model, using):
+    with stamping.atomic(using):
         stamping.lock(model, using)
         pks = list(base.filter(updated_at__isnull=True).order_by("pk").values_list("pk", flat=True))
         for start in range(0, len(pks), batch_size):

@@ -163,7 +163,6 @@ class ListMixin:
                 top=top,
                 count=query.count,
                 order_by=query.order_by,
-                generation=self.adapter.name,
                 boundary=self.pull_boundary(query),
             )
         items = [representer.from_values(row, converters) for row in page.rows]

@@ -129,7 +129,7 @@ class SyncModel(models.Model):
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
         update_fields = kwargs.get("update_fields")
         adding = self._state.adding
-        with stamping.atomic_for(type(self), using):
+        with stamping.atomic(using):
             reserved = self.__dict__.pop("_reserved_stamp", None)
             ((ms, version),) = [reserved] if reserved is not None else stamping.reserve(type(self), 1, using)
             self.stamp_from(ms, version, adding=adding)

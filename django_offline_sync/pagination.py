@@ -104,7 +104,6 @@ class ODataPagination(BasePagination):
         top: int | None,
         count: bool,
         order_by: list[Any],
-        generation: str,
         boundary: dt.datetime | None = None,
     ) -> Page:
         params = [(k, v) for k, vs in request.GET.lists() for v in vs]

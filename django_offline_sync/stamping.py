@@ -136,6 +136,6 @@ def lock(model: type, using: str = "default") -> None:
         _advance(using, key, 0, 0)
 
 
-def atomic_for(model: type, using: str):
+def atomic(using: str) -> transaction.Atomic:
     """The transaction a stamped write runs in (joins an outer one, no savepoint)."""
     return transaction.atomic(using=using, savepoint=False)

@@ -316,7 +316,7 @@ class LocalStore:
         self.ensure_table(table)
         new = {k: v for k, v in item.items() if k not in SYSTEM_FIELDS}
         new["id"] = str(new.get("id") or generate_id())
-        with self.transaction() as conn:
+        with self.transaction():
             pending = self._operation_for(table, new["id"])
             if pending is not None and pending.kind == DELETE:
                 raise OperationRefused(f"{table}/{new['id']} has a pending delete; push it first")
