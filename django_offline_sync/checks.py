@@ -125,12 +125,12 @@ def check_models(app_configs: Any = None, **kwargs: Any) -> list:
                     id="offline_sync.W010",
                 )
             )
-    errors.extend(check_database_precision())
+    errors.extend(check_database_vendors())
     return errors
 
 
-def check_database_precision() -> list:
-    """Refuse backends whose DATETIME keeps less than milliseconds (stamps would collide)."""
+def check_database_vendors() -> list:
+    """Warn about backends the gap-free guarantee (row lock until commit, ms datetimes) is untested on."""
     errors: list = []
     for alias in connections:
         vendor = connections[alias].vendor

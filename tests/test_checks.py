@@ -132,7 +132,7 @@ def test_w010_when_a_subclass_drops_the_pull_index(monkeypatch):
 
 def test_w011_when_the_database_vendor_is_untested(monkeypatch):
     monkeypatch.setattr(connection, "vendor", "exotic")
-    assert ids(checks.check_database_precision()) == ["offline_sync.W011"]
+    assert ids(checks.check_database_vendors()) == ["offline_sync.W011"]
 
 
 def test_every_check_id_in_checks_py_has_a_test_here():
