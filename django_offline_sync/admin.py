@@ -7,7 +7,9 @@ separate action with its own confirmation page.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -23,8 +25,21 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from . import stamping
-from .models import SyncClock
+from . import wire
+from .managers import SyncQuerySet
+from .models import SyncClock, SyncModel
+
+if TYPE_CHECKING:
+    from django.contrib.admin.filters import _ListFilterChoices
+    from django.contrib.admin.options import _ListFilterT
+    from django.contrib.admin.views.main import ChangeList
+    from django.utils.functional import _StrOrPromise
+
+    # ``ModelAdmin`` is generic only in the stubs; at runtime it cannot be subscripted.
+    _SyncModelAdminBase = admin.ModelAdmin[SyncModel]
+    _SyncClockAdminBase = admin.ModelAdmin[SyncClock]
+else:
+    _SyncModelAdminBase = _SyncClockAdminBase = admin.ModelAdmin
 
 #: The system fields shown read-only on every change form (``id`` only once saved).
 SYSTEM_READONLY_FIELDS = ("created_at", "updated_at", "version", "deleted")
@@ -42,10 +57,10 @@ class DeletedListFilter(admin.SimpleListFilter):
 
     LIVE, DELETED, ALL = None, "deleted", "all"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, Any]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, _StrOrPromise]]:
         return [(self.DELETED, gettext_lazy("Deleted")), (self.ALL, gettext_lazy("All"))]
 
-    def choices(self, changelist: Any) -> Iterable[dict[str, Any]]:
+    def choices(self, changelist: ChangeList) -> Iterator[_ListFilterChoices]:
         # Replaces the usual "All" first entry: the unfiltered default here is "Live".
         yield {
             "selected": self.value() is None,
@@ -59,7 +74,7 @@ class DeletedListFilter(admin.SimpleListFilter):
                 "display": title,
             }
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+    def queryset(self, request: HttpRequest, queryset: QuerySet[SyncModel]) -> QuerySet[SyncModel]:
         value = self.value()
         if value == self.ALL:
             return queryset
@@ -68,7 +83,7 @@ class DeletedListFilter(admin.SimpleListFilter):
         return queryset.filter(deleted=False)
 
 
-class SyncModelAdmin(admin.ModelAdmin):
+class SyncModelAdmin(_SyncModelAdminBase):
     """Base ``ModelAdmin`` for ``SyncModel`` subclasses.
 
     * system fields are read-only (``id`` becomes read-only once the row is saved);
@@ -78,27 +93,27 @@ class SyncModelAdmin(admin.ModelAdmin):
       good after a confirmation page with a checkbox that must be ticked.
     """
 
-    list_display: Any = ("__str__", "id", "updated_at", "deleted")
-    ordering: Any = ("-updated_at",)
-    actions: Any = ["delete_selected", "restore_selected", "hard_delete_selected"]
+    list_display = ("__str__", "id", "updated_at", "deleted")
+    ordering = ("-updated_at",)
+    actions = ("delete_selected", "restore_selected", "hard_delete_selected")
     delete_confirmation_template = "offline_sync/admin/soft_delete_confirmation.html"
     delete_selected_confirmation_template = "offline_sync/admin/soft_delete_selected_confirmation.html"
     hard_delete_confirmation_template = "offline_sync/admin/hard_delete_selected_confirmation.html"
 
     # -- queryset, fields, filters ---------------------------------------------------------
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
+    def get_queryset(self, request: HttpRequest) -> SyncQuerySet:
         # Deleted rows must be reachable (filter, change view, restore); the filter hides them.
-        qs = self.model.all_objects.get_queryset()
+        qs: SyncQuerySet = self.model.all_objects.get_queryset()
         ordering = self.get_ordering(request)
         return qs.order_by(*ordering) if ordering else qs
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+    def get_readonly_fields(self, request: HttpRequest, obj: SyncModel | None = None) -> tuple[str, ...]:
         fields = tuple(super().get_readonly_fields(request, obj))
         system = (("id",) if obj is not None else ()) + SYSTEM_READONLY_FIELDS
         return fields + tuple(f for f in system if f not in fields)
 
-    def get_list_filter(self, request: HttpRequest) -> tuple[Any, ...]:
+    def get_list_filter(self, request: HttpRequest) -> tuple[_ListFilterT, ...]:
         filters = tuple(super().get_list_filter(request))
         if DeletedListFilter in filters or "deleted" in filters:
             return filters
@@ -109,7 +124,9 @@ class SyncModelAdmin(admin.ModelAdmin):
         # Searching by id finds a row a device reports, whatever else is searchable.
         return fields if not fields or "id" in fields else (*fields, "=id")
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[SyncModel], bool]:
         queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         match = getattr(request, "resolver_match", None)
         if match is not None and match.url_name == "autocomplete":
@@ -119,25 +136,27 @@ class SyncModelAdmin(admin.ModelAdmin):
 
     # -- soft delete -------------------------------------------------------------------------
 
-    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+    def delete_model(self, request: HttpRequest, obj: SyncModel) -> None:
         obj.delete()
 
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[SyncModel]) -> None:
         queryset.delete()
 
-    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[list, dict, set, list]:
+    def get_deleted_objects(
+        self, objs: Sequence[SyncModel] | QuerySet[SyncModel], request: HttpRequest
+    ) -> tuple[list[str], dict[str, int], set[str], list[str]]:
         """Only the selected rows: a soft delete does not cascade to related rows."""
         objs = list(objs)
         opts = self.model._meta
-        perms_needed: set = set()
-        listed = []
+        perms_needed: set[str] = set()
+        listed: list[str] = []
         for obj in objs:
             if not self.has_delete_permission(request, obj):
-                perms_needed.add(opts.verbose_name)
+                perms_needed.add(str(opts.verbose_name))
             listed.append(self._object_link(obj))
-        return listed, {opts.verbose_name_plural: len(objs)}, perms_needed, []
+        return listed, {str(opts.verbose_name_plural): len(objs)}, perms_needed, []
 
-    def _object_link(self, obj: Any) -> str:
+    def _object_link(self, obj: SyncModel) -> str:
         opts = obj._meta
         try:
             url = reverse(
@@ -153,12 +172,12 @@ class SyncModelAdmin(admin.ModelAdmin):
         permissions=["delete"],
         description=gettext_lazy("Delete selected %(verbose_name_plural)s (can be restored)"),
     )
-    def delete_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+    def delete_selected(self, request: HttpRequest, queryset: SyncQuerySet) -> HttpResponse | None:
         """Django's own delete flow and confirmation page, ending in ``delete_queryset`` (soft)."""
         return django_delete_selected(self, request, queryset.filter(deleted=False))
 
     @admin.action(permissions=["change"], description=gettext_lazy("Restore selected %(verbose_name_plural)s"))
-    def restore_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def restore_selected(self, request: HttpRequest, queryset: SyncQuerySet) -> None:
         count = queryset.undelete()
         self.message_user(
             request,
@@ -170,7 +189,7 @@ class SyncModelAdmin(admin.ModelAdmin):
         permissions=["delete"],
         description=gettext_lazy("Hard delete selected %(verbose_name_plural)s (permanent)"),
     )
-    def hard_delete_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+    def hard_delete_selected(self, request: HttpRequest, queryset: SyncQuerySet) -> HttpResponse | None:
         """Remove rows for good, after a confirmation page whose checkbox must be ticked.
 
         Devices that already pulled these rows are never told they are gone; prefer the
@@ -214,7 +233,7 @@ class SyncModelAdmin(admin.ModelAdmin):
 
 
 @admin.register(SyncClock)
-class SyncClockAdmin(admin.ModelAdmin):
+class SyncClockAdmin(_SyncClockAdminBase):
     """Read-only: the last stamp per table, for operators checking that writes flow."""
 
     list_display = ("table", "last_ms", "last_stamp")
@@ -222,15 +241,15 @@ class SyncClockAdmin(admin.ModelAdmin):
     ordering = ("table",)
 
     @admin.display(description=gettext_lazy("last stamp (UTC)"))
-    def last_stamp(self, obj: SyncClock) -> Any:
-        return stamping.ms_to_datetime(obj.last_ms) if obj.last_ms else None
+    def last_stamp(self, obj: SyncClock) -> dt.datetime | None:
+        return wire.ms_to_datetime(obj.last_ms) if obj.last_ms else None
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: SyncClock | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: SyncClock | None = None) -> bool:
         # Editing a clock would break the gap-free ordering of that table's stamps.
         return False

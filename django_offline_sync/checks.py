@@ -6,94 +6,24 @@ The README lists each one with its fix.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+from django.apps import AppConfig
 
 from django.apps import apps
 from django.conf import settings
-from django.core.checks import Error, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import connections
 
-from .settings import DEFAULTS, GENERATIONS, SETTING_NAME, TYPES
+from .settings import SETTING_NAME, validate
 
 
 @register(Tags.compatibility)
-def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
-    errors: list = []
-    user = getattr(settings, SETTING_NAME, {})
-    if not isinstance(user, dict):
-        return [
-            Error(
-                f"{SETTING_NAME} must be a dict.",
-                hint="Set OFFLINE_SYNC = {...} with the keys listed in the README.",
-                id="offline_sync.E001",
-            )
-        ]
-    for key, value in user.items():
-        if key not in DEFAULTS:
-            errors.append(
-                Warning(
-                    f"Unknown {SETTING_NAME} key {key!r}.",
-                    hint=f"Known keys: {', '.join(sorted(DEFAULTS))}.",
-                    id="offline_sync.W001",
-                )
-            )
-        elif not isinstance(value, TYPES[key]) or (TYPES[key] is int and isinstance(value, bool)):
-            errors.append(
-                Error(
-                    f"{SETTING_NAME}[{key!r}] has the wrong type ({type(value).__name__}).",
-                    hint=f"The default is {DEFAULTS[key]!r}.",
-                    id="offline_sync.E002",
-                )
-            )
-    if errors:
-        return errors
-    merged = {**DEFAULTS, **user}
-    enabled = list(merged["ENABLED_GENERATIONS"])
-    unknown = [g for g in enabled if g not in GENERATIONS]
-    if unknown or not enabled:
-        errors.append(
-            Error(
-                f"{SETTING_NAME}['ENABLED_GENERATIONS'] must be a non-empty subset of {list(GENERATIONS)}.",
-                id="offline_sync.E003",
-            )
-        )
-    default = merged["DEFAULT_GENERATION"]
-    if default is not None and (default not in GENERATIONS or (not unknown and default not in enabled)):
-        errors.append(
-            Error(
-                f"{SETTING_NAME}['DEFAULT_GENERATION'] must be one of the enabled generations {enabled}.",
-                id="offline_sync.E004",
-            )
-        )
-    for size_key, max_key in (("PAGE_SIZE", "MAX_PAGE_SIZE"), ("V3_PAGE_SIZE", "V3_MAX_TOP")):
-        if merged[size_key] < 1 or merged[max_key] < merged[size_key]:
-            errors.append(
-                Error(
-                    f"{SETTING_NAME}[{size_key!r}] must be at least 1 and at most {max_key}.",
-                    id="offline_sync.E005",
-                )
-            )
-    for key in ("MAX_FILTER_LENGTH", "MAX_FILTER_DEPTH", "MAX_FILTER_NODES", "MAX_BODY_BYTES"):
-        if merged[key] < 1:
-            errors.append(Error(f"{SETTING_NAME}[{key!r}] must be positive.", id="offline_sync.E006"))
-    if merged["NEXT_LINK_FORMAT"] not in ("query", "path", "absolute"):
-        errors.append(
-            Error(
-                f"{SETTING_NAME}['NEXT_LINK_FORMAT'] must be 'query', 'path' or 'absolute'.",
-                id="offline_sync.E007",
-            )
-        )
-    if merged["STAMPING"] not in ("clock", "now"):
-        errors.append(Error(f"{SETTING_NAME}['STAMPING'] must be 'clock' or 'now'.", id="offline_sync.E008"))
-    elif merged["STAMPING"] == "now":
-        errors.append(
-            Warning(
-                f"{SETTING_NAME}['STAMPING'] is 'now': a write that commits late can be missed by incremental pulls.",
-                hint="Use the default 'clock' unless you measured that you need the write throughput.",
-                id="offline_sync.W002",
-            )
-        )
-    return errors
+def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """Report what ``settings.validate`` finds wrong with ``OFFLINE_SYNC``."""
+    _, problems = validate(getattr(settings, SETTING_NAME, None))
+    return [(Error if p.error else Warning)(p.message, hint=p.hint, id=p.id) for p in problems]
 
 
 @register(Tags.models)

@@ -1,7 +1,7 @@
 """ETags from versions, and the ``If-Match`` / ``If-None-Match`` preconditions.
 
 Header splitting and quoting use Django's own ``parse_etags``/``quote_etag``. What is ours
-is the protocol's strictness (PROTOCOL.md §6.2): one strong, quoted, base64 ETag or ``*``;
+is the protocol's strictness (``docs/protocol.rst`` §6.2): one strong, quoted, base64 ETag or ``*``;
 anything else is a 400 naming the problem.
 """
 
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from django.utils.http import parse_etags, quote_etag
 
-from .exceptions import BadRequest
-from .models import decode_version, encode_version
+from .exceptions import InvalidPrecondition
+from .wire import decode_version, encode_version
 
 
 def etag_for(version: int | None) -> str | None:
@@ -36,7 +36,7 @@ def parse_version_value(value: str, *, source: str) -> int:
     try:
         return decode_version(value)
     except (ValueError, UnicodeEncodeError) as exc:
-        raise BadRequest(f"{source} is not a version this server issued (expected base64 of 8 bytes).") from exc
+        raise InvalidPrecondition(f"{source} is not a version this server issued (expected base64 of 8 bytes).") from exc
 
 
 def parse_if_match(header: str | None) -> Precondition | None:
@@ -44,18 +44,18 @@ def parse_if_match(header: str | None) -> Precondition | None:
     if header is None:
         return None
     if not header.strip():
-        raise BadRequest("If-Match is empty.")
+        raise InvalidPrecondition("If-Match is empty.")
     tags = parse_etags(header)
     if tags == ["*"]:
         return Precondition(any=True)
     parts = [p for p in header.split(",") if p.strip()]
     if len(parts) > 1:
-        raise BadRequest("If-Match must carry exactly one ETag.")
+        raise InvalidPrecondition("If-Match must carry exactly one ETag.")
     if not tags:
-        raise BadRequest('If-Match must be a quoted ETag, e.g. If-Match: "AAAAAAAAB9E=".')
+        raise InvalidPrecondition('If-Match must be a quoted ETag, e.g. If-Match: "AAAAAAAAB9E=".')
     tag = tags[0]
     if tag.startswith("W/"):
-        raise BadRequest("If-Match must be a strong ETag; weak ETags never match.")
+        raise InvalidPrecondition("If-Match must be a strong ETag; weak ETags never match.")
     return Precondition(version=parse_version_value(tag[1:-1], source="If-Match"))
 
 

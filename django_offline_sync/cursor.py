@@ -16,7 +16,7 @@ from typing import Any, Iterable
 from django.core import signing
 
 from .exceptions import InvalidCursor
-from .settings import sync_settings
+from .settings import get_settings
 
 CURSOR_PARAM = "__cursor"
 
@@ -41,12 +41,12 @@ def dump(cursor: Cursor, digest: str) -> str:
         payload["c"] = cursor.count
     if cursor.remaining is not None:
         payload["r"] = cursor.remaining
-    return signing.dumps(payload, salt=sync_settings.CURSOR_SALT, compress=False)
+    return signing.dumps(payload, salt=get_settings().CURSOR_SALT, compress=False)
 
 
 def load(token: str, digest: str) -> Cursor:
     try:
-        payload = signing.loads(token, salt=sync_settings.CURSOR_SALT)
+        payload = signing.loads(token, salt=get_settings().CURSOR_SALT)
     except signing.BadSignature as exc:
         raise InvalidCursor("The paging cursor is invalid or has been tampered with.") from exc
     if not isinstance(payload, dict) or payload.get("q") != digest:

@@ -1,7 +1,12 @@
-"""Every exception django-offline-sync raises.
+"""Every exception the table endpoints raise, one class per failure, each with a stable ``code``.
 
-Client mistakes are DRF ``APIException`` subclasses with a status, a default message and a
-short snake_case code; the generation adapters render them in each client's error shape.
+Client mistakes are DRF ``APIException`` subclasses: a status, a default message and a
+snake_case ``default_code`` that never changes between releases, so a client (or a project's
+``EXCEPTION_HANDLER``) can branch on it. ``exception_handler`` renders them in the calling
+generation's error body (``docs/protocol.rst`` §8). The 400s share the base ``BadRequest``.
+
+``EntityConflict`` (409/412) is not an error body: the protocol answers a conflict with the
+server's current entity, which the view renders itself.
 """
 
 from __future__ import annotations
@@ -10,14 +15,52 @@ from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 from rest_framework import status
-from rest_framework.exceptions import APIException
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from .wire import InvalidId
+
+__all__ = [
+    "BadRequest",
+    "BodyNotAllowed",
+    "BodyNotObject",
+    "ConstraintViolation",
+    "EmptyBody",
+    "EntityConflict",
+    "IdMismatch",
+    "IdNotAccepted",
+    "IdUnavailable",
+    "InvalidBodyId",
+    "InvalidCursor",
+    "InvalidId",
+    "InvalidPrecondition",
+    "InvalidQueryParameter",
+    "ItemGone",
+    "ItemNotFound",
+    "MalformedBody",
+    "MixedGeneration",
+    "ODataError",
+    "PayloadTooLarge",
+    "PreconditionFailed",
+    "UniqueConflict",
+    "UnknownFields",
+    "UnsupportedVersion",
+    "exception_handler",
+]
 
 
-class InvalidId(ValueError):
-    """A client-supplied id breaks the id rules (PROTOCOL.md §2.2)."""
+class BadRequest(APIException):
+    """Base of every 400 the table endpoints answer."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = _("The request is invalid.")
+    default_code = "bad_request"
 
 
-class ODataError(APIException):
+class ODataError(BadRequest):
     """A malformed or disallowed OData query option.
 
     ``option`` names the query option (``$filter``…), ``position`` the 0-based character
@@ -25,7 +68,6 @@ class ODataError(APIException):
     parser expected there.
     """
 
-    status_code = status.HTTP_400_BAD_REQUEST
     default_detail = _("Invalid OData query.")
     default_code = "invalid_query"
 
@@ -45,26 +87,99 @@ class ODataError(APIException):
             where = f" in {option}"
             if position is not None:
                 where += f" at position {position}"
-        super().__init__(detail=f"{message}{where}", code=self.default_code)
+        super().__init__(detail=f"{message}{where}")
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "option": self.option,
-            "position": self.position,
-            "expected": self.expected,
-        }
+        return {"option": self.option, "position": self.position, "expected": self.expected}
 
 
-class UnsupportedVersion(APIException):
-    status_code = status.HTTP_400_BAD_REQUEST
+class UnsupportedVersion(BadRequest):
+    """No, an unknown or a disabled ``ZUMO-API-VERSION`` (§1.3)."""
+
     default_detail = _("An invalid API version was specified in the request.")
     default_code = "unsupported_version"
 
 
-class BadRequest(APIException):
-    status_code = status.HTTP_400_BAD_REQUEST
-    default_detail = _("The request is invalid.")
-    default_code = "bad_request"
+class MixedGeneration(BadRequest):
+    """A request that mixes two generations' dialects (e.g. ``__updatedAt`` with 3.0.0)."""
+
+    default_detail = _("The request mixes the dialects of two client generations.")
+    default_code = "mixed_generation"
+
+
+class InvalidQueryParameter(BadRequest):
+    """A query parameter the generation reserves or does not accept (§2.4, v1 ``$``/``__``)."""
+
+    default_detail = _("The request has an invalid query parameter.")
+    default_code = "invalid_parameter"
+
+
+class MalformedBody(BadRequest):
+    default_detail = _("The request body is not valid JSON.")
+    default_code = "malformed_body"
+
+
+class BodyNotObject(BadRequest):
+    default_detail = _("The request body must be a JSON object.")
+    default_code = "body_not_object"
+
+
+class EmptyBody(BadRequest):
+    default_detail = _("The request body is empty; send a JSON object.")
+    default_code = "empty_body"
+
+
+class BodyNotAllowed(BadRequest):
+    default_detail = _("This request must not have a body.")
+    default_code = "body_not_allowed"
+
+
+class UnknownFields(BadRequest):
+    default_detail = _("The request body has fields this table does not have.")
+    default_code = "unknown_field"
+
+
+class InvalidBodyId(BadRequest):
+    """An id that breaks the id rules (§2.2)."""
+
+    default_detail = _("The id is invalid.")
+    default_code = "invalid_id"
+
+
+class IdMismatch(BadRequest):
+    default_detail = _("The id in the body does not match the id in the URL.")
+    default_code = "id_mismatch"
+
+
+class IdNotAccepted(BadRequest):
+    """An id sent for a table whose ids the server assigns (integer keys)."""
+
+    default_detail = _("This table assigns ids itself; do not send an id.")
+    default_code = "id_not_accepted"
+
+
+class IdUnavailable(BadRequest):
+    """An insert whose id belongs to a row outside the caller's data view (never revealed)."""
+
+    default_detail = _("An item with this id cannot be created.")
+    default_code = "id_unavailable"
+
+
+class ConstraintViolation(BadRequest):
+    default_detail = _("The item violates a database constraint.")
+    default_code = "constraint_violation"
+
+
+class InvalidPrecondition(BadRequest):
+    """An ``If-Match`` header or body version that is not a version this server issued (§6.2)."""
+
+    default_detail = _("The precondition is not a version this server issued.")
+    default_code = "invalid_precondition"
+
+
+class InvalidCursor(BadRequest):
+    default_detail = _("The paging cursor is invalid or has been tampered with.")
+    default_code = "invalid_cursor"
 
 
 class PayloadTooLarge(APIException):
@@ -80,35 +195,83 @@ class ItemNotFound(APIException):
 
 
 class ItemGone(APIException):
-    """A soft-deleted row addressed by a v3 client (410, PROTOCOL.md §6.3)."""
+    """A soft-deleted row addressed by a v3 client (410, §6.3)."""
 
     status_code = status.HTTP_410_GONE
     default_detail = _("The item has been deleted.")
     default_code = "gone"
 
 
-class Conflict(APIException):
-    """409/412 carrying the current server entity (already serialized) and its ETag."""
+class EntityConflict(APIException):
+    """A write refused because of the row's current state; carries the current entity.
+
+    Raised inside the write's transaction (which it rolls back). The view answers it with
+    the entity as the body and its ``ETag``, never through the exception handler, because
+    every client reads the server's copy from that body (§9).
+    """
 
     status_code = status.HTTP_409_CONFLICT
     default_detail = _("The item has been modified on the server.")
     default_code = "conflict"
 
-    def __init__(self, entity: dict[str, Any] | None, etag: str | None, status_code: int = 409) -> None:
+    def __init__(self, entity: dict[str, Any], etag: str | None) -> None:
         self.entity = entity
         self.etag = etag
-        self.status_code = status_code
-        code = "precondition_failed" if status_code == 412 else "conflict"
-        super().__init__(code=code)
+        super().__init__()
 
 
-class PreconditionRequired(APIException):
-    status_code = status.HTTP_428_PRECONDITION_REQUIRED
-    default_detail = _("This table requires an If-Match header on updates and deletes.")
-    default_code = "precondition_required"
+class UniqueConflict(EntityConflict):
+    """409: an insert of an existing id, or a v2 body version that no longer matches."""
 
 
-class InvalidCursor(APIException):
-    status_code = status.HTTP_400_BAD_REQUEST
-    default_detail = _("The paging cursor is invalid or has been tampered with.")
-    default_code = "invalid_cursor"
+class PreconditionFailed(EntityConflict):
+    """412: the ``If-Match`` version no longer matches."""
+
+    status_code = status.HTTP_412_PRECONDITION_FAILED
+    default_code = "precondition_failed"
+
+
+# -- rendering -------------------------------------------------------------------------------
+
+
+def describe(exc: APIException) -> tuple[str, dict[str, Any]]:
+    """A one-line message and structured details for any DRF exception."""
+    extra: dict[str, Any] = {"errorCode": exc.default_code}
+    if isinstance(exc, ODataError):
+        extra.update({k: v for k, v in exc.as_dict().items() if v is not None})
+        return str(exc.detail), extra
+    detail = exc.detail
+    if isinstance(exc, ValidationError) and isinstance(detail, dict):
+        errors = {str(k): [str(m) for m in (v if isinstance(v, list) else [v])] for k, v in detail.items()}
+        extra["errorCode"] = "invalid_item"
+        extra["errors"] = errors
+        parts = [f"{field}: {' '.join(messages)}" for field, messages in errors.items()]
+        return "Invalid item. " + "; ".join(parts), extra
+    if isinstance(detail, list):
+        return " ".join(str(d) for d in detail), extra
+    return str(detail), extra
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """A DRF exception handler that renders errors in the calling generation's body shape.
+
+    ``SyncViewSet`` uses it unless the project set its own ``REST_FRAMEWORK
+    ["EXCEPTION_HANDLER"]``; a project handler can call it to keep the protocol's bodies.
+    DRF's own handler runs first (headers such as ``WWW-Authenticate`` and ``Retry-After``,
+    ``Http404``/``PermissionDenied`` mapping); only the body is replaced.
+    """
+    from .generations import policy_for  # generations imports this module
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, Http404):
+        exc = NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = PermissionDenied()
+    elif not isinstance(exc, APIException):  # pragma: no cover - DRF answers only the three
+        return response
+    request = context.get("request")
+    message, extra = describe(exc)
+    response.data = policy_for(getattr(request, "version", None)).error_body(response.status_code, message, extra)
+    return response

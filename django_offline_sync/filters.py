@@ -1,26 +1,37 @@
-"""The DRF filter backend that applies ``$filter``, ``__includeDeleted`` and ``$orderby``.
+"""``ODataFilterBackend``: the DRF filter backend that applies ``$filter``. It only filters.
 
-It reads the parsed query from the view (``SyncViewSet.get_odata_query()``), so the query
-string is parsed once per request. It composes with other backends: put django-filter's
-``DjangoFilterBackend`` before it to let plain query parameters narrow what a device syncs.
+It reads the parsed query from the view (``SyncViewSet.odata_query``), so the query string is
+parsed once per request. Tombstones (``__includeDeleted``) and ``$orderby`` are the list
+pipeline's own steps, so a view with other backends (or none) still never shows a tombstone
+by accident. It composes with other backends: put django-filter's ``DjangoFilterBackend``
+before it to let plain query parameters narrow what a device syncs.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from rest_framework.filters import BaseFilterBackend
+from rest_framework.request import Request
+
+from .query.options import ODataQuery
+
+__all__ = ["ODataFilterBackend"]
+
+_M = TypeVar("_M", bound=Model)
+
+
+class _QueryView(Protocol):
+    @property
+    def odata_query(self) -> ODataQuery: ...
 
 
 class ODataFilterBackend(BaseFilterBackend):
-    def filter_queryset(self, request: Any, queryset: QuerySet, view: Any) -> QuerySet:
-        query = view.get_odata_query()
-        if not query.include_deleted:
-            queryset = queryset.filter(deleted=False)
-        if query.filter is not None:
-            queryset = queryset.filter(query.filter)
-        return queryset.order_by(*query.order_by)
+    def filter_queryset(self, request: Request, queryset: QuerySet[_M], view: Any) -> QuerySet[_M]:
+        query_view: _QueryView = view
+        condition = query_view.odata_query.filter
+        return queryset if condition is None else queryset.filter(condition)
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
         def param(name: str, description: str) -> dict[str, Any]:
@@ -31,4 +42,3 @@ class ODataFilterBackend(BaseFilterBackend):
             param("$orderby", "Comma-separated fields with asc/desc; id is always the last tie-breaker."),
             param("$select", "Comma-separated wire names to return."),
         ]
-

@@ -1,230 +1,351 @@
-"""Client generations: detect which one sent a request, and speak its dialect back.
+"""Client generations: which one sent a request, and everything that differs between them.
 
 v1 is Azure Mobile Services (``__``-prefixed system columns, no version header), v2 is Azure
-Mobile Apps (``ZUMO-API-VERSION: 2.0.0``), v3 is Datasync (``3.0.0``). One ``Adapter`` per
-generation holds every difference (names, response shapes, status codes, error bodies), so
-the viewset stays generation-agnostic. Facts: PROTOCOL.md §1.3, §2, §3.4, §5-§8, §12.
+Mobile Apps (``ZUMO-API-VERSION: 2.0.0``), v3 is Datasync (``3.0.0``). The table endpoints are
+generation-agnostic; what differs lives here and only here (``docs/protocol.rst`` §1.3, §2,
+§3.3-§3.4, §5-§8, §12):
+
+* ``ZumoVersioning`` is a DRF versioning scheme: it detects the generation and DRF sets
+  ``request.version`` to ``"v1"``, ``"v2"`` or ``"v3"``.
+* ``Generation`` is a stateless policy, one instance per generation (``policy_for``): names,
+  entity and list shapes, page sizes, where the next-page link goes, the body-version
+  precondition, replace over a tombstone, status codes and error bodies.
+
+No other module compares generation names.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from rest_framework import status
+from rest_framework.exceptions import APIException
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.versioning import BaseVersioning
 
-from .exceptions import BadRequest, UnsupportedVersion
-from .naming import SYSTEM_WIRE_NAMES, V1_SYSTEM_WIRE_NAMES
-from .settings import sync_settings
+from .concurrency import Precondition, parse_version_value
+from .exceptions import (
+    EntityConflict,
+    InvalidQueryParameter,
+    ItemGone,
+    ItemNotFound,
+    MixedGeneration,
+    ODataError,
+    PreconditionFailed,
+    UniqueConflict,
+    UnsupportedVersion,
+)
+from .query.options import include_deleted_option, query_param
+from .query.pull import pull_boundary
+from .settings import GenerationName, get_settings
+from .wire import SYSTEM_WIRE_NAMES, V1_SYSTEM_WIRE_NAMES
 
-VERSION_PARAM = "zumo-api-version"
-_V2 = re.compile(r"^2\.0\.\d+$")
-_V3 = re.compile(r"^3\.0(\.\d+)?$")
+if TYPE_CHECKING:
+    from .query.options import ODataQuery
+
+__all__ = ["GENERATIONS", "Generation", "V1Generation", "V2Generation", "V3Generation", "ZumoVersioning", "policy_for"]
+
+VERSION_PARAM: Final = "zumo-api-version"
+_V2: Final = re.compile(r"^2\.0\.\d+$")
+_V3: Final = re.compile(r"^3\.0(\.\d+)?$")
 # v1 system-column names in a query: the strongest v1 signal after X-ZUMO-APPLICATION.
-_V1_NAMES = re.compile(r"(?<![A-Za-z0-9_])__(createdat|updatedat|version|deleted)\b", re.IGNORECASE)
-V1_QUERY_OPTIONS = ("$filter", "$orderby", "$select")
-_STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
+_V1_NAMES: Final = re.compile(r"(?<![A-Za-z0-9_])__(createdat|updatedat|version|deleted)\b", re.IGNORECASE)
+_V1_QUERY_OPTIONS: Final = ("$filter", "$orderby", "$select")
+_STRING_LITERAL: Final = re.compile(r"'(?:[^']|'')*'")
+_VERSION_HELP: Final = (
+    "For more information and supported clients see: http://go.microsoft.com/fwlink/?LinkID=690568#2.0.0"
+)
+#: v2/v3 wire names of the system columns other than ``id``.
+_SYSTEM_COLUMNS: Final = frozenset(wire for name, wire in SYSTEM_WIRE_NAMES.items() if name != "id")
+
+Item = dict[str, Any]
 
 
 def _v1_name_in(text: str | None) -> re.Match[str] | None:
     """A v1 system-column name used as a property (not inside a string literal)."""
     return _V1_NAMES.search(_STRING_LITERAL.sub("''", text or ""))
 
-VERSION_HELP = "For more information and supported clients see: http://go.microsoft.com/fwlink/?LinkID=690568#2.0.0"
 
+class Generation:
+    """The policy of one client generation. Stateless: one shared instance each."""
 
-class Adapter:
-    """What differs between generations. Subclasses override class attributes mostly."""
+    name: ClassVar[GenerationName]
+    #: Model field name → the system columns' wire names in request and response bodies.
+    system_names: ClassVar[Mapping[str, str]] = SYSTEM_WIRE_NAMES
+    #: Status for an id request that addresses a soft-deleted row.
+    deleted_status: ClassVar[int] = status.HTTP_404_NOT_FOUND
+    #: Status of a successful undelete (``POST /tables/{table}/{id}``).
+    undelete_status: ClassVar[int] = status.HTTP_200_OK
+    #: Whether the v1/v2 pull's ``$skip`` is applied past the boundary stamp (§4.4).
+    skips_past_pull_boundary: ClassVar[bool] = True
 
-    name = ""
-    system_names: dict[str, str] = SYSTEM_WIRE_NAMES
-    deleted_status = status.HTTP_404_NOT_FOUND
-    undelete_status = status.HTTP_200_OK
-    include_deleted_param = "__includeDeleted"
-
-    def __init__(self, request: Any = None, version: str | None = None) -> None:
-        self.request = request
-        self.version = version
-
-    def validate(self) -> None:
+    # -- requests ---------------------------------------------------------------------------
+    def validate_request(self, request: Request) -> None:
         """Raise 400 for what this generation's clients never send (mixed dialects)."""
-        if self.request is None or self.version is None:
-            return
-        for option in V1_QUERY_OPTIONS:
-            found = _v1_name_in(_param(self.request, option))
+        version = requested_version(request)
+        for option in _V1_QUERY_OPTIONS:
+            found = _v1_name_in(query_param(request.GET, option))
             if found:
-                raise BadRequest(
+                plain = {"createdat": "createdAt", "updatedat": "updatedAt"}.get(found.group(1).lower(), found.group(1))
+                raise MixedGeneration(
                     f"{option} uses the v1 name {found.group(0)!r}, but the request declares "
-                    f"ZUMO-API-VERSION {self.version}; spell it {_plain_name(found.group(1))!r}."
+                    f"ZUMO-API-VERSION {version}; spell it {plain!r}."
                 )
-        if _param(self.request, "__systemproperties") is not None:
-            raise BadRequest(
-                f"__systemproperties is a v1 option; a ZUMO-API-VERSION {self.version} client "
-                "receives every system property."
+        if query_param(request.GET, "__systemproperties") is not None:
+            raise MixedGeneration(
+                f"__systemproperties is a v1 option; a ZUMO-API-VERSION {version} client receives every system property."
             )
 
-    # -- entities -------------------------------------------------------------------
-    def render(self, item: dict[str, Any]) -> dict[str, Any]:
-        """Turn a v2/v3-named wire dict into this generation's entity."""
-        return item
+    def include_deleted(self, request: Request) -> bool:
+        """``__includeDeleted`` (any case, as every generation's servers read it) as a boolean."""
+        return include_deleted_option(request.GET)
 
-    def render_many(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return items
+    def body_precondition(self, system: Mapping[str, Any]) -> Precondition | None:
+        """The expected version a write body carries, for generations that honour one."""
+        return None
 
-    def always_selected(self) -> set[str]:
-        """Columns a ``$select`` keeps even when it does not name them."""
-        return set()
+    # -- paging -----------------------------------------------------------------------------
+    def page_size(self, top: int | None) -> int:
+        """Rows in one page for ``$top`` (``None``: absent); 400 above the generation's maximum."""
+        settings = get_settings()
+        page, maximum = settings.PAGE_SIZE, settings.MAX_TOP
+        _check_top(top, maximum)
+        return page if top is None else min(top, page)
 
-    def include(self, names: set[str]) -> None:
-        """Return these system columns too (v1 returns only the ones asked for)."""
+    def pull_boundary(self, query: ODataQuery) -> dt.datetime | None:
+        """``T`` when this list request is a v1/v2 pull page (``updatedAt ge T`` with tombstones)."""
+        if not self.skips_past_pull_boundary or not query.include_deleted:
+            return None
+        return pull_boundary(query.filter_node)
 
-    # -- lists ----------------------------------------------------------------------
-    def list_payload(self, items: list[dict[str, Any]], count: int | None, next_link: str | None) -> Any:
-        if count is None:
+    def list_response(
+        self, request: Request, items: list[Item], count: int | None, next_query: str | None
+    ) -> Response:
+        """The list answer: a bare array, or ``{results, count}`` with ``$inlinecount``.
+
+        The next page's link goes into a ``Link`` header in the form the .NET client parses
+        (no angle brackets, unquoted ``rel``; §3.4).
+        """
+        response = Response(items if count is None else {"results": items, "count": count})
+        if next_query is not None and get_settings().LINK_HEADER:
+            response["Link"] = f"{request.build_absolute_uri(request.path)}?{next_query}; rel=next"
+        return response
+
+    # -- entities ---------------------------------------------------------------------------
+    def render(self, request: Request, items: list[Item], select: Iterable[str] | None = None) -> list[Item]:
+        """v2/v3-named wire dicts as this generation's entities, cut to ``$select`` if given."""
+        if select is None:
             return items
-        return {"results": items, "count": count}
+        wanted = frozenset(select)
+        return [{k: v for k, v in item.items() if k in wanted} for item in items]
 
-    # -- status codes ---------------------------------------------------------------
-    def conflict_status(self, if_match_sent: bool) -> int:
-        return status.HTTP_412_PRECONDITION_FAILED if if_match_sent else status.HTTP_409_CONFLICT
+    # -- outcomes ---------------------------------------------------------------------------
+    def conflict(self, entity: Item, etag: str | None, *, if_match_sent: bool) -> EntityConflict:
+        """412 when the expected version came from ``If-Match``, else 409 (§6.2)."""
+        return (PreconditionFailed if if_match_sent else UniqueConflict)(entity, etag)
 
-    # -- errors ---------------------------------------------------------------------
-    def error_payload(self, status_code: int, message: str, extra: dict[str, Any]) -> Any:
+    def deleted_error(self) -> APIException:
+        return ItemNotFound()
+
+    def undeletes_on_replace(
+        self, *, replace: bool, include_deleted: bool, precondition: Precondition | None, sent_deleted: Any
+    ) -> bool:
+        """A write addressed a tombstone: True to undelete it, False to write it as deleted.
+
+        Raises the generation's "deleted" error when the write is refused (the default).
+        """
+        raise self.deleted_error()
+
+    def error_body(self, status_code: int, message: str, extra: Mapping[str, Any]) -> Any:
         return {"message": message, "error": message, **extra}
 
 
-class V1Adapter(Adapter):
+class V1Generation(Generation):
     """Azure Mobile Services: ``__`` names, system columns only on request (§2.4)."""
 
     name = "v1"
     system_names = V1_SYSTEM_WIRE_NAMES
-    KNOWN = {"createdat": "createdAt", "updatedat": "updatedAt", "version": "version", "deleted": "deleted"}
+    _KNOWN_OPTIONS: ClassVar = frozenset({"$filter", "$orderby", "$skip", "$top", "$select", "$inlinecount", "$count"})
+    _KNOWN_PRIVATE: ClassVar = frozenset({"__includedeleted", "__systemproperties", "__cursor"})
+    _PROPERTIES: ClassVar = {"createdat": "createdAt", "updatedat": "updatedAt", "version": "version", "deleted": "deleted"}
 
-    def __init__(self, request: Any = None, version: str | None = None) -> None:
-        super().__init__(request, version)
-        self.requested: set[str] = set()
-
-    KNOWN_OPTIONS = {"$filter", "$orderby", "$skip", "$top", "$select", "$inlinecount", "$count"}
-    KNOWN_PRIVATE = {"__includedeleted", "__systemproperties", "__cursor"}
-
-    def validate(self) -> None:
-        self.requested = self._requested_system_properties()
-        for key in self.request.GET if self.request is not None else ():
-            lowered = key.lower()
-            if (key.startswith("$") and key not in self.KNOWN_OPTIONS) or (
-                key.startswith("__") and lowered not in self.KNOWN_PRIVATE
+    def validate_request(self, request: Request) -> None:
+        for key in request.GET:
+            if (key.startswith("$") and key not in self._KNOWN_OPTIONS) or (
+                key.startswith("__") and key.lower() not in self._KNOWN_PRIVATE
             ):
-                # The v1 runtime's rule (PROTOCOL.md §2.4): those prefixes are reserved.
-                raise BadRequest(f"Custom query parameter names must not start with $ or __ ({key!r}).")
+                # The v1 runtime's rule (§2.4): those prefixes are reserved.
+                raise InvalidQueryParameter(f"Custom query parameter names must not start with $ or __ ({key!r}).")
+        self._requested(request)
 
-    def _requested_system_properties(self) -> set[str]:
-        if self.request is None:
-            return set()
-        raw = _param(self.request, "__systemproperties")
+    def page_size(self, top: int | None) -> int:
+        """``$top`` itself, ``PAGE_SIZE`` when absent: v1 has no next link, so a smaller page
+        would look like the end of the data (§3.3)."""
+        settings = get_settings()
+        _check_top(top, settings.MAX_TOP)
+        return settings.PAGE_SIZE if top is None else top
+
+    def _requested(self, request: Request) -> frozenset[str]:
+        """The system columns ``__systemproperties`` asks for (v2/v3 spelling)."""
+        raw = query_param(request.GET, "__systemproperties")
         if raw is None:
-            return set()
+            return frozenset()
         wanted: set[str] = set()
         for part in raw.split(","):
             name = part.strip().removeprefix("__").lower()
             if not name:
                 continue
             if name == "*":
-                wanted.update(self.KNOWN.values())
-            elif name in self.KNOWN:
-                wanted.add(self.KNOWN[name])
+                wanted.update(self._PROPERTIES.values())
+            elif name in self._PROPERTIES:
+                wanted.add(self._PROPERTIES[name])
             else:
-                raise BadRequest(
+                raise InvalidQueryParameter(
                     f"The value {part.strip()!r} is not a supported system property "
                     "(use __createdAt, __updatedAt, __version, __deleted or *)."
                 )
-        return wanted
+        return frozenset(wanted)
 
-    def render(self, item: dict[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in item.items():
-            if key in self.KNOWN.values():
-                if key in self.requested:
-                    out["__" + key] = value
-            else:
-                out[key] = value
-        return out
+    def render(self, request: Request, items: list[Item], select: Iterable[str] | None = None) -> list[Item]:
+        """System columns only where ``__systemproperties`` or ``$select`` names them, as ``__name``."""
+        selected = frozenset(select) if select is not None else None
+        shown = self._requested(request) | (selected & _SYSTEM_COLUMNS if selected is not None else frozenset())
 
-    def render_many(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [self.render(item) for item in items]
+        def keep(key: str) -> bool:
+            if key in _SYSTEM_COLUMNS:
+                return key in shown
+            return selected is None or key in selected
 
-    def always_selected(self) -> set[str]:
-        return set(self.requested)
+        return [
+            {("__" + key if key in _SYSTEM_COLUMNS else key): value for key, value in item.items() if keep(key)}
+            for item in items
+        ]
 
-    def include(self, names: set[str]) -> None:
-        """Also return these system columns (named in ``$select``)."""
-        self.requested |= {name for name in names if name in self.KNOWN.values()}
+    def conflict(self, entity: Item, etag: str | None, *, if_match_sent: bool) -> EntityConflict:
+        return PreconditionFailed(entity, etag)  # v1 answers every version mismatch with 412
 
-    def conflict_status(self, if_match_sent: bool) -> int:
-        return status.HTTP_412_PRECONDITION_FAILED
-
-    def error_payload(self, status_code: int, message: str, extra: dict[str, Any]) -> Any:
+    def error_body(self, status_code: int, message: str, extra: Mapping[str, Any]) -> Any:
         return {"code": status_code, "error": f"Error: {message}", **extra}
 
 
-class V2Adapter(Adapter):
+class V2Generation(Generation):
     """Azure Mobile Apps, ``ZUMO-API-VERSION: 2.0.x``."""
 
     name = "v2"
 
+    def body_precondition(self, system: Mapping[str, Any]) -> Precondition | None:
+        """v2 servers take a version in the body as the concurrency token (§6.2); 409 on mismatch."""
+        sent = system.get("version")
+        if isinstance(sent, str) and sent:
+            return Precondition(version=parse_version_value(sent, source="The body version"))
+        return None
 
-class V3Adapter(Adapter):
+
+class V3Generation(Generation):
     """Datasync, ``ZUMO-API-VERSION: 3.0.x`` (or a CTK client that sends no version)."""
 
     name = "v3"
     deleted_status = status.HTTP_410_GONE
-    include_deleted_param = "__includedeleted"
+    skips_past_pull_boundary = False  # v3 clients page with nextLink, never with ge + $skip
 
-    def list_payload(self, items: list[dict[str, Any]], count: int | None, next_link: str | None) -> Any:
-        return {"items": items, "count": count, "nextLink": next_link}
+    def page_size(self, top: int | None) -> int:
+        settings = get_settings()
+        _check_top(top, settings.V3_MAX_TOP)
+        return settings.V3_PAGE_SIZE if top is None else min(top, settings.V3_PAGE_SIZE)
 
-    def error_payload(self, status_code: int, message: str, extra: dict[str, Any]) -> Any:
+    def list_response(
+        self, request: Request, items: list[Item], count: int | None, next_query: str | None
+    ) -> Response:
+        next_link = None if next_query is None else self._next_link(request, next_query)
+        return Response({"items": items, "count": count, "nextLink": next_link})
+
+    @staticmethod
+    def _next_link(request: Request, query_string: str) -> str:
+        """``nextLink`` in the form the calling client can follow (§3.4)."""
+        options = request.headers.get("X-ZUMO-Options", "")
+        if "nextlink=path" in options.replace(" ", "").lower():
+            return request.path + "?" + query_string
+        if request.headers.get("User-Agent", "").startswith("Datasync/"):
+            return query_string
+        style = get_settings().NEXT_LINK_FORMAT
+        if style == "path":
+            return request.path + "?" + query_string
+        if style == "absolute":
+            return request.build_absolute_uri(request.path) + "?" + query_string
+        return query_string
+
+    def deleted_error(self) -> APIException:
+        return ItemGone()
+
+    def undeletes_on_replace(
+        self, *, replace: bool, include_deleted: bool, precondition: Precondition | None, sent_deleted: Any
+    ) -> bool:
+        """PUT over a tombstone (§9(c)): with ``__includedeleted`` the body's ``deleted`` decides;
+        an unconditional PUT that does not send ``deleted: true`` undeletes (the CTK client's
+        client-wins turns a conflicting insert into exactly this PUT)."""
+        if replace:
+            if include_deleted:
+                return sent_deleted is False
+            if precondition is None and sent_deleted is not True:
+                return True
+        raise self.deleted_error()
+
+    def error_body(self, status_code: int, message: str, extra: Mapping[str, Any]) -> Any:
         return {"title": message, "status": status_code, **extra}
 
 
-ADAPTERS: dict[str, type[Adapter]] = {"v1": V1Adapter, "v2": V2Adapter, "v3": V3Adapter}
+V1: Final = V1Generation()
+V2: Final = V2Generation()
+V3: Final = V3Generation()
+_POLICIES: Final[Mapping[str, Generation]] = {"v1": V1, "v2": V2, "v3": V3}
+GENERATIONS: Final = tuple(_POLICIES)
 
 
-def _param(request: Any, name: str) -> str | None:
-    """A query parameter by case-insensitive name (PROTOCOL.md §1.3, §3.2)."""
-    params = request.GET
-    if name in params:
-        return params[name]
-    lowered = name.lower()
-    for key in params:
-        if key.lower() == lowered:
-            return params[key]
-    return None
+def policy_for(version: str | None) -> Generation:
+    """The policy of ``request.version``; v2's for a request whose generation is unknown
+    (e.g. the 400 for an unsupported version, rendered before any generation was chosen)."""
+    return _POLICIES.get(version or "", V2)
 
 
-def requested_version(request: Any) -> str | None:
+def _check_top(top: int | None, maximum: int) -> None:
+    if top is None:
+        return
+    if top < 0:
+        raise ODataError("$top must not be negative", option="$top", position=0, expected="a non-negative integer")
+    if top > maximum:
+        raise ODataError(
+            f"You cannot request more than {maximum} records", option="$top", position=0, expected=f"at most {maximum}"
+        )
+
+
+# -- detection -------------------------------------------------------------------------------
+
+
+def requested_version(request: Request) -> str | None:
     """``ZUMO-API-VERSION``: the query parameter wins over the header (.NET and AMA order)."""
-    value = _param(request, VERSION_PARAM)
+    value = query_param(request.GET, VERSION_PARAM)
     if value is None:
         value = request.headers.get("ZUMO-API-VERSION")
     return value.strip() if value is not None else None
 
 
-def has_v1_markers(request: Any) -> bool:
+def _has_v1_markers(request: Request) -> bool:
     if "X-ZUMO-APPLICATION" in request.headers:
         return True
-    if _param(request, "__systemproperties") is not None:
+    if query_param(request.GET, "__systemproperties") is not None:
         return True
-    return any(_v1_name_in(_param(request, option)) for option in V1_QUERY_OPTIONS)
+    return any(_v1_name_in(query_param(request.GET, option)) for option in _V1_QUERY_OPTIONS)
 
 
-def detect(request: Any) -> Adapter:
-    """The adapter for ``request``; raises 400 for an unknown or disabled generation.
-
-    Call ``adapter.validate()`` next: its 400s (mixed dialects) are then rendered in the
-    caller's own error shape.
-    """
-    enabled = list(sync_settings.ENABLED_GENERATIONS)
+def detect(request: Request) -> GenerationName:
+    """The generation of ``request``; 400 for an unknown or disabled one (§1.3, §12)."""
+    settings = get_settings()
     version = requested_version(request)
+    generation: GenerationName | None
     if version is not None:
         if _V2.match(version):
             generation = "v2"
@@ -232,22 +353,29 @@ def detect(request: Any) -> Adapter:
             generation = "v3"
         else:
             raise UnsupportedVersion(
-                f"An invalid API version was specified in the request, this request needs to specify a "
-                f"ZUMO-API-VERSION of '2.0.0' or '3.0.0'. {VERSION_HELP}"
+                "An invalid API version was specified in the request, this request needs to specify a "
+                f"ZUMO-API-VERSION of '2.0.0' or '3.0.0'. {_VERSION_HELP}"
             )
-    elif has_v1_markers(request):
+    elif _has_v1_markers(request):
         generation = "v1"
     else:
-        generation = sync_settings.DEFAULT_GENERATION
+        generation = settings.DEFAULT_GENERATION
         if generation is None:
             raise UnsupportedVersion(
                 "No API version was specified in the request, this request needs to specify a "
-                f"ZUMO-API-VERSION of '2.0.0' or '3.0.0'. {VERSION_HELP}"
+                f"ZUMO-API-VERSION of '2.0.0' or '3.0.0'. {_VERSION_HELP}"
             )
-    if generation not in enabled:
-        raise UnsupportedVersion(f"This server does not serve {generation} clients (enabled: {', '.join(enabled)}).")
-    return ADAPTERS[generation](request, version)
+    if generation not in settings.ENABLED_GENERATIONS:
+        enabled = ", ".join(settings.ENABLED_GENERATIONS)
+        raise UnsupportedVersion(f"This server does not serve {generation} clients (enabled: {enabled}).")
+    return generation
 
 
-def _plain_name(lowered: str) -> str:
-    return {"createdat": "createdAt", "updatedat": "updatedAt"}.get(lowered, lowered)
+class ZumoVersioning(BaseVersioning):
+    """DRF versioning by ``ZUMO-API-VERSION`` (query parameter or header) and v1 markers.
+
+    ``request.version`` becomes ``"v1"``, ``"v2"`` or ``"v3"``; ``policy_for`` gives its policy.
+    """
+
+    def determine_version(self, request: Request, *args: Any, **kwargs: Any) -> GenerationName:
+        return detect(request)

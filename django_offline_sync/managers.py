@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models import Case, Q, Value, When
 
 from . import stamping
+from .wire import ms_to_datetime
 
 # Rows per UPDATE statement when a bulk update hands each row its own stamp.
 STAMP_CHUNK = 500
@@ -28,9 +29,9 @@ class SyncQuerySet(models.QuerySet):
         using = self.db
         with stamping.atomic(using):
             if not stamping.uses_clock():
-                ((ms, version),) = stamping.reserve(model, 1, using)
+                (stamp,) = stamping.reserve(model, 1, using)
                 return models.QuerySet.update(
-                    self, **kwargs, updated_at=stamping.ms_to_datetime(ms), version=version
+                    self, **kwargs, updated_at=ms_to_datetime(stamp.ms), version=stamp.version
                 )
             stamping.lock(model, using)
             pks = list(self.order_by("pk").values_list("pk", flat=True))
@@ -43,11 +44,11 @@ class SyncQuerySet(models.QuerySet):
                 chunk = pks[start : start + STAMP_CHUNK]
                 chunk_stamps = stamps[start : start + STAMP_CHUNK]
                 if len(chunk) == 1:
-                    updated_at: Any = stamping.ms_to_datetime(chunk_stamps[0][0])
+                    updated_at: Any = ms_to_datetime(chunk_stamps[0][0])
                     version: Any = chunk_stamps[0][1]
                 else:
                     updated_at = Case(
-                        *(When(pk=pk, then=Value(stamping.ms_to_datetime(ms))) for pk, (ms, _) in zip(chunk, chunk_stamps)),
+                        *(When(pk=pk, then=Value(ms_to_datetime(ms))) for pk, (ms, _) in zip(chunk, chunk_stamps)),
                         output_field=models.DateTimeField(),
                     )
                     version = Case(
@@ -87,8 +88,8 @@ class SyncQuerySet(models.QuerySet):
             return objs
         using = self.db
         with stamping.atomic(using):
-            for obj, (ms, version) in zip(objs, stamping.reserve(self.model, len(objs), using)):
-                obj.stamp_from(ms, version, adding=True)
+            for obj, stamp in zip(objs, stamping.reserve(self.model, len(objs), using)):
+                obj.stamp_from(stamp, adding=True)
             return super().bulk_create(objs, *args, **kwargs)
 
     def changed_since(self, updated_at: dt.datetime | None, pk: str | None = None) -> "SyncQuerySet":

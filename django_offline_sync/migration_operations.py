@@ -7,19 +7,32 @@ from the table's clock, exactly as a save would. ``docs/existing-models.rst`` wa
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import router
 from django.db.migrations.operations.base import Operation
-from django.db.models import BigIntegerField, Case, DateTimeField, F, QuerySet, Value, When
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    DateTimeField,
+    F,
+    Model,
+    QuerySet,
+    Value,
+    When,
+)
 
 from . import stamping
+
+if TYPE_CHECKING:
+    from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+    from django.db.migrations.state import ProjectState
 
 #: Rows per UPDATE statement.
 BATCH_SIZE = 500
 
 
-def stamp_existing_rows(model: type, using: str = "default", *, batch_size: int = BATCH_SIZE) -> int:
+def stamp_existing_rows(model: type[Model], using: str = "default", *, batch_size: int = BATCH_SIZE) -> int:
     """Stamp every row of ``model`` whose ``updated_at`` is NULL; return how many.
 
     Works with a historical model (``apps.get_model`` in ``RunPython``) or a real one. Each
@@ -29,14 +42,14 @@ def stamp_existing_rows(model: type, using: str = "default", *, batch_size: int 
     inside one transaction that holds the table's clock lock, so the stamps cannot interleave
     with concurrent writes. Running it again stamps nothing.
     """
-    base = QuerySet(model, using=using)
+    base: QuerySet[Model] = QuerySet(model, using=using)
     with stamping.atomic(using):
         stamping.lock(model, using)
         pks = list(base.filter(updated_at__isnull=True).order_by("pk").values_list("pk", flat=True))
         for start in range(0, len(pks), batch_size):
             chunk = pks[start : start + batch_size]
             stamps = stamping.reserve(model, len(chunk), using)
-            times = [stamping.ms_to_datetime(ms) for ms, _ in stamps]
+            times = [stamping.ms_to_datetime(stamp.ms) for stamp in stamps]
             base.filter(pk__in=chunk).update(
                 updated_at=Case(
                     *(When(pk=pk, then=Value(t)) for pk, t in zip(chunk, times)), output_field=DateTimeField()
@@ -71,16 +84,20 @@ class StampExistingRows(Operation):
             kwargs["batch_size"] = self.batch_size
         return self.__class__.__qualname__, [self.model_name], kwargs
 
-    def state_forwards(self, app_label: str, state: Any) -> None:
+    def state_forwards(self, app_label: str, state: ProjectState) -> None:
         pass  # data only; the schema is unchanged
 
-    def database_forwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
+    def database_forwards(
+        self, app_label: str, schema_editor: BaseDatabaseSchemaEditor, from_state: ProjectState, to_state: ProjectState
+    ) -> None:
         model = to_state.apps.get_model(app_label, self.model_name)
         alias = schema_editor.connection.alias
         if router.allow_migrate_model(alias, model):
             stamp_existing_rows(model, alias, batch_size=self.batch_size)
 
-    def database_backwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
+    def database_backwards(
+        self, app_label: str, schema_editor: BaseDatabaseSchemaEditor, from_state: ProjectState, to_state: ProjectState
+    ) -> None:
         pass
 
     def describe(self) -> str:

@@ -1,109 +1,250 @@
 """Settings for django-offline-sync, read from the ``OFFLINE_SYNC`` dict.
 
-Every value is looked up at the moment of use through ``sync_settings``, which
-refreshes in place on Django's ``setting_changed`` signal (so ``override_settings``
-works in tests). A project overrides only the keys it cares about::
+``get_settings()`` returns one typed, validated ``SyncSettings`` object, built on first use
+and rebuilt when Django's ``setting_changed`` signal names ``OFFLINE_SYNC`` (so
+``override_settings`` works in tests). A project overrides only the keys it cares about::
 
     OFFLINE_SYNC = {
         "DEFAULT_GENERATION": "v3",
         "ENABLED_GENERATIONS": ["v1", "v2", "v3"],
         "PAGE_SIZE": 50,
-        "MAX_PAGE_SIZE": 1000,
+        "MAX_TOP": 1000,
         "STAMPING": "clock",
     }
+
+Every key, its type and its meaning is a field of ``SyncSettings`` below. ``validate()``
+reports what is wrong with a configuration; the system checks (``checks.py``) show those
+problems at start-up, and reading invalid settings at run time raises
+``ImproperlyConfigured`` instead of silently falling back to a default.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal, get_args
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
-SETTING_NAME = "OFFLINE_SYNC"
+__all__ = [
+    "GENERATIONS",
+    "SETTING_NAME",
+    "GenerationName",
+    "SettingProblem",
+    "SyncSettings",
+    "get_settings",
+    "sync_settings",
+    "validate",
+]
 
-GENERATIONS = ("v1", "v2", "v3")
+SETTING_NAME: Final = "OFFLINE_SYNC"
 
-DEFAULTS: dict[str, Any] = {
-    # Generation used for a request that names none (no ZUMO-API-VERSION and no v1 marker);
-    # None answers such requests with the v2 servers' "No API version was specified" 400.
-    "DEFAULT_GENERATION": "v3",
-    # Generations the server answers; a request of another one gets 400.
-    "ENABLED_GENERATIONS": ["v1", "v2", "v3"],
-    # v1/v2 paging: default $top and the largest $top accepted (above it: 400, PROTOCOL.md §3.3).
-    "PAGE_SIZE": 50,
-    "MAX_PAGE_SIZE": 1000,
-    # v3 paging: page size the server returns at most, and the largest $top accepted.
-    "V3_PAGE_SIZE": 100,
-    "V3_MAX_TOP": 128000,
-    # Soft delete for every SyncViewSet unless the view sets ``soft_delete``.
-    "SOFT_DELETE": True,
-    # Guards against abusive $filter expressions (each breach gives 400).
-    "MAX_FILTER_LENGTH": 4096,
-    "MAX_FILTER_DEPTH": 32,
-    "MAX_FILTER_NODES": 512,
-    # Largest JSON request body accepted by the table endpoints, in bytes.
-    "MAX_BODY_BYTES": 1_048_576,
-    # v3 nextLink form when the client does not ask for one: "query", "path" or "absolute".
-    "NEXT_LINK_FORMAT": "query",
-    # Salt for the signed keyset cursor carried in v3 nextLinks (signed with SECRET_KEY).
-    "CURSOR_SALT": "django_offline_sync.cursor",
-    # How updated_at/version are stamped: "clock" (per-table clock row locked until commit,
-    # gap-free, see README) or "now" (wall clock at save; faster, can miss late commits).
-    "STAMPING": "clock",
-    # Send a `Link: …; rel=next` header to v1/v2 clients when a page is full.
-    "LINK_HEADER": True,
-}
+GenerationName = Literal["v1", "v2", "v3"]
+NextLinkFormat = Literal["query", "path", "absolute"]
+StampingMode = Literal["clock", "now"]
+GENERATIONS: Final[tuple[GenerationName, ...]] = get_args(GenerationName)
 
-# Expected types, used by checks.py to report a mistyped key.
-TYPES: dict[str, type | tuple[type, ...]] = {
-    "DEFAULT_GENERATION": (str, type(None)),
-    "ENABLED_GENERATIONS": (list, tuple),
-    "PAGE_SIZE": int,
-    "MAX_PAGE_SIZE": int,
-    "V3_PAGE_SIZE": int,
-    "V3_MAX_TOP": int,
-    "SOFT_DELETE": bool,
-    "MAX_FILTER_LENGTH": int,
-    "MAX_FILTER_DEPTH": int,
-    "MAX_FILTER_NODES": int,
-    "MAX_BODY_BYTES": int,
-    "NEXT_LINK_FORMAT": str,
-    "CURSOR_SALT": str,
-    "STAMPING": str,
-    "LINK_HEADER": bool,
-}
+#: Old names still accepted, with a warning (``offline_sync.W003``).
+RENAMED: Final[Mapping[str, str]] = {"MAX_PAGE_SIZE": "MAX_TOP"}
 
 
+@dataclass(frozen=True)
 class SyncSettings:
-    """Attribute access to ``OFFLINE_SYNC`` with defaults, cached until settings change."""
+    """The ``OFFLINE_SYNC`` settings, each with its default."""
 
-    def __init__(self, defaults: dict[str, Any] | None = None) -> None:
-        self.defaults = defaults or DEFAULTS
-        self._cached: dict[str, Any] | None = None
+    #: Generation of a request that names none (no ZUMO-API-VERSION and no v1 marker);
+    #: ``None`` answers such requests with the v2 servers' "No API version" 400.
+    DEFAULT_GENERATION: GenerationName | None = "v3"
+    #: Generations the server answers; a request of another one gets 400.
+    ENABLED_GENERATIONS: tuple[GenerationName, ...] = GENERATIONS
+    #: v1/v2 paging: page size when ``$top`` is absent (v2 also caps ``$top`` at it).
+    PAGE_SIZE: int = 50
+    #: v1/v2: the largest ``$top`` accepted (above it: 400, ``docs/protocol.rst`` §3.3).
+    MAX_TOP: int = 1000
+    #: v3 paging: the largest page the server returns.
+    V3_PAGE_SIZE: int = 100
+    #: v3: the largest ``$top`` accepted.
+    V3_MAX_TOP: int = 128000
+    #: Soft delete for every ``SyncViewSet`` unless the view sets ``soft_delete``.
+    SOFT_DELETE: bool = True
+    #: Guards against abusive ``$filter``/``$orderby`` expressions (each breach gives 400).
+    MAX_FILTER_LENGTH: int = 4096
+    MAX_FILTER_DEPTH: int = 32
+    MAX_FILTER_NODES: int = 512
+    #: Largest JSON request body accepted by the table endpoints, in bytes.
+    MAX_BODY_BYTES: int = 1_048_576
+    #: v3 ``nextLink`` form when the client does not ask for one.
+    NEXT_LINK_FORMAT: NextLinkFormat = "query"
+    #: Salt for the signed keyset cursor in next links (signed with ``SECRET_KEY``).
+    CURSOR_SALT: str = "django_offline_sync.cursor"
+    #: How ``updated_at``/``version`` are stamped: ``"clock"`` (per-table clock row locked
+    #: until commit, gap-free) or ``"now"`` (wall clock at save; can miss late commits).
+    STAMPING: StampingMode = "clock"
+    #: Send ``Link: …; rel=next`` to v1/v2 clients when a page is full.
+    LINK_HEADER: bool = True
 
-    @property
-    def user_settings(self) -> dict[str, Any]:
-        value = getattr(settings, SETTING_NAME, None) or {}
-        return value if isinstance(value, dict) else {}
+
+DEFAULTS: Final = SyncSettings()
+_FIELDS: Final = {f.name: f for f in dataclasses.fields(SyncSettings)}
+
+
+@dataclass(frozen=True)
+class SettingProblem:
+    """One thing wrong with ``OFFLINE_SYNC``; ``checks.py`` turns it into a check message."""
+
+    id: str  # offline_sync.E00x / W00x
+    message: str
+    hint: str | None = None
+    error: bool = True
+
+
+_LIMITS: Final = ("MAX_FILTER_LENGTH", "MAX_FILTER_DEPTH", "MAX_FILTER_NODES", "MAX_BODY_BYTES")
+
+
+def _value_problem(key: str, value: Any) -> tuple[str, str] | None:
+    """(check id, why) when ``value`` cannot be ``OFFLINE_SYNC[key]``; None when it fits.
+
+    A value of the wrong Python type is ``E002``; a value of the right type outside what the
+    key allows has the key's own id (stable since 0.1).
+    """
+    default = getattr(DEFAULTS, key)
+    if key == "DEFAULT_GENERATION":
+        if value is None or value in GENERATIONS:
+            return None
+        return "offline_sync.E004", f"must be one of {list(GENERATIONS)} or None"
+    if key == "ENABLED_GENERATIONS":
+        if not isinstance(value, (list, tuple)):
+            return "offline_sync.E002", "must be a list"
+        if value and all(g in GENERATIONS for g in value):
+            return None
+        return "offline_sync.E003", f"must be a non-empty subset of {list(GENERATIONS)}"
+    if key in ("NEXT_LINK_FORMAT", "STAMPING"):
+        allowed = get_args(NextLinkFormat if key == "NEXT_LINK_FORMAT" else StampingMode)
+        if not isinstance(value, str):
+            return "offline_sync.E002", "must be a string"
+        if value in allowed:
+            return None
+        return ("offline_sync.E007" if key == "NEXT_LINK_FORMAT" else "offline_sync.E008"), f"must be one of {list(allowed)}"
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else ("offline_sync.E002", "must be True or False")
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            return "offline_sync.E002", "must be an integer"
+        if value >= 1:
+            return None
+        return ("offline_sync.E006" if key in _LIMITS else "offline_sync.E005"), "must be at least 1"
+    return None if isinstance(value, type(default)) else ("offline_sync.E002", f"must be a {type(default).__name__}")
+
+
+def validate(raw: object) -> tuple[SyncSettings, list[SettingProblem]]:
+    """Build ``SyncSettings`` from a raw ``OFFLINE_SYNC`` value and list what is wrong with it.
+
+    Invalid values are left at their defaults in the returned object; the problems say
+    which. Never raises.
+    """
+    problems: list[SettingProblem] = []
+    if raw is None:
+        return DEFAULTS, problems
+    if not isinstance(raw, Mapping):
+        problems.append(
+            SettingProblem(
+                "offline_sync.E001",
+                f"{SETTING_NAME} must be a dict.",
+                "Set OFFLINE_SYNC = {...} with the keys listed in the README.",
+            )
+        )
+        return DEFAULTS, problems
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = RENAMED.get(key, key)
+        if name != key:
+            problems.append(
+                SettingProblem(
+                    "offline_sync.W003",
+                    f"{SETTING_NAME}[{key!r}] is now called {name!r}.",
+                    f"Rename the key; {key!r} is still read while {name!r} is not set.",
+                    error=False,
+                )
+            )
+            if name in raw:
+                continue
+        if name not in _FIELDS:
+            problems.append(
+                SettingProblem(
+                    "offline_sync.W001",
+                    f"Unknown {SETTING_NAME} key {key!r}.",
+                    f"Known keys: {', '.join(sorted(_FIELDS))}.",
+                    error=False,
+                )
+            )
+            continue
+        problem = _value_problem(name, value)
+        if problem is not None:
+            check_id, why = problem
+            message = f"{SETTING_NAME}[{key!r}] {why} (got {value!r})."
+            problems.append(SettingProblem(check_id, message, f"The default is {getattr(DEFAULTS, name)!r}."))
+            continue
+        values[name] = tuple(value) if name == "ENABLED_GENERATIONS" else value
+    result = dataclasses.replace(DEFAULTS, **values)
+    if result.DEFAULT_GENERATION is not None and result.DEFAULT_GENERATION not in result.ENABLED_GENERATIONS:
+        problems.append(
+            SettingProblem(
+                "offline_sync.E004",
+                f"{SETTING_NAME}['DEFAULT_GENERATION'] must be one of the enabled generations "
+                f"{list(result.ENABLED_GENERATIONS)}.",
+            )
+        )
+    for size_key, max_key in (("PAGE_SIZE", "MAX_TOP"), ("V3_PAGE_SIZE", "V3_MAX_TOP")):
+        if getattr(result, max_key) < getattr(result, size_key):
+            problems.append(
+                SettingProblem("offline_sync.E005", f"{SETTING_NAME}[{size_key!r}] must be at most {max_key}.")
+            )
+    if result.STAMPING == "now":
+        problems.append(
+            SettingProblem(
+                "offline_sync.W002",
+                f"{SETTING_NAME}['STAMPING'] is 'now': a write that commits late can be missed by incremental pulls.",
+                "Use the default 'clock' unless you measured that you need the write throughput.",
+                error=False,
+            )
+        )
+    return result, problems
+
+
+_current: SyncSettings | None = None
+
+
+def get_settings() -> SyncSettings:
+    """The current, validated settings; ``ImproperlyConfigured`` if ``OFFLINE_SYNC`` has errors."""
+    global _current
+    if _current is None:
+        loaded, problems = validate(getattr(settings, SETTING_NAME, None))
+        errors = [p for p in problems if p.error]
+        if errors:
+            raise ImproperlyConfigured("; ".join(f"{p.message} [{p.id}]" for p in errors))
+        _current = loaded
+    return _current
+
+
+class _SettingsProxy:
+    """``sync_settings.PAGE_SIZE``: attribute access to ``get_settings()``, kept for brevity."""
 
     def __getattr__(self, name: str) -> Any:
-        if name not in self.defaults:
-            raise AttributeError(f"Invalid OFFLINE_SYNC setting: {name!r}")
-        if self._cached is None:
-            self._cached = {**self.defaults, **self.user_settings}
-        return self._cached[name]
-
-    def reload(self) -> None:
-        self._cached = None
+        if name not in _FIELDS:
+            raise AttributeError(f"Invalid {SETTING_NAME} setting: {name!r}")
+        return getattr(get_settings(), name)
 
 
-sync_settings = SyncSettings(DEFAULTS)
+sync_settings: Final = _SettingsProxy()
 
 
 def _reload(*, setting: str, **kwargs: Any) -> None:
+    global _current
     if setting == SETTING_NAME:
-        sync_settings.reload()
+        _current = None
 
 
 setting_changed.connect(_reload)

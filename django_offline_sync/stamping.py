@@ -25,15 +25,40 @@ that changes on every write), and a random 63-bit value in "now" mode.
 
 from __future__ import annotations
 
-import datetime as dt
 import secrets
 import time
+from typing import Final, NamedTuple
 
 from django.db import connections, transaction
 
-from .settings import sync_settings
+from .settings import get_settings
+from .wire import datetime_to_ms, ms_to_datetime, truncate_ms
 
-UTC = dt.timezone.utc
+# ``datetime_to_ms``, ``ms_to_datetime`` and ``truncate_ms`` are re-exported from ``wire``.
+__all__ = [
+    "CLOCK_TABLE",
+    "Stamp",
+    "atomic",
+    "clock_key",
+    "datetime_to_ms",
+    "lock",
+    "ms_to_datetime",
+    "now_ms",
+    "reserve",
+    "truncate_ms",
+    "uses_clock",
+]
+
+#: The clock's table (``SyncClock._meta.db_table``); the SQL below names it directly so that
+#: this module needs no model (``models`` imports this module, not the reverse).
+CLOCK_TABLE: Final = "offline_sync_clock"
+
+
+class Stamp(NamedTuple):
+    """One write's ``updated_at`` (milliseconds since the epoch) and ``version``."""
+
+    ms: int
+    version: int
 
 
 def now_ms() -> int:
@@ -41,33 +66,17 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def ms_to_datetime(ms: int) -> dt.datetime:
-    """An aware UTC datetime for a millisecond stamp (exact, no float rounding)."""
-    return dt.datetime(1970, 1, 1, tzinfo=UTC) + dt.timedelta(milliseconds=ms)
-
-
-def datetime_to_ms(value: dt.datetime) -> int:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    delta = value - dt.datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
-
-
-def truncate_ms(value: dt.datetime) -> dt.datetime:
-    return value.replace(microsecond=value.microsecond - value.microsecond % 1000)
-
-
 def clock_key(model: type) -> str:
     """Proxy models share their concrete table, and so their clock."""
-    return model._meta.concrete_model._meta.db_table
+    return str(model._meta.concrete_model._meta.db_table)  # type: ignore[attr-defined]
 
 
 def uses_clock() -> bool:
-    return sync_settings.STAMPING == "clock"
+    return get_settings().STAMPING == "clock"
 
 
-def reserve(model: type, count: int = 1, using: str = "default") -> list[tuple[int, int]]:
-    """Reserve ``count`` stamps for ``model``; returns ``[(updated_ms, version), …]``.
+def reserve(model: type, count: int = 1, using: str = "default") -> list[Stamp]:
+    """Reserve ``count`` stamps for ``model``, in increasing order.
 
     Must run inside the writing transaction (callers wrap it in ``atomic``), so that in
     clock mode the clock row stays locked until that transaction commits.
@@ -76,7 +85,7 @@ def reserve(model: type, count: int = 1, using: str = "default") -> list[tuple[i
         return []
     if not uses_clock():
         ms = now_ms()
-        return [(ms, secrets.randbits(63)) for _ in range(count)]
+        return [Stamp(ms, secrets.randbits(63)) for _ in range(count)]
     if not connections[using].in_atomic_block:  # pragma: no cover - a programming error
         raise RuntimeError("stamping.reserve() must run inside transaction.atomic()")
     key = clock_key(model)
@@ -84,14 +93,12 @@ def reserve(model: type, count: int = 1, using: str = "default") -> list[tuple[i
     last = _advance(using, key, now + count - 1, count)
     if last is None:
         # First write to this table: create its clock row (a concurrent creator is fine:
-        # ON CONFLICT DO NOTHING, then both go through the locking UPDATE).
-        from .models import SyncClock
-
-        SyncClock.objects.using(using).bulk_create([SyncClock(table=key, last_ms=0)], ignore_conflicts=True)
+        # the insert ignores conflicts, then both go through the locking UPDATE).
+        _create_clock_row(using, key)
         last = _advance(using, key, now + count - 1, count)
     assert last is not None
     first = last - count + 1
-    return [(ms, ms) for ms in range(first, last + 1)]
+    return [Stamp(ms, ms) for ms in range(first, last + 1)]
 
 
 def _advance(using: str, key: str, floor: int, step: int) -> int | None:
@@ -101,11 +108,9 @@ def _advance(using: str, key: str, floor: int, step: int) -> int | None:
     write while the clock lock is held: ``UPDATE … RETURNING`` is one round trip where the
     ORM needs an UPDATE and a SELECT, and skips the ORM's per-call query compilation.
     """
-    from .models import SyncClock
-
     connection = connections[using]
     qn = connection.ops.quote_name
-    table, column, key_column = qn(SyncClock._meta.db_table), qn("last_ms"), qn("table")
+    table, column, key_column = qn(CLOCK_TABLE), qn("last_ms"), qn("table")
     greatest = "MAX" if connection.vendor == "sqlite" else "GREATEST"
     update = f"UPDATE {table} SET {column} = {greatest}(%s, {column} + %s) WHERE {key_column} = %s"
     with connection.cursor() as cursor:
@@ -117,7 +122,21 @@ def _advance(using: str, key: str, floor: int, step: int) -> int | None:
         if cursor.rowcount == 0:
             return None
         cursor.execute(f"SELECT {column} FROM {table} WHERE {key_column} = %s", [key])
-        return int(cursor.fetchone()[0])
+        row = cursor.fetchone()
+        return None if row is None else int(row[0])
+
+
+def _create_clock_row(using: str, key: str) -> None:
+    """Insert ``key``'s clock row at 0 unless a concurrent writer already did."""
+    connection = connections[using]
+    qn = connection.ops.quote_name
+    insert = f"INTO {qn(CLOCK_TABLE)} ({qn('table')}, {qn('last_ms')}) VALUES (%s, 0)"
+    if connection.vendor == "mysql":
+        sql = f"INSERT IGNORE {insert}"
+    else:  # PostgreSQL, SQLite ≥ 3.24
+        sql = f"INSERT {insert} ON CONFLICT DO NOTHING"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [key])
 
 
 def lock(model: type, using: str = "default") -> None:
@@ -130,9 +149,7 @@ def lock(model: type, using: str = "default") -> None:
         return
     key = clock_key(model)
     if _advance(using, key, 0, 0) is None:  # max(0, last + 0): a write that changes nothing
-        from .models import SyncClock
-
-        SyncClock.objects.using(using).bulk_create([SyncClock(table=key, last_ms=0)], ignore_conflicts=True)
+        _create_clock_row(using, key)
         _advance(using, key, 0, 0)
 
 

@@ -1,40 +1,51 @@
 """``SyncViewSet``: a DRF viewset that serves one ``SyncModel`` as a sync table.
 
-It detects the client generation per request, parses the OData query once, applies the
-data view (``get_queryset``) to every lookup, and renders every answer, errors included,
-in the caller's dialect. Register it with ``SyncRouter`` under ``/tables/``.
+Read it top to bottom; each operation is a short pipeline over parts that live elsewhere:
+
+* the generation (``request.version``, set by ``ZumoVersioning``) and its policy
+  (``self.generation``, ``generations.py``) own everything that differs between clients;
+* a list is parse → data view → tombstones → filter backends → order → page → render;
+* a write goes through the ``Writer`` (``writer.py``): lock + stamp → load → precondition →
+  save → signal.
+
+Register it with ``SyncRouter`` under ``/tables/``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache, cached_property
 from typing import Any, ClassVar
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import NOT_PROVIDED, QuerySet
-from rest_framework import exceptions
+from rest_framework import status
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
+from rest_framework.settings import api_settings
+from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.viewsets import GenericViewSet
 
-from . import generations
-from .exceptions import Conflict, ODataError
+from .concurrency import Precondition, etag_for, if_none_match_hits, parse_if_match
+from .exceptions import BodyNotAllowed, EntityConflict, IdMismatch, ItemNotFound, exception_handler
 from .filters import ODataFilterBackend
-from .mixins import (
-    CreateMixin,
-    DestroyMixin,
-    ListMixin,
-    RetrieveMixin,
-    UndeleteMixin,
-    UpdateMixin,
-    WriteMixin,
-)
+from .generations import Generation, ZumoVersioning, policy_for
 from .models import SyncModel
-from .pagination import ODataPagination, pull_boundary
-from .query import FieldMap, parse_query, resolve_page_size
-from .query.options import include_deleted_option
-from .serializers import Representer, new_id_for, representer_for, serializer_class_for
-from .settings import sync_settings
+from .pagination import SyncPagination
+from .query import FieldMap, ODataQuery, parse_query
+from .serializers import Body, Representer, SyncModelSerializer, new_id_for, read_json, serializer_class_for, split_body
+from .settings import get_settings
+from .stamping import Stamp
+from .wire import SYSTEM_WIRE_NAMES
+from .writer import Writer
 
-OPERATIONS = {
+__all__ = ["SyncViewSet"]
+
+#: DRF action → the operation named in ``operation_permission_classes``.
+OPERATIONS: dict[str, str] = {
     "list": "read",
     "retrieve": "read",
     "create": "insert",
@@ -45,131 +56,261 @@ OPERATIONS = {
 }
 
 
-class SyncViewSet(
-    ListMixin, RetrieveMixin, CreateMixin, UpdateMixin, DestroyMixin, UndeleteMixin, WriteMixin, GenericViewSet
-):
+@dataclass(frozen=True)
+class _Table:
+    """What a view class serves, worked out once per class from its attributes."""
+
+    model: type[SyncModel]
+    representer: Representer
+    field_map: FieldMap
+    serializer_class: type[SyncModelSerializer]
+
+
+@cache
+def _column_defaults(serializer_class: type[BaseSerializer[Any]]) -> dict[str, Any]:
+    """What a PUT (replace) writes into the columns its body leaves out, by wire name."""
+    model = serializer_class.Meta.model  # type: ignore[attr-defined]
+    by_name = {f.name: f for f in model._meta.concrete_fields}
+    defaults: dict[str, Any] = {}
+    for wire, serializer_field in serializer_class().fields.items():
+        field = by_name.get(serializer_field.source)
+        if field is None or serializer_field.read_only or field.name in SYSTEM_WIRE_NAMES:
+            continue
+        if field.default is not NOT_PROVIDED:
+            default = field.get_default()
+            defaults[wire] = default.pk if hasattr(default, "pk") else default
+        elif field.null:
+            defaults[wire] = None
+    return defaults
+
+
+class SyncViewSet(GenericViewSet):  # type: ignore[type-arg]
     """Serve ``model`` (a ``SyncModel``) with the Azure Mobile Apps / Datasync protocol.
 
     Attributes, in the style of DRF's:
 
     * ``model`` (or ``queryset``): the table.
-    * ``fields``: model field names exposed (``None``: every editable column).
+    * ``fields``: model field names exposed (``None``: every editable column); a foreign key
+      may be named by its field name or its attname (``task`` or ``task_id``).
     * ``odata_fields``: model field names usable in ``$filter``/``$orderby`` (``None``: ``fields``).
     * ``soft_delete``: ``None`` follows ``OFFLINE_SYNC["SOFT_DELETE"]``.
     * ``operation_permission_classes``: ``{"read"|"insert"|"update"|"delete"|"undelete": [...]}``
       overriding ``permission_classes`` per operation.
+
+    Hooks, as DRF's: ``get_queryset`` (the caller's data view), ``perform_create(serializer)``,
+    ``perform_update(serializer)``, ``perform_destroy(instance, stamp)`` and
+    ``perform_undelete(instance, stamp)``, each run inside the write's transaction.
     """
 
     model: ClassVar[type[SyncModel] | None] = None
-    fields: ClassVar[list[str] | tuple[str, ...] | None] = None
-    odata_fields: ClassVar[list[str] | tuple[str, ...] | None] = None
+    fields: ClassVar[Sequence[str] | None] = None
+    odata_fields: ClassVar[Sequence[str] | None] = None
     soft_delete: ClassVar[bool | None] = None
-    operation_permission_classes: ClassVar[dict[str, list[Any]]] = {}
+    operation_permission_classes: ClassVar[dict[str, list[type[BasePermission]]]] = {}
+    versioning_class = ZumoVersioning
     filter_backends = [ODataFilterBackend]
-    pagination_class = ODataPagination
+    pagination_class = SyncPagination
     lookup_value_regex = "[^/]+"
 
-    # -- configuration ------------------------------------------------------------------
-    def get_model(self) -> type[SyncModel]:
-        model = self.model or (self.queryset.model if self.queryset is not None else None)
-        if model is None or not issubclass(model, SyncModel):
-            raise ImproperlyConfigured(
-                f"{type(self).__name__} needs `model = <a SyncModel subclass>` (or a `queryset` of one)."
-            )
-        return model
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Without these the table would silently lose $filter or its paging protocol.
+        if not any(isinstance(b, type) and issubclass(b, ODataFilterBackend) for b in cls.filter_backends):
+            raise ImproperlyConfigured(f"{cls.__name__}.filter_backends must include ODataFilterBackend.")
+        if not (isinstance(cls.pagination_class, type) and issubclass(cls.pagination_class, SyncPagination)):
+            raise ImproperlyConfigured(f"{cls.__name__}.pagination_class must be SyncPagination or a subclass.")
 
-    def get_queryset(self) -> QuerySet:
+    # -- configuration (once per class) -------------------------------------------------
+    @classmethod
+    def _table(cls) -> _Table:
+        return _table_of(cls)
+
+    def get_queryset(self) -> QuerySet[Any]:
         """The caller's data view, soft-deleted rows included. Override to scope it per user."""
         if self.queryset is not None:
             return self.queryset.all()  # build it from ``all_objects`` so tombstones stay visible
-        return self.get_model().all_objects.all()
+        return self._table().model.all_objects.all()
 
-    def get_serializer_class(self) -> type:
-        if self.serializer_class is not None:
-            return self.serializer_class
-        cls = type(self)
-        cached = cls.__dict__.get("_auto_serializer")
-        if cached is None:
-            cached = serializer_class_for(self.get_model(), self.fields)
-            cls._auto_serializer = cached  # type: ignore[attr-defined]
-        return cached
+    def get_serializer_class(self) -> type[BaseSerializer[Any]]:
+        return self.serializer_class or self._table().serializer_class
 
-    def get_representer(self) -> Representer:
-        return representer_for(self.get_model(), tuple(self.fields) if self.fields is not None else None)
-
-    def get_field_map(self) -> FieldMap:
-        cls = type(self)
-        cached = cls.__dict__.get("_field_map")
-        if cached is None:
-            allowed = self.odata_fields if self.odata_fields is not None else self.fields
-            cached = FieldMap.for_model(self.get_model(), allowed)
-            cls._field_map = cached  # type: ignore[attr-defined]
-        return cached
-
-    def get_soft_delete(self) -> bool:
-        return sync_settings.SOFT_DELETE if self.soft_delete is None else self.soft_delete
-
-    def get_column_defaults(self) -> dict[str, Any]:
-        """What a PUT (replace) writes into columns the body leaves out, by wire name."""
-        defaults: dict[str, Any] = {}
-        by_name = {f.name: f for f in self.get_model()._meta.concrete_fields}
-        for wire, serializer_field in self.get_serializer().fields.items():
-            field = by_name.get(serializer_field.source)
-            if field is None or serializer_field.read_only or field.name in SyncModel.SYSTEM_FIELDS:
-                continue
-            if field.default is not NOT_PROVIDED:
-                default = field.get_default()
-                defaults[wire] = default.pk if hasattr(default, "pk") else default
-            elif field.null:
-                defaults[wire] = None
-        return defaults
-
-    def get_permissions(self) -> list[Any]:
+    def get_permissions(self) -> list[BasePermission]:
         operation = OPERATIONS.get(getattr(self, "action", None) or "", "")
         classes = self.operation_permission_classes.get(operation, self.permission_classes)
         return [permission() for permission in classes]
 
+    def get_exception_handler(self) -> Any:
+        """Errors in the caller's generation's body shape, unless the project has its own handler."""
+        project = api_settings.EXCEPTION_HANDLER
+        return exception_handler if project is drf_exception_handler else project
+
     # -- per request --------------------------------------------------------------------
-    def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
-        self.adapter = generations.detect(request)
-        self.adapter.validate()
-        super().initial(request, *args, **kwargs)
+    @property
+    def generation(self) -> Generation:
+        """The policy of the caller's generation (``request.version``)."""
+        return policy_for(getattr(self.request, "version", None))
 
-    def get_odata_query(self) -> Any:
-        query = getattr(self, "_odata_query", None)
-        if query is None:
-            query = parse_query(self.request.GET, self.get_field_map(), generation=self.adapter.name)
-            self._odata_query = query
-        return query
+    @property
+    def representer(self) -> Representer:
+        return self._table().representer
 
-    def get_page_window(self, query: Any) -> tuple[int, int, int | None]:
-        return resolve_page_size(query.top, self.adapter.name), query.skip, query.top
+    @cached_property
+    def odata_query(self) -> ODataQuery:
+        """The request's OData options, parsed once."""
+        return parse_query(self.request.GET, self._table().field_map)
 
-    def include_deleted_requested(self) -> bool:
-        """``__includeDeleted`` on an id request, read as lists read it (400 if not a boolean)."""
-        return include_deleted_option(self.request.GET)
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # versioning, authentication, permissions, throttles
+        self.generation.validate_request(request)
 
-    def pull_boundary(self, query: Any) -> Any:
-        """``T`` when this is a v1/v2 pull page (see ``ODataPagination._boundary``), else None.
+    def entity(self, obj: SyncModel) -> dict[str, Any]:
+        """``obj`` as the caller's generation shows one row."""
+        return self.generation.render(self.request, [self.representer.from_instance(obj)])[0]
 
-        The pull shape: ``… updatedAt ge T`` with tombstones asked for, as every v1/v2 client's
-        pull sends. Ordinary paging of a ``ge`` query keeps positional ``$skip``.
-        """
-        if self.adapter.name == "v3" or not query.include_deleted:
-            return None
-        return pull_boundary(query.filter_node)
+    def _entity_response(self, obj: SyncModel, status_code: int = status.HTTP_200_OK, **headers: str) -> Response:
+        response = Response(self.entity(obj), status=status_code, headers=headers or None)
+        response["ETag"] = etag_for(obj.version) or ""
+        return response
 
-    def new_id(self, sent: Any) -> Any:
-        return new_id_for(self.get_model(), sent)
+    def _read_body(self, request: Request) -> Body:
+        data = read_json(request, limit=get_settings().MAX_BODY_BYTES)
+        return split_body(data, self.representer, self.generation.system_names)
 
-    def entity(self, obj: Any) -> dict[str, Any]:
-        return self.adapter.render(self.get_representer().from_instance(obj))
+    def _precondition(self, request: Request, body: Body | None = None) -> tuple[Precondition | None, bool]:
+        """The expected version and whether it came from ``If-Match`` (which decides 412 vs 409)."""
+        precondition = parse_if_match(request.headers.get("If-Match"))
+        if precondition is not None:
+            return precondition, True
+        if body is not None:
+            return self.generation.body_precondition(body.system), False
+        return None, False
+
+    @property
+    def _writer(self) -> Writer:
+        return Writer(self, self._table().model)
+
+    # -- read ---------------------------------------------------------------------------
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        query = self.odata_query  # parse (400 on a bad option)
+        queryset = self.get_queryset()  # the caller's data view
+        if not query.include_deleted:
+            queryset = queryset.filter(deleted=False)  # tombstones only on request
+        queryset = self.filter_queryset(queryset)  # $filter and any other backend
+        queryset = queryset.order_by(*query.order_by)  # $orderby, id last
+        page = self.paginate_queryset(queryset)  # one page, and the link to the next
+        assert page is not None
+        items = self.generation.render(request, page, query.select)  # the generation's shape
+        return self.get_paginated_response(items)
+
+    def retrieve(self, request: Request, pk: Any = None, *args: Any, **kwargs: Any) -> Response:
+        obj = self.get_queryset().filter(pk=self._writer.lookup_pk(pk)).first()
+        if obj is None:
+            raise ItemNotFound()
+        self.check_object_permissions(request, obj)
+        if obj.deleted and not self.generation.include_deleted(request):
+            raise self.generation.deleted_error()
+        if if_none_match_hits(request.headers.get("If-None-Match"), obj.version):
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag_for(obj.version) or ""})
+        return self._entity_response(obj)
+
+    # -- insert -------------------------------------------------------------------------
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        body = self._read_body(request)
+        sent_id = new_id_for(self._table().model, body.id)
+        serializer = self.get_serializer(data=body.columns)
+        serializer.is_valid(raise_exception=True)
+        if sent_id is not None:
+            serializer.context["sync_id"] = sent_id
+        instance = self._writer.insert(serializer, self.perform_create, sent_id)
+        location = request.build_absolute_uri(f"{request.path.rstrip('/')}/{instance.pk}")
+        return self._entity_response(instance, status.HTTP_201_CREATED, Location=location)
+
+    def perform_create(self, serializer: BaseSerializer[Any]) -> None:
+        """Override to stamp server-side values, e.g. ``serializer.save(owner=self.request.user)``."""
+        serializer.save()
+
+    # -- update (PATCH merges, PUT replaces) ----------------------------------------------
+    def update(self, request: Request, pk: Any = None, *args: Any, **kwargs: Any) -> Response:
+        return self._write(request, pk, replace=True)
+
+    def partial_update(self, request: Request, pk: Any = None, *args: Any, **kwargs: Any) -> Response:
+        return self._write(request, pk, replace=False)
+
+    def _write(self, request: Request, pk: Any, *, replace: bool) -> Response:
+        body = self._read_body(request)
+        if body.id is not None and str(body.id) != str(pk):
+            raise IdMismatch(f"The id in the body ({body.id!r}) does not match the id in the URL ({pk!r}).")
+        precondition, if_match_sent = self._precondition(request, body)
+        data = dict(body.columns)
+        if replace:
+            for name, default in _column_defaults(self.get_serializer_class()).items():
+                data.setdefault(name, default)
+        with self._writer.row(pk) as row:
+            undelete = row.obj.deleted and self.generation.undeletes_on_replace(
+                replace=replace,
+                include_deleted=self.generation.include_deleted(request),
+                precondition=precondition,
+                sent_deleted=body.system.get("deleted"),
+            )
+            row.check(precondition, if_match_sent=if_match_sent)
+            serializer = self.get_serializer(row.obj, data=data, partial=not replace)
+            serializer.is_valid(raise_exception=True)
+            if undelete:
+                serializer.validated_data["deleted"] = False
+            serializer.context["stamp"] = row.stamp
+            self.perform_update(serializer)
+            self._writer.committed(serializer.instance, "undelete" if undelete else "update")
+        return self._entity_response(serializer.instance)
+
+    def perform_update(self, serializer: BaseSerializer[Any]) -> None:
+        """Saves with the reserved stamp (``serializer.context["stamp"]``)."""
+        serializer.save()
+
+    # -- delete -------------------------------------------------------------------------
+    def destroy(self, request: Request, pk: Any = None, *args: Any, **kwargs: Any) -> Response:
+        precondition, if_match_sent = self._precondition(request)
+        with self._writer.row(pk) as row:
+            if row.obj.deleted:
+                raise self.generation.deleted_error()
+            row.check(precondition, if_match_sent=if_match_sent)
+            self.perform_destroy(row.obj, row.stamp)
+            self._writer.committed(row.obj, "delete")
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def perform_destroy(self, instance: SyncModel, stamp: Stamp | None = None) -> None:
+        """Soft delete (a tombstone devices pull), or remove the row with ``soft_delete=False``."""
+        soft = get_settings().SOFT_DELETE if self.soft_delete is None else self.soft_delete
+        if soft:
+            instance.delete(stamp=stamp)
+        else:
+            instance.hard_delete()
+
+    # -- undelete (POST /tables/{table}/{id}) ---------------------------------------------
+    def undelete(self, request: Request, pk: Any = None, *args: Any, **kwargs: Any) -> Response:
+        if read_json(request, limit=get_settings().MAX_BODY_BYTES, allow_empty=True) is not None:
+            raise BodyNotAllowed("An undelete request must not have a body.")
+        precondition, if_match_sent = self._precondition(request)
+        with self._writer.row(pk) as row:
+            row.check(precondition, if_match_sent=if_match_sent)
+            if row.obj.deleted:
+                self.perform_undelete(row.obj, row.stamp)
+                self._writer.committed(row.obj, "undelete")
+        return self._entity_response(row.obj, self.generation.undelete_status)
+
+    def perform_undelete(self, instance: SyncModel, stamp: Stamp | None = None) -> None:
+        instance.undelete(stamp=stamp)
 
     # -- responses ----------------------------------------------------------------------
-    def finalize_response(self, request: Any, response: Any, *args: Any, **kwargs: Any) -> Any:
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, EntityConflict):
+            # The protocol's answer, not an error body: the server's entity and its ETag (§9).
+            return Response(exc.entity, status=exc.status_code, headers={"ETag": exc.etag} if exc.etag else None)
+        return super().handle_exception(exc)
+
+    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)
         response["Cache-Control"] = "no-cache"
-        # Browser clients read these (PROTOCOL.md §1.4); a CORS middleware adds the rest.
+        # Browser clients read these (§1.4); a CORS middleware adds the rest.
         response["Access-Control-Expose-Headers"] = "ETag, Link, Location"
         # The view holds the response and the response's renderer_context holds the view: a
         # reference cycle that keeps every page's rows alive until a full GC pass and grew a
@@ -177,38 +318,28 @@ class SyncViewSet(
         response._resource_closers.append(lambda: self._release(response))
         return response
 
-    def _release(self, response: Any) -> None:
-        for name in ("response", "request", "args", "kwargs"):
+    def _release(self, response: Response) -> None:
+        for name in ("response", "request", "args", "kwargs", "odata_query"):
             self.__dict__.pop(name, None)
         response.renderer_context = None
 
-    def handle_exception(self, exc: Exception) -> Response:
-        adapter = getattr(self, "adapter", None) or generations.V2Adapter(self.request)
-        if isinstance(exc, Conflict):
-            response = Response(exc.entity, status=exc.status_code)
-            if exc.etag:
-                response["ETag"] = exc.etag
-            return response
-        response = super().handle_exception(exc)
-        if isinstance(exc, exceptions.APIException):
-            message, extra = _describe(exc)
-            response.data = adapter.error_payload(response.status_code, message, extra)
-        return response
 
-
-def _describe(exc: exceptions.APIException) -> tuple[str, dict[str, Any]]:
-    """A one-line message and structured details for any DRF exception."""
-    extra: dict[str, Any] = {}
-    if isinstance(exc, ODataError):
-        extra = {k: v for k, v in exc.as_dict().items() if v is not None}
-        return str(exc.detail), extra
-    detail = exc.detail
-    if isinstance(exc, exceptions.ValidationError) and isinstance(detail, dict):
-        errors = {str(k): [str(m) for m in (v if isinstance(v, list) else [v])] for k, v in detail.items()}
-        extra["errors"] = errors
-        parts = [f"{field}: {' '.join(messages)}" for field, messages in errors.items()]
-        return "Invalid item. " + "; ".join(parts), extra
-    if isinstance(detail, list):
-        return " ".join(str(d) for d in detail), extra
-    return str(detail), extra
-
+@cache
+def _table_of(view_class: type[SyncViewSet]) -> _Table:
+    """The model, row representer, OData field map and serializer of a view class."""
+    model = view_class.model or (view_class.queryset.model if view_class.queryset is not None else None)
+    if model is None or not issubclass(model, SyncModel):
+        raise ImproperlyConfigured(
+            f"{view_class.__name__} needs `model = <a SyncModel subclass>` (or a `queryset` of one)."
+        )
+    fields = tuple(view_class.fields) if view_class.fields is not None else None
+    odata = tuple(view_class.odata_fields) if view_class.odata_fields is not None else fields
+    try:
+        return _Table(
+            model=model,
+            representer=Representer(model, fields),
+            field_map=FieldMap.for_model(model, odata),
+            serializer_class=serializer_class_for(model, fields),
+        )
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{view_class.__name__}: {exc}") from exc

@@ -1,5 +1,7 @@
 """Settings for the test suite: SQLite in memory, or the database in ``DATABASE_URL``."""
 
+from typing import Any
+
 from example_project.database import database_from_env
 
 SECRET_KEY = "tests-only-not-secret"
@@ -59,7 +61,7 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
-OFFLINE_SYNC = {}
+OFFLINE_SYNC: dict[str, Any] = {}
 # Fast hashing: the suite creates many users; real hashing would dominate its run time.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STATIC_URL = "/static/"

@@ -28,7 +28,7 @@ def test_settings_pass_when_empty():
 
 
 def test_settings_pass_when_every_key_has_a_sound_value():
-    assert settings_ids({"PAGE_SIZE": 10, "MAX_PAGE_SIZE": 10, "ENABLED_GENERATIONS": ("v3",)}) == []
+    assert settings_ids({"PAGE_SIZE": 10, "MAX_TOP": 10, "ENABLED_GENERATIONS": ("v3",), "DEFAULT_GENERATION": "v3"}) == []
 
 
 def test_e001_when_offline_sync_is_not_a_dict():
@@ -70,7 +70,7 @@ def test_e004_when_the_default_generation_is_not_enabled(value):
     "value",
     [
         {"PAGE_SIZE": 0},
-        {"PAGE_SIZE": 100, "MAX_PAGE_SIZE": 10},
+        {"PAGE_SIZE": 100, "MAX_TOP": 10},
         {"V3_PAGE_SIZE": 0},
         {"V3_PAGE_SIZE": 500, "V3_MAX_TOP": 100},
     ],

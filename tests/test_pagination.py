@@ -5,7 +5,7 @@ from urllib.parse import quote
 import pytest
 from django.db.models import F
 
-from django_offline_sync.pagination import KEYSET_ID, KEYSET_UPDATED, keyset_of
+from django_offline_sync.query.pull import KEYSET_ID, KEYSET_UPDATED, keyset_of
 from tests.factories import TaskFactory
 
 pytestmark = pytest.mark.django_db

@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.db.models import QuerySet
 
-from django_offline_sync.serializers import representer_for
+from django_offline_sync.serializers import Representer
 from example_project.tasks.models import Task
 from tests.factories import TaskFactory
 
@@ -31,7 +31,7 @@ def test_sql_formatted_page_equals_python_rendering(v2, due):
     listed = v2.get("/tables/Task").json()[0]
     single = v2.get(f"/tables/Task/{task.id}").json()
     assert listed == single
-    representer = representer_for(Task)
+    representer = Representer(Task)
     select, converters = representer.select_plan(connection.vendor)
     row = Task.all_objects.filter(pk=task.pk).values_list(*select).get()
     assert representer.from_values(row, converters) == representer.from_instance(Task.all_objects.get(pk=task.pk))

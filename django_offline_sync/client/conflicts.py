@@ -2,8 +2,8 @@
 
 A handler is any callable taking a ``Conflict`` (local item, server item, operation) and
 returning a ``Resolution``. The three built-ins mirror the Azure clients' choices
-(PROTOCOL.md §9): ``client_wins``, ``server_wins`` and ``cancel``; a custom handler returns
-``Resolution.merge(item)`` with an item it built from both sides.
+(``docs/protocol.rst`` §9): ``client_wins``, ``server_wins`` and ``cancel``; a custom
+handler returns ``Resolution.merge(item)`` with an item it built from both sides.
 """
 
 from __future__ import annotations

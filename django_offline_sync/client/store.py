@@ -14,13 +14,40 @@ import json
 import os
 import re
 import sqlite3
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
-from .errors import InvalidTableName, ItemNotFound, OperationRefused, PendingOperationsError
+# The wire rules come from ``wire`` (Django-free, shared with the server); the ones the client
+# has always offered are re-exported here (see ``__all__``). Imported absolutely so that this
+# module also loads outside its package (``bench/client_store.py`` loads it on its own).
+from django_offline_sync import wire
+from django_offline_sync.wire import format_timestamp, generate_id, parse_timestamp
+
+from .errors import (
+    InvalidTableName,
+    ItemNotFound,
+    OperationRefused,
+    PendingOperationsError,
+)
+
+__all__ = [
+    "DELETE",
+    "INSERT",
+    "SYSTEM_FIELDS",
+    "UPDATE",
+    "Cursor",
+    "Item",
+    "LocalStore",
+    "PageOutcome",
+    "PendingOperation",
+    "check_name",
+    "format_timestamp",
+    "generate_id",
+    "newest_timestamp",
+    "parse_timestamp",
+]
 
 Item = dict[str, Any]
 
@@ -28,8 +55,11 @@ INSERT = "insert"
 UPDATE = "update"
 DELETE = "delete"
 
-#: Fields the server owns (PROTOCOL.md §2.3); they are never part of a change we send.
-SYSTEM_FIELDS = frozenset({"createdAt", "updatedAt", "version", "deleted"})
+#: Wire names of the fields the server owns (``docs/protocol.rst`` §2.3); they are never part
+#: of a change we send. ``id`` is not one of them: the client sends (and may choose) it.
+SYSTEM_FIELDS: frozenset[str] = frozenset(
+    wire.SYSTEM_WIRE_NAMES[name] for name in wire.SYSTEM_FIELDS if name != "id"
+)
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ITEM_JSON = json.JSONEncoder(sort_keys=True).encode  # json.dumps(sort_keys=True) without a new encoder per call
@@ -41,25 +71,6 @@ def check_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME.match(name):
         raise InvalidTableName(f"{name!r} is not a valid name (letters, digits and _ only)")
     return name
-
-
-def generate_id() -> str:
-    """A client-generated id, as the .NET client makes them: 32 lowercase hex digits."""
-    return uuid.uuid4().hex
-
-
-def parse_timestamp(value: str) -> dt.datetime:
-    """Parse a wire timestamp (``…SS.mmmZ``, or any ISO-8601 form) into an aware UTC datetime."""
-    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
-    return parsed.astimezone(dt.timezone.utc)
-
-
-def format_timestamp(value: dt.datetime) -> str:
-    """The wire form ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (PROTOCOL.md §2.2)."""
-    value = value.astimezone(dt.timezone.utc)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
 def _is_wire_form(value: str) -> bool:
@@ -161,7 +172,7 @@ class LocalStore:
     def close(self) -> None:
         self._conn.close()
 
-    def __enter__(self) -> LocalStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

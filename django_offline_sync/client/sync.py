@@ -1,9 +1,9 @@
 """Push, incremental pull and purge: the moves between the local store and the server.
 
 ``Synchronizer`` pushes the operation queue in order (conflicts go to the handler), pulls a
-table page by page with the algorithm of the chosen generation (PROTOCOL.md §4.1 for v2,
-§4.3 for v3) storing the delta token with each page, and purges a table only when that
-loses no local change.
+table page by page with the algorithm of the chosen generation (``docs/protocol.rst`` §4.1
+for v2, §4.3 for v3) storing the delta token with each page, and purges a table only when
+that loses no local change.
 """
 
 from __future__ import annotations
@@ -16,7 +16,17 @@ from typing import Any
 
 import httpx
 
-from .conflicts import CANCEL, CLIENT_WINS, MERGE, SERVER_WINS, Conflict, ConflictHandler, cancel
+from django_offline_sync.wire import parse_timestamp
+
+from .conflicts import (
+    CANCEL,
+    CLIENT_WINS,
+    MERGE,
+    SERVER_WINS,
+    Conflict,
+    ConflictHandler,
+    cancel,
+)
 from .errors import PushIncomplete, ServerError
 from .store import (
     DELETE,
@@ -27,7 +37,6 @@ from .store import (
     LocalStore,
     PendingOperation,
     check_name,
-    parse_timestamp,
 )
 from .transport import HttpTransport, etag
 
@@ -225,11 +234,15 @@ class Synchronizer:
             if server_item is None or server_item.get("id") != op.item_id:
                 server_item = self.fetch(op.table, op.item_id)
             # A write whose response was lost comes back as a conflict with our own content.
-            if server_item is not None and not server_item.get("deleted"):
-                if op.kind != DELETE and same_content(op.item, server_item):
-                    self.store.complete(op, server_item)
-                    result.pushed += 1
-                    return True
+            if (
+                server_item is not None
+                and not server_item.get("deleted")
+                and op.kind != DELETE
+                and same_content(op.item, server_item)
+            ):
+                self.store.complete(op, server_item)
+                result.pushed += 1
+                return True
             if op.kind == DELETE and (server_item is None or server_item.get("deleted")):
                 self.store.complete(op, None)
                 result.pushed += 1
@@ -330,7 +343,7 @@ class Synchronizer:
     ) -> None:
         path = self.transport.table_path(table)
         clauses = [f"({user_filter})"] if user_filter else []
-        if token:  # PROTOCOL.md §4.3: strict gt, no filter on the first pull
+        if token:  # ``docs/protocol.rst`` §4.3: strict gt, no filter on the first pull
             clauses.append(f"(updatedAt gt cast({token},Edm.DateTimeOffset))")
         first: dict[str, str] = {"$orderby": "updatedAt", "$count": "true", "__includedeleted": "true"}
         if clauses:
@@ -362,9 +375,9 @@ class Synchronizer:
         seen: set[str] | None,
         progress: Progress | None,
     ) -> None:
-        # PROTOCOL.md §4.1 (the .NET client): `ge` the token; when a page moves the token
-        # forward the filter is rebuilt and $skip resets, otherwise $skip grows. Done on an
-        # empty page. `ge` re-reads the boundary row, which is harmless.
+        # ``docs/protocol.rst`` §4.1 (the .NET client): `ge` the token; when a page moves the
+        # token forward the filter is rebuilt and $skip resets, otherwise $skip grows. Done on
+        # an empty page. `ge` re-reads the boundary row, which is harmless.
         path = self.transport.table_path(table)
         skip = 0
         total: int | None = None

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Self
 from urllib.parse import quote
 
 import httpx
 
 from .errors import TransportError
 
-#: The ``ZUMO-API-VERSION`` header value of each supported generation (PROTOCOL.md §1.2).
+#: The ``ZUMO-API-VERSION`` header value of each supported generation
+#: (``docs/protocol.rst`` §1.2).
 API_VERSIONS: dict[str, str] = {"v2": "2.0.0", "v3": "3.0.0"}
 
 USER_AGENT = "django-offline-sync-client"
@@ -61,7 +62,7 @@ class HttpTransport:
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> HttpTransport:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -101,7 +102,7 @@ class HttpTransport:
 
 
 def etag(version: str) -> str:
-    """The If-Match value for a version: the version in double quotes (PROTOCOL.md §6.2)."""
+    """The If-Match value for a version: the version in double quotes (``docs/protocol.rst`` §6.2)."""
     return f'"{version}"'
 
 

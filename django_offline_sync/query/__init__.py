@@ -17,7 +17,7 @@ from __future__ import annotations
 from .errors import ODataLimitError, ODataSyntaxError, ODataTypeError
 from .fields import FieldInfo, FieldMap
 from .nodes import Node, OrderTerm
-from .options import ODataQuery, evaluation_guard, parse_query, resolve_page_size
+from .options import ODataQuery, evaluation_guard, parse_query, query_param
 from .parser import parse_filter, parse_orderby, parse_select
 from .translator import translate_filter, translate_orderby
 
@@ -35,7 +35,7 @@ __all__ = [
     "parse_orderby",
     "parse_query",
     "parse_select",
-    "resolve_page_size",
+    "query_param",
     "translate_filter",
     "translate_orderby",
 ]

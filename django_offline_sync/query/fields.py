@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..naming import SYSTEM_WIRE_NAMES, V1_SYSTEM_WIRE_NAMES, wire_fields
+from ..wire import SYSTEM_WIRE_NAMES, V1_SYSTEM_WIRE_NAMES, exposed_fields, wire_name
 from .errors import ODataTypeError
 
 # Django internal type → OData type family used for checking and coercion.
@@ -54,21 +54,19 @@ class FieldMap:
             self._canonical[info.wire_name] = info
             self._fields[info.wire_name.lower()] = info
         for model_name, v1_name in V1_SYSTEM_WIRE_NAMES.items():
-            info = self._canonical.get(SYSTEM_WIRE_NAMES[model_name])
-            if info is not None:
-                self._fields.setdefault(v1_name.lower(), info)
+            system = self._canonical.get(SYSTEM_WIRE_NAMES[model_name])
+            if system is not None:
+                self._fields.setdefault(v1_name.lower(), system)
 
     @classmethod
     def for_model(cls, model: Any, fields: Iterable[str] | None = None) -> FieldMap:
         """The map for ``model``; ``fields`` whitelists model field names (system fields always)."""
-        names = wire_fields(model, tuple(fields) if fields is not None else None)
-        by_attname = {field.attname: field for field in model._meta.concrete_fields}
         infos = []
-        for wire_name, attname in names.items():
-            field = by_attname[attname]
+        for field in exposed_fields(model, tuple(fields) if fields is not None else None):
+            wire, attname = wire_name(field), field.attname
             target = field.target_field if field.is_relation else field
             internal = target.get_internal_type()
-            if field.name == "version" and wire_name == "version":
+            if field.name == "version":
                 kind = "version"
             else:
                 kind = _INTERNAL_TYPES.get(internal, "")
@@ -76,7 +74,7 @@ class FieldMap:
                 continue  # JSON, binary and other columns cannot be queried
             infos.append(
                 FieldInfo(
-                    wire_name=wire_name,
+                    wire_name=wire,
                     attname=attname,
                     type=kind,
                     nullable=bool(field.null),

@@ -8,14 +8,18 @@ code-point comparison and ordering, and ASCII-only case folding, everywhere.
 from __future__ import annotations
 
 import string
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import BigIntegerField, CharField, Func
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.models.sql.compiler import SQLCompiler, _AsSqlType
 
 _UPPER, _LOWER = string.ascii_uppercase, string.ascii_lowercase
 
 
-def binary_collation(connection: Any) -> str:
+def binary_collation(connection: BaseDatabaseWrapper) -> str:
     """A binary NO PAD collation: code points, trailing spaces significant ('' < ' ').
 
     MariaDB's ``utf8mb4_bin`` pads with spaces when comparing; its ``utf8mb4_nopad_bin`` and
@@ -30,12 +34,12 @@ class CodePointOrder(Func):
     template = "%(expressions)s"
     output_field = CharField()
 
-    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        return self.as_sql(compiler, connection, template='(%(expressions)s) COLLATE "C"', **extra)
+    def as_postgresql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any) -> _AsSqlType:
+        return self.as_sql(compiler, connection, template='(%(expressions)s) COLLATE "C"', **extra_context)
 
-    def as_mysql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+    def as_mysql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any) -> _AsSqlType:
         template = f"(%(expressions)s) COLLATE {binary_collation(connection)}"
-        return self.as_sql(compiler, connection, template=template, **extra)
+        return self.as_sql(compiler, connection, template=template, **extra_context)
 
 
 class CodePointEqual(Func):
@@ -44,9 +48,9 @@ class CodePointEqual(Func):
     template = "%(expressions)s"
     output_field = CharField()
 
-    def as_mysql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+    def as_mysql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any) -> _AsSqlType:
         template = f"(%(expressions)s) COLLATE {binary_collation(connection)}"
-        return self.as_sql(compiler, connection, template=template, **extra)
+        return self.as_sql(compiler, connection, template=template, **extra_context)
 
 
 class _AsciiCase(Func):
@@ -57,23 +61,38 @@ class _AsciiCase(Func):
     sqlite_function = ""
     source = target = ""
 
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+    def as_sqlite(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any) -> _AsSqlType:
         # SQLite's built-in LOWER/UPPER fold ASCII letters only, which is the rule here.
-        return self.as_sql(compiler, connection, function=self.sqlite_function, **extra)
+        return self.as_sql(compiler, connection, function=self.sqlite_function, **extra_context)
 
-    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+    def as_postgresql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any) -> _AsSqlType:
         template = f"TRANSLATE(%(expressions)s, '{self.source}', '{self.target}')"
-        return self.as_sql(compiler, connection, template=template, **extra)
+        return self.as_sql(compiler, connection, template=template, **extra_context)
 
-    def as_mysql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+    def as_mysql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any) -> _AsSqlType:
         template = "%(expressions)s"
         for old, new in zip(self.source, self.target):
             template = f"REPLACE({template}, '{old}', '{new}')"
-        return self.as_sql(compiler, connection, template=template, **extra)
+        return self.as_sql(compiler, connection, template=template, **extra_context)
 
-    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        extra.setdefault("function", self.sqlite_function)
-        return super().as_sql(compiler, connection, **extra)
+    def as_sql(
+        self,
+        compiler: SQLCompiler,
+        connection: BaseDatabaseWrapper,
+        function: str | None = None,
+        template: str | None = None,
+        arg_joiner: str | None = None,
+        **extra_context: Any,
+    ) -> _AsSqlType:
+        # Backends without their own method above fold with LOWER/UPPER unless told otherwise.
+        return super().as_sql(
+            compiler,
+            connection,
+            function=self.sqlite_function if function is None else function,
+            template=template,
+            arg_joiner=arg_joiner,
+            **extra_context,
+        )
 
 
 class AsciiLower(_AsciiCase):
@@ -98,8 +117,8 @@ class IntDivide(Func):
     template = "(%(expressions)s)"
     output_field = BigIntegerField()
 
-    def as_mysql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        return self.as_sql(compiler, connection, arg_joiner=" DIV ", **extra)
+    def as_mysql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any) -> _AsSqlType:
+        return self.as_sql(compiler, connection, arg_joiner=" DIV ", **extra_context)
 
 
 class IntModulo(Func):

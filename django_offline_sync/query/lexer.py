@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from .errors import ODataSyntaxError
 from .nodes import Literal
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 _WHITESPACE = " \t\r\n"

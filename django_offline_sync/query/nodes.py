@@ -12,7 +12,6 @@ import decimal
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Union
 
 # Literal kinds. ``float`` and ``decimal`` keep their source text so the translator can
 # coerce them exactly to the column they meet.
@@ -21,9 +20,9 @@ LITERAL_KINDS = (
     "datetime", "date", "time", "guid", "binary",
 )
 
-LiteralValue = Union[
-    None, bool, int, float, decimal.Decimal, str, dt.datetime, dt.date, dt.time, uuid.UUID, bytes
-]
+LiteralValue = (
+    None | bool | int | float | decimal.Decimal | str | dt.datetime | dt.date | dt.time | uuid.UUID | bytes
+)
 
 COMPARISON_OPS = ("eq", "ne", "gt", "ge", "lt", "le")
 ARITHMETIC_OPS = ("add", "sub", "mul", "div", "mod")

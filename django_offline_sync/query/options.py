@@ -1,8 +1,8 @@
 """Reads all the OData query options of one request into an ``ODataQuery``.
 
 This is where the pure parser meets HTTP: every ``ODataSyntaxError`` becomes an
-``ODataError`` (400) naming the option, the position and what was expected. Page-size
-policy per client generation (PROTOCOL.md §3.3) lives in ``resolve_page_size``.
+``ODataError`` (400) naming the option, the position and what was expected. Page sizes
+differ per client generation and live with the generation policies (``generations.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from django.db import DEFAULT_DB_ALIAS, DataError, IntegrityError, connections, 
 from django.db.models import OrderBy, Q
 
 from ..exceptions import ODataError
-from ..settings import GENERATIONS, sync_settings
+from ..settings import get_settings
 from .errors import ODataSyntaxError
 from .fields import FieldMap
 from .nodes import Node, OrderTerm
@@ -50,6 +50,12 @@ def _option(option: str, func: Callable[[], T]) -> T:
         return func()
     except ODataSyntaxError as exc:
         raise ODataError(exc.message, option=option, position=exc.position, expected=exc.expected) from exc
+
+
+def query_param(params: Mapping[str, str], name: str) -> str | None:
+    """The value of the query parameter ``name``, ignoring case (§1.3, §3.2); None if absent."""
+    found = _get(params, name)
+    return None if found is None else found[1]
 
 
 def _get(params: Mapping[str, str], name: str) -> tuple[str, str] | None:
@@ -112,48 +118,18 @@ def evaluation_guard(option: str = "$filter", using: str | None = None) -> Itera
         ) from exc
 
 
-def resolve_page_size(top: int | None, generation: str) -> int:
-    """How many rows to return for ``$top`` (``None`` when absent), per PROTOCOL.md §3.3.
-
-    v1: ``$top`` itself, ``PAGE_SIZE`` when absent (v1 has no next link, so a smaller page
-    would look like the end of the data). v2: ``min($top, PAGE_SIZE)``. v3:
-    ``min($top, V3_PAGE_SIZE)``. A ``$top`` above ``MAX_PAGE_SIZE`` (v1/v2) or ``V3_MAX_TOP``
-    (v3), or below 0, is a 400.
-    """
-    _check_generation(generation)
-    if generation == "v3":
-        page, maximum = sync_settings.V3_PAGE_SIZE, sync_settings.V3_MAX_TOP
-    else:
-        page, maximum = sync_settings.PAGE_SIZE, sync_settings.MAX_PAGE_SIZE
-    if top is None:
-        return page
-    if top < 0:
-        raise ODataError("$top must not be negative", option="$top", position=0, expected="a non-negative integer")
-    if top > maximum:
-        raise ODataError(
-            f"You cannot request more than {maximum} records", option="$top", position=0,
-            expected=f"at most {maximum}",
-        )
-    return top if generation == "v1" else min(top, page)
-
-
-def _check_generation(generation: str) -> None:
-    if generation not in GENERATIONS:
-        raise ValueError(f"generation must be one of {', '.join(GENERATIONS)}, not {generation!r}")
-
-
-def parse_query(params: Mapping[str, Any], field_map: FieldMap, *, generation: str) -> ODataQuery:
+def parse_query(params: Mapping[str, str], field_map: FieldMap) -> ODataQuery:
     """Parse ``$filter $orderby $skip $top $select $inlinecount $count __includeDeleted``.
 
     Option names are matched exactly except ``__includeDeleted``, whose name ignores case
     (the .NET and v3 servers do). Other parameters are left to the caller. ``$top`` is
-    returned as sent; ``resolve_page_size`` applies the limits.
+    returned as sent; the generation's ``page_size`` applies the limits.
     """
-    _check_generation(generation)
+    settings = get_settings()
     limits = {
-        "max_length": sync_settings.MAX_FILTER_LENGTH,
-        "max_depth": sync_settings.MAX_FILTER_DEPTH,
-        "max_nodes": sync_settings.MAX_FILTER_NODES,
+        "max_length": settings.MAX_FILTER_LENGTH,
+        "max_depth": settings.MAX_FILTER_DEPTH,
+        "max_nodes": settings.MAX_FILTER_NODES,
     }
     filter_q: Q | None = None
     filter_node: Node | None = None
@@ -190,7 +166,7 @@ def parse_query(params: Mapping[str, Any], field_map: FieldMap, *, generation: s
         top=top,
         select=select,
         count=_count(params),
-        include_deleted=_include_deleted(params),
+        include_deleted=include_deleted_option(params),
         filter_node=filter_node,
     )
 
@@ -206,7 +182,7 @@ def _resolve_select(raw: str, names: tuple[str, ...], field_map: FieldMap) -> tu
     return tuple(result)
 
 
-def _count(params: Mapping[str, Any]) -> bool:
+def _count(params: Mapping[str, str]) -> bool:
     count = False
     inline = params.get("$inlinecount")
     if inline is not None:
@@ -222,12 +198,8 @@ def _count(params: Mapping[str, Any]) -> bool:
     return count
 
 
-def include_deleted_option(params: Mapping[str, Any]) -> bool:
+def include_deleted_option(params: Mapping[str, str]) -> bool:
     """``__includeDeleted`` (any case) as a boolean; a non-boolean value is a 400."""
-    return _include_deleted(params)
-
-
-def _include_deleted(params: Mapping[str, Any]) -> bool:
     found = _get(params, "__includeDeleted")
     if found is None:
         return False

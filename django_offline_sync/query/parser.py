@@ -1,12 +1,12 @@
 """Turns OData tokens into a syntax tree: ``$filter``, ``$orderby`` and ``$select`` values.
 
 Operator precedence (loosest first): ``or``, ``and``, ``eq ne``, ``gt ge lt le in``,
-``add sub``, ``mul div mod``, ``not``. Departure from STYLE.md's one-function-per-rule
-recursive descent: this is an operator-precedence parser over explicit stacks, because the
-.NET clients wrap every binary operator in parentheses (``((a or b) or c) or …`` for a list
-of ids), so lexical nesting grows with the query and a recursive parser would hit Python's
-recursion limit long before ``MAX_FILTER_LENGTH``. Nesting depth is then checked on the
-tree, where ``and``/``or`` chains are flat. No Django here.
+``add sub``, ``mul div mod``, ``not``. This is an operator-precedence parser over explicit
+stacks rather than one-function-per-rule recursive descent, because the .NET clients wrap
+every binary operator in parentheses (``((a or b) or c) or …`` for a list of ids), so
+lexical nesting grows with the query and a recursive parser would hit Python's recursion
+limit long before ``MAX_FILTER_LENGTH``. Nesting depth is then checked on the tree, where
+``and``/``or`` chains are flat. No Django here.
 """
 
 from __future__ import annotations
@@ -19,7 +19,18 @@ from dataclasses import dataclass, field
 
 from .errors import ODataLimitError, ODataSyntaxError
 from .lexer import UTC, Token, parse_datetime, parse_time, tokenize
-from .nodes import BinaryOp, BoolOp, Call, In, Literal, Node, Not, OrderTerm, Property, depth
+from .nodes import (
+    BinaryOp,
+    BoolOp,
+    Call,
+    In,
+    Literal,
+    Node,
+    Not,
+    OrderTerm,
+    Property,
+    depth,
+)
 
 DEFAULT_MAX_LENGTH = 4096
 DEFAULT_MAX_DEPTH = 32

@@ -65,19 +65,38 @@ from django.db.models.lookups import (
     Exact,
     GreaterThan,
     GreaterThanOrEqual,
-    In as InLookup,
     IsNull,
     LessThan,
     LessThanOrEqual,
 )
+from django.db.models.lookups import In as InLookup
 
 from .coercion import NUMERIC, TYPE_NAMES, coerce_literal
 from .errors import ODataTypeError
 from .fields import INT64_BOUND, FieldMap
-from .functions import AsciiLower, AsciiUpper, CodePointEqual, CodePointOrder, IntDivide, IntModulo
-from .nodes import ARITHMETIC_OPS, COMPARISON_OPS, BinaryOp, BoolOp, Call, In, Literal, Node, Not, OrderTerm, Property
+from .functions import (
+    AsciiLower,
+    AsciiUpper,
+    CodePointEqual,
+    CodePointOrder,
+    IntDivide,
+    IntModulo,
+)
+from .nodes import (
+    ARITHMETIC_OPS,
+    COMPARISON_OPS,
+    BinaryOp,
+    BoolOp,
+    Call,
+    In,
+    Literal,
+    Node,
+    Not,
+    OrderTerm,
+    Property,
+)
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 # Constant conditions as real SQL (``1 = 0``), not Django's empty-``IN`` shortcut, whose
 # EmptyResultSet would escape from a predicate compared as a value.
 FALSE = Q(Exact(Value(1), Value(0)))
@@ -362,7 +381,7 @@ class Translator:
             length = self.int_literal_arg(node, node.args[2]) if len(node.args) == 3 else None
             return Operand(Substr(text.expression, start + 1, length), "string", text.nullable)
         if name in _EXTRACTS:
-            function, types, bound = _EXTRACTS[name]
+            extract, types, bound = _EXTRACTS[name]
             (value,) = [self.operand(arg) for arg in node.args]
             if value.literal is not None or value.type not in types:
                 raise ODataTypeError(
@@ -370,8 +389,8 @@ class Translator:
                     node.args[0].position,
                     " or ".join(TYPE_NAMES[t] for t in types),
                 )
-            extra = {"tzinfo": UTC} if value.type == "datetime" else {}
-            return Operand(function(value.expression, **extra), "int", value.nullable, bound)
+            tzinfo = UTC if value.type == "datetime" else None
+            return Operand(extract(value.expression, tzinfo=tzinfo), "int", value.nullable, bound)
         if name in ("floor", "ceiling", "round"):
             (value,) = [self.operand(arg) for arg in node.args]
             if value.type not in NUMERIC:

@@ -11,7 +11,8 @@ import pytest
 from django.http import QueryDict
 from django.test import override_settings
 
-from django_offline_sync.query import FieldMap, parse_query, resolve_page_size
+from django_offline_sync.generations import policy_for
+from django_offline_sync.query import FieldMap, parse_query
 from tests.models import Item
 
 from .conftest import set_updated_at
@@ -34,11 +35,11 @@ def timeline(db):
 
 
 def run(string, generation):
-    q = parse_query(QueryDict(string), FIELDS, generation=generation)
+    q = parse_query(QueryDict(string), FIELDS)
     qs = Item.all_objects.all() if q.include_deleted else Item.objects.all()
     if q.filter is not None:
         qs = qs.filter(q.filter)
-    take = resolve_page_size(q.top, generation)
+    take = policy_for(generation).page_size(q.top)
     return list(qs.order_by(*q.order_by)[q.skip:q.skip + take])
 
 
@@ -134,7 +135,7 @@ def ctk_pull(token_ms=None):
     if token_ms is not None:
         token = dt.datetime.fromtimestamp(token_ms / 1000, tz=UTC)
         string = "$filter=" + quote(f"(updatedAt gt cast({ms(token)},Edm.DateTimeOffset))") + "&" + string
-    q = parse_query(QueryDict(string), FIELDS, generation="v3")
+    q = parse_query(QueryDict(string), FIELDS)
     assert q.count and q.include_deleted and q.top is None
     assert [(t.expression.name, t.descending) for t in q.order_terms] == [("updatedAt", False)]
     seen, skip = [], 0

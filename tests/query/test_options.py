@@ -5,16 +5,17 @@ from django.http import QueryDict
 from django.test import override_settings
 
 from django_offline_sync.exceptions import ODataError
-from django_offline_sync.query import parse_query, resolve_page_size
+from django_offline_sync.generations import policy_for
+from django_offline_sync.query import parse_query
 
 
-def query(string, field_map, generation="v3"):
-    return parse_query(QueryDict(string), field_map, generation=generation)
+def query(string, field_map):
+    return parse_query(QueryDict(string), field_map)
 
 
-def error(string, field_map, generation="v3"):
+def error(string, field_map):
     with pytest.raises(ODataError) as info:
-        query(string, field_map, generation)
+        query(string, field_map)
     assert info.value.status_code == 400
     assert info.value.default_code == "invalid_query"
     return info.value
@@ -71,14 +72,14 @@ def test_top_must_be_a_non_negative_integer(field_map, value):
 
 
 def test_top_is_returned_as_sent(field_map):
-    assert query("$top=100000", field_map, "v1").top == 100000
+    assert query("$top=100000", field_map).top == 100000
     assert query("$top=0", field_map).top == 0
 
 
 def test_select(field_map):
     assert query("$select=*", field_map).select is None
     assert query("$select=id,id,Name", field_map).select == ("id", "name")
-    assert query("$select=__version,__deleted", field_map, "v1").select == ("version", "deleted")
+    assert query("$select=__version,__deleted", field_map).select == ("version", "deleted")
     exc = error("$select=id,nope", field_map)
     assert (exc.option, exc.position) == ("$select", 3)
     assert error("$select=id,,name", field_map).position == 3
@@ -98,11 +99,11 @@ def test_select(field_map):
 )
 def test_count_options(field_map, string, count):
     for generation in ("v1", "v2", "v3"):
-        assert query(string, field_map, generation).count is count
+        assert query(string, field_map).count is count
 
 
 def test_bad_count_values_are_rejected(field_map):
-    assert error("$inlinecount=some", field_map, "v1").option == "$inlinecount"
+    assert error("$inlinecount=some", field_map).option == "$inlinecount"
     assert error("$count=maybe", field_map).option == "$count"
 
 
@@ -127,11 +128,9 @@ def test_include_deleted_rejects_other_values_naming_the_parameter_as_sent(field
     assert error("__includedeleted=yes", field_map).option == "__includedeleted"
 
 
-def test_unknown_generation_is_a_programming_error(field_map):
-    with pytest.raises(ValueError):
-        query("", field_map, "v4")
-    with pytest.raises(ValueError):
-        resolve_page_size(None, "v9")
+def test_unknown_generation_falls_back_to_the_v2_policy():
+    assert policy_for("v9").name == "v2"
+    assert policy_for(None).name == "v2"
 
 
 @pytest.mark.parametrize(
@@ -143,23 +142,23 @@ def test_unknown_generation_is_a_programming_error(field_map):
     ],
 )
 def test_page_size_per_generation(generation, top, take):
-    assert resolve_page_size(top, generation) == take
+    assert policy_for(generation).page_size(top) == take
 
 
 @pytest.mark.parametrize("generation, top", [("v1", 1001), ("v2", 1001), ("v3", 128001), ("v2", -1)])
 def test_page_size_above_the_maximum_is_a_400(generation, top):
     with pytest.raises(ODataError) as info:
-        resolve_page_size(top, generation)
+        policy_for(generation).page_size(top)
     assert info.value.option == "$top"
 
 
-@override_settings(OFFLINE_SYNC={"PAGE_SIZE": 5, "MAX_PAGE_SIZE": 20, "V3_PAGE_SIZE": 7, "V3_MAX_TOP": 9})
+@override_settings(OFFLINE_SYNC={"PAGE_SIZE": 5, "MAX_TOP": 20, "V3_PAGE_SIZE": 7, "V3_MAX_TOP": 9})
 def test_page_size_follows_settings():
-    assert resolve_page_size(None, "v2") == 5
-    assert resolve_page_size(20, "v2") == 5
-    assert resolve_page_size(20, "v1") == 20
-    assert resolve_page_size(None, "v3") == 7
+    assert policy_for("v2").page_size(None) == 5
+    assert policy_for("v2").page_size(20) == 5
+    assert policy_for("v1").page_size(20) == 20
+    assert policy_for("v3").page_size(None) == 7
     with pytest.raises(ODataError):
-        resolve_page_size(21, "v1")
+        policy_for("v1").page_size(21)
     with pytest.raises(ODataError):
-        resolve_page_size(10, "v3")
+        policy_for("v3").page_size(10)

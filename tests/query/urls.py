@@ -6,7 +6,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from django_offline_sync.exceptions import ODataError
-from django_offline_sync.query import FieldMap, evaluation_guard, parse_query, resolve_page_size
+from django_offline_sync.generations import policy_for
+from django_offline_sync.query import FieldMap, evaluation_guard, parse_query
 from tests.models import Item
 
 
@@ -15,11 +16,11 @@ class ItemQueryView(APIView):
     permission_classes: list = []
 
     def get(self, request, generation):
-        query = parse_query(request.query_params, FieldMap.for_model(Item), generation=generation)
+        query = parse_query(request.query_params, FieldMap.for_model(Item))
         queryset = Item.all_objects.all() if query.include_deleted else Item.objects.all()
         if query.filter is not None:
             queryset = queryset.filter(query.filter)
-        take = resolve_page_size(query.top, generation)
+        take = policy_for(generation).page_size(query.top)
         with evaluation_guard():
             ids = list(queryset.order_by(*query.order_by).values_list("id", flat=True)[query.skip:query.skip + take])
             body = {"items": ids, "count": queryset.count() if query.count else None}

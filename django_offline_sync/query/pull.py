@@ -1,0 +1,101 @@
+"""The pull order: keyset conditions and the v1/v2 pull boundary, as ORM conditions.
+
+Every client pulls in ``(updatedAt, id)`` order (``docs/protocol.rst`` §4). Two things follow:
+
+* a page can continue *after* the last row sent (``after``), an index range scan whatever the
+  table size, where ``OFFSET`` re-reads every row already sent;
+* a v1/v2 client pages with ``updatedAt ge T`` and ``$skip``; ``past_boundary`` applies that
+  ``$skip`` to the rows still at ``T``, so that a row updated mid-pull cannot make it skip a
+  newer one (§4.4).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any, Final, TypeVar
+
+from django.db.models import F, Model, OrderBy, Q, QuerySet, Subquery
+
+from ..wire import UTC, ms_to_datetime, truncate_ms
+from .nodes import BinaryOp, BoolOp, Literal, Node, Property
+
+__all__ = ["KEYSET_ID", "KEYSET_UPDATED", "after", "keyset_of", "past_boundary", "pull_boundary"]
+
+KEYSET_UPDATED: Final = ("updated_at", "id")
+KEYSET_ID: Final = ("id",)
+
+_M = TypeVar("_M", bound=Model)
+
+
+def _term_name(term: Any) -> tuple[str, bool] | None:
+    """(field, descending) for an ``order_by`` term, or ``None`` if it is an expression."""
+    if isinstance(term, str):
+        return (term[1:], True) if term.startswith("-") else (term, False)
+    if isinstance(term, OrderBy) and isinstance(term.expression, F):
+        return term.expression.name, term.descending
+    if isinstance(term, F):
+        return term.name, False
+    return None
+
+
+def keyset_of(order_by: Sequence[Any], pk_name: str = "id") -> tuple[str, ...] | None:
+    """``KEYSET_UPDATED`` or ``KEYSET_ID`` when ``order_by`` is a pull order, else None."""
+    fields: list[str] = []
+    for term in order_by:
+        named = _term_name(term)
+        if named is None or named[1]:
+            return None
+        fields.append("id" if named[0] in (pk_name, "pk") else named[0])
+    keyset = tuple(fields)
+    return keyset if keyset in (KEYSET_UPDATED, KEYSET_ID) else None
+
+
+def after(keyset: tuple[str, ...], updated_ms: int | None, last_id: str) -> Q:
+    """The rows after ``(updated_ms, last_id)`` in ``keyset`` order."""
+    if keyset == KEYSET_ID or updated_ms is None:
+        return Q(pk__gt=last_id)
+    at = ms_to_datetime(updated_ms)
+    # The redundant `updated_at >= at` is what makes this an index range scan: without it
+    # PostgreSQL reads from the query's own lower bound and filters out every row already
+    # sent, so the k-th page of a pull would cost k pages.
+    return Q(updated_at__gte=at) & (Q(updated_at__gt=at) | Q(pk__gt=last_id))
+
+
+def past_boundary(queryset: QuerySet[_M], boundary: dt.datetime, skip: int) -> QuerySet[_M]:
+    """A v1/v2 pull's ``$skip``, applied to the rows still at the boundary stamp ``T``.
+
+    Every v1/v2 client (.NET, JS, Android, iOS; §4.1-§4.2) sends ``updatedAt ge T`` with
+    ``$skip=n`` only after reading ``n`` rows that all had ``updatedAt == T``. If one of them
+    was updated meanwhile it moved to the end, and a positional skip would jump over a newer
+    row, which the client's next token then passes for good. Skipping past the ``n``-th id
+    still at ``T`` gives the same page when nothing moved and loses nothing when something
+    did (exact with the clock's unique stamps). One statement, so one snapshot.
+    """
+    nth = queryset.filter(updated_at=boundary).order_by("pk").values("pk")[skip - 1 : skip]
+    return queryset.filter(Q(updated_at__gt=boundary) | Q(updated_at=boundary, pk__gt=Subquery(nth)))
+
+
+def pull_boundary(node: Node | None) -> dt.datetime | None:
+    """``T`` when a ``$filter`` has the v1/v2 pull shape ``… and updatedAt ge <datetime T>``.
+
+    Looks at the top-level conjuncts of the parsed tree (the clients AND their own filter in
+    front) for ``updatedAt``/``__updatedAt`` ``ge`` a datetime literal.
+    """
+    if node is None:
+        return None
+    conjuncts = node.operands if isinstance(node, BoolOp) and node.op == "and" else (node,)
+    for term in reversed(conjuncts):
+        if (
+            isinstance(term, BinaryOp)
+            and term.op == "ge"
+            and isinstance(term.left, Property)
+            and term.left.name.lower().lstrip("_") == "updatedat"
+            and isinstance(term.right, Literal)
+            and isinstance(term.right.value, dt.datetime)
+        ):
+            value = term.right.value
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=UTC)
+            return truncate_ms(value.astimezone(UTC))
+    return None

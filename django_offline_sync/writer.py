@@ -1,0 +1,154 @@
+"""The writer: every write to a sync table, in the one order that makes it safe.
+
+For a write to an existing row (update, replace, delete, undelete), inside one transaction::
+
+    lock + stamp      reserve the write's stamp from the table's clock: that UPDATE is the
+                      lock, held until commit (with STAMPING="now": lock the row instead)
+    load              the row in the caller's data view (``get_queryset``), or 404,
+                      then the view's object permissions
+    precondition      the expected version against the row's: else 409/412 with the entity
+    save              the caller's hook saves with the reserved stamp, passed explicitly
+    signal            ``sync_committed`` once the transaction commits
+
+so the version check and the write are atomic in the database, never check-then-write
+across transactions. An insert needs no lock: the primary key decides duplicates
+(``Writer.insert``). ``docs/gap-free-pull.rst`` explains why stamps taken this way never
+let a pull miss a row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, models, router, transaction
+from django.db.models import F, QuerySet
+from rest_framework.request import Request
+from rest_framework.serializers import BaseSerializer
+
+from . import stamping
+from .concurrency import Precondition, etag_for
+from .exceptions import ConstraintViolation, IdUnavailable, ItemNotFound, UniqueConflict
+from .generations import Generation
+from .models import SyncModel
+from .signals import sync_committed
+from .stamping import Stamp
+from .wire import InvalidId, check_id
+
+__all__ = ["LockedRow", "Operation", "Writer", "WriterView"]
+
+Operation = Literal["insert", "update", "delete", "undelete"]
+
+
+class WriterView(Protocol):
+    """What the writer needs from the view (``SyncViewSet`` provides it)."""
+
+    request: Request
+
+    @property
+    def generation(self) -> Generation: ...
+    def get_queryset(self) -> QuerySet[Any]: ...
+    def check_object_permissions(self, request: Request, obj: Any) -> None: ...
+    def entity(self, obj: SyncModel) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class LockedRow:
+    """A row loaded under the table's write lock, with the stamp its write will take.
+
+    ``stamp`` is ``None`` with ``STAMPING="now"``: ``save()`` then stamps at save time.
+    """
+
+    obj: Any
+    stamp: Stamp | None
+    writer: Writer
+
+    def check(self, precondition: Precondition | None, *, if_match_sent: bool) -> None:
+        """Raise the generation's conflict (with the current entity) unless the version matches."""
+        if precondition is not None and not precondition.matches(self.obj.version):
+            view = self.writer.view
+            raise view.generation.conflict(view.entity(self.obj), etag_for(self.obj.version), if_match_sent=if_match_sent)
+
+
+@dataclass(frozen=True)
+class Writer:
+    """Writes of one request to one table; see the module docstring for the order."""
+
+    view: WriterView
+    model: type[SyncModel]
+
+    @property
+    def using(self) -> str:
+        return router.db_for_write(self.model)
+
+    def lookup_pk(self, pk: Any) -> Any:
+        """The URL id as the primary key's Python value; an id no row can have is a 404.
+
+        (Before the database sees it: PostgreSQL rejects a NUL byte in text with an error.)
+        """
+        field = self.model._meta.pk
+        assert field is not None
+        try:
+            value = field.to_python(pk)
+            if isinstance(field, models.CharField):
+                check_id(value)
+        except (DjangoValidationError, InvalidId, TypeError, ValueError) as exc:
+            raise ItemNotFound() from exc
+        return value
+
+    @contextmanager
+    def row(self, pk: Any) -> Iterator[LockedRow]:
+        """Lock + stamp, then load ``pk`` in the caller's data view (tombstones included).
+
+        The body of the ``with`` runs in the write's transaction; an exception rolls it back.
+        """
+        value = self.lookup_pk(pk)
+        with transaction.atomic(using=self.using):
+            stamp = self._lock(value)
+            obj = self.view.get_queryset().filter(pk=value).first()
+            if obj is None:
+                raise ItemNotFound()
+            self.view.check_object_permissions(self.view.request, obj)
+            yield LockedRow(obj, stamp, self)
+
+    def _lock(self, pk: Any) -> Stamp | None:
+        """Serialize with the table's other writers; the reserved stamp in clock mode."""
+        if stamping.uses_clock():
+            (stamp,) = stamping.reserve(self.model, 1, self.using)
+            return stamp
+        # A no-op UPDATE takes the row lock (and SQLite's write lock) until commit.
+        QuerySet(self.model, using=self.using).filter(pk=pk).update(deleted=F("deleted"))
+        return None
+
+    def insert(self, serializer: BaseSerializer[Any], perform_create: Callable[[Any], None], sent_id: Any) -> Any:
+        """Run ``perform_create(serializer)`` in a transaction; a taken id is a 409 (or a 400).
+
+        The primary key decides duplicates: an INSERT of a taken id fails (a concurrent one
+        waits for the first to commit, then fails), and only then do we look. A row outside
+        the caller's data view is never revealed (the Datasync create-conflict leak): 400.
+        """
+        try:
+            with transaction.atomic(using=self.using):
+                perform_create(serializer)
+                instance = serializer.instance
+                self.committed(instance, "insert")
+        except IntegrityError as exc:
+            if sent_id is not None and self.model.all_objects.filter(pk=sent_id).exists():
+                visible = self.view.get_queryset().filter(pk=sent_id).first()
+                if visible is None:
+                    raise IdUnavailable() from exc
+                # Every generation answers a duplicate insert with 409 (§5), v1 included.
+                raise UniqueConflict(self.view.entity(visible), etag_for(visible.version)) from exc
+            raise ConstraintViolation(f"The item violates a database constraint: {exc}") from exc
+        return instance
+
+    def committed(self, instance: Any, operation: Operation) -> None:
+        """Send ``sync_committed`` once the current transaction commits (never on rollback)."""
+        request = self.view.request
+        transaction.on_commit(
+            lambda: sync_committed.send(sender=type(instance), instance=instance, operation=operation, request=request),
+            using=self.using,
+        )
