@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import dj_database_url
+from dj_database_url import DBConfig
 
 
-def database_from_env(default_url: str, **kwargs: Any) -> dict[str, Any]:
+def database_from_env(default_url: str, **kwargs: Any) -> DBConfig:
     config = dj_database_url.config(default=default_url, **kwargs)
     engine = config["ENGINE"]
     if engine == "django.db.backends.sqlite3" and config.get("NAME") not in (None, "", ":memory:"):
@@ -24,10 +25,13 @@ def database_from_env(default_url: str, **kwargs: Any) -> dict[str, Any]:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     elif engine == "django.db.backends.mysql":
-        try:  # PyMySQL stands in for mysqlclient where that does not build.
-            import MySQLdb  # noqa: F401
+        # PyMySQL stands in for mysqlclient where that does not build. Neither ships types (the
+        # stubs are the separate types-mysqlclient/types-PyMySQL) and only whether MySQLdb
+        # imports and install_as_MySQLdb() are used here, so the imports are left untyped.
+        try:
+            import MySQLdb  # type: ignore[import-untyped]  # noqa: F401
         except ImportError:
-            import pymysql
+            import pymysql  # type: ignore[import-untyped]
 
             pymysql.install_as_MySQLdb()
         config.setdefault("OPTIONS", {})["charset"] = "utf8mb4"
