@@ -102,9 +102,9 @@ class SyncModelAdmin(_SyncModelAdminBase):
 
     # -- queryset, fields, filters ---------------------------------------------------------
 
-    def get_queryset(self, request: HttpRequest) -> SyncQuerySet:
+    def get_queryset(self, request: HttpRequest) -> SyncQuerySet[SyncModel]:
         # Deleted rows must be reachable (filter, change view, restore); the filter hides them.
-        qs: SyncQuerySet = self.model.all_objects.get_queryset()
+        qs: SyncQuerySet[SyncModel] = self.model.all_objects.get_queryset()
         ordering = self.get_ordering(request)
         return qs.order_by(*ordering) if ordering else qs
 
@@ -172,12 +172,12 @@ class SyncModelAdmin(_SyncModelAdminBase):
         permissions=["delete"],
         description=gettext_lazy("Delete selected %(verbose_name_plural)s (can be restored)"),
     )
-    def delete_selected(self, request: HttpRequest, queryset: SyncQuerySet) -> HttpResponse | None:
+    def delete_selected(self, request: HttpRequest, queryset: SyncQuerySet[SyncModel]) -> HttpResponse | None:
         """Django's own delete flow and confirmation page, ending in ``delete_queryset`` (soft)."""
         return django_delete_selected(self, request, queryset.filter(deleted=False))
 
     @admin.action(permissions=["change"], description=gettext_lazy("Restore selected %(verbose_name_plural)s"))
-    def restore_selected(self, request: HttpRequest, queryset: SyncQuerySet) -> None:
+    def restore_selected(self, request: HttpRequest, queryset: SyncQuerySet[SyncModel]) -> None:
         count = queryset.undelete()
         self.message_user(
             request,
@@ -189,7 +189,7 @@ class SyncModelAdmin(_SyncModelAdminBase):
         permissions=["delete"],
         description=gettext_lazy("Hard delete selected %(verbose_name_plural)s (permanent)"),
     )
-    def hard_delete_selected(self, request: HttpRequest, queryset: SyncQuerySet) -> HttpResponse | None:
+    def hard_delete_selected(self, request: HttpRequest, queryset: SyncQuerySet[SyncModel]) -> HttpResponse | None:
         """Remove rows for good, after a confirmation page whose checkbox must be ticked.
 
         Devices that already pulled these rows are never told they are gone; prefer the
