@@ -27,10 +27,10 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 
 
 @register(Tags.models)
-def check_models(app_configs: Any = None, **kwargs: Any) -> list:
+def check_models(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     from .models import SyncModel
 
-    errors: list = []
+    errors: list[CheckMessage] = []
     for model in apps.get_models():
         if not issubclass(model, SyncModel) or model._meta.proxy:
             continue
@@ -59,9 +59,9 @@ def check_models(app_configs: Any = None, **kwargs: Any) -> list:
     return errors
 
 
-def check_database_vendors() -> list:
+def check_database_vendors() -> list[CheckMessage]:
     """Warn about backends the gap-free guarantee (row lock until commit, ms datetimes) is untested on."""
-    errors: list = []
+    errors: list[CheckMessage] = []
     for alias in connections:
         vendor = connections[alias].vendor
         if vendor not in ("sqlite", "postgresql", "mysql", "oracle"):
@@ -83,7 +83,7 @@ def _mysql_aliases(databases: Any) -> list[str]:
 
 
 @register(Tags.compatibility)
-def check_mysql_isolation(app_configs: Any = None, **kwargs: Any) -> list:
+def check_mysql_isolation(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """Refuse READ UNCOMMITTED on MySQL/MariaDB: pulls would read rows that later roll back.
 
     A puller that reads an uncommitted row keeps it (and moves its token past it) even when
@@ -91,7 +91,7 @@ def check_mysql_isolation(app_configs: Any = None, **kwargs: Any) -> list:
     help: its lock orders commits, not dirty reads. PostgreSQL has no dirty reads, SQLite only
     in shared-cache mode. (``check_settings`` reads no database, so this one does not either.)
     """
-    errors: list = []
+    errors: list[CheckMessage] = []
     for alias, config in settings.DATABASES.items():
         if not str(config.get("ENGINE", "")).endswith("mysql"):
             continue
@@ -109,7 +109,7 @@ def check_mysql_isolation(app_configs: Any = None, **kwargs: Any) -> list:
 
 
 @register(Tags.database)
-def check_mysql_engines(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list:
+def check_mysql_engines(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """Refuse synced tables (or the clock) on a non-transactional MySQL engine such as MyISAM.
 
     Gap-free stamps need the clock row's lock to be held until the write commits. MyISAM has
@@ -118,7 +118,7 @@ def check_mysql_engines(app_configs: Any = None, databases: Any = None, **kwargs
     """
     from .models import SyncClock, SyncModel
 
-    errors: list = []
+    errors: list[CheckMessage] = []
     for alias in _mysql_aliases(databases):
         tables = {SyncClock._meta.db_table}
         tables |= {

@@ -210,7 +210,7 @@ class EntityConflict(APIException):
     every client reads the server's copy from that body (§9).
     """
 
-    status_code = status.HTTP_409_CONFLICT
+    status_code: int = status.HTTP_409_CONFLICT
     default_detail = _("The item has been modified on the server.")
     default_code = "conflict"
 

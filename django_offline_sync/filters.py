@@ -14,12 +14,14 @@ from typing import Any, Protocol, TypeVar
 from django.db.models import Model, QuerySet
 from rest_framework.filters import BaseFilterBackend
 from rest_framework.request import Request
+from rest_framework.views import APIView
 
 from .query.options import ODataQuery
 
 __all__ = ["ODataFilterBackend"]
 
 _M = TypeVar("_M", bound=Model)
+_R = TypeVar("_R")
 
 
 class _QueryView(Protocol):
@@ -28,8 +30,8 @@ class _QueryView(Protocol):
 
 
 class ODataFilterBackend(BaseFilterBackend):
-    def filter_queryset(self, request: Request, queryset: QuerySet[_M], view: Any) -> QuerySet[_M]:
-        query_view: _QueryView = view
+    def filter_queryset(self, request: Request, queryset: QuerySet[_M, _R], view: APIView) -> QuerySet[_M, _R]:
+        query_view: _QueryView = view  # type: ignore[assignment]  # a SyncViewSet
         condition = query_view.odata_query.filter
         return queryset if condition is None else queryset.filter(condition)
 

@@ -8,7 +8,7 @@ row they touch through ``stamping``, so incremental pulls see bulk changes too.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Iterable
+from typing import Any, Iterable, TypeVar
 
 from django.db import models
 from django.db.models import Case, Q, Value, When
@@ -16,11 +16,13 @@ from django.db.models import Case, Q, Value, When
 from . import stamping
 from .wire import ms_to_datetime
 
+_M = TypeVar("_M", bound=models.Model)
+
 # Rows per UPDATE statement when a bulk update hands each row its own stamp.
 STAMP_CHUNK = 500
 
 
-class SyncQuerySet(models.QuerySet):
+class SyncQuerySet(models.QuerySet[_M]):
     """A queryset whose writes keep ``updated_at``/``version`` right on every row."""
 
     def update(self, **kwargs: Any) -> int:
@@ -38,7 +40,7 @@ class SyncQuerySet(models.QuerySet):
             if not pks:
                 return 0
             stamps = stamping.reserve(model, len(pks), using)
-            base = models.QuerySet(model, using=using)
+            base: models.QuerySet[_M] = models.QuerySet(model, using=using)
             total = 0
             for start in range(0, len(pks), STAMP_CHUNK):
                 chunk = pks[start : start + STAMP_CHUNK]
@@ -92,7 +94,7 @@ class SyncQuerySet(models.QuerySet):
                 obj.stamp_from(stamp, adding=True)
             return super().bulk_create(objs, *args, **kwargs)
 
-    def changed_since(self, updated_at: dt.datetime | None, pk: str | None = None) -> "SyncQuerySet":
+    def changed_since(self, updated_at: dt.datetime | None, pk: str | None = None) -> SyncQuerySet[_M]:
         """Rows after the keyset cursor ``(updated_at, pk)`` in pull order."""
         qs = self
         if updated_at is not None:
@@ -106,8 +108,9 @@ class SyncQuerySet(models.QuerySet):
 class SyncManager(models.Manager.from_queryset(SyncQuerySet)):  # type: ignore[misc]
     """``objects``: the live rows only."""
 
-    def get_queryset(self) -> SyncQuerySet:
-        return super().get_queryset().filter(deleted=False)
+    def get_queryset(self) -> SyncQuerySet[Any]:
+        queryset: SyncQuerySet[Any] = super().get_queryset()
+        return queryset.filter(deleted=False)
 
 
 class AllObjectsManager(models.Manager.from_queryset(SyncQuerySet)):  # type: ignore[misc]
@@ -117,5 +120,6 @@ class AllObjectsManager(models.Manager.from_queryset(SyncQuerySet)):  # type: ig
 class DeletedObjectsManager(models.Manager.from_queryset(SyncQuerySet)):  # type: ignore[misc]
     """``deleted_objects``: the soft-deleted rows (tombstones) only."""
 
-    def get_queryset(self) -> SyncQuerySet:
-        return super().get_queryset().filter(deleted=True)
+    def get_queryset(self) -> SyncQuerySet[Any]:
+        queryset: SyncQuerySet[Any] = super().get_queryset()
+        return queryset.filter(deleted=True)

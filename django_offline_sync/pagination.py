@@ -60,7 +60,10 @@ class SyncPagination(BasePagination):
         self.request: Request | None = None
         self.generation: Generation | None = None
 
-    def paginate_queryset(self, queryset: QuerySet[Any], request: Request, view: Any = None) -> list[Item]:
+    # DRF's stub ties a page's items to the queryset's rows; ours are wire dicts built from them.
+    def paginate_queryset(  # type: ignore[override]
+        self, queryset: QuerySet[Any], request: Request, view: Any = None
+    ) -> list[Item]:
         paged: PagedView = view
         query, representer = paged.odata_query, paged.representer
         self.request, self.generation = request, paged.generation
@@ -114,11 +117,14 @@ class SyncPagination(BasePagination):
         """The query string of the next page: a keyset cursor where the order allows, else ``$skip``."""
         next_params = [(k, v) for k, v in params if k.lower() not in ("$skip", "$top", self.cursor_param.lower())]
         last = dict(zip(columns, last_row))
-        updated = last.get("updated_at")
+        updated = last.get("updated_at")  # a wire string where the database formats it, else a datetime
         if keyset is not None and not (keyset == KEYSET_UPDATED and updated is None):
-            stamp = datetime_to_ms(parse_timestamp(updated) if isinstance(updated, str) else updated)
+            stamp = None
+            if keyset == KEYSET_UPDATED:
+                assert updated is not None
+                stamp = datetime_to_ms(parse_timestamp(updated) if isinstance(updated, str) else updated)
             cursor = cursors.Cursor(
-                updated_ms=stamp if keyset == KEYSET_UPDATED else None,
+                updated_ms=stamp,
                 last_id=str(last["id"]),
                 count=self.count,
                 remaining=left,

@@ -157,7 +157,8 @@ class SyncModelSerializer(serializers.ModelSerializer[Any]):
 
     def _build_wire_fields(self) -> dict[str, Field[Any, Any, Any, Any]]:
         fields = super().get_fields()
-        by_name = {f.name: f for f in self.Meta.model._meta.concrete_fields}
+        model: type[models.Model] = self.Meta.model
+        by_name = {f.name: f for f in model._meta.concrete_fields}
         renamed: dict[str, Field[Any, Any, Any, Any]] = {}
         for name, field in fields.items():
             model_field = by_name.get(name)

@@ -16,15 +16,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import NOT_PROVIDED, QuerySet
 from rest_framework import status
 from rest_framework.permissions import BasePermission
+
+if TYPE_CHECKING:
+    from rest_framework.permissions import _SupportsHasPermission
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.serializers import BaseSerializer
+from rest_framework.serializers import BaseSerializer, Serializer
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.viewsets import GenericViewSet
@@ -67,7 +70,7 @@ class _Table:
 
 
 @cache
-def _column_defaults(serializer_class: type[BaseSerializer[Any]]) -> dict[str, Any]:
+def _column_defaults(serializer_class: type[Serializer[Any]]) -> dict[str, Any]:
     """What a PUT (replace) writes into the columns its body leaves out, by wire name."""
     model = serializer_class.Meta.model  # type: ignore[attr-defined]
     by_name = {f.name: f for f in model._meta.concrete_fields}
@@ -84,7 +87,13 @@ def _column_defaults(serializer_class: type[BaseSerializer[Any]]) -> dict[str, A
     return defaults
 
 
-class SyncViewSet(GenericViewSet):  # type: ignore[type-arg]
+if TYPE_CHECKING:
+    _ViewSetBase = GenericViewSet[SyncModel]
+else:  # generic in the stubs only
+    _ViewSetBase = GenericViewSet
+
+
+class SyncViewSet(_ViewSetBase):
     """Serve ``model`` (a ``SyncModel``) with the Azure Mobile Apps / Datasync protocol.
 
     Attributes, in the style of DRF's:
@@ -127,14 +136,17 @@ class SyncViewSet(GenericViewSet):  # type: ignore[type-arg]
 
     def get_queryset(self) -> QuerySet[Any]:
         """The caller's data view, soft-deleted rows included. Override to scope it per user."""
-        if self.queryset is not None:
-            return self.queryset.all()  # build it from ``all_objects`` so tombstones stay visible
-        return self._table().model.all_objects.all()
+        # (read through getattr: the stubs type the class attribute as a manager descriptor)
+        queryset: QuerySet[Any] | None = getattr(self, "queryset", None)
+        if queryset is not None:
+            return queryset.all()  # build it from ``all_objects`` so tombstones stay visible
+        everything: QuerySet[Any] = self._table().model.all_objects.all()
+        return everything
 
     def get_serializer_class(self) -> type[BaseSerializer[Any]]:
         return self.serializer_class or self._table().serializer_class
 
-    def get_permissions(self) -> list[BasePermission]:
+    def get_permissions(self) -> Sequence[_SupportsHasPermission]:
         operation = OPERATIONS.get(getattr(self, "action", None) or "", "")
         classes = self.operation_permission_classes.get(operation, self.permission_classes)
         return [permission() for permission in classes]
@@ -217,10 +229,8 @@ class SyncViewSet(GenericViewSet):  # type: ignore[type-arg]
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         body = self._read_body(request)
         sent_id = new_id_for(self._table().model, body.id)
-        serializer = self.get_serializer(data=body.columns)
+        serializer = self.get_serializer(data=body.columns, context={**self.get_serializer_context(), "sync_id": sent_id})
         serializer.is_valid(raise_exception=True)
-        if sent_id is not None:
-            serializer.context["sync_id"] = sent_id
         instance = self._writer.insert(serializer, self.perform_create, sent_id)
         location = request.build_absolute_uri(f"{request.path.rstrip('/')}/{instance.pk}")
         return self._entity_response(instance, status.HTTP_201_CREATED, Location=location)
@@ -243,7 +253,9 @@ class SyncViewSet(GenericViewSet):  # type: ignore[type-arg]
         precondition, if_match_sent = self._precondition(request, body)
         data = dict(body.columns)
         if replace:
-            for name, default in _column_defaults(self.get_serializer_class()).items():
+            serializer_class = self.get_serializer_class()
+            assert issubclass(serializer_class, Serializer), "a table's serializer is a (Model)Serializer"
+            for name, default in _column_defaults(serializer_class).items():
                 data.setdefault(name, default)
         with self._writer.row(pk) as row:
             undelete = row.obj.deleted and self.generation.undeletes_on_replace(
@@ -253,14 +265,14 @@ class SyncViewSet(GenericViewSet):  # type: ignore[type-arg]
                 sent_deleted=body.system.get("deleted"),
             )
             row.check(precondition, if_match_sent=if_match_sent)
-            serializer = self.get_serializer(row.obj, data=data, partial=not replace)
+            context = {**self.get_serializer_context(), "stamp": row.stamp}
+            serializer = self.get_serializer(row.obj, data=data, partial=not replace, context=context)
             serializer.is_valid(raise_exception=True)
             if undelete:
-                serializer.validated_data["deleted"] = False
-            serializer.context["stamp"] = row.stamp
+                row.obj.deleted = False  # saved with the row; the serializer never writes system fields
             self.perform_update(serializer)
-            self._writer.committed(serializer.instance, "undelete" if undelete else "update")
-        return self._entity_response(serializer.instance)
+            self._writer.committed(row.obj, "undelete" if undelete else "update")
+        return self._entity_response(row.obj)
 
     def perform_update(self, serializer: BaseSerializer[Any]) -> None:
         """Saves with the reserved stamp (``serializer.context["stamp"]``)."""
@@ -315,13 +327,13 @@ class SyncViewSet(GenericViewSet):  # type: ignore[type-arg]
         # The view holds the response and the response's renderer_context holds the view: a
         # reference cycle that keeps every page's rows alive until a full GC pass and grew a
         # worker by ~60 MB over a 1M-row pull (bench/memory.py). Break it once it is sent.
-        response._resource_closers.append(lambda: self._release(response))
+        response._resource_closers.append(lambda: self._release(response))  # type: ignore[attr-defined]  # Django's, untyped
         return response
 
     def _release(self, response: Response) -> None:
         for name in ("response", "request", "args", "kwargs", "odata_query"):
             self.__dict__.pop(name, None)
-        response.renderer_context = None
+        response.renderer_context = None  # type: ignore[attr-defined]  # set by DRF, untyped
 
 
 @cache

@@ -33,9 +33,9 @@ def _term_name(term: Any) -> tuple[str, bool] | None:
     if isinstance(term, str):
         return (term[1:], True) if term.startswith("-") else (term, False)
     if isinstance(term, OrderBy) and isinstance(term.expression, F):
-        return term.expression.name, term.descending
+        return str(term.expression.name), term.descending  # type: ignore[attr-defined]  # F.name is untyped in the stubs
     if isinstance(term, F):
-        return term.name, False
+        return str(term.name), False  # type: ignore[attr-defined]
     return None
 
 
