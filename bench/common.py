@@ -249,14 +249,14 @@ def inprocess_clients(rows: int):
 
 
 def v2_url(token: str, top: int, skip: int = 0) -> str:
-    """The JS client's incremental pull query (PROTOCOL.md §4.2)."""
+    """The JS client's incremental pull query (docs/protocol.rst §4.2)."""
     flt = quote(f"(updatedAt ge datetimeoffset'{token}')", safe="")
     url = f"{TABLE}?$filter={flt}&$orderby=updatedAt&$top={top}&__includeDeleted=true"
     return url + (f"&$skip={skip}" if skip else "")
 
 
 def v3_first_url(token: str | None) -> str:
-    """The CTK client's pull query (PROTOCOL.md §4.3): strict gt, omitted at the epoch; no $top."""
+    """The CTK client's pull query (docs/protocol.rst §4.3): strict gt, omitted at the epoch; no $top."""
     rest = "$orderby=updatedAt&$count=true&__includedeleted=true"
     if not token:
         return f"{TABLE}?{rest}"

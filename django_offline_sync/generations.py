@@ -144,9 +144,19 @@ class Generation:
         return [{k: v for k, v in item.items() if k in wanted} for item in items]
 
     # -- outcomes ---------------------------------------------------------------------------
-    def conflict(self, entity: Item, etag: str | None, *, if_match_sent: bool) -> EntityConflict:
-        """412 when the expected version came from ``If-Match``, else 409 (§6.2)."""
-        return (PreconditionFailed if if_match_sent else UniqueConflict)(entity, etag)
+    def conflict(
+        self, request: Request, item: Item, etag: str | None, *, if_match_sent: bool, duplicate: bool = False
+    ) -> EntityConflict:
+        """The conflict carrying the server's row ``item`` (v2/v3 names) in this generation's shape.
+
+        A duplicate insert is 409 in every generation (§5); a version mismatch is 412 when the
+        expected version came from ``If-Match``, else 409 (§6.2).
+        """
+        entity = self._conflict_entity(request, item)
+        return (PreconditionFailed if if_match_sent and not duplicate else UniqueConflict)(entity, etag)
+
+    def _conflict_entity(self, request: Request, item: Item) -> Item:
+        return self.render(request, [item])[0]
 
     def deleted_error(self) -> APIException:
         return ItemNotFound()
@@ -225,8 +235,18 @@ class V1Generation(Generation):
             for item in items
         ]
 
-    def conflict(self, entity: Item, etag: str | None, *, if_match_sent: bool) -> EntityConflict:
-        return PreconditionFailed(entity, etag)  # v1 answers every version mismatch with 412
+    def conflict(
+        self, request: Request, item: Item, etag: str | None, *, if_match_sent: bool, duplicate: bool = False
+    ) -> EntityConflict:
+        entity = self._conflict_entity(request, item)
+        # v1 answers every version mismatch with 412, a duplicate insert with 409.
+        return (UniqueConflict if duplicate else PreconditionFailed)(entity, etag)
+
+    def _conflict_entity(self, request: Request, item: Item) -> Item:
+        """The whole row with every system property, whatever the request asked for: the v1
+        runtime re-reads the row for its error body, and apps retry with its ``__version``
+        (§11b)."""
+        return {("__" + key if key in _SYSTEM_COLUMNS else key): value for key, value in item.items()}
 
     def error_body(self, status_code: int, message: str, extra: Mapping[str, Any]) -> Any:
         return {"code": status_code, "error": f"Error: {message}", **extra}

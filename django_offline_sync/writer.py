@@ -31,9 +31,10 @@ from rest_framework.serializers import BaseSerializer
 
 from . import stamping
 from .concurrency import Precondition, etag_for
-from .exceptions import ConstraintViolation, IdUnavailable, ItemNotFound, UniqueConflict
+from .exceptions import ConstraintViolation, IdUnavailable, ItemNotFound
 from .generations import Generation
 from .models import SyncModel
+from .serializers import Representer
 from .signals import sync_committed
 from .stamping import Stamp
 from .wire import InvalidId, check_id
@@ -52,7 +53,8 @@ class WriterView(Protocol):
     def generation(self) -> Generation: ...
     def get_queryset(self) -> QuerySet[Any]: ...
     def check_object_permissions(self, request: Request, obj: Any) -> None: ...
-    def entity(self, obj: SyncModel) -> dict[str, Any]: ...
+    @property
+    def representer(self) -> Representer: ...
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,8 @@ class LockedRow:
         """Raise the generation's conflict (with the current entity) unless the version matches."""
         if precondition is not None and not precondition.matches(self.obj.version):
             view = self.writer.view
-            raise view.generation.conflict(view.entity(self.obj), etag_for(self.obj.version), if_match_sent=if_match_sent)
+            item = view.representer.from_instance(self.obj)
+            raise view.generation.conflict(view.request, item, etag_for(self.obj.version), if_match_sent=if_match_sent)
 
 
 @dataclass(frozen=True)
@@ -140,8 +143,11 @@ class Writer:
                 visible = self.view.get_queryset().filter(pk=sent_id).first()
                 if visible is None:
                     raise IdUnavailable() from exc
-                # Every generation answers a duplicate insert with 409 (§5), v1 included.
-                raise UniqueConflict(self.view.entity(visible), etag_for(visible.version)) from exc
+                item = self.view.representer.from_instance(visible)
+                etag = etag_for(visible.version)
+                raise self.view.generation.conflict(
+                    self.view.request, item, etag, if_match_sent=False, duplicate=True
+                ) from exc
             raise ConstraintViolation(f"The item violates a database constraint: {exc}") from exc
         return instance
 

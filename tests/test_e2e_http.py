@@ -1,6 +1,6 @@
 """End to end over real HTTP against a live server: each generation's sync loop, and all three at once.
 
-The emulations follow PROTOCOL.md §4: v1/v2 .NET (`ge` + `$skip`, reset when the token
+The emulations follow docs/protocol.rst §4: v1/v2 .NET (`ge` + `$skip`, reset when the token
 advances), v3 CTK (`gt` + nextLink). Three devices of three generations edit and pull the
 same table concurrently and must converge to the server's rows.
 """

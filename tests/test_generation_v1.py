@@ -1,4 +1,4 @@
-"""The v1 (Azure Mobile Services) protocol, replayed request by request (PROTOCOL.md §2.4, §3-§8)."""
+"""The v1 (Azure Mobile Services) protocol, replayed request by request (docs/protocol.rst §2.4, §3-§8)."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""The v3 (Datasync, ZUMO-API-VERSION 3.0.0) protocol, replayed request by request (PROTOCOL.md §3-§9)."""
+"""The v3 (Datasync, ZUMO-API-VERSION 3.0.0) protocol, replayed request by request (docs/protocol.rst §3-§9)."""
 
 from urllib.parse import parse_qsl
 
@@ -184,7 +184,7 @@ def test_replace_with_includedeleted_undeletes(v3):
 
 
 def test_unconditional_replace_over_a_tombstone_is_an_undelete(v3):
-    # The CTK client-wins path turns a conflicting insert into this PUT (PROTOCOL.md §9(c)).
+    # The CTK client-wins path turns a conflicting insert into this PUT (docs/protocol.rst §9(c)).
     task = TaskFactory(deleted_row=True)
     response = v3.put_json(f"/tables/Task/{task.id}", {"id": task.id, "text": "client wins"})
     assert response.status_code == 200 and response.json()["deleted"] is False

@@ -5,7 +5,7 @@ query with where/orderBy/skip/take/includeTotalCount, lookup, refresh, update wi
 a stale-version conflict, delete, reads after the delete, paging through the ``Link`` header, and
 the client's own incremental pull into an in-memory store) and prints a JSON report: each step's
 result as the client returned it, and every HTTP exchange as the client saw it. This test checks the
-report against the database and against PROTOCOL.md.
+report against the database and against docs/protocol.rst.
 
 The npm packages are installed on first use from ``tests/js/package-lock.json`` (``npm ci``), so a
 fresh clone needs nothing beyond Node and npm. Without them the test is skipped, saying so; any other
@@ -142,7 +142,7 @@ def test_js_client_against_live_server(report):
     assert steps["query_after_delete"]["totalCount"] == 4
 
     # Paging past the server's page size: the client finds the Link header (NETCLI format, no angle
-    # brackets, PROTOCOL.md §3.4) and reading that URL gives exactly the rest of the rows in order.
+    # brackets, docs/protocol.rst §3.4) and reading that URL gives exactly the rest of the rows in order.
     page_ids = sorted(Task.objects.filter(text="page").values_list("id", flat=True))
     assert len(page_ids) == 52
     for name, order in (("paging_keyset", page_ids), ("paging_skip", page_ids[::-1])):
@@ -153,13 +153,13 @@ def test_js_client_against_live_server(report):
         assert re.fullmatch(r"http://\S+/tables/Task\?\S+; rel=next", link), link
         assert rest["http"][0]["url"] == first["nextLink"] == link.split(";")[0]
 
-    # Every response lets a browser client read ETag, Link and Location (PROTOCOL.md §1.4).
+    # Every response lets a browser client read ETag, Link and Location (docs/protocol.rst §1.4).
     for exchange in report["http"]:
         exposed = {h.strip().lower() for h in exchange["responseHeaders"]["access-control-expose-headers"].split(",")}
         assert {"etag", "link", "location"} <= exposed, exchange["url"]
 
     # The client's own incremental pull into a local store ends with exactly the server's live rows,
-    # and the tombstones and changes made between two pulls reach it (PROTOCOL.md §4.2).
+    # and the tombstones and changes made between two pulls reach it (docs/protocol.rst §4.2).
     live = sorted(Task.objects.values_list("id", flat=True))
     assert "js-d" not in live and "js-g" in live and len(live) == 4 + 52
     assert steps["pull_initial"]["result"] == sorted(set(live) - {"js-g"} | {"js-d"})

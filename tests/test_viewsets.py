@@ -1,4 +1,4 @@
-"""The v2 (ZUMO-API-VERSION 2.0.0) table protocol, replayed request by request (PROTOCOL.md §3-§8)."""
+"""The v2 (ZUMO-API-VERSION 2.0.0) table protocol, replayed request by request (docs/protocol.rst §3-§8)."""
 
 import base64
 import re

@@ -4,7 +4,7 @@
 //   PORT=8123 PEER_DB=/path/task.sqlite node app.js
 //
 // Page sizes: pageSize 1000 / maxTop 1000, so a client's $top (50 for the JS client, 1000 for the
-// bulk loop) decides the page, as take = min(pageSize, $top) (PROTOCOL.md §3.3).
+// bulk loop) decides the page, as take = min(pageSize, $top) (docs/protocol.rst §3.3).
 'use strict';
 
 var express = require('express'),

@@ -253,7 +253,7 @@ def test_pull_requests_follow_the_generation_algorithm(make_client, generation):
     queries = [r.url.params for r in client.recorder.requests if r.method == "GET"]
     token = client.store.cursor("Task", "*").token
     if generation == "v3":
-        assert "$filter" not in queries[0]  # PROTOCOL.md §4.3: no filter on the first pull
+        assert "$filter" not in queries[0]  # docs/protocol.rst §4.3: no filter on the first pull
         assert queries[0]["__includedeleted"] == "true" and queries[0]["$count"] == "true"
         later = queries[-1]["$filter"]
         assert later.startswith("(updatedAt gt cast(") and later.endswith(",Edm.DateTimeOffset))")

@@ -1,4 +1,4 @@
-"""The exact incremental-pull queries each client sends (PROTOCOL.md §4) parse and page correctly.
+"""The exact incremental-pull queries each client sends (docs/protocol.rst §4) parse and page correctly.
 
 Rows share ``updatedAt`` values across page boundaries on purpose: with ``id`` as the final
 sort key, every client's own paging loop must see every row exactly once.

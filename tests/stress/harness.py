@@ -2,7 +2,7 @@
 
 Writers change ``Task`` rows through the ORM (own threads, own connections), some inside long
 transactions that sleep before commit. Pullers replay each client generation's incremental
-pull over HTTP exactly as PROTOCOL.md §4 describes, keep a replica and a persisted delta token,
+pull over HTTP exactly as docs/protocol.rst §4 describes, keep a replica and a persisted delta token,
 and are "killed" now and then: they abandon a pull mid-way and resume from the stored token.
 """
 
@@ -171,7 +171,7 @@ class Puller:
         return True
 
     def _pull_dotnet(self) -> None:
-        """v1/v2 .NET ``IncrementalPullStrategy`` + ``PullAction`` (PROTOCOL.md §4.1)."""
+        """v1/v2 .NET ``IncrementalPullStrategy`` + ``PullAction`` (docs/protocol.rst §4.1)."""
         v1 = self.algorithm.startswith("v1")
         follow_links = self.algorithm != "v2-net-nolink"
         updated_name = "__updatedAt" if v1 else "updatedAt"
@@ -235,7 +235,7 @@ class Puller:
         return f"{uri.path}?{uri.query}"
 
     def _pull_js(self) -> None:
-        """v2 JS ``sync/pull.js`` (PROTOCOL.md §4.2); ``v2-android`` stores the last row's time.
+        """v2 JS ``sync/pull.js`` (docs/protocol.rst §4.2); ``v2-android`` stores the last row's time.
 
         JS stores ``lastKnownUpdatedAt`` (the token of the page's query) after each page;
         Android stores the last row's updatedAt. Both skip by the page length when the last
@@ -266,7 +266,7 @@ class Puller:
         self.stats.truncated += 1
 
     def _pull_ctk(self) -> None:
-        """v3 CTK ``PullOperationManager`` (PROTOCOL.md §4.3): ``gt``, follow nextLink.
+        """v3 CTK ``PullOperationManager`` (docs/protocol.rst §4.3): ``gt``, follow nextLink.
 
         The token is max(updatedAt), written per item (``DefaultDeltaTokenStore``), so a kill
         can land between two items of a page.
