@@ -9,9 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from django.apps import AppConfig
-
-from django.apps import apps
+from django.apps import AppConfig, apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import connections
@@ -130,7 +128,7 @@ def check_mysql_engines(app_configs: Any = None, databases: Any = None, **kwargs
             cursor.execute(
                 "SELECT TABLE_NAME, ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
             )
-            engines = {name: engine for name, engine in cursor.fetchall()}
+            engines = dict(cursor.fetchall())
             cursor.execute("SELECT @@default_storage_engine")
             default = cursor.fetchone()[0]
         for table in sorted(tables):

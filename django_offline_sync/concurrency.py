@@ -36,7 +36,8 @@ def parse_version_value(value: str, *, source: str) -> int:
     try:
         return decode_version(value)
     except (ValueError, UnicodeEncodeError) as exc:
-        raise InvalidPrecondition(f"{source} is not a version this server issued (expected base64 of 8 bytes).") from exc
+        message = f"{source} is not a version this server issued (expected base64 of 8 bytes)."
+        raise InvalidPrecondition(message) from exc
 
 
 def parse_if_match(header: str | None) -> Precondition | None:

@@ -10,8 +10,9 @@ It also carries the ``$count`` of the first page, so a multi-page pull counts on
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from django.core import signing
 
@@ -55,4 +56,9 @@ def load(token: str, digest: str) -> Cursor:
     if (updated is not None and not isinstance(updated, int)) or not isinstance(last_id, str):
         raise InvalidCursor()
     count, remaining = payload.get("c"), payload.get("r")
-    return Cursor(updated, last_id, count if isinstance(count, int) else None, remaining if isinstance(remaining, int) else None)
+    return Cursor(
+        updated,
+        last_id,
+        count if isinstance(count, int) else None,
+        remaining if isinstance(remaining, int) else None,
+    )

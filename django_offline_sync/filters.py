@@ -37,7 +37,8 @@ class ODataFilterBackend(BaseFilterBackend):
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
         def param(name: str, description: str) -> dict[str, Any]:
-            return {"name": name, "required": False, "in": "query", "description": description, "schema": {"type": "string"}}
+            schema = {"type": "string"}
+            return {"name": name, "required": False, "in": "query", "description": description, "schema": schema}
 
         return [
             param("$filter", "OData filter expression, e.g. (updatedAt ge datetimeoffset'2024-01-01T00:00:00.000Z')."),

@@ -97,7 +97,8 @@ class Generation:
                 )
         if query_param(request.GET, "__systemproperties") is not None:
             raise MixedGeneration(
-                f"__systemproperties is a v1 option; a ZUMO-API-VERSION {version} client receives every system property."
+                f"__systemproperties is a v1 option; a ZUMO-API-VERSION {version} client receives "
+                "every system property."
             )
 
     def include_deleted(self, request: Request) -> bool:
@@ -181,7 +182,12 @@ class V1Generation(Generation):
     system_names = V1_SYSTEM_WIRE_NAMES
     _KNOWN_OPTIONS: ClassVar = frozenset({"$filter", "$orderby", "$skip", "$top", "$select", "$inlinecount", "$count"})
     _KNOWN_PRIVATE: ClassVar = frozenset({"__includedeleted", "__systemproperties", "__cursor"})
-    _PROPERTIES: ClassVar = {"createdat": "createdAt", "updatedat": "updatedAt", "version": "version", "deleted": "deleted"}
+    _PROPERTIES: ClassVar = {
+        "createdat": "createdAt",
+        "updatedat": "updatedAt",
+        "version": "version",
+        "deleted": "deleted",
+    }
 
     def validate_request(self, request: Request) -> None:
         for key in request.GET:

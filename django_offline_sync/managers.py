@@ -8,7 +8,8 @@ row they touch through ``stamping``, so incremental pulls see bulk changes too.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Iterable, TypeVar
+from collections.abc import Iterable
+from typing import Any, TypeVar
 
 from django.db import models
 from django.db.models import Case, Q, Value, When
@@ -50,11 +51,14 @@ class SyncQuerySet(models.QuerySet[_M]):
                     version: Any = chunk_stamps[0][1]
                 else:
                     updated_at = Case(
-                        *(When(pk=pk, then=Value(ms_to_datetime(ms))) for pk, (ms, _) in zip(chunk, chunk_stamps)),
+                        *(
+                            When(pk=pk, then=Value(ms_to_datetime(ms)))
+                            for pk, (ms, _) in zip(chunk, chunk_stamps, strict=True)
+                        ),
                         output_field=models.DateTimeField(),
                     )
                     version = Case(
-                        *(When(pk=pk, then=Value(v)) for pk, (_, v) in zip(chunk, chunk_stamps)),
+                        *(When(pk=pk, then=Value(v)) for pk, (_, v) in zip(chunk, chunk_stamps, strict=True)),
                         output_field=models.BigIntegerField(),
                     )
                 total += base.filter(pk__in=chunk).update(**kwargs, updated_at=updated_at, version=version)
@@ -90,7 +94,7 @@ class SyncQuerySet(models.QuerySet[_M]):
             return objs
         using = self.db
         with stamping.atomic(using):
-            for obj, stamp in zip(objs, stamping.reserve(self.model, len(objs), using)):
+            for obj, stamp in zip(objs, stamping.reserve(self.model, len(objs), using), strict=True):
                 obj.stamp_from(stamp, adding=True)
             return super().bulk_create(objs, *args, **kwargs)
 

@@ -52,10 +52,11 @@ def stamp_existing_rows(model: type[Model], using: str = "default", *, batch_siz
             times = [stamping.ms_to_datetime(stamp.ms) for stamp in stamps]
             base.filter(pk__in=chunk).update(
                 updated_at=Case(
-                    *(When(pk=pk, then=Value(t)) for pk, t in zip(chunk, times)), output_field=DateTimeField()
+                    *(When(pk=pk, then=Value(t)) for pk, t in zip(chunk, times, strict=True)),
+                    output_field=DateTimeField(),
                 ),
                 version=Case(
-                    *(When(pk=pk, then=Value(v)) for pk, (_, v) in zip(chunk, stamps)),
+                    *(When(pk=pk, then=Value(v)) for pk, (_, v) in zip(chunk, stamps, strict=True)),
                     output_field=BigIntegerField(),
                 ),
             )

@@ -116,7 +116,7 @@ class SyncPagination(BasePagination):
     ) -> str:
         """The query string of the next page: a keyset cursor where the order allows, else ``$skip``."""
         next_params = [(k, v) for k, v in params if k.lower() not in ("$skip", "$top", self.cursor_param.lower())]
-        last = dict(zip(columns, last_row))
+        last = dict(zip(columns, last_row, strict=True))
         updated = last.get("updated_at")  # a wire string where the database formats it, else a datetime
         if keyset is not None and not (keyset == KEYSET_UPDATED and updated is None):
             stamp = None

@@ -101,7 +101,7 @@ class Representer:
         values = list(row)
         for index, conv in self._converters if converters is None else converters:
             values[index] = conv(values[index])
-        return dict(zip(self.wire_names, values))
+        return dict(zip(self.wire_names, values, strict=True))
 
     def select_plan(self, vendor: str) -> tuple[list[Any], list[tuple[int, Converter]]]:
         """``values_list`` arguments for a list page on ``vendor`` and the converters still needed.

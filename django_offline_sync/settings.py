@@ -127,7 +127,8 @@ def _value_problem(key: str, value: Any) -> tuple[str, str] | None:
             return "offline_sync.E002", "must be a string"
         if value in allowed:
             return None
-        return ("offline_sync.E007" if key == "NEXT_LINK_FORMAT" else "offline_sync.E008"), f"must be one of {list(allowed)}"
+        check_id = "offline_sync.E007" if key == "NEXT_LINK_FORMAT" else "offline_sync.E008"
+        return check_id, f"must be one of {list(allowed)}"
     if isinstance(default, bool):
         return None if isinstance(value, bool) else ("offline_sync.E002", "must be True or False")
     if isinstance(default, int):

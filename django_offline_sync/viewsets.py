@@ -229,7 +229,8 @@ class SyncViewSet(_ViewSetBase):
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         body = self._read_body(request)
         sent_id = new_id_for(self._table().model, body.id)
-        serializer = self.get_serializer(data=body.columns, context={**self.get_serializer_context(), "sync_id": sent_id})
+        context = {**self.get_serializer_context(), "sync_id": sent_id}
+        serializer = self.get_serializer(data=body.columns, context=context)
         serializer.is_valid(raise_exception=True)
         instance = self._writer.insert(serializer, self.perform_create, sent_id)
         location = request.build_absolute_uri(f"{request.path.rstrip('/')}/{instance.pk}")

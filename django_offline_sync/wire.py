@@ -41,7 +41,7 @@ __all__ = [
     "wire_name",
 ]
 
-UTC: Final = dt.timezone.utc
+UTC: Final = dt.UTC
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=UTC)
 
 # -- system fields ---------------------------------------------------------------------------

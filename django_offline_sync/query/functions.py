@@ -71,7 +71,7 @@ class _AsciiCase(Func):
 
     def as_mysql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any) -> _AsSqlType:
         template = "%(expressions)s"
-        for old, new in zip(self.source, self.target):
+        for old, new in zip(self.source, self.target, strict=True):
             template = f"REPLACE({template}, '{old}', '{new}')"
         return self.as_sql(compiler, connection, template=template, **extra_context)
 

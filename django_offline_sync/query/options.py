@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, DataError, IntegrityError, connections, transaction
 from django.db.models import OrderBy, Q
@@ -79,7 +79,9 @@ def parse_int_option(option: str, value: str, *, maximum: int = _MAX_SKIP) -> in
         )
     number = int(value)
     if number > maximum:
-        raise ODataError(f"The value must be at most {maximum}", option=option, position=0, expected=f"at most {maximum}")
+        raise ODataError(
+            f"The value must be at most {maximum}", option=option, position=0, expected=f"at most {maximum}"
+        )
     return number
 
 

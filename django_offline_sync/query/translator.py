@@ -407,7 +407,7 @@ class Translator:
         node = term.expression
         if isinstance(node, Property):
             info = self.field_map.resolve(node.name, node.position)
-            if info.system and info.type != "string" or info.attname == "id":
+            if (info.system and info.type != "string") or info.attname == "id":
                 # System columns are never null and back the (updated_at, id) index: keep plain.
                 return f"-{info.attname}" if term.descending else info.attname
             operand = Operand(F(info.attname), info.type, info.nullable)
