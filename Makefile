@@ -2,12 +2,13 @@
 #   make demo   set up a virtualenv, migrate SQLite, load demo data, print an admin login,
 #               and serve the example site on http://127.0.0.1:8000
 #   make test   install the test dependencies and run the whole test suite on SQLite
+#   make lint   mypy --strict and ruff, as CI runs them
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: demo test test-postgres venv install clean
+.PHONY: demo test test-postgres lint venv install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +27,11 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/python -m pip install --quiet -e ".[lint]"
+	$(BIN)/mypy
+	$(BIN)/ruff check .
 
 test-postgres: install
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/offline_sync} $(BIN)/python -m pytest
