@@ -11,8 +11,8 @@ import os
 os.environ.setdefault("DJANGO_DEBUG", "0")
 os.environ.setdefault("CONN_MAX_AGE", "600")
 
-from example_project.settings import *  # noqa: E402,F401,F403
-from example_project.settings import DATABASES, OFFLINE_SYNC  # noqa: E402
+from example_project.settings import *  # noqa: F403
+from example_project.settings import DATABASES, OFFLINE_SYNC
 
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]

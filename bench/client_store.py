@@ -39,7 +39,7 @@ def load_client(root: Path, alias: str) -> types.ModuleType:
 
 
 def make_items(rows: int) -> list[dict]:
-    base = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    base = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
     items = []
     for n in range(rows):
         at = (base + dt.timedelta(milliseconds=n)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

@@ -88,7 +88,8 @@ class _Server:
 
     def _spawn(self, args: list[str], env: dict, cwd: Path, logname: str) -> None:
         WORK.mkdir(exist_ok=True)
-        self.log = open(WORK / logname, "ab")
+        # The server writes to this file for its whole life; stop() closes it.
+        self.log = open(WORK / logname, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         _started.append(self.proc)

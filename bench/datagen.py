@@ -32,7 +32,7 @@ WORK = BENCH / ".work"
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 SPEC_VERSION = 2  # bump when the generator changes, to reseed every store
-UTC = dt.timezone.utc
+UTC = dt.UTC
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 BASE_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z: in the past, so new writes stamp after it
 NOTE_BASE_MS = BASE_MS + 1_000
@@ -109,7 +109,8 @@ def pg_url(name: str) -> str:
 def migrate(database_url: str) -> None:
     env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "bench_settings",
            "PYTHONPATH": f"{BENCH}:{ROOT}"}
-    subprocess.run([PYTHON, str(ROOT / "manage.py"), "migrate", "--skip-checks", "-v", "0"], env=env, cwd=ROOT, check=True)
+    subprocess.run([PYTHON, str(ROOT / "manage.py"), "migrate", "--skip-checks", "-v", "0"],
+                   env=env, cwd=ROOT, check=True)
 
 
 def create_pg(name: str, drop: bool = False) -> None:
@@ -213,10 +214,12 @@ def seed_sqlite(rows: int, n_notes: int, path: Path | None = None, force: bool =
             ((r[0], _django_dt(r[1]), _django_dt(r[2]), r[3], r[4], r[5], r[6], r[7], _django_dt(r[8]))
              for r in tasks(rows)))
         conn.executemany(
-            "INSERT INTO tasks_note (id, created_at, updated_at, version, deleted, task_id, body) VALUES (?,?,?,?,?,?,?)",
+            "INSERT INTO tasks_note (id, created_at, updated_at, version, deleted, task_id, body)"
+            " VALUES (?,?,?,?,?,?,?)",
             ((r[0], _django_dt(r[1]), _django_dt(r[2]), r[3], r[4], r[5], r[6]) for r in notes(rows, n_notes)))
         conn.execute('DELETE FROM offline_sync_clock WHERE "table" IN (\'tasks_task\', \'tasks_note\')')
-        conn.execute('INSERT INTO offline_sync_clock ("table", last_ms) VALUES (?, ?)', ("tasks_task", task_ms(rows - 1)))
+        conn.execute('INSERT INTO offline_sync_clock ("table", last_ms) VALUES (?, ?)',
+                     ("tasks_task", task_ms(rows - 1)))
         if n_notes:
             conn.execute('INSERT INTO offline_sync_clock ("table", last_ms) VALUES (?, ?)',
                          ("tasks_note", NOTE_BASE_MS + 2 * (n_notes - 1)))

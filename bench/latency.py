@@ -89,8 +89,8 @@ def main(argv=None) -> None:
             results[rows] = sample(site.host, rows, args.samples)
     table = []
     for name in results[args.small]:
-        s, l = results[args.small][name], results[args.large][name]
-        s50, s99, l50, l99 = (pct(s, 50) * 1e3, pct(s, 99) * 1e3, pct(l, 50) * 1e3, pct(l, 99) * 1e3)
+        small, large = results[args.small][name], results[args.large][name]
+        s50, s99, l50, l99 = (pct(small, 50) * 1e3, pct(small, 99) * 1e3, pct(large, 50) * 1e3, pct(large, 99) * 1e3)
         table.append([name, s50, s99, l50, l99, f"{l50 / s50:.2f}x", f"{l99 / s99:.2f}x"])
     print_table(
         f"Page latency, {args.small:,} vs {args.large:,} rows, PostgreSQL, gunicorn {args.workers} workers "

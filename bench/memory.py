@@ -60,7 +60,7 @@ def main(argv=None) -> None:
         part = [s for s in series if s[0] == n + 1]
         picks = [part[min(len(part) - 1, round(k * (len(part) - 1) / 10))] for k in range(11)]
         log(f"pass {n + 1}, per-worker RSS (MB) at 0 %, 10 %, ... 100 % of the pull's duration:")
-        for i, pid in enumerate(pids[1:], start=1):
+        for i, _pid in enumerate(pids[1:], start=1):
             log(f"  worker {i}: " + " ".join(f"{p[2][i]:.0f}" for p in picks))
     rows = []
     for n, pid in enumerate(before):

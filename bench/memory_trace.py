@@ -77,7 +77,7 @@ def main(argv=None) -> None:
         gc.collect()
         rows.append(sample(pages, pass_no))
         LIBC.malloc_trim(0)
-        rows.append([f"{pass_no} trimmed", pages] + sample(pages, pass_no)[2:])
+        rows.append([f"{pass_no} trimmed", pages, *sample(pages, pass_no)[2:]])
     print_table(
         f"In-process v2 pull ($top 1000) of {args.rows:,} rows x {args.passes}, memory per sample ({machine_note()})",
         ["pass", "pages", "RSS MB", "malloc in use MB", "malloc free kept MB", "gc objects", "pymalloc blocks"],

@@ -101,7 +101,7 @@ def main(argv=None) -> None:
             print(f"   {100 * tt / total:5.1f} %  {name}")
         print("   top functions by self time:")
         ranked = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[: args.top]
-        for (filename, line, funcname), (_cc, nc, tt, ct, _c) in ranked:
+        for (filename, line, funcname), (_cc, nc, tt, _ct, _c) in ranked:
             short = filename.split("site-packages/")[-1].replace(str(ROOT) + "/", "")
             print(f"   {100 * tt / total:5.1f} %  {nc:>8} calls  {short}:{line} {funcname}")
         summary.append([label, rows / wall, 1e6 * total / max(rows, 1),

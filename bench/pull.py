@@ -21,11 +21,10 @@ import json
 import time
 
 import psycopg
-
-from common import WORK, Site, fmt, log, machine_note, pct, print_table, pull_v2, pull_v3, PullStats
+from common import WORK, PullStats, Site, log, machine_note, pct, print_table, pull_v2, pull_v3
 from datagen import seed_pg
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 RAW_SQL = ("SELECT id, created_at, updated_at, version, deleted, text, complete, priority, due_date "
            "FROM tasks_task WHERE updated_at >= %s ORDER BY updated_at, id LIMIT %s")
 
@@ -168,7 +167,7 @@ def main(argv=None) -> None:
     rows = []
     for page in (50, 1000):
         lim = limits[page]
-        rows.append([f"limit: raw psycopg + json", page, lim.requests, lim.rows, lim.rows_per_s,
+        rows.append(["limit: raw psycopg + json", page, lim.requests, lim.rows, lim.rows_per_s,
                      pct(lim.latencies, 50) * 1e3, pct(lim.latencies, 99) * 1e3, "100 %"])
     for name, page, st in results:
         ref = limits.get(page) or limits[50 if page < 500 else 1000]

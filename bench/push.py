@@ -19,7 +19,6 @@ import time
 import uuid
 
 import psycopg
-
 from common import TABLE, V2, Http, Site, log, machine_note, pct, print_table
 from datagen import PG_ADMIN, pg_name, pg_url, seed_pg
 

@@ -28,7 +28,8 @@ def test_settings_pass_when_empty():
 
 
 def test_settings_pass_when_every_key_has_a_sound_value():
-    assert settings_ids({"PAGE_SIZE": 10, "MAX_TOP": 10, "ENABLED_GENERATIONS": ("v3",), "DEFAULT_GENERATION": "v3"}) == []
+    sound = {"PAGE_SIZE": 10, "MAX_TOP": 10, "ENABLED_GENERATIONS": ("v3",), "DEFAULT_GENERATION": "v3"}
+    assert settings_ids(sound) == []
 
 
 def test_e001_when_offline_sync_is_not_a_dict():

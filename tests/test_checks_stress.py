@@ -15,7 +15,7 @@ class FakeCursor:
     def __init__(self, engines: dict[str, str], default: str) -> None:
         self.engines, self.default, self.last = engines, default, ""
 
-    def __enter__(self) -> "FakeCursor":
+    def __enter__(self) -> FakeCursor:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -78,7 +78,9 @@ def test_e021_read_uncommitted_is_refused(monkeypatch):
 @pytest.mark.parametrize("level", [None, "read committed", "repeatable read", "serializable"])
 def test_e021_other_isolation_levels_pass(monkeypatch, level):
     options = {} if level is None else {"isolation_level": level}
-    monkeypatch.setitem(settings.DATABASES, "legacy", {"ENGINE": "django.db.backends.mysql", "NAME": "x", "OPTIONS": options})
+    monkeypatch.setitem(
+        settings.DATABASES, "legacy", {"ENGINE": "django.db.backends.mysql", "NAME": "x", "OPTIONS": options}
+    )
     assert checks.check_mysql_isolation() == []
 
 

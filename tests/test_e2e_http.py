@@ -82,7 +82,9 @@ class Device:
         """Insert, update (conditional) or delete; returns the status code."""
         choice = rng.random()
         if choice < 0.4 or not self.rows:
-            response = self.http.post(f"/tables/Task?{self.sysprops[1:]}", json={"text": f"{self.name} new", "priority": rng.randint(0, 5)})
+            response = self.http.post(
+                f"/tables/Task?{self.sysprops[1:]}", json={"text": f"{self.name} new", "priority": rng.randint(0, 5)}
+            )
             return response.status_code
         item = self.rows[rng.choice(sorted(self.rows))]
         headers = {"If-Match": f'"{item[self.v]}"'}
@@ -109,9 +111,13 @@ def test_each_generation_inserts_updates_conflicts_and_deletes(live_server):
         assert created.status_code == 201
         version = created.json()[device.v]
         assert created.headers["ETag"] == f'"{version}"'
-        ok = device.http.patch(f"/tables/Task/e2e-{generation}?{sys}", json={"text": "b"}, headers={"If-Match": f'"{version}"'})
+        ok = device.http.patch(
+            f"/tables/Task/e2e-{generation}?{sys}", json={"text": "b"}, headers={"If-Match": f'"{version}"'}
+        )
         assert ok.status_code == 200
-        stale = device.http.patch(f"/tables/Task/e2e-{generation}?{sys}", json={"text": "c"}, headers={"If-Match": f'"{version}"'})
+        stale = device.http.patch(
+            f"/tables/Task/e2e-{generation}?{sys}", json={"text": "c"}, headers={"If-Match": f'"{version}"'}
+        )
         assert stale.status_code == 412 and stale.json()["text"] == "b"
         assert device.http.delete(f"/tables/Task/e2e-{generation}").status_code == 204
         gone = device.http.get(f"/tables/Task/e2e-{generation}")

@@ -56,7 +56,9 @@ def test_ctk_incremental_pull_follows_keyset_next_links(v3, settings):
 def test_ctk_pull_with_gt_token(v3):
     tasks = sorted(TaskFactory.create_batch(5), key=lambda t: (t.updated_at, t.id))
     token = v3.get(f"/tables/Task/{tasks[1].id}").json()["updatedAt"]
-    query = f"$filter=(updatedAt gt cast({token},Edm.DateTimeOffset))&$orderby=updatedAt&$count=true&__includedeleted=true"
+    query = (
+        f"$filter=(updatedAt gt cast({token},Edm.DateTimeOffset))&$orderby=updatedAt&$count=true&__includedeleted=true"
+    )
     ids = [i["id"] for p in follow(v3, "/tables/Task", query) for i in p["items"]]
     assert ids == [t.id for t in tasks[2:]]
 
@@ -145,7 +147,9 @@ def test_cursor_payload_is_opaque_and_signed(v3):
 
 
 def test_insert_returns_201_with_etag_and_location(v3):
-    response = v3.post_json("/tables/Task", {"id": "x1", "text": "t", "version": None, "updatedAt": None, "deleted": False})
+    response = v3.post_json(
+        "/tables/Task", {"id": "x1", "text": "t", "version": None, "updatedAt": None, "deleted": False}
+    )
     assert response.status_code == 201
     assert response["Location"].endswith("/tables/Task/x1")
     assert response["ETag"] == etag(response.json()["version"])
@@ -178,7 +182,9 @@ def test_deleted_rows_are_gone_for_v3(v3):
 
 def test_replace_with_includedeleted_undeletes(v3):
     task = TaskFactory(deleted_row=True)
-    response = v3.put_json(f"/tables/Task/{task.id}?__includedeleted=true", {"id": task.id, "text": "back", "deleted": False})
+    response = v3.put_json(
+        f"/tables/Task/{task.id}?__includedeleted=true", {"id": task.id, "text": "back", "deleted": False}
+    )
     assert response.status_code == 200
     assert response.json()["deleted"] is False and Task.objects.filter(pk=task.id).exists()
 

@@ -130,7 +130,7 @@ def test_js_client_against_live_server(report):
     row_alpha = Task.all_objects.get(pk=alpha["id"])
     assert row_alpha.deleted is True
     assert row_alpha.text == "js-alpha client wins" and row_alpha.priority == 1  # the retry sent the whole item
-    assert row_alpha.due_date == dt.datetime(2024, 1, 2, 3, 4, 5, 678000, tzinfo=dt.timezone.utc)
+    assert row_alpha.due_date == dt.datetime(2024, 1, 2, 3, 4, 5, 678000, tzinfo=dt.UTC)
     assert encode_version(row_alpha.version) != final["version"]  # the soft delete bumped it
     tombstones = {i["id"]: i for i in steps["query_include_deleted"]["result"]}
     assert set(tombstones) == {alpha["id"], "js-f"}

@@ -54,7 +54,7 @@ def test_update_bumps_every_row_with_distinct_increasing_stamps_when_called(monk
     monkeypatch.setattr(stamping, "now_ms", lambda: stamping.datetime_to_ms(max(u for u, _ in before.values())))
     assert Item.objects.update(name="bulk") == 4
     after = stamps(Item.objects.all())
-    assert {name for name in Item.objects.values_list("name", flat=True)} == {"bulk"}
+    assert set(Item.objects.values_list("name", flat=True)) == {"bulk"}
     updated = [u for _, u, _ in after]
     versions = [v for _, _, v in after]
     assert len(set(updated)) == 4 and len(set(versions)) == 4
@@ -98,7 +98,7 @@ def test_update_in_now_mode_gives_every_row_one_new_stamp():
 
 def test_delete_soft_deletes_and_returns_the_count_tuple_when_called(rows):
     live, gone = rows
-    before = dict((pk, v) for pk, _, v in stamps(Item.all_objects.all()))
+    before = {pk: v for pk, _, v in stamps(Item.all_objects.all())}
     result = Item.all_objects.all().delete()
     # Already-deleted rows are not counted or restamped.
     assert result == (3, {"tests.Item": 3})

@@ -104,13 +104,15 @@ def _legacy_migration_modules() -> dict[str, str | None]:
 @pytest.fixture
 def legacy(transactional_db):
     """Install ``tests.legacy`` with its migrations on disk; migrate back to zero afterwards."""
-    with modify_settings(INSTALLED_APPS={"append": "tests.legacy"}):
-        with override_settings(MIGRATION_MODULES=_legacy_migration_modules()):
-            call_command("migrate", "legacy", "0001", verbosity=0, skip_checks=True)
-            try:
-                yield
-            finally:
-                call_command("migrate", "legacy", "zero", verbosity=0, skip_checks=True)
+    with (
+        modify_settings(INSTALLED_APPS={"append": "tests.legacy"}),
+        override_settings(MIGRATION_MODULES=_legacy_migration_modules()),
+    ):
+        call_command("migrate", "legacy", "0001", verbosity=0, skip_checks=True)
+        try:
+            yield
+        finally:
+            call_command("migrate", "legacy", "zero", verbosity=0, skip_checks=True)
 
 
 def _historical_asset(target: str):

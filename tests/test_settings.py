@@ -46,7 +46,7 @@ def test_other_setting_changes_keep_the_cached_object_when_unrelated():
 
 def test_unknown_key_raises_attribute_error_when_read_through_the_proxy():
     with pytest.raises(AttributeError, match="NOT_A_SETTING"):
-        sync_settings.NOT_A_SETTING  # noqa: B018
+        sync_settings.NOT_A_SETTING
 
 
 def test_settings_object_is_immutable():
@@ -59,7 +59,7 @@ def test_settings_object_is_immutable():
     [["PAGE_SIZE", 3], {"NEXT_LINK_FORMAT": "relative"}, {"PAGE_SIZE": "50"}, {"ENABLED_GENERATIONS": []}],
 )
 def test_invalid_settings_raise_improperly_configured_when_read_instead_of_a_silent_default(raw):
-    with override_settings(OFFLINE_SYNC=raw), pytest.raises(ImproperlyConfigured, match="offline_sync.E00"):
+    with override_settings(OFFLINE_SYNC=raw), pytest.raises(ImproperlyConfigured, match=r"offline_sync\.E00"):
         get_settings()
 
 

@@ -12,7 +12,7 @@ from tests.factories import TaskFactory
 
 pytestmark = pytest.mark.django_db
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @pytest.mark.parametrize(

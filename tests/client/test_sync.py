@@ -198,7 +198,7 @@ def test_insert_whose_response_was_lost_is_retried_without_duplicate(make_client
     client.recorder.fail_after_next.add("POST")
     result = client.push()
     assert result.ok and result.pushed == 1
-    assert [w for w in client.recorder.writes()] == [("POST", "/tables/Task"), ("POST", "/tables/Task")]
+    assert list(client.recorder.writes()) == [("POST", "/tables/Task"), ("POST", "/tables/Task")]
     assert Task.all_objects.filter(pk=task["id"]).count() == 1
     assert client.table("Task").get(task["id"])["version"]
 

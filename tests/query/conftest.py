@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django_offline_sync.query import FieldMap
 from tests.models import Item
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 ROWS = {
     "a": dict(name="Apple", label="Fruit", count=3, price=decimal.Decimal("1.5"), ratio=0.5, flag=True,

@@ -8,7 +8,6 @@ zero, decimal arithmetic in double precision) directly on row dicts, with no SQL
 from __future__ import annotations
 
 import datetime as dt
-import decimal
 import math
 import string
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from django_offline_sync.query.nodes import (
     Property,
 )
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 _LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 _UPPER = str.maketrans(string.ascii_lowercase, string.ascii_uppercase)
 PREDICATES = ("contains", "substringof", "startswith", "endswith")
@@ -237,4 +236,4 @@ def _float(val: Val) -> Val:
         return Val(val.value, "float")
     if val.literal is not None:
         return Val(coerce_literal(val.literal, "float")[0], "float")
-    return Val(float(val.value) if not isinstance(val.value, decimal.Decimal) else float(val.value), "float")
+    return Val(float(val.value), "float")

@@ -46,7 +46,7 @@ TOKENS = [" ", "(", ")", "'", ",", "eq", "and", "or", "not", "null", "add", "mul
 @pytest.fixture
 def data(db):
     Item.objects.create(id="a", name="Apple", label="Fruit", count=3, ratio=0.5,
-                        when=dt.datetime(2024, 1, 2, 3, 4, 5, 678000, tzinfo=dt.timezone.utc))
+                        when=dt.datetime(2024, 1, 2, 3, 4, 5, 678000, tzinfo=dt.UTC))
     Item.objects.create(id="b", name="banana", count=2**31 - 1, ratio=1e300)
 
 

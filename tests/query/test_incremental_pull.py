@@ -17,7 +17,7 @@ from tests.models import Item
 
 from .conftest import set_updated_at
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 T0 = dt.datetime(2024, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
 FIELDS = FieldMap.for_model(Item)
 
@@ -171,7 +171,8 @@ def test_ama_first_pull_sends_no_filter_and_no_include_deleted(timeline):
 
 def test_sub_millisecond_token_digits_compare_at_the_millisecond(timeline):
     # NETCLI sends 7 fraction digits; a token read from the .mmmZ wire form matches its own rows.
-    string = "$filter=" + quote(f"(updatedAt ge datetimeoffset'{ms(T0 + dt.timedelta(milliseconds=5))[:-1]}9999+00:00')")
+    token = f"{ms(T0 + dt.timedelta(milliseconds=5))[:-1]}9999+00:00"
+    string = "$filter=" + quote(f"(updatedAt ge datetimeoffset'{token}')")
     assert [r.id for r in run(string + "&$orderby=updatedAt", "v2")] == ["r21", "r22"]
 
 

@@ -9,7 +9,7 @@ import pytest
 from django_offline_sync.query.errors import ODataSyntaxError
 from django_offline_sync.query.lexer import tokenize
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 INSTANT = dt.datetime(2024, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
 
 

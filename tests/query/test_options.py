@@ -98,8 +98,7 @@ def test_select(field_map):
     ],
 )
 def test_count_options(field_map, string, count):
-    for generation in ("v1", "v2", "v3"):
-        assert query(string, field_map).count is count
+    assert query(string, field_map).count is count
 
 
 def test_bad_count_values_are_rejected(field_map):

@@ -9,7 +9,7 @@ from django_offline_sync.query import parse_filter, parse_orderby, parse_select
 from django_offline_sync.query.errors import ODataLimitError, ODataSyntaxError
 from django_offline_sync.query.nodes import BinaryOp, BoolOp, Call, In, Literal, Not, Property, walk
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def shape(node):

@@ -14,8 +14,9 @@ import random
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
@@ -302,12 +303,11 @@ class Puller:
                 ok = have.version >= version
             else:
                 ok = have.version == version or have.updated_ms > updated_ms
-            if not ok:
-                if (pk, version) not in self.stale_seen:
-                    self.stale_seen.add((pk, version))
-                    self.stats.stale_after_pull += 1
-                    if len(self.stats.stale_examples) < 5:
-                        self.stats.stale_examples.append(f"{pk}@{updated_ms} (have {have})")
+            if not ok and (pk, version) not in self.stale_seen:
+                self.stale_seen.add((pk, version))
+                self.stats.stale_after_pull += 1
+                if len(self.stats.stale_examples) < 5:
+                    self.stats.stale_examples.append(f"{pk}@{updated_ms} (have {have})")
 
 
 def server_snapshot() -> dict[str, tuple[int, int]]:
@@ -325,7 +325,9 @@ def server_state() -> dict[str, tuple[int, bool]]:
 def compare(replica: dict[str, Copy], server: dict[str, tuple[int, bool]]) -> dict[str, int]:
     missing = sum(1 for pk in server if pk not in replica)
     extra = sum(1 for pk in replica if pk not in server)
-    wrong = sum(1 for pk, (v, d) in server.items() if pk in replica and (replica[pk].version, replica[pk].deleted) != (v, d))
+    wrong = sum(
+        1 for pk, (v, d) in server.items() if pk in replica and (replica[pk].version, replica[pk].deleted) != (v, d)
+    )
     return {"missing": missing, "stale": wrong, "extra": extra}
 
 
@@ -468,7 +470,8 @@ class RunResult:
         lines = [
             f"stamping={self.mode} db={self.vendor} duration={self.seconds:.1f}s rows={self.rows} "
             f"ops={self.operations} (ins {sum(x.inserts for x in w)}, upd {sum(x.updates for x in w)}, "
-            f"del {sum(x.deletes for x in w)}, undel {sum(x.undeletes for x in w)}, bulk {sum(x.bulk_updates for x in w)}, "
+            f"del {sum(x.deletes for x in w)}, undel {sum(x.undeletes for x in w)}, "
+            f"bulk {sum(x.bulk_updates for x in w)}, "
             f"long tx {sum(x.long_transactions for x in w)}, errors {sum(x.errors for x in w)})",
             f"{'puller':<16}{'pulls':>7}{'done':>6}{'killed':>8}{'requests':>10}{'rows':>8}{'dup':>7}"
             f"{'stale/pull':>12}{'missing':>9}{'stale':>7}{'extra':>7}",
