@@ -11,16 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import router
 from django.db.migrations.operations.base import Operation
-from django.db.models import (
-    BigIntegerField,
-    Case,
-    DateTimeField,
-    F,
-    Model,
-    QuerySet,
-    Value,
-    When,
-)
+from django.db.models import BigIntegerField, Case, DateTimeField, F, Model, QuerySet, Value, When
 
 from . import stamping
 

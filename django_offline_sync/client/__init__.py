@@ -6,14 +6,7 @@ It imports nothing from Django, so it runs on a device that has only httpx. Star
 
 from __future__ import annotations
 
-from .conflicts import (
-    Conflict,
-    ConflictHandler,
-    Resolution,
-    cancel,
-    client_wins,
-    server_wins,
-)
+from .conflicts import Conflict, ConflictHandler, Resolution, cancel, client_wins, server_wins
 from .errors import (
     ConflictError,
     InvalidTableName,

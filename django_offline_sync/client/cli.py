@@ -15,13 +15,7 @@ from typing import TextIO
 import httpx
 
 from .conflicts import HANDLERS
-from .errors import (
-    PendingOperationsError,
-    PushIncomplete,
-    ServerError,
-    SyncClientError,
-    TransportError,
-)
+from .errors import PendingOperationsError, PushIncomplete, ServerError, SyncClientError, TransportError
 from .tables import SyncClient
 
 EXIT_OK = 0

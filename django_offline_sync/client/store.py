@@ -25,12 +25,7 @@ from typing import Any, Self
 from django_offline_sync import wire
 from django_offline_sync.wire import format_timestamp, generate_id, parse_timestamp
 
-from .errors import (
-    InvalidTableName,
-    ItemNotFound,
-    OperationRefused,
-    PendingOperationsError,
-)
+from .errors import InvalidTableName, ItemNotFound, OperationRefused, PendingOperationsError
 
 __all__ = [
     "DELETE",

@@ -18,26 +18,9 @@ import httpx
 
 from django_offline_sync.wire import parse_timestamp
 
-from .conflicts import (
-    CANCEL,
-    CLIENT_WINS,
-    MERGE,
-    SERVER_WINS,
-    Conflict,
-    ConflictHandler,
-    cancel,
-)
+from .conflicts import CANCEL, CLIENT_WINS, MERGE, SERVER_WINS, Conflict, ConflictHandler, cancel
 from .errors import PushIncomplete, ServerError
-from .store import (
-    DELETE,
-    INSERT,
-    SYSTEM_FIELDS,
-    UPDATE,
-    Item,
-    LocalStore,
-    PendingOperation,
-    check_name,
-)
+from .store import DELETE, INSERT, SYSTEM_FIELDS, UPDATE, Item, LocalStore, PendingOperation, check_name
 from .transport import HttpTransport, etag
 
 #: Called as ``progress(table, done, total)``; ``total`` is None when the server gave no count.

@@ -19,18 +19,7 @@ from dataclasses import dataclass, field
 
 from .errors import ODataLimitError, ODataSyntaxError
 from .lexer import UTC, Token, parse_datetime, parse_time, tokenize
-from .nodes import (
-    BinaryOp,
-    BoolOp,
-    Call,
-    In,
-    Literal,
-    Node,
-    Not,
-    OrderTerm,
-    Property,
-    depth,
-)
+from .nodes import BinaryOp, BoolOp, Call, In, Literal, Node, Not, OrderTerm, Property, depth
 
 DEFAULT_MAX_LENGTH = 4096
 DEFAULT_MAX_DEPTH = 32

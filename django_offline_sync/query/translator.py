@@ -61,40 +61,14 @@ from django.db.models.functions import (
     Substr,
     Trim,
 )
-from django.db.models.lookups import (
-    Exact,
-    GreaterThan,
-    GreaterThanOrEqual,
-    IsNull,
-    LessThan,
-    LessThanOrEqual,
-)
+from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, IsNull, LessThan, LessThanOrEqual
 from django.db.models.lookups import In as InLookup
 
 from .coercion import NUMERIC, TYPE_NAMES, coerce_literal
 from .errors import ODataTypeError
 from .fields import INT64_BOUND, FieldMap
-from .functions import (
-    AsciiLower,
-    AsciiUpper,
-    CodePointEqual,
-    CodePointOrder,
-    IntDivide,
-    IntModulo,
-)
-from .nodes import (
-    ARITHMETIC_OPS,
-    COMPARISON_OPS,
-    BinaryOp,
-    BoolOp,
-    Call,
-    In,
-    Literal,
-    Node,
-    Not,
-    OrderTerm,
-    Property,
-)
+from .functions import AsciiLower, AsciiUpper, CodePointEqual, CodePointOrder, IntDivide, IntModulo
+from .nodes import ARITHMETIC_OPS, COMPARISON_OPS, BinaryOp, BoolOp, Call, In, Literal, Node, Not, OrderTerm, Property
 
 UTC = dt.UTC
 # Constant conditions as real SQL (``1 = 0``), not Django's empty-``IN`` shortcut, whose

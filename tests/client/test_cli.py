@@ -8,14 +8,7 @@ import httpx
 import pytest
 
 from django_offline_sync.client import LocalStore
-from django_offline_sync.client.cli import (
-    EXIT_INCOMPLETE,
-    EXIT_OK,
-    EXIT_PENDING,
-    EXIT_UNREACHABLE,
-    ProgressBar,
-    main,
-)
+from django_offline_sync.client.cli import EXIT_INCOMPLETE, EXIT_OK, EXIT_PENDING, EXIT_UNREACHABLE, ProgressBar, main
 
 
 def run(argv, transport=None):

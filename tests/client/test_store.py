@@ -6,12 +6,7 @@ import sqlite3
 
 import pytest
 
-from django_offline_sync.client.errors import (
-    InvalidTableName,
-    ItemNotFound,
-    OperationRefused,
-    PendingOperationsError,
-)
+from django_offline_sync.client.errors import InvalidTableName, ItemNotFound, OperationRefused, PendingOperationsError
 from django_offline_sync.client.store import DELETE, INSERT, UPDATE, LocalStore
 
 
