@@ -10,13 +10,16 @@ from .conflicts import Conflict, ConflictHandler, Resolution, cancel, client_win
 from .errors import (
     ConflictError,
     InvalidTableName,
+    InvalidURL,
     ItemNotFound,
     OperationRefused,
     PendingOperationsError,
     PushIncomplete,
     ServerError,
+    ServerFailure,
     SyncClientError,
     TransportError,
+    UnexpectedResponse,
 )
 from .store import LocalStore, PendingOperation
 from .sync import PullResult, PushResult, Synchronizer
@@ -29,6 +32,7 @@ __all__ = [
     "ConflictHandler",
     "HttpTransport",
     "InvalidTableName",
+    "InvalidURL",
     "ItemNotFound",
     "LocalStore",
     "OnlineTable",
@@ -40,11 +44,13 @@ __all__ = [
     "PushResult",
     "Resolution",
     "ServerError",
+    "ServerFailure",
     "SyncClient",
     "SyncClientError",
     "SyncTable",
     "Synchronizer",
     "TransportError",
+    "UnexpectedResponse",
     "cancel",
     "client_wins",
     "server_wins",

@@ -15,7 +15,14 @@ from typing import TextIO
 import httpx
 
 from .conflicts import HANDLERS
-from .errors import PendingOperationsError, PushIncomplete, ServerError, SyncClientError, TransportError
+from .errors import (
+    PendingOperationsError,
+    PushIncomplete,
+    ServerError,
+    SyncClientError,
+    TransportError,
+    UnexpectedResponse,
+)
 from .tables import SyncClient
 
 EXIT_OK = 0
@@ -24,6 +31,7 @@ EXIT_USAGE = 2  # bad arguments (argparse's own code)
 EXIT_UNREACHABLE = 3  # network errors or 5xx after all retries
 EXIT_INCOMPLETE = 4  # the push stopped (conflict left to the user, or a failed operation)
 EXIT_PENDING = 5  # purge refused because the table has pending operations
+EXIT_NOT_API = 7  # the answer is not the sync API's: an HTML page, a redirect, not JSON (captive portal, wrong URL)
 
 
 class ProgressBar:
@@ -59,7 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="offline-sync",
         description="Sync a local SQLite store with a django-offline-sync server.",
-        epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 server unreachable, 4 push incomplete, 5 purge refused.",
+        epilog=(
+            "Exit codes: 0 ok, 1 error, 2 usage, 3 server unreachable, 4 push incomplete, 5 purge refused, "
+            "7 not the sync API (an HTML page or a redirect: a captive portal or a wrong URL?)."
+        ),
     )
     parser.add_argument("--url", help="server base URL, e.g. http://127.0.0.1:8000 (needed by pull and push)")
     parser.add_argument("--db", required=True, help="local store file (created if missing)")
@@ -145,6 +156,10 @@ def main(
     except PendingOperationsError as exc:
         print(f"offline-sync: {exc}", file=err)
         return EXIT_PENDING
+    except UnexpectedResponse as exc:
+        bar.finish()
+        print(f"offline-sync: {exc}", file=err)
+        return EXIT_NOT_API
     except TransportError as exc:
         bar.finish()
         print(f"offline-sync: server unreachable: {exc}", file=err)

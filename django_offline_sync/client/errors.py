@@ -37,8 +37,54 @@ class PendingOperationsError(SyncClientError):
         self.count = count
 
 
+class InvalidURL(SyncClientError, ValueError):
+    """A server URL the client cannot use: it needs ``http://`` or ``https://`` and a host."""
+
+
 class TransportError(SyncClientError):
-    """The server could not be reached, or kept failing with 5xx, after all retries."""
+    """No usable answer after all retries: the server could not be reached (network errors,
+    timeouts), or, for the subclass ``ServerFailure``, it kept answering with 5xx.
+    """
+
+
+class ServerFailure(TransportError):
+    """The server was reached but kept failing (HTTP 5xx) after all retries.
+
+    A subclass of ``TransportError`` so that code catching that still catches it; the CLI
+    reports it apart from an unreachable server.
+    """
+
+    def __init__(self, status: int, reason: str, where: str, attempts: int, detail: str | None = None) -> None:
+        text = f"the server failed: {status} {reason} on {where} after {attempts} attempt(s)"
+        if detail:
+            text += f": {detail}"
+        super().__init__(text)
+        self.status = status
+        self.attempts = attempts
+
+
+class UnexpectedResponse(SyncClientError):
+    """An answer that is not the sync API's: an HTML page, a redirect, or other content that is
+    not the JSON expected (a captive portal, a login page or a wrong URL, most often).
+
+    ``url`` is the address asked, ``status`` the HTTP status, ``content_type`` the answer's
+    Content-Type and ``location`` a redirect's target (None if not a redirect).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str,
+        status: int,
+        content_type: str | None = None,
+        location: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+        self.content_type = content_type
+        self.location = location
 
 
 class ServerError(SyncClientError):

@@ -21,7 +21,7 @@ from django_offline_sync.wire import parse_timestamp
 from .conflicts import CANCEL, CLIENT_WINS, MERGE, SERVER_WINS, Conflict, ConflictHandler, cancel
 from .errors import PushIncomplete, ServerError
 from .store import DELETE, INSERT, SYSTEM_FIELDS, UPDATE, Item, LocalStore, PendingOperation, check_name
-from .transport import HttpTransport, etag
+from .transport import HttpTransport, decode_json, error_text, etag, unexpected
 
 #: Called as ``progress(table, done, total)``; ``total`` is None when the server gave no count.
 Progress = Callable[[str, int, "int | None"], None]
@@ -188,9 +188,10 @@ class Synchronizer:
         response = self.transport.request(
             "GET", self.transport.table_path(table, item_id), params={name: "true"}
         )
-        if response.status_code == 200:
-            return _json_item(response)
-        return None
+        if response.status_code in (404, 410):
+            return None
+        _raise_for_status(response)
+        return _json_item(response, strict=True)
 
     def _push_one(self, op: PendingOperation, result: PushResult, handler: ConflictHandler | None) -> bool:
         for _round in range(MAX_CONFLICT_ROUNDS + 1):
@@ -198,7 +199,7 @@ class Synchronizer:
             self._pause()
             status = response.status_code
             if 200 <= status < 300:
-                server_item = _json_item(response)
+                server_item = _json_item(response, strict=True)
                 if server_item is None and op.kind != DELETE:
                     server_item = self.fetch(op.table, op.item_id)
                 self.store.complete(op, server_item)
@@ -210,10 +211,10 @@ class Synchronizer:
                 return True
             is_conflict = status in (409, 412) or (op.kind == UPDATE and status in (404, 410))
             if not is_conflict:
-                result.error = f"{op.kind} {op.table}/{op.item_id}: HTTP {status}: {_error_text(response)}"
+                result.error = f"{op.kind} {op.table}/{op.item_id}: HTTP {status}: {error_text(response)}"
                 result.error_operation = op
                 return False
-            server_item = _json_item(response)
+            server_item = _json_item(response, strict=False)
             if server_item is None or server_item.get("id") != op.item_id:
                 server_item = self.fetch(op.table, op.item_id)
             # A write whose response was lost comes back as a conflict with our own content.
@@ -337,8 +338,10 @@ class Synchronizer:
         while url:
             response = self.transport.request("GET", url, params=params)
             _raise_for_status(response)
-            body = response.json()
-            items = list(body.get("items") or [])
+            body = decode_json(response)
+            if not isinstance(body, dict) or "items" not in body:
+                raise _not_a_page(response)
+            items = _page_items(response, body["items"])
             if total is None and isinstance(body.get("count"), int):
                 total = body["count"]
             if items:
@@ -381,13 +384,15 @@ class Synchronizer:
                 params["$inlinecount"] = "allpages"
             response = self.transport.request("GET", path, params=params)
             _raise_for_status(response)
-            body = response.json()
+            body = decode_json(response)
             if isinstance(body, dict):
-                items = list(body.get("results") or [])
+                if "results" not in body:
+                    raise _not_a_page(response)
+                items = _page_items(response, body["results"])
                 if total is None and isinstance(body.get("count"), int):
                     total = body["count"]
             else:
-                items = list(body)
+                items = _page_items(response, body)
             if not items:
                 break
             # The page's token is max(token, newest updatedAt of the page): the token the loop
@@ -423,28 +428,38 @@ def _next_url(path: str, next_link: str | None) -> str | None:
     return f"{path}?{next_link.lstrip('?')}"
 
 
-def _json_item(response: httpx.Response) -> Item | None:
+def _json_item(response: httpx.Response, *, strict: bool) -> Item | None:
+    """The item in a response's body, or None if it holds none.
+
+    ``strict`` (a success, or a fetch): a body that is not JSON raises ``UnexpectedResponse``,
+    since taking it for "no item" would mark an operation pushed that never reached the API.
+    Otherwise (a conflict's body) it only means the server sent no item.
+    """
     if not response.content:
         return None
-    try:
-        body = response.json()
-    except ValueError:
-        return None
+    if strict:
+        body = decode_json(response)
+    else:
+        try:
+            body = response.json()
+        except ValueError:
+            return None
     return body if isinstance(body, dict) and "id" in body else None
 
 
-def _error_text(response: httpx.Response) -> str:
-    try:
-        body: Any = response.json()
-    except ValueError:
-        return response.text[:200] or response.reason_phrase
-    if isinstance(body, dict):
-        for key in ("error", "message", "detail", "title"):
-            if body.get(key):
-                return str(body[key])
-    return str(body)[:200]
+def _not_a_page(response: httpx.Response) -> Exception:
+    return unexpected(response, "answered with JSON that is not a page of the sync API's items (a wrong URL?)")
+
+
+def _page_items(response: httpx.Response, items: Any) -> list[Item]:
+    """A pulled page's items, checked to be items (objects with an id) before any is stored."""
+    if items is None:
+        return []
+    if not isinstance(items, list) or not all(isinstance(item, dict) and "id" in item for item in items):
+        raise _not_a_page(response)
+    return items
 
 
 def _raise_for_status(response: httpx.Response) -> None:
     if response.status_code >= 400:
-        raise ServerError(response.status_code, _error_text(response), response.content)
+        raise ServerError(response.status_code, error_text(response), response.content)

@@ -17,7 +17,7 @@ from .conflicts import ConflictHandler, cancel
 from .errors import ConflictError, ItemNotFound, ServerError
 from .store import Item, LocalStore, PendingOperation, check_name
 from .sync import Progress, PullResult, PushResult, Synchronizer, body_for
-from .transport import HttpTransport, etag
+from .transport import HttpTransport, decode_json, error_text, etag
 
 
 class SyncClient:
@@ -187,13 +187,16 @@ class OnlineTable:
 
     def _result(self, response: httpx.Response) -> Any:
         if response.status_code in (409, 412):
-            body = response.json() if response.content else None
+            try:
+                body = response.json() if response.content else None
+            except ValueError:
+                body = None
             raise ConflictError(response.status_code, body)
         if response.status_code == 404:
             raise ItemNotFound(f"{self.name}: {response.request.url.path} not found")
         if response.status_code >= 400:
-            raise ServerError(response.status_code, response.text[:200], response.content)
-        return response.json() if response.content else None
+            raise ServerError(response.status_code, error_text(response), response.content)
+        return decode_json(response) if response.content else None
 
     def get(self, item_id: str, *, include_deleted: bool = False) -> Item:
         params = {self._deleted_param: "true"} if include_deleted else None

@@ -74,3 +74,71 @@ def make_client(db, tmp_path, wsgi_app, generation):
     for client in clients:
         client.close()
 
+
+
+class CannedServer:
+    """A tiny HTTP server on 127.0.0.1 that gives every request the same canned answer.
+
+    It stands for what a device meets on a bad network, not for our server: a captive portal's
+    login page, a redirect to a login site, a reverse proxy's error page. ``requests`` keeps
+    (method, path) of every request it received.
+    """
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.requests: list[tuple[str, str]] = []
+        self.status = 200
+        self.body = b""
+        self.headers: dict[str, str] = {}
+        canned = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                canned.requests.append((self.command, self.path))
+                self.send_response(canned.status)
+                for name, value in canned.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(canned.body)))
+                self.end_headers()
+                self.wfile.write(canned.body)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer
+
+            def log_message(self, format, *args) -> None:  # keep the test output clean
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+
+    def answer(self, status: int, body: str | bytes = b"", content_type: str | None = None, **headers: str) -> None:
+        self.status = status
+        self.body = body.encode() if isinstance(body, str) else body
+        self.headers = {name.replace("_", "-"): value for name, value in headers.items()}
+        if content_type:
+            self.headers["Content-Type"] = content_type
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def canned_server():
+    server = CannedServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def other_server():
+    """A second canned server: another origin a redirect may point to."""
+    server = CannedServer()
+    yield server
+    server.close()

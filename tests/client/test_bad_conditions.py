@@ -1,0 +1,140 @@
+"""The client on a bad network or a wrong setup: one clear line and a documented exit code each.
+
+A captive portal, a redirect, a page that is not JSON come from a tiny local HTTP server
+(``canned_server``); a failing or a table-less server is the real one (``live_server``).
+Each case runs the command line (``main``) over real HTTP and checks its exit code and its
+one-line message.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from django_offline_sync.client import LocalStore, UnexpectedResponse
+from django_offline_sync.client.cli import EXIT_NOT_API, main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PORTAL = """<!DOCTYPE html>
+<html><head><title>Hotel WiFi - Sign in</title></head>
+<body><form action="/login">Room number: <input name="room"></form></body></html>
+"""
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["--no-progress", "--retries", "0", *argv], stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def one_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, text
+    assert "Traceback" not in text
+    return lines[0]
+
+
+# -- 1. answers that are not the sync API ------------------------------------------------------
+
+
+@pytest.mark.parametrize("generation", ["v2", "v3"])
+def test_captive_portal_page_on_pull(canned_server, tmp_path, generation):
+    canned_server.answer(200, PORTAL, "text/html; charset=utf-8")
+    code, _, err = run("--url", canned_server.url, "--db", str(tmp_path / "d.db"), "--generation", generation,
+                       "pull", "Task")
+    assert code == EXIT_NOT_API
+    line = one_line(err)
+    assert f"the server at {canned_server.url}/tables/Task answered with an HTML page" in line
+    assert "'Hotel WiFi - Sign in'" in line and "captive portal" in line
+
+
+def test_captive_portal_page_without_content_type(canned_server, tmp_path):
+    canned_server.answer(200, PORTAL)
+    code, _, err = run("--url", canned_server.url, "--db", str(tmp_path / "d.db"), "pull", "Task")
+    assert code == EXIT_NOT_API and "an HTML page" in one_line(err)
+
+
+def test_captive_portal_on_push_keeps_the_operation_queued(canned_server, tmp_path):
+    """A portal answering the POST with 200 must not count as the insert having been pushed."""
+    db = tmp_path / "d.db"
+    with LocalStore(db) as store:
+        store.insert("Task", {"id": "t1", "text": "written offline"})
+    canned_server.answer(200, PORTAL, "text/html")
+    code, _, err = run("--url", canned_server.url, "--db", str(db), "push")
+    assert code == EXIT_NOT_API and "captive portal" in one_line(err)
+    assert canned_server.requests == [("POST", "/tables/Task")]
+    with LocalStore(db) as store:
+        assert [op.item_id for op in store.operations()] == ["t1"]
+
+
+def test_redirect_to_another_site_is_not_followed(canned_server, other_server, tmp_path):
+    other_server.answer(200, PORTAL, "text/html")
+    canned_server.answer(302, "", Location=f"{other_server.url}/login?next=/tables/Task")
+    code, _, err = run("--url", canned_server.url, "--db", str(tmp_path / "d.db"), "pull", "Task")
+    assert code == EXIT_NOT_API
+    line = one_line(err)
+    assert f"redirected to another site, {other_server.url}/login (HTTP 302)" in line
+    assert "captive portal" in line
+    assert other_server.requests == []  # never contacted: our headers never reach the other site
+
+
+def test_redirect_on_the_same_site_is_not_followed_either(canned_server, tmp_path):
+    canned_server.answer(301, "", Location="/api/tables/Task")
+    code, _, err = run("--url", canned_server.url, "--db", str(tmp_path / "d.db"), "pull", "Task")
+    assert code == EXIT_NOT_API
+    line = one_line(err)
+    assert f"redirected to {canned_server.url}/api/tables/Task (HTTP 301)" in line
+    assert "address of the sync API itself" in line
+    assert len(canned_server.requests) == 1
+
+
+def test_network_login_required_511(canned_server, tmp_path):
+    canned_server.answer(511, PORTAL, "text/html")
+    code, _, err = run("--url", canned_server.url, "--db", str(tmp_path / "d.db"), "--retries", "2", "pull", "Task")
+    assert code == EXIT_NOT_API and "log in to the network" in one_line(err)
+    assert len(canned_server.requests) == 1  # not retried
+
+
+def test_text_that_is_not_json(canned_server, tmp_path):
+    canned_server.answer(200, "OK", "text/plain")
+    code, _, err = run("--url", canned_server.url, "--db", str(tmp_path / "d.db"), "pull", "Task")
+    assert code == EXIT_NOT_API and "content that is not JSON (text/plain)" in one_line(err)
+
+
+@pytest.mark.parametrize("body", ['{"status": "ok"}', '{"items": "none"}', '["a", "b"]', '{"items": [{"name": 1}]}'])
+def test_json_that_is_not_a_page_of_items(canned_server, tmp_path, body):
+    canned_server.answer(200, body, "application/json")
+    db = tmp_path / "d.db"
+    code, _, err = run("--url", canned_server.url, "--db", str(db), "pull", "Task")
+    assert code == EXIT_NOT_API and "JSON that is not a page of the sync API's items" in one_line(err)
+    with LocalStore(db) as store:
+        assert store.count("Task") == 0 and store.cursors() == []
+
+
+def test_library_raises_a_sync_client_error(canned_server, tmp_path):
+    from django_offline_sync.client import SyncClient
+
+    canned_server.answer(200, PORTAL, "text/html")
+    client = SyncClient(canned_server.url, tmp_path / "d.db", retries=0)
+    with client, pytest.raises(UnexpectedResponse) as info:
+        client.pull("Task")
+    assert info.value.status == 200 and info.value.content_type == "text/html"
+    assert info.value.url == f"{canned_server.url}/tables/Task"
+
+
+def test_command_line_prints_one_line_and_no_traceback(canned_server, tmp_path):
+    canned_server.answer(200, PORTAL, "text/html")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "django_offline_sync.client", "--url", canned_server.url, "--db", str(tmp_path / "d.db"),
+         "--retries", "0", "pull", "Task"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == EXIT_NOT_API
+    assert one_line(proc.stderr).startswith("offline-sync: the server at ")
