@@ -19,6 +19,7 @@ from .errors import (
     PendingOperationsError,
     PushIncomplete,
     ServerError,
+    ServerFailure,
     SyncClientError,
     TransportError,
     UnexpectedResponse,
@@ -28,9 +29,10 @@ from .tables import SyncClient
 EXIT_OK = 0
 EXIT_ERROR = 1  # the server refused a request, or another client error
 EXIT_USAGE = 2  # bad arguments (argparse's own code)
-EXIT_UNREACHABLE = 3  # network errors or 5xx after all retries
+EXIT_UNREACHABLE = 3  # network errors or timeouts after all retries (the server was not reached)
 EXIT_INCOMPLETE = 4  # the push stopped (conflict left to the user, or a failed operation)
 EXIT_PENDING = 5  # purge refused because the table has pending operations
+EXIT_SERVER_FAILED = 6  # the server was reached but kept answering 5xx after all retries
 EXIT_NOT_API = 7  # the answer is not the sync API's: an HTML page, a redirect, not JSON (captive portal, wrong URL)
 
 
@@ -69,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sync a local SQLite store with a django-offline-sync server.",
         epilog=(
             "Exit codes: 0 ok, 1 error, 2 usage, 3 server unreachable, 4 push incomplete, 5 purge refused, "
+            "6 server failed (5xx after retries), "
             "7 not the sync API (an HTML page or a redirect: a captive portal or a wrong URL?)."
         ),
     )
@@ -160,6 +163,10 @@ def main(
         bar.finish()
         print(f"offline-sync: {exc}", file=err)
         return EXIT_NOT_API
+    except ServerFailure as exc:
+        bar.finish()
+        print(f"offline-sync: {exc}", file=err)
+        return EXIT_SERVER_FAILED
     except TransportError as exc:
         bar.finish()
         print(f"offline-sync: server unreachable: {exc}", file=err)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from django_offline_sync.client import LocalStore, UnexpectedResponse
-from django_offline_sync.client.cli import EXIT_NOT_API, main
+from django_offline_sync.client import LocalStore, ServerFailure, SyncClient, TransportError, UnexpectedResponse
+from django_offline_sync.client.cli import EXIT_NOT_API, EXIT_SERVER_FAILED, EXIT_UNREACHABLE, main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -118,8 +118,6 @@ def test_json_that_is_not_a_page_of_items(canned_server, tmp_path, body):
 
 
 def test_library_raises_a_sync_client_error(canned_server, tmp_path):
-    from django_offline_sync.client import SyncClient
-
     canned_server.answer(200, PORTAL, "text/html")
     client = SyncClient(canned_server.url, tmp_path / "d.db", retries=0)
     with client, pytest.raises(UnexpectedResponse) as info:
@@ -138,3 +136,54 @@ def test_command_line_prints_one_line_and_no_traceback(canned_server, tmp_path):
     )
     assert proc.returncode == EXIT_NOT_API
     assert one_line(proc.stderr).startswith("offline-sync: the server at ")
+
+
+# -- 3. a failing server is not an unreachable one ----------------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_nothing_listening_is_unreachable(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}"
+    code, _, err = run("--url", url, "--db", str(tmp_path / "d.db"), "pull", "Task")
+    assert code == EXIT_UNREACHABLE
+    line = one_line(err)
+    assert line.startswith(f"offline-sync: server unreachable: GET {url}/tables/Task: ConnectError")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_server_error_after_retries_is_a_server_failure(live_server, settings, tmp_path):
+    """The real server, misconfigured so that every request fails with a genuine 500."""
+    settings.OFFLINE_SYNC = {"PAGE_SIZE": "many"}  # get_settings() raises ImproperlyConfigured per request
+    code, _, err = run("--url", live_server.url, "--db", str(tmp_path / "d.db"), "pull", "Task")
+    assert code == EXIT_SERVER_FAILED
+    line = one_line(err)
+    assert line.startswith("offline-sync: the server failed: 500 Internal Server Error on GET ")
+    assert f"{live_server.url}/tables/Task after 1 attempt(s)" in line
+    assert "unreachable" not in line
+
+
+def test_proxy_error_page_is_retried_then_a_server_failure(canned_server, tmp_path):
+    """A reverse proxy in front of a stopped app: 502 with its HTML page, retried first."""
+    canned_server.answer(502, "<html><title>502 Bad Gateway</title></html>", "text/html")
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["--url", canned_server.url, "--db", str(tmp_path / "d.db"), "--retries", "1", "pull", "Task"]
+    code = main(argv, stdout=out, stderr=err)
+    assert code == EXIT_SERVER_FAILED
+    assert "the server failed: 502 Bad Gateway" in one_line(err.getvalue()) and "after 2 attempt(s)" in err.getvalue()
+    assert len(canned_server.requests) == 2
+
+
+def test_server_failure_is_still_a_transport_error_for_the_library(canned_server, tmp_path):
+    canned_server.answer(503, '{"error": "maintenance until 10:00"}', "application/json")
+    client = SyncClient(canned_server.url, tmp_path / "d.db", retries=0)
+    with client, pytest.raises(TransportError) as info:
+        client.pull("Task")
+    assert isinstance(info.value, ServerFailure) and info.value.status == 503
+    assert str(info.value).endswith(": maintenance until 10:00")
