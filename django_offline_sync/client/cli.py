@@ -16,6 +16,7 @@ import httpx
 
 from .conflicts import HANDLERS
 from .errors import (
+    InvalidURL,
     PendingOperationsError,
     PushIncomplete,
     ServerError,
@@ -25,6 +26,7 @@ from .errors import (
     UnexpectedResponse,
 )
 from .tables import SyncClient
+from .transport import check_url
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # the server refused a request, or another client error
@@ -75,7 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
             "7 not the sync API (an HTML page or a redirect: a captive portal or a wrong URL?)."
         ),
     )
-    parser.add_argument("--url", help="server base URL, e.g. http://127.0.0.1:8000 (needed by pull and push)")
+    parser.add_argument(
+        "--url", help="server base URL with http:// or https://, e.g. http://127.0.0.1:8000 (needed by pull and push)"
+    )
     parser.add_argument("--db", required=True, help="local store file (created if missing)")
     parser.add_argument("--generation", choices=["v2", "v3"], default="v3", help="protocol generation (default v3)")
     parser.add_argument(
@@ -114,8 +118,8 @@ def _headers(values: Sequence[str]) -> dict[str, str]:
     headers = {}
     for value in values:
         name, sep, content = value.partition(":")
-        if not sep:
-            raise SystemExit(f"offline-sync: --header needs NAME:VALUE, got {value!r}")
+        if not sep or not name.strip():
+            raise ValueError(f"--header needs NAME:VALUE, got {value!r}")
         headers[name.strip()] = content.strip()
     return headers
 
@@ -133,6 +137,12 @@ def main(
     args = parser.parse_args(argv)
     if args.command in ("pull", "push") and not args.url:
         parser.error(f"{args.command} needs --url")
+    try:
+        if args.url:
+            check_url(args.url)  # "127.0.0.1:8000" is a usage error, not an unreachable server
+        headers = _headers(args.header)
+    except (InvalidURL, ValueError) as exc:
+        parser.error(str(exc))
     enabled = err.isatty() if args.progress is None else args.progress
     bar = ProgressBar(err, enabled and not args.quiet)
 
@@ -145,7 +155,7 @@ def main(
         args.db,
         generation=args.generation,
         conflict_handler=HANDLERS[args.conflict],
-        headers=_headers(args.header),
+        headers=headers,
         timeout=args.timeout,
         retries=args.retries,
         transport=transport,

@@ -43,7 +43,7 @@ class SyncClient:
         backoff: float = 0.5,
         page_size: int = 50,
     ) -> None:
-        self.store = store if isinstance(store, LocalStore) else LocalStore(store)
+        # The transport first: a bad URL or generation is refused before a store file is created.
         self.http = HttpTransport(
             url,
             generation,
@@ -53,6 +53,11 @@ class SyncClient:
             backoff=backoff,
             headers=headers,
         )
+        try:
+            self.store = store if isinstance(store, LocalStore) else LocalStore(store)
+        except BaseException:
+            self.http.close()
+            raise
         self.synchronizer = Synchronizer(self.store, self.http, conflict_handler, page_size=page_size)
 
     @property

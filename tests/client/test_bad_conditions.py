@@ -16,8 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from django_offline_sync.client import LocalStore, ServerFailure, SyncClient, TransportError, UnexpectedResponse
-from django_offline_sync.client.cli import EXIT_NOT_API, EXIT_SERVER_FAILED, EXIT_UNREACHABLE, main
+from django_offline_sync.client import (
+    InvalidURL,
+    LocalStore,
+    ServerFailure,
+    SyncClient,
+    TransportError,
+    UnexpectedResponse,
+)
+from django_offline_sync.client.cli import EXIT_NOT_API, EXIT_SERVER_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -187,3 +194,31 @@ def test_server_failure_is_still_a_transport_error_for_the_library(canned_server
         client.pull("Task")
     assert isinstance(info.value, ServerFailure) and info.value.status == 503
     assert str(info.value).endswith(": maintenance until 10:00")
+
+
+# -- 4. a URL without a scheme ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:8000", "localhost:8000", "api.example.com/sync", "ftp://example.com"])
+def test_url_without_http_scheme_is_a_usage_error(tmp_path, capsys, url):
+    db = tmp_path / "d.db"
+    with pytest.raises(SystemExit) as info:
+        main(["--url", url, "--db", str(db), "pull", "Task"])
+    assert info.value.code == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"the server URL needs http:// or https:// and a host, e.g. http://127.0.0.1:8000 (got {url!r})" in err
+    assert "unreachable" not in err and "Traceback" not in err
+    assert not db.exists()  # refused before anything was created
+
+
+def test_library_refuses_a_url_without_scheme_before_creating_the_store(tmp_path):
+    db = tmp_path / "d.db"
+    with pytest.raises(InvalidURL):
+        SyncClient("127.0.0.1:8000", db)
+    assert not db.exists()
+
+
+def test_header_without_colon_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--url", "http://127.0.0.1:1", "--db", str(tmp_path / "d.db"), "--header", "Token abc", "push"])
+    assert info.value.code == EXIT_USAGE and "--header needs NAME:VALUE" in capsys.readouterr().err
