@@ -30,7 +30,7 @@ OFFLINE_SYNC = {
     # As the peer (pageSize = maxTop = 1000): the v2 page is the client's $top, 50 for the JS
     # client and 1000 for the bulk loop (take = min(PAGE_SIZE, $top), docs/protocol.rst §3.3).
     "PAGE_SIZE": 1000,
-    "MAX_PAGE_SIZE": 1000,
+    "MAX_TOP": 1000,
 }
 if os.environ.get("BENCH_V3_PAGE_SIZE"):
     OFFLINE_SYNC["V3_PAGE_SIZE"] = int(os.environ["BENCH_V3_PAGE_SIZE"])

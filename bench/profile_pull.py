@@ -21,7 +21,7 @@ from datagen import iso_ms, ms_to_dt, task_ms
 
 COMPONENTS = [
     ("query translation ($filter/$orderby parse)", ("django_offline_sync/query/",)),
-    ("our serializer / wire format", ("django_offline_sync/serializers.py", "django_offline_sync/naming.py",
+    ("our serializer / wire format", ("django_offline_sync/serializers.py", "django_offline_sync/wire.py",
                                       "django_offline_sync/models.py")),
     ("our view / paging / generations", ("django_offline_sync/",)),
     ("DRF serializer fields", ("rest_framework/serializers.py", "rest_framework/fields.py",

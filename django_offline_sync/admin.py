@@ -95,7 +95,7 @@ class SyncModelAdmin(_SyncModelAdminBase):
 
     list_display = ("__str__", "id", "updated_at", "deleted")
     ordering = ("-updated_at",)
-    actions = ("delete_selected", "restore_selected", "hard_delete_selected")
+    actions = ["delete_selected", "restore_selected", "hard_delete_selected"]  # a list, as in 0.1: subclasses extend it
     delete_confirmation_template = "offline_sync/admin/soft_delete_confirmation.html"
     delete_selected_confirmation_template = "offline_sync/admin/soft_delete_selected_confirmation.html"
     hard_delete_confirmation_template = "offline_sync/admin/hard_delete_selected_confirmation.html"

@@ -258,20 +258,19 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     ``SyncViewSet`` uses it unless the project set its own ``REST_FRAMEWORK
     ["EXCEPTION_HANDLER"]``; a project handler can call it to keep the protocol's bodies.
     DRF's own handler runs first (headers such as ``WWW-Authenticate`` and ``Retry-After``,
-    ``Http404``/``PermissionDenied`` mapping); only the body is replaced.
+    ``Http404``/``PermissionDenied`` mapping); only the body is replaced, and only for a view
+    that has a ``generation`` (a ``SyncViewSet``): other views keep DRF's body.
     """
-    from .generations import policy_for  # generations imports this module
-
     response = drf_exception_handler(exc, context)
-    if response is None:
-        return None
+    generation = getattr(context.get("view"), "generation", None)
+    if response is None or generation is None:
+        return response
     if isinstance(exc, Http404):
         exc = NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = PermissionDenied()
     elif not isinstance(exc, APIException):  # pragma: no cover - DRF answers only the three
         return response
-    request = context.get("request")
     message, extra = describe(exc)
-    response.data = policy_for(getattr(request, "version", None)).error_body(response.status_code, message, extra)
+    response.data = generation.error_body(response.status_code, message, extra)
     return response

@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
+from django.core.exceptions import ImproperlyConfigured
 from rest_framework import status
 from rest_framework.exceptions import APIException
 from rest_framework.request import Request
@@ -47,7 +48,7 @@ from .wire import SYSTEM_WIRE_NAMES, V1_SYSTEM_WIRE_NAMES
 if TYPE_CHECKING:
     from .query.options import ODataQuery
 
-__all__ = ["GENERATIONS", "Generation", "V1Generation", "V2Generation", "V3Generation", "ZumoVersioning", "policy_for"]
+__all__ = ["Generation", "V1Generation", "V2Generation", "V3Generation", "ZumoVersioning", "policy_for"]
 
 VERSION_PARAM: Final = "zumo-api-version"
 _V2: Final = re.compile(r"^2\.0\.\d+$")
@@ -61,7 +62,12 @@ _VERSION_HELP: Final = (
 )
 #: v2/v3 wire names of the system columns other than ``id``.
 _SYSTEM_COLUMNS: Final = frozenset(wire for name, wire in SYSTEM_WIRE_NAMES.items() if name != "id")
+#: v2/v3 wire name → v1 wire name, for the system columns.
+_TO_V1: Final = {SYSTEM_WIRE_NAMES[name]: V1_SYSTEM_WIRE_NAMES[name] for name in SYSTEM_WIRE_NAMES if name != "id"}
+#: A system property as v1 queries may spell it, lower-cased without ``__`` → its v2/v3 name.
+_SYSTEM_PROPERTIES: Final = {wire.lower(): wire for wire in _SYSTEM_COLUMNS}
 
+#: A row on the wire: column name → JSON value.
 Item = dict[str, Any]
 
 
@@ -90,7 +96,7 @@ class Generation:
         for option in _V1_QUERY_OPTIONS:
             found = _v1_name_in(query_param(request.GET, option))
             if found:
-                plain = {"createdat": "createdAt", "updatedat": "updatedAt"}.get(found.group(1).lower(), found.group(1))
+                plain = _SYSTEM_PROPERTIES[found.group(1).lower()]
                 raise MixedGeneration(
                     f"{option} uses the v1 name {found.group(0)!r}, but the request declares "
                     f"ZUMO-API-VERSION {version}; spell it {plain!r}."
@@ -163,7 +169,7 @@ class Generation:
         return ItemNotFound()
 
     def undeletes_on_replace(
-        self, *, replace: bool, include_deleted: bool, precondition: Precondition | None, sent_deleted: Any
+        self, request: Request, *, replace: bool, precondition: Precondition | None, sent_deleted: Any
     ) -> bool:
         """A write addressed a tombstone: True to undelete it, False to write it as deleted.
 
@@ -182,12 +188,6 @@ class V1Generation(Generation):
     system_names = V1_SYSTEM_WIRE_NAMES
     _KNOWN_OPTIONS: ClassVar = frozenset({"$filter", "$orderby", "$skip", "$top", "$select", "$inlinecount", "$count"})
     _KNOWN_PRIVATE: ClassVar = frozenset({"__includedeleted", "__systemproperties", "__cursor"})
-    _PROPERTIES: ClassVar = {
-        "createdat": "createdAt",
-        "updatedat": "updatedAt",
-        "version": "version",
-        "deleted": "deleted",
-    }
 
     def validate_request(self, request: Request) -> None:
         for key in request.GET:
@@ -216,9 +216,9 @@ class V1Generation(Generation):
             if not name:
                 continue
             if name == "*":
-                wanted.update(self._PROPERTIES.values())
-            elif name in self._PROPERTIES:
-                wanted.add(self._PROPERTIES[name])
+                wanted.update(_SYSTEM_PROPERTIES.values())
+            elif name in _SYSTEM_PROPERTIES:
+                wanted.add(_SYSTEM_PROPERTIES[name])
             else:
                 raise InvalidQueryParameter(
                     f"The value {part.strip()!r} is not a supported system property "
@@ -236,10 +236,7 @@ class V1Generation(Generation):
                 return key in shown
             return selected is None or key in selected
 
-        return [
-            {("__" + key if key in _SYSTEM_COLUMNS else key): value for key, value in item.items() if keep(key)}
-            for item in items
-        ]
+        return [{_TO_V1.get(key, key): value for key, value in item.items() if keep(key)} for item in items]
 
     def conflict(
         self, request: Request, item: Item, etag: str | None, *, if_match_sent: bool, duplicate: bool = False
@@ -252,7 +249,7 @@ class V1Generation(Generation):
         """The whole row with every system property, whatever the request asked for: the v1
         runtime re-reads the row for its error body, and apps retry with its ``__version``
         (§11b)."""
-        return {("__" + key if key in _SYSTEM_COLUMNS else key): value for key, value in item.items()}
+        return {_TO_V1.get(key, key): value for key, value in item.items()}
 
     def error_body(self, status_code: int, message: str, extra: Mapping[str, Any]) -> Any:
         return {"code": status_code, "error": f"Error: {message}", **extra}
@@ -308,13 +305,13 @@ class V3Generation(Generation):
         return ItemGone()
 
     def undeletes_on_replace(
-        self, *, replace: bool, include_deleted: bool, precondition: Precondition | None, sent_deleted: Any
+        self, request: Request, *, replace: bool, precondition: Precondition | None, sent_deleted: Any
     ) -> bool:
         """PUT over a tombstone (§9(c)): with ``__includedeleted`` the body's ``deleted`` decides;
         an unconditional PUT that does not send ``deleted: true`` undeletes (the CTK client's
         client-wins turns a conflicting insert into exactly this PUT)."""
         if replace:
-            if include_deleted:
+            if self.include_deleted(request):
                 return sent_deleted is False
             if precondition is None and sent_deleted is not True:
                 return True
@@ -328,13 +325,17 @@ V1: Final = V1Generation()
 V2: Final = V2Generation()
 V3: Final = V3Generation()
 _POLICIES: Final[Mapping[str, Generation]] = {"v1": V1, "v2": V2, "v3": V3}
-GENERATIONS: Final = tuple(_POLICIES)
 
 
 def policy_for(version: str | None) -> Generation:
-    """The policy of ``request.version``; v2's for a request whose generation is unknown
-    (e.g. the 400 for an unsupported version, rendered before any generation was chosen)."""
-    return _POLICIES.get(version or "", V2)
+    """The policy of ``request.version``; v2's before a generation was chosen (e.g. for the
+    400 that refuses an unsupported version)."""
+    if version is None:
+        return V2
+    try:
+        return _POLICIES[version]
+    except KeyError:
+        raise ImproperlyConfigured(f"request.version is {version!r}, not a client generation.") from None
 
 
 def _check_top(top: int | None, maximum: int) -> None:
@@ -401,6 +402,9 @@ class ZumoVersioning(BaseVersioning):
     """DRF versioning by ``ZUMO-API-VERSION`` (query parameter or header) and v1 markers.
 
     ``request.version`` becomes ``"v1"``, ``"v2"`` or ``"v3"``; ``policy_for`` gives its policy.
+    ``SyncViewSet.determine_version`` uses it directly rather than through
+    ``versioning_class``, so that schema generators, which know only URL, namespace and
+    Accept-header versioning, describe the tables once for every generation.
     """
 
     def determine_version(self, request: Request, *args: Any, **kwargs: Any) -> GenerationName:

@@ -8,6 +8,9 @@ and ``delete()`` keep them right; see ``stamping`` for how ``updated_at`` is mad
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+from functools import cache
 from typing import Any, ClassVar
 
 from django.core.exceptions import ValidationError
@@ -32,6 +35,7 @@ __all__ = [
     "ID_MAX_LENGTH",
     "SyncClock",
     "SyncModel",
+    "accepts_stamp",
     "check_id",
     "decode_version",
     "encode_version",
@@ -46,6 +50,21 @@ def validate_sync_id(value: Any) -> None:
         check_id(value)
     except InvalidId as exc:
         raise ValidationError(str(exc), code="invalid_id") from exc
+
+
+def accepts_stamp(method: Callable[..., Any]) -> bool:
+    """Whether a ``save``/``delete``/``undelete`` (or a view hook) takes ``stamp=``.
+
+    A project may override them with Django's or DRF's own signatures; those are called
+    without the stamp and reserve their own, which is as correct, one clock update dearer.
+    """
+    return _accepts_stamp(getattr(method, "__func__", method))
+
+
+@cache
+def _accepts_stamp(function: Callable[..., Any]) -> bool:
+    parameters = inspect.signature(function).parameters.values()
+    return any(p.name == "stamp" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
 class SyncModel(models.Model):

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.db.models import QuerySet
 from rest_framework.pagination import BasePagination
@@ -64,6 +65,8 @@ class SyncPagination(BasePagination):
     def paginate_queryset(  # type: ignore[override]
         self, queryset: QuerySet[Any], request: Request, view: Any = None
     ) -> list[Item]:
+        if view is None:
+            raise ImproperlyConfigured("SyncPagination pages a SyncViewSet's list: pass the view.")
         paged: PagedView = view
         query, representer = paged.odata_query, paged.representer
         self.request, self.generation = request, paged.generation
@@ -80,8 +83,7 @@ class SyncPagination(BasePagination):
             take = min(take, remaining)
 
         skip, qs = query.skip, queryset
-        if current is not None:
-            assert keyset is not None
+        if current is not None and keyset is not None:
             qs, skip = qs.filter(after(keyset, current.updated_ms, current.last_id)), 0
         elif self.boundary_skip and skip > 0 and keyset == KEYSET_UPDATED:
             boundary = paged.generation.pull_boundary(query)
@@ -137,7 +139,8 @@ class SyncPagination(BasePagination):
         return urlencode(next_params, safe="$(),'*:")
 
     def get_paginated_response(self, data: list[Item]) -> Response:
-        assert self.generation is not None and self.request is not None, "call paginate_queryset first"
+        if self.generation is None or self.request is None:
+            raise ImproperlyConfigured("get_paginated_response follows paginate_queryset.")
         return self.generation.list_response(self.request, data, self.count, self.next_query)
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:

@@ -36,7 +36,7 @@ from .exceptions import (
     PayloadTooLarge,
     UnknownFields,
 )
-from .models import SyncModel
+from .models import SyncModel, accepts_stamp
 from .wire import (
     SYSTEM_WIRE_NAMES,
     InvalidId,
@@ -202,7 +202,11 @@ class SyncModelSerializer(serializers.ModelSerializer[Any]):
                 many_to_many.append((attr, value))
             else:
                 setattr(instance, attr, value)
-        instance.save(stamp=self.context.get("stamp"))
+        stamp = self.context.get("stamp")
+        if stamp is not None and accepts_stamp(instance.save):
+            instance.save(stamp=stamp)
+        else:
+            instance.save()
         for attr, value in many_to_many:
             getattr(instance, attr).set(value)
         return instance

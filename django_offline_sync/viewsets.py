@@ -13,10 +13,10 @@ Register it with ``SyncRouter`` under ``/tables/``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import NOT_PROVIDED, QuerySet
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer, Serializer
-from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.viewsets import GenericViewSet
 
@@ -36,14 +35,14 @@ from .concurrency import Precondition, etag_for, if_none_match_hits, parse_if_ma
 from .exceptions import BodyNotAllowed, EntityConflict, IdMismatch, ItemNotFound, exception_handler
 from .filters import ODataFilterBackend
 from .generations import Generation, ZumoVersioning, policy_for
-from .models import SyncModel
+from .models import SyncModel, accepts_stamp
 from .pagination import SyncPagination
 from .query import FieldMap, ODataQuery, parse_query
 from .serializers import Body, Representer, SyncModelSerializer, new_id_for, read_json, serializer_class_for, split_body
 from .settings import get_settings
 from .stamping import Stamp
 from .wire import SYSTEM_WIRE_NAMES
-from .writer import Writer
+from .writer import Writer, lookup_pk
 
 __all__ = ["SyncViewSet"]
 
@@ -69,14 +68,16 @@ class _Table:
     serializer_class: type[SyncModelSerializer]
 
 
-@cache
-def _column_defaults(serializer_class: type[Serializer[Any]]) -> dict[str, Any]:
-    """What a PUT (replace) writes into the columns its body leaves out, by wire name."""
-    model = serializer_class.Meta.model  # type: ignore[attr-defined]
+def _column_defaults(serializer: Serializer[Any], model: type[SyncModel]) -> dict[str, Any]:
+    """What a PUT (replace) writes into the columns its body leaves out, by wire name.
+
+    Evaluated per request: a callable default (``uuid4``, ``timezone.now``) gives a new value
+    each time, and a mutable one is never shared between requests.
+    """
     by_name = {f.name: f for f in model._meta.concrete_fields}
     defaults: dict[str, Any] = {}
-    for wire, serializer_field in serializer_class().fields.items():
-        field = by_name.get(serializer_field.source)
+    for wire, serializer_field in serializer.fields.items():
+        field = by_name.get(serializer_field.source or "")
         if field is None or serializer_field.read_only or field.name in SYSTEM_WIRE_NAMES:
             continue
         if field.default is not NOT_PROVIDED:
@@ -116,7 +117,7 @@ class SyncViewSet(_ViewSetBase):
     odata_fields: ClassVar[Sequence[str] | None] = None
     soft_delete: ClassVar[bool | None] = None
     operation_permission_classes: ClassVar[dict[str, list[type[BasePermission]]]] = {}
-    versioning_class = ZumoVersioning
+    versioning_class = None  # see determine_version
     filter_backends = [ODataFilterBackend]
     pagination_class = SyncPagination
     lookup_value_regex = "[^/]+"
@@ -151,9 +152,9 @@ class SyncViewSet(_ViewSetBase):
         classes = self.operation_permission_classes.get(operation, self.permission_classes)
         return [permission() for permission in classes]
 
-    def get_exception_handler(self) -> Any:
+    def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Response | None]:
         """Errors in the caller's generation's body shape, unless the project has its own handler."""
-        project = api_settings.EXCEPTION_HANDLER
+        project: Callable[[Exception, dict[str, Any]], Response | None] = self.settings.EXCEPTION_HANDLER
         return exception_handler if project is drf_exception_handler else project
 
     # -- per request --------------------------------------------------------------------
@@ -171,9 +172,16 @@ class SyncViewSet(_ViewSetBase):
         """The request's OData options, parsed once."""
         return parse_query(self.request.GET, self._table().field_map)
 
-    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        super().initial(request, *args, **kwargs)  # versioning, authentication, permissions, throttles
+    def determine_version(self, request: Request, *args: Any, **kwargs: Any) -> tuple[str, ZumoVersioning]:
+        """The caller's generation: DRF sets ``request.version`` from this (``ZumoVersioning``)."""
+        scheme = ZumoVersioning()
+        return scheme.determine_version(request, *args, **kwargs), scheme
+
+    def perform_authentication(self, request: Request) -> None:
+        # DRF runs determine_version, then this, then permissions and throttles: refuse a
+        # mixed dialect first, as the reference servers do, before it costs a throttle slot.
         self.generation.validate_request(request)
+        super().perform_authentication(request)
 
     def entity(self, obj: SyncModel) -> dict[str, Any]:
         """``obj`` as the caller's generation shows one row."""
@@ -197,7 +205,7 @@ class SyncViewSet(_ViewSetBase):
             return self.generation.body_precondition(body.system), False
         return None, False
 
-    @property
+    @cached_property
     def _writer(self) -> Writer:
         return Writer(self, self._table().model)
 
@@ -210,12 +218,13 @@ class SyncViewSet(_ViewSetBase):
         queryset = self.filter_queryset(queryset)  # $filter and any other backend
         queryset = queryset.order_by(*query.order_by)  # $orderby, id last
         page = self.paginate_queryset(queryset)  # one page, and the link to the next
-        assert page is not None
+        if page is None:  # pragma: no cover - __init_subclass__ requires SyncPagination
+            raise ImproperlyConfigured(f"{type(self).__name__} has no paginator.")
         items = self.generation.render(request, page, query.select)  # the generation's shape
         return self.get_paginated_response(items)
 
     def retrieve(self, request: Request, pk: Any = None, *args: Any, **kwargs: Any) -> Response:
-        obj = self.get_queryset().filter(pk=self._writer.lookup_pk(pk)).first()
+        obj = self.get_queryset().filter(pk=lookup_pk(self._table().model, pk)).first()
         if obj is None:
             raise ItemNotFound()
         self.check_object_permissions(request, obj)
@@ -252,25 +261,20 @@ class SyncViewSet(_ViewSetBase):
         if body.id is not None and str(body.id) != str(pk):
             raise IdMismatch(f"The id in the body ({body.id!r}) does not match the id in the URL ({pk!r}).")
         precondition, if_match_sent = self._precondition(request, body)
-        data = dict(body.columns)
-        if replace:
-            serializer_class = self.get_serializer_class()
-            assert issubclass(serializer_class, Serializer), "a table's serializer is a (Model)Serializer"
-            for name, default in _column_defaults(serializer_class).items():
-                data.setdefault(name, default)
         with self._writer.row(pk) as row:
             undelete = row.obj.deleted and self.generation.undeletes_on_replace(
-                replace=replace,
-                include_deleted=self.generation.include_deleted(request),
-                precondition=precondition,
-                sent_deleted=body.system.get("deleted"),
+                request, replace=replace, precondition=precondition, sent_deleted=body.system.get("deleted")
             )
             row.check(precondition, if_match_sent=if_match_sent)
             context = {**self.get_serializer_context(), "stamp": row.stamp}
-            serializer = self.get_serializer(row.obj, data=data, partial=not replace, context=context)
+            serializer = self.get_serializer(row.obj, data=body.columns, partial=not replace, context=context)
+            if replace and isinstance(serializer, Serializer):
+                # A replace writes every column: what the body leaves out takes its default.
+                serializer.initial_data = {**_column_defaults(serializer, self._table().model), **body.columns}
             serializer.is_valid(raise_exception=True)
             if undelete:
-                row.obj.deleted = False  # saved with the row; the serializer never writes system fields
+                # The serializer's validated_data is a dict; DRF's stubs type it as a Mapping.
+                cast(dict[str, Any], serializer.validated_data)["deleted"] = False
             self.perform_update(serializer)
             self._writer.committed(row.obj, "undelete" if undelete else "update")
         return self._entity_response(row.obj)
@@ -286,15 +290,19 @@ class SyncViewSet(_ViewSetBase):
             if row.obj.deleted:
                 raise self.generation.deleted_error()
             row.check(precondition, if_match_sent=if_match_sent)
-            self.perform_destroy(row.obj, row.stamp)
+            _call_hook(self.perform_destroy, row.obj, row.stamp)
             self._writer.committed(row.obj, "delete")
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     def perform_destroy(self, instance: SyncModel, stamp: Stamp | None = None) -> None:
-        """Soft delete (a tombstone devices pull), or remove the row with ``soft_delete=False``."""
+        """Soft delete (a tombstone devices pull), or remove the row with ``soft_delete=False``.
+
+        ``stamp`` is the one reserved when the row was locked. An override with DRF's own
+        signature, ``perform_destroy(self, instance)``, is called without it.
+        """
         soft = get_settings().SOFT_DELETE if self.soft_delete is None else self.soft_delete
         if soft:
-            instance.delete(stamp=stamp)
+            _call_hook(instance.delete, None, stamp)
         else:
             instance.hard_delete()
 
@@ -306,12 +314,13 @@ class SyncViewSet(_ViewSetBase):
         with self._writer.row(pk) as row:
             row.check(precondition, if_match_sent=if_match_sent)
             if row.obj.deleted:
-                self.perform_undelete(row.obj, row.stamp)
+                _call_hook(self.perform_undelete, row.obj, row.stamp)
                 self._writer.committed(row.obj, "undelete")
         return self._entity_response(row.obj, self.generation.undelete_status)
 
     def perform_undelete(self, instance: SyncModel, stamp: Stamp | None = None) -> None:
-        instance.undelete(stamp=stamp)
+        """Restore the row; ``stamp`` as for ``perform_destroy``."""
+        _call_hook(instance.undelete, None, stamp)
 
     # -- responses ----------------------------------------------------------------------
     def handle_exception(self, exc: Exception) -> Response:
@@ -335,6 +344,15 @@ class SyncViewSet(_ViewSetBase):
         for name in ("response", "request", "args", "kwargs", "odata_query"):
             self.__dict__.pop(name, None)
         response.renderer_context = None  # type: ignore[attr-defined]  # set by DRF, untyped
+
+
+def _call_hook(hook: Callable[..., Any], instance: SyncModel | None, stamp: Stamp | None) -> None:
+    """``hook(instance, stamp=stamp)``, or without the stamp where ``hook`` does not take one."""
+    args = () if instance is None else (instance,)
+    if stamp is not None and accepts_stamp(hook):
+        hook(*args, stamp=stamp)
+    else:
+        hook(*args)
 
 
 @cache

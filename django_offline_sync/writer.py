@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, models, router, transaction
 from django.db.models import F, QuerySet
@@ -39,7 +40,7 @@ from .signals import sync_committed
 from .stamping import Stamp
 from .wire import InvalidId, check_id
 
-__all__ = ["LockedRow", "Operation", "Writer", "WriterView"]
+__all__ = ["LockedRow", "Operation", "Writer", "WriterView", "lookup_pk"]
 
 Operation = Literal["insert", "update", "delete", "undelete"]
 
@@ -64,7 +65,7 @@ class LockedRow:
     ``stamp`` is ``None`` with ``STAMPING="now"``: ``save()`` then stamps at save time.
     """
 
-    obj: Any
+    obj: SyncModel
     stamp: Stamp | None
     writer: Writer
 
@@ -74,6 +75,21 @@ class LockedRow:
             view = self.writer.view
             item = view.representer.from_instance(self.obj)
             raise view.generation.conflict(view.request, item, etag_for(self.obj.version), if_match_sent=if_match_sent)
+
+
+def lookup_pk(model: type[SyncModel], pk: str) -> Any:
+    """The URL id as the primary key's Python value; an id no row can have is a 404.
+
+    (Before the database sees it: PostgreSQL rejects a NUL byte in text with an error.)
+    """
+    field = model._meta.pk
+    try:
+        value = field.to_python(pk)
+        if isinstance(field, models.CharField):
+            check_id(value)
+    except (DjangoValidationError, InvalidId, TypeError, ValueError) as exc:
+        raise ItemNotFound() from exc
+    return value
 
 
 @dataclass(frozen=True)
@@ -87,35 +103,25 @@ class Writer:
     def using(self) -> str:
         return router.db_for_write(self.model)
 
-    def lookup_pk(self, pk: Any) -> Any:
-        """The URL id as the primary key's Python value; an id no row can have is a 404.
-
-        (Before the database sees it: PostgreSQL rejects a NUL byte in text with an error.)
-        """
-        field = self.model._meta.pk
-        assert field is not None
-        try:
-            value = field.to_python(pk)
-            if isinstance(field, models.CharField):
-                check_id(value)
-        except (DjangoValidationError, InvalidId, TypeError, ValueError) as exc:
-            raise ItemNotFound() from exc
-        return value
-
     @contextmanager
-    def row(self, pk: Any) -> Iterator[LockedRow]:
+    def row(self, pk: str) -> Iterator[LockedRow]:
         """Lock + stamp, then load ``pk`` in the caller's data view (tombstones included).
 
-        The body of the ``with`` runs in the write's transaction; an exception rolls it back.
+        The body of the ``with`` runs in the write's transaction; an exception rolls it back,
+        and a constraint the database refuses is a 400. The row is read from the database
+        the write goes to, never from a replica.
         """
-        value = self.lookup_pk(pk)
-        with transaction.atomic(using=self.using):
-            stamp = self._lock(value)
-            obj = self.view.get_queryset().filter(pk=value).first()
-            if obj is None:
-                raise ItemNotFound()
-            self.view.check_object_permissions(self.view.request, obj)
-            yield LockedRow(obj, stamp, self)
+        value = lookup_pk(self.model, pk)
+        try:
+            with transaction.atomic(using=self.using):
+                stamp = self._lock(value)
+                obj = self.view.get_queryset().using(self.using).filter(pk=value).first()
+                if obj is None:
+                    raise ItemNotFound()
+                self.view.check_object_permissions(self.view.request, obj)
+                yield LockedRow(obj, stamp, self)
+        except IntegrityError as exc:
+            raise ConstraintViolation(f"The item violates a database constraint: {exc}") from exc
 
     def _lock(self, pk: Any) -> Stamp | None:
         """Serialize with the table's other writers; the reserved stamp in clock mode."""
@@ -126,7 +132,9 @@ class Writer:
         QuerySet(self.model, using=self.using).filter(pk=pk).update(deleted=F("deleted"))
         return None
 
-    def insert(self, serializer: BaseSerializer[Any], perform_create: Callable[[Any], None], sent_id: Any) -> Any:
+    def insert(
+        self, serializer: BaseSerializer[Any], perform_create: Callable[[Any], None], sent_id: Any
+    ) -> SyncModel:
         """Run ``perform_create(serializer)`` in a transaction; a taken id is a 409 (or a 400).
 
         The primary key decides duplicates: an INSERT of a taken id fails (a concurrent one
@@ -137,10 +145,12 @@ class Writer:
             with transaction.atomic(using=self.using):
                 perform_create(serializer)
                 instance = serializer.instance
+                if not isinstance(instance, SyncModel):
+                    raise ImproperlyConfigured("perform_create must save the serializer (serializer.save()).")
                 self.committed(instance, "insert")
         except IntegrityError as exc:
-            if sent_id is not None and self.model.all_objects.filter(pk=sent_id).exists():
-                visible = self.view.get_queryset().filter(pk=sent_id).first()
+            if sent_id is not None and self.model.all_objects.using(self.using).filter(pk=sent_id).exists():
+                visible = self.view.get_queryset().using(self.using).filter(pk=sent_id).first()
                 if visible is None:
                     raise IdUnavailable() from exc
                 item = self.view.representer.from_instance(visible)
@@ -151,7 +161,7 @@ class Writer:
             raise ConstraintViolation(f"The item violates a database constraint: {exc}") from exc
         return instance
 
-    def committed(self, instance: Any, operation: Operation) -> None:
+    def committed(self, instance: SyncModel, operation: Operation) -> None:
         """Send ``sync_committed`` once the current transaction commits (never on rollback)."""
         request = self.view.request
         transaction.on_commit(

@@ -21,3 +21,23 @@ class Item(SyncModel):
 
     class Meta(SyncModel.Meta):
         app_label = "tests"
+
+
+_codes = iter(range(1, 1_000_000))
+
+
+def next_code() -> str:
+    """A callable default that differs on every call, like ``uuid4`` or ``timezone.now``."""
+    return f"code-{next(_codes)}"
+
+
+class Coded(SyncModel):
+    """A callable default and a unique column: what a PUT fills in, and a constraint on update."""
+
+    name = models.CharField(max_length=100, blank=True, default="")
+    code = models.CharField(max_length=50, default=next_code)
+    tags = models.JSONField(default=list, blank=True)
+    slug = models.CharField(max_length=50, unique=True, null=True, blank=True)
+
+    class Meta(SyncModel.Meta):
+        app_label = "tests"

@@ -219,3 +219,78 @@ def test_no_module_but_the_generation_policies_compares_generation_names():
                     ):
                         offenders.append(f"{path.name}:{node.lineno}")
     assert offenders == []
+
+
+# -- review regressions: behaviour kept from 0.1 ---------------------------------------------
+
+
+def test_put_fills_a_callable_default_anew_on_every_request(v3):
+    from tests.models import Coded
+
+    first = Coded.objects.create(name="a")
+    second = Coded.objects.create(name="b")
+    for row in (first, second):
+        response = v3.put_json(f"/tables/Coded/{row.id}", {"id": row.id, "name": row.name + "!"})
+        assert response.status_code == 200, response.json()
+    codes = [Coded.objects.get(pk=r.pk).code for r in (first, second)]
+    assert codes[0] != codes[1]
+    tags = [Coded.objects.get(pk=r.pk).tags for r in (first, second)]
+    assert tags == [[], []]
+
+
+def test_a_unique_constraint_on_update_is_a_400_not_a_500(v3):
+    from tests.models import Coded
+
+    Coded.objects.create(name="a", slug="taken")
+    other = Coded.objects.create(name="b")
+    response = v3.patch_json(f"/tables/Coded/{other.id}", {"slug": "taken"})
+    assert response.status_code == 400
+    assert response.json()["errorCode"] in ("constraint_violation", "invalid_item")
+    assert Coded.objects.get(pk=other.pk).slug is None
+
+
+def test_hooks_with_drf_signatures_still_delete_and_undelete(v2):
+    task = TaskFactory()
+    assert v2.delete(f"/tables/DrfHooks/{task.id}").status_code == 204
+    assert Task.all_objects.get(pk=task.pk).deleted
+    response = v2.post(f"/tables/DrfHooks/{task.id}")
+    assert response.status_code == 200
+    assert not Task.all_objects.get(pk=task.pk).deleted
+    assert response.json()["version"] == Task.objects.get(pk=task.pk).etag_version
+
+
+def test_a_mixed_dialect_is_refused_before_authentication(v3):
+    response = v3.get("/tables/Inspection?$filter=__updatedAt gt datetimeoffset'2024-01-01T00:00:00Z'")
+    assert response.status_code == 400
+    assert response.json()["errorCode"] == "mixed_generation"
+
+
+def test_patch_over_a_tombstone_is_404_whatever_include_deleted_says(v2, v3):
+    task = TaskFactory()
+    task.delete()
+    assert v2.patch_json(f"/tables/SaveTwice/{task.id}?__includedeleted=maybe", {"text": "x"}).status_code == 404
+    assert v3.patch_json(f"/tables/SaveTwice/{task.id}?__includedeleted=maybe", {"text": "x"}).status_code == 410
+
+
+def test_undelete_by_replace_that_the_hook_does_not_save_leaves_the_tombstone(v3):
+    task = TaskFactory()
+    task.delete()
+    response = v3.put_json(f"/tables/NoSave/{task.id}", {"id": task.id, "text": "back"})
+    assert response.status_code == 200
+    assert Task.all_objects.get(pk=task.pk).deleted is True
+    assert response.json()["deleted"] is True
+
+
+def test_the_handler_leaves_a_project_view_alone(client):
+    response = client.get("/plain/")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "nothing here"}
+
+
+def test_the_schema_generator_does_not_warn_about_the_versioning():
+    from drf_spectacular.drainage import GENERATOR_STATS
+    from drf_spectacular.generators import SchemaGenerator
+
+    GENERATOR_STATS.reset()
+    SchemaGenerator(urlconf="example_project.urls").get_schema(request=None, public=True)
+    assert not [w for w in GENERATOR_STATS._warn_cache if "versioning" in w]

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from django.urls import include, path
+from rest_framework.exceptions import NotFound
+from rest_framework.views import APIView
 
 from django_offline_sync.routers import SyncRouter
 from django_offline_sync.viewsets import SyncViewSet
 from example_project.tasks.models import Note, Task
+from example_project.tasks.views import InspectionViewSet
+from tests.models import Coded
 
 
 class NarrowNoteViewSet(SyncViewSet):
@@ -36,9 +40,38 @@ class NoSaveTaskViewSet(SyncViewSet):
         pass
 
 
+class PlainView(APIView):
+    """A view of the project's own, not a sync table: the exception handler leaves it alone."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    def get(self, request):
+        raise NotFound("nothing here")
+
+
+class DrfHooksTaskViewSet(SyncViewSet):
+    """Hooks overridden with DRF's own signatures (as written for 0.1): they keep working."""
+
+    model = Task
+
+    def perform_destroy(self, instance):
+        instance.delete()
+
+    def perform_undelete(self, instance):
+        instance.undelete()
+
+
+class CodedViewSet(SyncViewSet):
+    model = Coded
+
+
 router = SyncRouter()
 router.register("NarrowNote", NarrowNoteViewSet, basename="narrow-note")
 router.register("SaveTwice", SaveTwiceTaskViewSet, basename="save-twice")
 router.register("NoSave", NoSaveTaskViewSet, basename="no-save")
+router.register("DrfHooks", DrfHooksTaskViewSet, basename="drf-hooks")
+router.register("Coded", CodedViewSet, basename="coded")
+router.register("Inspection", InspectionViewSet, basename="inspection")
 
-urlpatterns = [path("tables/", include(router.urls))]
+urlpatterns = [path("tables/", include(router.urls)), path("plain/", PlainView.as_view())]

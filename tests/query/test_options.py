@@ -1,6 +1,7 @@
-"""parse_query and resolve_page_size: every query option, its errors and the page-size policy."""
+"""parse_query and the generations' page sizes: every query option, its errors and the page-size policy."""
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.http import QueryDict
 from django.test import override_settings
 
@@ -127,9 +128,10 @@ def test_include_deleted_rejects_other_values_naming_the_parameter_as_sent(field
     assert error("__includedeleted=yes", field_map).option == "__includedeleted"
 
 
-def test_unknown_generation_falls_back_to_the_v2_policy():
-    assert policy_for("v9").name == "v2"
+def test_no_generation_yet_is_the_v2_policy_and_an_unknown_one_a_configuration_error():
     assert policy_for(None).name == "v2"
+    with pytest.raises(ImproperlyConfigured, match="v9"):
+        policy_for("v9")
 
 
 @pytest.mark.parametrize(
