@@ -6,13 +6,15 @@ The README lists each one with its fix.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from django.apps import AppConfig, apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
+from django.urls import URLPattern, URLResolver, get_resolver
 
 from .settings import SETTING_NAME, validate
 
@@ -142,4 +144,46 @@ def check_mysql_engines(app_configs: Any = None, databases: Any = None, **kwargs
                         id="offline_sync.E020",
                     )
                 )
+    return errors
+
+
+# -- offline_sync.E030: table views that cannot serve ---------------------------------------
+
+
+def _view_classes(patterns: Iterable[Any]) -> Iterator[type[Any]]:
+    """The view classes (``cls`` of ``as_view()``/router callbacks) under ``patterns``."""
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _view_classes(pattern.url_patterns)
+        elif isinstance(pattern, URLPattern):
+            cls = getattr(pattern.callback, "cls", None)
+            if isinstance(cls, type):
+                yield cls
+
+
+@register(Tags.urls)
+def check_table_views(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """Every routed ``SyncViewSet`` must name a ``SyncModel`` and only columns it has.
+
+    Otherwise the table would answer every request with a 500; this reports it at start-up.
+    """
+    from .viewsets import SyncViewSet, _table_of
+
+    errors: list[CheckMessage] = []
+    seen: set[type[Any]] = set()
+    for cls in _view_classes(get_resolver().url_patterns):
+        if cls in seen or not issubclass(cls, SyncViewSet):
+            continue
+        seen.add(cls)
+        try:
+            _table_of(cls)
+        except ImproperlyConfigured as exc:
+            errors.append(
+                Error(
+                    str(exc),
+                    hint="Set `model` to a SyncModel subclass and `fields` to names of its columns.",
+                    obj=cls,
+                    id="offline_sync.E030",
+                )
+            )
     return errors

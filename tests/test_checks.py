@@ -143,3 +143,20 @@ def test_every_check_id_in_checks_py_has_a_test_here():
     this_file = Path(__file__).read_text() + (Path(__file__).parent / "test_checks_stress.py").read_text()
     missing = [i for i in sorted(tested) if f"def test_{i}_" not in this_file]
     assert declared and not missing
+
+
+def test_e030_when_a_routed_table_view_names_a_missing_column(settings):
+    from django.urls import clear_url_caches
+
+    settings.ROOT_URLCONF = "tests.checks_urls"
+    clear_url_caches()
+    try:
+        found = checks.check_table_views()
+    finally:
+        clear_url_caches()
+    assert [m.id for m in found] == ["offline_sync.E030"]
+    assert "compelte" in found[0].msg
+
+
+def test_e030_passes_on_the_project_urls():
+    assert ids(checks.check_table_views()) == []
