@@ -20,6 +20,7 @@ from .errors import (
     SyncClientError,
     TransportError,
     UnexpectedResponse,
+    UnknownTable,
 )
 from .store import LocalStore, PendingOperation
 from .sync import PullResult, PushResult, Synchronizer
@@ -51,6 +52,7 @@ __all__ = [
     "Synchronizer",
     "TransportError",
     "UnexpectedResponse",
+    "UnknownTable",
     "cancel",
     "client_wins",
     "server_wins",

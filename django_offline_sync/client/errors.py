@@ -96,6 +96,16 @@ class ServerError(SyncClientError):
         self.body = body
 
 
+class UnknownTable(ServerError):
+    """The server has no such table: its URL answered 404 with a page, not the API's own 404."""
+
+    def __init__(self, table: str, body: Any = None) -> None:
+        SyncClientError.__init__(self, f"the server has no table {table!r} (404)")
+        self.status = 404
+        self.body = body
+        self.table = table
+
+
 class PushIncomplete(SyncClientError):
     """A pull needed the queue pushed first, and the push stopped (conflict cancelled or error)."""
 

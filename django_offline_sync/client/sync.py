@@ -19,9 +19,9 @@ import httpx
 from django_offline_sync.wire import parse_timestamp
 
 from .conflicts import CANCEL, CLIENT_WINS, MERGE, SERVER_WINS, Conflict, ConflictHandler, cancel
-from .errors import PushIncomplete, ServerError
+from .errors import PushIncomplete, ServerError, UnknownTable
 from .store import DELETE, INSERT, SYSTEM_FIELDS, UPDATE, Item, LocalStore, PendingOperation, check_name
-from .transport import HttpTransport, decode_json, error_text, etag, unexpected
+from .transport import HttpTransport, decode_json, error_text, etag, looks_like_html, unexpected
 
 #: Called as ``progress(table, done, total)``; ``total`` is None when the server gave no count.
 Progress = Callable[[str, int, "int | None"], None]
@@ -188,6 +188,7 @@ class Synchronizer:
         response = self.transport.request(
             "GET", self.transport.table_path(table, item_id), params={name: "true"}
         )
+        _raise_if_no_table(response, table)
         if response.status_code in (404, 410):
             return None
         _raise_for_status(response)
@@ -198,6 +199,10 @@ class Synchronizer:
             response = self._send(op)
             self._pause()
             status = response.status_code
+            if _no_table(response, collection=op.kind == INSERT):
+                result.error = f"{op.kind} {op.table}/{op.item_id}: {UnknownTable(op.table)}"
+                result.error_operation = op
+                return False
             if 200 <= status < 300:
                 server_item = _json_item(response, strict=True)
                 if server_item is None and op.kind != DELETE:
@@ -281,7 +286,6 @@ class Synchronizer:
         empty the queue, ``PushIncomplete`` is raised and nothing is pulled.
         """
         check_name(table)
-        self.store.ensure_table(table)
         pushed = None
         if self.store.pending_count(table):
             pushed = self.push(handler=handler)
@@ -297,6 +301,7 @@ class Synchronizer:
             self._pull_v2(table, qid, filter, token, result, seen, progress)
         if seen is not None:
             result.deleted += self.store.remove_missing(table, seen)
+        self.store.ensure_table(table)  # only now: a table the server does not have leaves no trace
         return result
 
     def _apply(
@@ -337,6 +342,7 @@ class Synchronizer:
         total: int | None = None
         while url:
             response = self.transport.request("GET", url, params=params)
+            _raise_if_no_table(response, table, collection=True)
             _raise_for_status(response)
             body = decode_json(response)
             if not isinstance(body, dict) or "items" not in body:
@@ -383,6 +389,7 @@ class Synchronizer:
             if total is None:
                 params["$inlinecount"] = "allpages"
             response = self.transport.request("GET", path, params=params)
+            _raise_if_no_table(response, table, collection=True)
             _raise_for_status(response)
             body = decode_json(response)
             if isinstance(body, dict):
@@ -458,6 +465,21 @@ def _page_items(response: httpx.Response, items: Any) -> list[Item]:
     if not isinstance(items, list) or not all(isinstance(item, dict) and "id" in item for item in items):
         raise _not_a_page(response)
     return items
+
+
+def _no_table(response: httpx.Response, *, collection: bool) -> bool:
+    """Whether a 404 says the table, not an item, is missing.
+
+    On a table's own URL any 404 does. On an item's URL the API answers a missing item with
+    its own 404 (JSON, or empty); an HTML "Not Found" page comes from the URL router, which
+    has no such table. Taking that for a missing item would drop a queued delete as done.
+    """
+    return response.status_code == 404 and (collection or looks_like_html(response))
+
+
+def _raise_if_no_table(response: httpx.Response, table: str, *, collection: bool = False) -> None:
+    if _no_table(response, collection=collection):
+        raise UnknownTable(table, response.content)
 
 
 def _raise_for_status(response: httpx.Response) -> None:

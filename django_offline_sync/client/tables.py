@@ -14,10 +14,10 @@ from typing import Any, Self
 import httpx
 
 from .conflicts import ConflictHandler, cancel
-from .errors import ConflictError, ItemNotFound, ServerError
+from .errors import ConflictError, ItemNotFound, ServerError, UnknownTable
 from .store import Item, LocalStore, PendingOperation, check_name
 from .sync import Progress, PullResult, PushResult, Synchronizer, body_for
-from .transport import HttpTransport, decode_json, error_text, etag
+from .transport import HttpTransport, decode_json, error_text, etag, looks_like_html
 
 
 class SyncClient:
@@ -184,13 +184,15 @@ class OnlineTable:
     def _deleted_param(self) -> str:
         return "__includedeleted" if self.http.generation == "v3" else "__includeDeleted"
 
-    def _item(self, response: httpx.Response) -> Item:
-        body = self._result(response)
+    def _item(self, response: httpx.Response, *, collection: bool = False) -> Item:
+        body = self._result(response, collection=collection)
         if not isinstance(body, dict):
             raise ServerError(response.status_code, "expected an item in the response", response.content)
         return body
 
-    def _result(self, response: httpx.Response) -> Any:
+    def _result(self, response: httpx.Response, *, collection: bool = False) -> Any:
+        if response.status_code == 404 and (collection or looks_like_html(response)):
+            raise UnknownTable(self.name, response.content)  # the router's 404, not the API's
         if response.status_code in (409, 412):
             try:
                 body = response.json() if response.content else None
@@ -208,7 +210,8 @@ class OnlineTable:
         return self._item(self.http.request("GET", self.http.table_path(self.name, item_id), params=params))
 
     def insert(self, item: Mapping[str, Any]) -> Item:
-        return self._item(self.http.request("POST", self.http.table_path(self.name), json=body_for(dict(item))))
+        response = self.http.request("POST", self.http.table_path(self.name), json=body_for(dict(item)))
+        return self._item(response, collection=True)
 
     def update(self, item: Mapping[str, Any], *, force: bool = False) -> Item:
         """Update the item; its ``version`` goes into If-Match unless ``force`` (overwrite)."""
@@ -222,6 +225,8 @@ class OnlineTable:
         version = None if isinstance(item, str) else item.get("version")
         headers = {"If-Match": etag(version)} if version else None
         response = self.http.request("DELETE", self.http.table_path(self.name, item_id), headers=headers)
+        if response.status_code == 404 and looks_like_html(response):
+            raise UnknownTable(self.name, response.content)
         if response.status_code in (404, 410):
             raise ItemNotFound(f"{self.name}/{item_id} does not exist or is already deleted")
         self._result(response)
@@ -247,7 +252,7 @@ class OnlineTable:
             params["$top"] = str(top)
         if include_deleted:
             params[self._deleted_param] = "true"
-        body = self._result(self.http.request("GET", self.http.table_path(self.name), params=params))
+        body = self._result(self.http.request("GET", self.http.table_path(self.name), params=params), collection=True)
         return _page_items(body)
 
     def iterate(self, filter: str | None = None, *, order_by: str | None = None, page_size: int = 50) -> Iterator[Item]:

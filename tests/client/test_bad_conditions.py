@@ -18,13 +18,23 @@ import pytest
 
 from django_offline_sync.client import (
     InvalidURL,
+    ItemNotFound,
     LocalStore,
     ServerFailure,
     SyncClient,
     TransportError,
     UnexpectedResponse,
+    UnknownTable,
 )
-from django_offline_sync.client.cli import EXIT_NOT_API, EXIT_SERVER_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, main
+from django_offline_sync.client.cli import (
+    EXIT_ERROR,
+    EXIT_INCOMPLETE,
+    EXIT_NOT_API,
+    EXIT_SERVER_FAILED,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    main,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -222,3 +232,43 @@ def test_header_without_colon_is_a_usage_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["--url", "http://127.0.0.1:1", "--db", str(tmp_path / "d.db"), "--header", "Token abc", "push"])
     assert info.value.code == EXIT_USAGE and "--header needs NAME:VALUE" in capsys.readouterr().err
+
+
+# -- 5. a table the server does not have ---------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("generation", ["v2", "v3"])
+def test_pull_of_an_unknown_table(live_server, tmp_path, generation):
+    db = tmp_path / "d.db"
+    code, _, err = run("--url", live_server.url, "--db", str(db), "--generation", generation, "pull", "Nope")
+    assert code == EXIT_ERROR
+    assert one_line(err) == "offline-sync: the server has no table 'Nope' (404)"
+    with LocalStore(db) as store:
+        assert store.tables() == []  # no empty local table left behind
+
+
+@pytest.mark.django_db(transaction=True)
+def test_push_to_an_unknown_table_keeps_the_operations(live_server, tmp_path):
+    db = tmp_path / "d.db"
+    with LocalStore(db) as store:
+        store.apply_page("Nope", [{"id": "old", "version": "v1", "updatedAt": "2024-01-02T03:04:05.678Z"}], "*")
+        store.delete("Nope", "old")  # a 404 for a delete normally means "already gone"
+        store.insert("Nope", {"id": "new"})
+    code, out, err = run("--url", live_server.url, "--db", str(db), "push")
+    assert code == EXIT_INCOMPLETE
+    stopped = "stopped: delete Nope/old: the server has no table 'Nope' (404)"
+    assert one_line(out) == f"pushed 0 operation(s), {stopped}, 2 pending"
+    with LocalStore(db) as store:
+        assert [op.item_id for op in store.operations()] == ["old", "new"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_online_table_tells_a_missing_table_from_a_missing_item(live_server):
+    with SyncClient(live_server.url) as client:
+        with pytest.raises(UnknownTable, match=r"the server has no table 'Nope' \(404\)"):
+            client.online_table("Nope").query()
+        with pytest.raises(UnknownTable):
+            client.online_table("Nope").get("x")
+        with pytest.raises(ItemNotFound):
+            client.online_table("Task").get("x")
