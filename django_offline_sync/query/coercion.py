@@ -11,6 +11,7 @@ import decimal
 from typing import Any
 
 from .errors import ODataTypeError
+from .lexer import INT64_MAX, INT64_MIN
 from .nodes import Literal
 from .parser import convert_literal
 
@@ -59,8 +60,10 @@ def coerce_literal(literal: Literal, target: str) -> tuple[Any, str]:
         exact = decimal.Decimal(literal.text)
         if target == "float":
             return float(exact), "float"
-        if target == "int" and exact == exact.to_integral_value():
+        if target == "int" and exact == exact.to_integral_value() and INT64_MIN <= exact <= INT64_MAX:
             return int(exact), "int"
+        # Not a 64-bit integer (``1.5``, ``1e27``): compared exactly as a decimal, which no
+        # driver refuses (SQLite cannot bind an int beyond 64 bits).
         return exact, "decimal"
     try:
         return convert_literal(literal, target), target

@@ -53,6 +53,12 @@ EDM_TYPES = {
     "edm.decimal": "decimal", "edm.double": "float", "edm.single": "float",
 }
 
+# The range of each integer Edm type a cast(…) may name.
+_EDM_INT_RANGES = {
+    "edm.byte": (0, 2**8 - 1), "edm.sbyte": (-(2**7), 2**7 - 1), "edm.int16": (-(2**15), 2**15 - 1),
+    "edm.int32": (-(2**31), 2**31 - 1), "edm.int64": (-(2**63), 2**63 - 1),
+}
+
 _SELECT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LITERAL_WORDS = {"null": ("null", None), "true": ("bool", True), "false": ("bool", False)}
 
@@ -314,6 +320,12 @@ def cast_literal(position: int, value: Node, target: Node) -> Literal:
         raise ODataSyntaxError(
             f"Cannot cast this literal to {target.name}", value.position, f"a {kind} value"
         ) from None
+    bounds = _EDM_INT_RANGES.get(target.name.lower())
+    if bounds is not None and isinstance(converted, int) and not bounds[0] <= converted <= bounds[1]:
+        raise ODataSyntaxError(
+            f"The value is out of range for {target.name}", value.position,
+            f"an integer from {bounds[0]} to {bounds[1]}",
+        )
     return Literal(position=value.position, kind=kind, value=converted, text=value.text)  # type: ignore[arg-type]
 
 

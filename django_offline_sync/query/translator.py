@@ -105,6 +105,9 @@ class Operand:
     literal: Literal | None = None
 
 
+_INT32_MAX = 2**31 - 1
+
+
 def output_field(kind: str) -> Any:
     return _OUTPUT_FIELDS[kind]()
 
@@ -176,7 +179,7 @@ class Translator:
             if value is None:
                 has_null = True
             elif bind != operand.type and operand.type == "int":
-                continue  # a non-integral number never equals an integer
+                continue  # a number that is no 64-bit integer never equals an integer
             elif value not in values:
                 values.append(value)
         result = FALSE
@@ -353,7 +356,11 @@ class Translator:
             text = self.string_arg(node, node.args[0])
             start = self.int_literal_arg(node, node.args[1])
             length = self.int_literal_arg(node, node.args[2]) if len(node.args) == 3 else None
-            return Operand(Substr(text.expression, start + 1, length), "string", text.nullable)
+            # SQL counts from 1. A start of 2**31 - 1 would become 2**31, which PostgreSQL binds
+            # as a bigint (no substring(text, bigint) exists) and SQLite's substr() wraps to a
+            # negative 32-bit position; no string reaches that position on any backend
+            # (PostgreSQL and MySQL cap values at 1 GB), so the clamp changes no result.
+            return Operand(Substr(text.expression, min(start + 1, _INT32_MAX), length), "string", text.nullable)
         if name in _EXTRACTS:
             extract, types, bound = _EXTRACTS[name]
             (value,) = [self.operand(arg) for arg in node.args]
