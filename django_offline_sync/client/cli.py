@@ -8,6 +8,7 @@ stderr, summaries to stdout.
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
@@ -19,8 +20,8 @@ from .errors import (
     InvalidURL,
     PendingOperationsError,
     PushIncomplete,
-    ServerError,
     ServerFailure,
+    StoreError,
     SyncClientError,
     TransportError,
     UnexpectedResponse,
@@ -36,6 +37,7 @@ EXIT_INCOMPLETE = 4  # the push stopped (conflict left to the user, or a failed 
 EXIT_PENDING = 5  # purge refused because the table has pending operations
 EXIT_SERVER_FAILED = 6  # the server was reached but kept answering 5xx after all retries
 EXIT_NOT_API = 7  # the answer is not the sync API's: an HTML page, a redirect, not JSON (captive portal, wrong URL)
+EXIT_STORE = 8  # the --db file is not a client store (another application's database), or is corrupted
 
 
 class ProgressBar:
@@ -74,13 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "Exit codes: 0 ok, 1 error, 2 usage, 3 server unreachable, 4 push incomplete, 5 purge refused, "
             "6 server failed (5xx after retries), "
-            "7 not the sync API (an HTML page or a redirect: a captive portal or a wrong URL?)."
+            "7 not the sync API (an HTML page or a redirect: a captive portal or a wrong URL?), "
+            "8 --db is not a client store, or is corrupted."
         ),
     )
     parser.add_argument(
         "--url", help="server base URL with http:// or https://, e.g. http://127.0.0.1:8000 (needed by pull and push)"
     )
-    parser.add_argument("--db", required=True, help="local store file (created if missing)")
+    parser.add_argument(
+        "--db", required=True, help="local store file (created if missing; any other SQLite file is refused)"
+    )
     parser.add_argument("--generation", choices=["v2", "v3"], default="v3", help="protocol generation (default v3)")
     parser.add_argument(
         "--header", action="append", default=[], metavar="NAME:VALUE", help="extra HTTP header, e.g. an Authorization"
@@ -150,43 +155,50 @@ def main(
         if not args.quiet:
             print(text, file=out)
 
-    client = SyncClient(
-        args.url or "http://localhost",
-        args.db,
-        generation=args.generation,
-        conflict_handler=HANDLERS[args.conflict],
-        headers=headers,
-        timeout=args.timeout,
-        retries=args.retries,
-        transport=transport,
-    )
+    client: SyncClient | None = None
     try:
+        client = SyncClient(
+            args.url or "http://localhost",
+            args.db,
+            generation=args.generation,
+            conflict_handler=HANDLERS[args.conflict],
+            headers=headers,
+            timeout=args.timeout,
+            retries=args.retries,
+            transport=transport,
+        )
         return _run(args, client, bar, say)
-    except PushIncomplete as exc:
+    except SyncClientError as exc:
         bar.finish()
-        print(f"offline-sync: {exc}", file=err)
-        return EXIT_INCOMPLETE
-    except PendingOperationsError as exc:
-        print(f"offline-sync: {exc}", file=err)
-        return EXIT_PENDING
-    except UnexpectedResponse as exc:
+        code, text = _failure(exc)
+        print(f"offline-sync: {text}", file=err)
+        return code
+    except sqlite3.DatabaseError as exc:  # damage found past the open: "database disk image is malformed"
         bar.finish()
-        print(f"offline-sync: {exc}", file=err)
-        return EXIT_NOT_API
-    except ServerFailure as exc:
-        bar.finish()
-        print(f"offline-sync: {exc}", file=err)
-        return EXIT_SERVER_FAILED
-    except TransportError as exc:
-        bar.finish()
-        print(f"offline-sync: server unreachable: {exc}", file=err)
-        return EXIT_UNREACHABLE
-    except (ServerError, SyncClientError) as exc:
-        bar.finish()
-        print(f"offline-sync: {exc}", file=err)
-        return EXIT_ERROR
+        print(f"offline-sync: the local store {args.db} cannot be used: {exc}", file=err)
+        return EXIT_STORE
     finally:
-        client.close()
+        if client is not None:
+            client.close()
+
+
+#: The exit code of each error, first match wins (subclasses before their bases).
+_EXIT_CODES: tuple[tuple[type[SyncClientError], int], ...] = (
+    (PushIncomplete, EXIT_INCOMPLETE),
+    (PendingOperationsError, EXIT_PENDING),
+    (StoreError, EXIT_STORE),
+    (UnexpectedResponse, EXIT_NOT_API),
+    (ServerFailure, EXIT_SERVER_FAILED),
+    (TransportError, EXIT_UNREACHABLE),
+)
+
+
+def _failure(exc: SyncClientError) -> tuple[int, str]:
+    """The exit code and the one-line message for an error."""
+    code = next((code for kind, code in _EXIT_CODES if isinstance(exc, kind)), EXIT_ERROR)
+    if code == EXIT_UNREACHABLE:
+        return code, f"server unreachable: {exc}"
+    return code, str(exc)
 
 
 def _run(args: argparse.Namespace, client: SyncClient, bar: ProgressBar, say: Callable[[str], None]) -> int:

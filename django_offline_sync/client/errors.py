@@ -25,6 +25,17 @@ class ItemNotFound(SyncClientError, KeyError):
     """The item is not in the local store (or not on the server, for an online table)."""
 
 
+class StoreError(SyncClientError):
+    """The local store file cannot be used: it is not a client store (another application's
+    SQLite database), it is corrupted or not a database at all, or it cannot be opened.
+    A file refused this way is left as it was. ``path`` is the file.
+    """
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 class PendingOperationsError(SyncClientError):
     """Purge refused: the table has queued local changes that would be lost (use ``force``)."""
 

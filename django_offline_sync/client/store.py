@@ -5,6 +5,12 @@ with local changes applied on top. ``sync_operations`` is the queue of changes n
 collapsed per item the way the Azure clients do it; ``sync_cursors`` holds one delta token per
 (table, query id). Every local write commits together with its queue entry, and every pulled
 page together with its delta token, so a process killed at any point leaves the store whole.
+
+A store is marked as one on creation (``PRAGMA application_id`` = ``APPLICATION_ID``,
+``PRAGMA user_version`` = ``STORE_FORMAT``). Opening checks the mark before writing anything:
+another application's database, a corrupted file or a file that is not SQLite at all raises
+``StoreError`` and is left as it was. A store written before the mark existed (only the
+client's own tables) is recognised and marked.
 """
 
 from __future__ import annotations
@@ -25,11 +31,13 @@ from typing import Any, Self
 from django_offline_sync import wire
 from django_offline_sync.wire import format_timestamp, generate_id, parse_timestamp
 
-from .errors import InvalidTableName, ItemNotFound, OperationRefused, PendingOperationsError
+from .errors import InvalidTableName, ItemNotFound, OperationRefused, PendingOperationsError, StoreError
 
 __all__ = [
+    "APPLICATION_ID",
     "DELETE",
     "INSERT",
+    "STORE_FORMAT",
     "SYSTEM_FIELDS",
     "UPDATE",
     "Cursor",
@@ -55,6 +63,16 @@ DELETE = "delete"
 SYSTEM_FIELDS: frozenset[str] = frozenset(
     wire.SYSTEM_WIRE_NAMES[name] for name in wire.SYSTEM_FIELDS if name != "id"
 )
+
+#: ``PRAGMA application_id`` of a client store: "OSYN" in ASCII, as ``file(1)`` shows it.
+APPLICATION_ID = 0x4F53594E
+
+#: ``PRAGMA user_version`` of a client store: the layout of its tables. A store of a later
+#: format (written by a newer client) is refused rather than misread.
+STORE_FORMAT = 1
+
+#: The client's own tables besides ``rows_<Table>`` (``sqlite_*`` ones are SQLite's).
+_CLIENT_TABLES = frozenset({"sync_operations", "sync_cursors"})
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ITEM_JSON = json.JSONEncoder(sort_keys=True).encode  # json.dumps(sort_keys=True) without a new encoder per call
@@ -131,36 +149,101 @@ class LocalStore:
 
     def __init__(self, path: str | os.PathLike[str] = ":memory:") -> None:
         self.path = os.fspath(path)
-        # Autocommit mode: we issue BEGIN IMMEDIATE ourselves so a transaction holds the write
-        # lock from its first statement and cannot fail halfway with "database is locked".
-        self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-        self._conn.row_factory = sqlite3.Row
         self._depth = 0
         self._known_tables: set[str] = set()  # row tables created and committed (never dropped)
+        # Autocommit mode: we issue BEGIN IMMEDIATE ourselves so a transaction holds the write
+        # lock from its first statement and cannot fail halfway with "database is locked".
+        try:
+            self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        except sqlite3.Error as exc:
+            raise StoreError(self.path, f"{self.path} cannot be opened as the local store: {exc}") from exc
+        self._conn.row_factory = sqlite3.Row
+        try:
+            self._open()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise StoreError(
+                self.path,
+                f"{self.path} is not a usable client store: {exc} (a corrupted file, or not a SQLite "
+                "database); it was left as it was",
+            ) from exc
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _open(self) -> None:
+        """Check the file is a client store (or empty) before writing to it, then set it up."""
+        if not self._is_client_store():
+            with self.transaction():
+                if not self._is_client_store():  # again under the write lock: a racing opener may have made it
+                    self._create()
         if self.path != ":memory:":
             self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
-        with self.transaction():
-            self._conn.execute(
-                """CREATE TABLE IF NOT EXISTS sync_operations (
-                    sequence INTEGER PRIMARY KEY AUTOINCREMENT,
-                    kind TEXT NOT NULL CHECK (kind IN ('insert', 'update', 'delete')),
-                    table_name TEXT NOT NULL,
-                    item_id TEXT NOT NULL,
-                    item TEXT NOT NULL,
-                    base_version TEXT,
-                    revision INTEGER NOT NULL DEFAULT 1,
-                    UNIQUE (table_name, item_id)
-                )"""
+
+    def _is_client_store(self) -> bool:
+        """True for a marked store; False for an empty database or an unmarked (older) client
+        store, both of which ``_create`` makes a marked store; ``StoreError`` for anything else.
+        """
+        application_id = self._conn.execute("PRAGMA application_id").fetchone()[0]
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if application_id == APPLICATION_ID:
+            if version > STORE_FORMAT:
+                raise StoreError(
+                    self.path,
+                    f"{self.path} was written by a newer offline-sync client (store format {version}; this "
+                    f"client reads format {STORE_FORMAT} and older): upgrade the client",
+                )
+            return True
+        names = [
+            row[0]
+            for row in self._conn.execute(
+                "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
             )
-            self._conn.execute(
-                """CREATE TABLE IF NOT EXISTS sync_cursors (
-                    table_name TEXT NOT NULL,
-                    query_id TEXT NOT NULL,
-                    token TEXT,
-                    PRIMARY KEY (table_name, query_id)
-                )"""
-            )
+        ]
+        if application_id != 0:
+            reason = f"it is another application's SQLite database (application_id {application_id:#x})"
+        elif not names and version == 0:
+            return False  # empty: a new store
+        elif (
+            version == 0
+            and "sync_operations" in names
+            and all(name in _CLIENT_TABLES or name.startswith(_ROW_PREFIX) for name in names)
+        ):
+            return False  # a store from before the mark: only our tables
+        else:
+            shown = ", ".join(names[:5]) + (", …" if len(names) > 5 else "")
+            reason = f"it is a SQLite database with other contents ({shown or f'user_version {version}'})"
+        raise StoreError(
+            self.path,
+            f"{self.path} is not an offline-sync client store: {reason}; it was left as it was "
+            "(use a new file for the local store)",
+        )
+
+    def _create(self) -> None:
+        """Create the client's tables (if missing) and mark the database as a client store."""
+        self._conn.execute(
+            """CREATE TABLE IF NOT EXISTS sync_operations (
+                sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+                kind TEXT NOT NULL CHECK (kind IN ('insert', 'update', 'delete')),
+                table_name TEXT NOT NULL,
+                item_id TEXT NOT NULL,
+                item TEXT NOT NULL,
+                base_version TEXT,
+                revision INTEGER NOT NULL DEFAULT 1,
+                UNIQUE (table_name, item_id)
+            )"""
+        )
+        self._conn.execute(
+            """CREATE TABLE IF NOT EXISTS sync_cursors (
+                table_name TEXT NOT NULL,
+                query_id TEXT NOT NULL,
+                token TEXT,
+                PRIMARY KEY (table_name, query_id)
+            )"""
+        )
+        self._conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        self._conn.execute(f"PRAGMA user_version = {STORE_FORMAT}")
 
     # -- plumbing --------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from django_offline_sync.client.cli import (
     EXIT_INCOMPLETE,
     EXIT_NOT_API,
     EXIT_SERVER_FAILED,
+    EXIT_STORE,
     EXIT_UNREACHABLE,
     EXIT_USAGE,
     main,
@@ -272,3 +273,49 @@ def test_online_table_tells_a_missing_table_from_a_missing_item(live_server):
             client.online_table("Nope").get("x")
         with pytest.raises(ItemNotFound):
             client.online_table("Task").get("x")
+
+
+# -- 2. a --db that is not a client store ------------------------------------------------------
+
+
+def test_another_applications_database_is_refused(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "db.sqlite3"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE django_migrations (id INTEGER PRIMARY KEY, app TEXT)")
+    conn.commit()
+    conn.close()
+    before = db.read_bytes()
+    code, _, err = run("--db", str(db), "status")
+    assert code == EXIT_STORE
+    line = one_line(err)
+    assert line == (
+        f"offline-sync: {db} is not an offline-sync client store: it is a SQLite database with other contents "
+        "(django_migrations); it was left as it was (use a new file for the local store)"
+    )
+    assert db.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["db.sqlite3"]
+
+
+def test_a_file_that_is_not_a_database_is_refused(tmp_path):
+    db = tmp_path / "notes.txt"
+    db.write_text("shopping list\n" * 200)
+    code, _, err = run("--db", str(db), "status")
+    assert code == EXIT_STORE
+    assert one_line(err) == (
+        f"offline-sync: {db} is not a usable client store: file is not a database "
+        "(a corrupted file, or not a SQLite database); it was left as it was"
+    )
+
+
+def test_damage_found_past_the_open_is_a_store_error_too(tmp_path):
+    db = tmp_path / "d.db"
+    with LocalStore(db) as store:
+        for i in range(300):
+            store.insert("Task", {"id": f"t{i}", "text": "x" * 200})
+    data = bytearray(db.read_bytes())
+    data[4096 * 2 : 4096 * 10] = b"\xff" * (4096 * 8)  # the header is intact, the queue's pages are not
+    db.write_bytes(bytes(data))
+    code, _, err = run("--db", str(db), "status")
+    assert code == EXIT_STORE
+    assert one_line(err) == f"offline-sync: the local store {db} cannot be used: database disk image is malformed"

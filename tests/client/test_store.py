@@ -6,8 +6,14 @@ import sqlite3
 
 import pytest
 
-from django_offline_sync.client.errors import InvalidTableName, ItemNotFound, OperationRefused, PendingOperationsError
-from django_offline_sync.client.store import DELETE, INSERT, UPDATE, LocalStore
+from django_offline_sync.client.errors import (
+    InvalidTableName,
+    ItemNotFound,
+    OperationRefused,
+    PendingOperationsError,
+    StoreError,
+)
+from django_offline_sync.client.store import APPLICATION_ID, DELETE, INSERT, STORE_FORMAT, UPDATE, LocalStore
 
 
 @pytest.fixture
@@ -310,3 +316,118 @@ def test_pulled_pages_commit_without_flush_and_local_writes_with(store, monkeypa
         assert synchronous() == 2
     store.insert("Task", {"id": "b"})
     assert synchronous() == 2
+
+
+# -- the store's mark: only a client store is ever written to ----------------------------------
+
+
+def files_of(path):
+    """Every file of a SQLite database (its -wal, -shm and -journal too), with their bytes."""
+    return {p.name: p.read_bytes() for p in path.parent.iterdir() if p.name.startswith(path.name)}
+
+
+def test_a_new_store_is_marked(tmp_path):
+    with LocalStore(tmp_path / "d.db") as store:
+        assert store._conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == STORE_FORMAT
+    with LocalStore(":memory:") as store:
+        assert store._conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+
+
+def test_an_empty_file_becomes_a_store(tmp_path):
+    path = tmp_path / "d.db"
+    path.touch()
+    with LocalStore(path) as store:
+        store.insert("Task", {"id": "a"})
+    with LocalStore(path) as store:
+        assert store.pending_count() == 1
+
+
+def test_another_applications_database_is_refused_and_left_untouched(tmp_path):
+    path = tmp_path / "app.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE auth_user (id INTEGER PRIMARY KEY, username TEXT)")
+    conn.execute("INSERT INTO auth_user (username) VALUES ('ada')")
+    conn.commit()
+    conn.close()
+    before = files_of(path)
+    with pytest.raises(StoreError) as info:
+        LocalStore(path)
+    assert str(info.value) == (
+        f"{path} is not an offline-sync client store: it is a SQLite database with other contents "
+        "(auth_user); it was left as it was (use a new file for the local store)"
+    )
+    assert info.value.path == str(path)
+    assert files_of(path) == before  # no table added, no switch to WAL (no -wal file, same header)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == ["auth_user"]
+    conn.close()
+
+
+def test_a_database_marked_by_another_application_is_refused(tmp_path):
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA application_id = 1234")  # marked, and no table at all
+    conn.close()
+    before = files_of(path)
+    with pytest.raises(StoreError, match=r"another application's SQLite database \(application_id 0x4d2\)"):
+        LocalStore(path)
+    assert files_of(path) == before
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: b"this is a text file, not a database\n" * 100,
+        lambda data: b"X" * 16 + data[16:],  # header overwritten
+        lambda data: data[: len(data) // 3],  # truncated
+    ],
+    ids=["text", "header", "truncated"],
+)
+def test_a_corrupted_file_is_refused_and_left_untouched(tmp_path, damage):
+    path = tmp_path / "d.db"
+    with LocalStore(path) as store:
+        for i in range(200):
+            store.insert("Task", {"id": f"t{i}", "text": "x" * 200})
+    path.write_bytes(damage(path.read_bytes()))
+    before = files_of(path)
+    with pytest.raises(StoreError, match=r"is not a usable client store: .*\(a corrupted file, or not a SQLite"):
+        LocalStore(path)
+    assert files_of(path) == before
+
+
+def test_a_store_of_a_newer_format_is_refused(tmp_path):
+    path = tmp_path / "d.db"
+    with LocalStore(path) as store:
+        store._conn.execute(f"PRAGMA user_version = {STORE_FORMAT + 1}")
+    with pytest.raises(StoreError, match="written by a newer offline-sync client"):
+        LocalStore(path)
+
+
+def test_a_store_from_before_the_mark_is_recognised_and_marked(tmp_path):
+    """Stores written by earlier versions have no mark, only the client's tables: keep them."""
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(
+        "CREATE TABLE sync_operations (sequence INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, "
+        "table_name TEXT NOT NULL, item_id TEXT NOT NULL, item TEXT NOT NULL, base_version TEXT, "
+        "revision INTEGER NOT NULL DEFAULT 1, UNIQUE (table_name, item_id))"
+    )
+    conn.execute("CREATE TABLE sync_cursors (table_name TEXT NOT NULL, query_id TEXT NOT NULL, token TEXT, "
+                 "PRIMARY KEY (table_name, query_id))")
+    conn.execute('CREATE TABLE "rows_Task" (id TEXT PRIMARY KEY, item TEXT NOT NULL, updated_at TEXT)')
+    conn.execute("""INSERT INTO "rows_Task" VALUES ('a', '{"id": "a", "text": "kept"}', NULL)""")
+    conn.execute("""INSERT INTO sync_operations (kind, table_name, item_id, item) VALUES
+                    ('insert', 'Task', 'a', '{"id": "a", "text": "kept"}')""")
+    conn.close()
+    with LocalStore(path) as store:
+        assert store.get("Task", "a") == {"id": "a", "text": "kept"}
+        assert [op.item_id for op in store.operations()] == ["a"]
+        assert store._conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+
+
+def test_a_directory_cannot_be_a_store(tmp_path):
+    with pytest.raises(StoreError, match="cannot be opened as the local store"):
+        LocalStore(tmp_path)
