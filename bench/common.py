@@ -139,17 +139,25 @@ class _Server:
         self.stop()
 
 
+#: Application servers a bench can run the site under (``--server``).
+SERVERS = ("gunicorn", "granian")
+
+
 class Site(_Server):
-    """The example site under gunicorn (sync workers) on ``database_url``."""
+    """The example site on ``database_url`` under gunicorn (sync workers, or gthread with
+    ``threads``) or granian (its WSGI interface, one thread per worker, keep-alive)."""
 
-    name = "gunicorn"
-
-    def __init__(self, database_url: str, workers: int = 2, threads: int = 1, env: dict | None = None) -> None:
+    def __init__(self, database_url: str, workers: int = 2, threads: int = 1, env: dict | None = None,
+                 server: str = "gunicorn") -> None:
         super().__init__()
+        if server not in SERVERS:
+            raise ValueError(f"server must be one of {SERVERS}")
         self.database_url = database_url
         self.workers = workers
         self.threads = threads
         self.extra_env = env or {}
+        self.server = server
+        self.name = server
 
     def start(self) -> None:
         self.port = free_port()
@@ -158,12 +166,17 @@ class Site(_Server):
         settings_module = os.environ.get("BENCH_DJANGO_SETTINGS", "bench_settings")
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings_module, "DATABASE_URL": self.database_url,
                "PYTHONPATH": f"{BENCH}:{ROOT}:{WORK}", **self.extra_env}
-        args = [str(VENV_BIN / "gunicorn"), "example_project.wsgi:application", "--workers", str(self.workers),
-                "--bind", f"127.0.0.1:{self.port}", "--log-level", "warning", "--timeout", "300",
-                "--backlog", "2048"]
-        if self.threads > 1:
-            args += ["--threads", str(self.threads)]
-        self._spawn(args, env, ROOT, "gunicorn.log")
+        if self.server == "granian":
+            args = [str(VENV_BIN / "granian"), "--interface", "wsgi", "example_project.wsgi:application",
+                    "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
+                    "--blocking-threads", str(self.threads), "--log-level", "warning", "--backlog", "2048"]
+        else:
+            args = [str(VENV_BIN / "gunicorn"), "example_project.wsgi:application", "--workers", str(self.workers),
+                    "--bind", f"127.0.0.1:{self.port}", "--log-level", "warning", "--timeout", "300",
+                    "--backlog", "2048"]
+            if self.threads > 1:
+                args += ["--threads", str(self.threads)]
+        self._spawn(args, env, ROOT, f"{self.server}.log")
         self.wait_ready(V2)
 
 

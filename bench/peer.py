@@ -17,7 +17,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from common import WORK, Peer, Site, log, machine_note, pct, print_table, pull_v2
+from common import SERVERS, WORK, Peer, Site, log, machine_note, pct, print_table, pull_v2
 from datagen import seed_peer, seed_sqlite, sqlite_path
 from push import run_phase
 
@@ -51,6 +51,8 @@ def main(argv=None) -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="duration of each push phase (default 8)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds; each side's best is reported (default 2)")
+    parser.add_argument("--server", choices=SERVERS, default="granian",
+                        help="application server for our site (default granian, as the README recommends)")
     args = parser.parse_args(argv)
 
     log(f"seeding the two SQLite files with {args.rows} Task rows ...")
@@ -63,7 +65,7 @@ def main(argv=None) -> None:
     rss: dict[str, float] = {}
     # Both servers stay up; the measures alternate between them (and the order flips each
     # round), so a load change on the shared machine hits both sides alike.
-    with Site(f"sqlite:///{site_db}", workers=args.workers) as site, Peer(peer_db) as node:
+    with Site(f"sqlite:///{site_db}", workers=args.workers, server=args.server) as site, Peer(peer_db) as node:
         sides = [("ours", site), ("peer", node)]
         owned = {name: [[] for _ in range(args.clients)] for name, _ in sides}
         for r in range(args.rounds):
@@ -89,7 +91,7 @@ def main(argv=None) -> None:
         ["measure", "unit", "ours", "peer", "ours/peer", "p50 ms ours/peer", "p99 ms ours/peer",
          "rows or failures"],
         rows,
-        note=f"Ours: gunicorn {args.workers} sync workers. Peer: one Node process. "
+        note=f"Ours: {args.server}, {args.workers} workers. Peer: one Node process. "
              "Targets: pull (page 50 and 1000) and insert x8 each >= 2x the peer.")
 
 

@@ -25,6 +25,7 @@ from rest_framework.permissions import BasePermission
 
 if TYPE_CHECKING:
     from rest_framework.permissions import _SupportsHasPermission
+from rest_framework.renderers import BrowsableAPIRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer, Serializer
@@ -38,6 +39,7 @@ from .generations import Generation, ZumoVersioning, policy_for
 from .models import SyncModel, accepts_stamp
 from .pagination import SyncPagination
 from .query import FieldMap, ODataQuery, parse_query
+from .renderers import SyncContentNegotiation, SyncJSONRenderer
 from .serializers import Body, Representer, SyncModelSerializer, new_id_for, read_json, serializer_class_for, split_body
 from .settings import get_settings
 from .stamping import Stamp
@@ -118,6 +120,8 @@ class SyncViewSet(_ViewSetBase):
     soft_delete: ClassVar[bool | None] = None
     operation_permission_classes: ClassVar[dict[str, list[type[BasePermission]]]] = {}
     versioning_class = None  # see determine_version
+    renderer_classes = [SyncJSONRenderer, BrowsableAPIRenderer]
+    content_negotiation_class = SyncContentNegotiation
     filter_backends = [ODataFilterBackend]
     pagination_class = SyncPagination
     lookup_value_regex = "[^/]+"
