@@ -15,7 +15,7 @@ from typing import TextIO
 
 import httpx
 
-from .conflicts import HANDLERS
+from .conflicts import HANDLERS, Conflict
 from .errors import (
     InvalidURL,
     PendingOperationsError,
@@ -26,6 +26,7 @@ from .errors import (
     TransportError,
     UnexpectedResponse,
 )
+from .store import DELETE
 from .tables import SyncClient
 from .transport import check_url
 
@@ -92,9 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
     parser.add_argument("--retries", type=int, default=3, help="retries on network errors and 5xx (default 3)")
-    parser.add_argument(
-        "--conflict", choices=sorted(HANDLERS), default="cancel", help="what to do on a conflict (default cancel)"
-    )
+    conflict_help = "what to do on a conflict (default cancel: stop and report it)"
+    parser.add_argument("--conflict", choices=sorted(HANDLERS), default="cancel", help=conflict_help)
     progress = parser.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None, help="always show progress")
     progress.add_argument("--no-progress", dest="progress", action="store_false", help="never show progress")
@@ -109,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     push = commands.add_parser("push", help="send pending local changes in order")
     push.add_argument("tables", nargs="*", metavar="TABLE", help="only these tables (default: all)")
+    for command in (pull, push):  # also after the command: "offline-sync ... pull Task --conflict server-wins"
+        command.add_argument("--conflict", choices=sorted(HANDLERS), default=argparse.SUPPRESS, help=conflict_help)
 
     status = commands.add_parser("status", help="show local rows, pending operations and delta tokens")
     status.add_argument("tables", nargs="*", metavar="TABLE")
@@ -155,6 +157,9 @@ def main(
         if not args.quiet:
             print(text, file=out)
 
+    def warn(text: str) -> None:
+        print(f"offline-sync: {text}", file=err)
+
     client: SyncClient | None = None
     try:
         client = SyncClient(
@@ -167,7 +172,7 @@ def main(
             retries=args.retries,
             transport=transport,
         )
-        return _run(args, client, bar, say)
+        return _run(args, client, bar, say, warn)
     except SyncClientError as exc:
         bar.finish()
         code, text = _failure(exc)
@@ -198,10 +203,32 @@ def _failure(exc: SyncClientError) -> tuple[int, str]:
     code = next((code for kind, code in _EXIT_CODES if isinstance(exc, kind)), EXIT_ERROR)
     if code == EXIT_UNREACHABLE:
         return code, f"server unreachable: {exc}"
+    if isinstance(exc, PushIncomplete) and (conflict := exc.result.blocking_conflict) is not None:
+        what = f"pull of {exc.table}" if exc.table else "pull"
+        return code, f"{what} blocked by a conflict: {conflict.describe()}; {resolve_hint(conflict)}"
     return code, str(exc)
 
 
-def _run(args: argparse.Namespace, client: SyncClient, bar: ProgressBar, say: Callable[[str], None]) -> int:
+def resolve_hint(conflict: Conflict) -> str:
+    """How to settle ``conflict`` from the command line: which ``--conflict`` does what."""
+    if conflict.server_item is not None and conflict.server_item.get("deleted"):
+        return "rerun with --conflict server-wins to drop the local change (the item is deleted on the server)"
+    if conflict.server_item is None:
+        keep, take = "create the item again on the server", "drop the local change"
+    elif conflict.operation.kind == DELETE:
+        keep, take = "delete it on the server anyway", "keep the server's copy"
+    else:
+        keep, take = "keep the local change", "take the server's copy"
+    return f"rerun with --conflict client-wins to {keep}, or --conflict server-wins to {take}"
+
+
+def _run(
+    args: argparse.Namespace,
+    client: SyncClient,
+    bar: ProgressBar,
+    say: Callable[[str], None],
+    warn: Callable[[str], None],
+) -> int:
     if args.command == "pull":
         for table in args.tables:
             pulled = client.pull(table, full=args.full, filter=args.filter, query_id=args.query_id, progress=bar)
@@ -214,9 +241,12 @@ def _run(args: argparse.Namespace, client: SyncClient, bar: ProgressBar, say: Ca
         result = client.push(args.tables or None, progress=bar)
         bar.finish()
         for record in result.conflicts:
-            op = record.conflict.operation
-            say(f"conflict on {op.kind} {op.table}/{op.item_id} (HTTP {record.conflict.status}): {record.action}")
+            op, fields = record.conflict.operation, record.conflict.differing_fields
+            status = f"HTTP {record.conflict.status}" + (f"; differs in {', '.join(fields)}" if fields else "")
+            say(f"conflict on {op.kind} {op.table}/{op.item_id} ({status}): {record.action}")
         say(result.summary())
+        if (conflict := result.blocking_conflict) is not None:
+            warn(f"push stopped by a conflict: {conflict.describe()}; {resolve_hint(conflict)}")
         return EXIT_OK if result.ok else EXIT_INCOMPLETE
     if args.command == "status":
         tables = args.tables or sorted(set(client.store.tables()) | {op.table for op in client.pending()})

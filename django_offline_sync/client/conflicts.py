@@ -8,11 +8,14 @@ handler returns ``Resolution.merge(item)`` with an item it built from both sides
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .store import PendingOperation
+from django_offline_sync.wire import parse_timestamp
+
+from .store import SYSTEM_FIELDS, PendingOperation
 
 Item = dict[str, Any]
 
@@ -44,6 +47,63 @@ class Conflict:
     @property
     def server_deleted(self) -> bool:
         return self.server_item is None or bool(self.server_item.get("deleted"))
+
+    @property
+    def differing_fields(self) -> list[str]:
+        """The user fields of the local item whose value the server's copy does not have, sorted.
+
+        Server-owned fields (``version``, ``updatedAt``, …) are left out; empty when the server
+        has no live copy.
+        """
+        if self.server_item is None or self.server_item.get("deleted"):
+            return []
+        server = self.server_item
+        return sorted(
+            key
+            for key, value in self.local_item.items()
+            if key != "id" and key not in SYSTEM_FIELDS and (key not in server or not same_value(value, server[key]))
+        )
+
+    def describe(self, max_fields: int = 5) -> str:
+        """One line: the operation, the status and how the two copies differ.
+
+        ``update Task/1f… conflicts with the server's copy (HTTP 412); fields that differ:
+        text (local "mine", server "theirs")``.
+        """
+        op = self.operation
+        what = f"{op.kind} {op.table}/{op.item_id}"
+        if self.server_item is None:
+            return f"{what}: the server no longer has this item (HTTP {self.status})"
+        if self.server_item.get("deleted"):
+            return f"{what}: the server deleted this item (HTTP {self.status})"
+        fields = self.differing_fields
+        text = f"{what} conflicts with the server's copy (HTTP {self.status})"
+        if not fields:
+            return text + "; no field differs, only the version"
+        shown = [
+            f"{key} (local {_short(self.local_item[key])}, server {_short(self.server_item.get(key))})"
+            for key in fields[:max_fields]
+        ]
+        more = f" and {len(fields) - max_fields} more" if len(fields) > max_fields else ""
+        return f"{text}; fields that differ: {', '.join(shown)}{more}"
+
+
+def same_value(mine: Any, theirs: Any) -> bool:
+    """Whether two field values are equal, timestamps compared as instants, not as text."""
+    if mine == theirs:
+        return True
+    if isinstance(mine, str) and isinstance(theirs, str):
+        try:
+            return parse_timestamp(mine) == parse_timestamp(theirs)
+        except ValueError:
+            return False
+    return False
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    """A field value as JSON on one line, cut to ``limit`` characters."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True)

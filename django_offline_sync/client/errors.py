@@ -118,11 +118,27 @@ class UnknownTable(ServerError):
 
 
 class PushIncomplete(SyncClientError):
-    """A pull needed the queue pushed first, and the push stopped (conflict cancelled or error)."""
+    """A pull needed the queue pushed first, and the push stopped (conflict cancelled or error).
 
-    def __init__(self, result: Any) -> None:
-        super().__init__(f"push before pull did not finish: {result.summary()}")
+    ``result`` is the ``PushResult``; ``result.blocking_conflict`` is the conflict left to the
+    user, if that is what stopped it. ``table`` is the table that was to be pulled.
+    """
+
+    def __init__(self, result: Any, table: str | None = None) -> None:
+        what = f"pull of {table!r}" if table else "pull"
+        conflict = result.blocking_conflict
+        if conflict is not None:
+            text = (
+                f"{what} blocked by a conflict: {conflict.describe()}; settle it with a conflict handler "
+                "(client_wins, server_wins or a merge), then pull again"
+            )
+        elif result.error:
+            text = f"{what} needs the pending changes pushed first, and the push stopped: {result.error}"
+        else:
+            text = f"push before pull did not finish: {result.summary()}"
+        super().__init__(text)
         self.result = result
+        self.table = table
 
 
 class ConflictError(ServerError):

@@ -18,7 +18,7 @@ import httpx
 
 from django_offline_sync.wire import parse_timestamp
 
-from .conflicts import CANCEL, CLIENT_WINS, MERGE, SERVER_WINS, Conflict, ConflictHandler, cancel
+from .conflicts import CANCEL, CLIENT_WINS, MERGE, SERVER_WINS, Conflict, ConflictHandler, cancel, same_value
 from .errors import PushIncomplete, ServerError, UnknownTable
 from .store import DELETE, INSERT, SYSTEM_FIELDS, UPDATE, Item, LocalStore, PendingOperation, check_name
 from .transport import HttpTransport, decode_json, error_text, etag, looks_like_html, unexpected
@@ -56,6 +56,13 @@ class PushResult:
     @property
     def ok(self) -> bool:
         return self.error is None and not self.cancelled
+
+    @property
+    def blocking_conflict(self) -> Conflict | None:
+        """The conflict the handler left to the user (``cancel``), which stopped this push."""
+        if not self.cancelled:
+            return None
+        return next((record.conflict for record in reversed(self.conflicts) if record.action == CANCEL), None)
 
     def summary(self) -> str:
         text = f"pushed {self.pushed} operation(s)"
@@ -100,20 +107,7 @@ def same_content(sent: Item, server: Item) -> bool:
     This is how a re-sent write whose first response was lost is recognised: the server
     then answers 409/412 with an item equal to what we sent.
     """
-    for key, value in body_for(sent).items():
-        if key not in server:
-            return False
-        theirs = server[key]
-        if theirs == value:
-            continue
-        if isinstance(value, str) and isinstance(theirs, str):
-            try:
-                if parse_timestamp(value) == parse_timestamp(theirs):
-                    continue
-            except ValueError:
-                pass
-        return False
-    return True
+    return all(key in server and same_value(value, server[key]) for key, value in body_for(sent).items())
 
 
 class Synchronizer:
@@ -290,7 +284,7 @@ class Synchronizer:
         if self.store.pending_count(table):
             pushed = self.push(handler=handler)
             if self.store.pending_count(table):
-                raise PushIncomplete(pushed)
+                raise PushIncomplete(pushed, table)
         qid = None if full else (query_id or default_query_id(filter))
         result = PullResult(table, qid, pushed=pushed)
         token = self.store.cursor(table, qid).token if qid is not None else None

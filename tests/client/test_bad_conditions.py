@@ -30,6 +30,7 @@ from django_offline_sync.client.cli import (
     EXIT_ERROR,
     EXIT_INCOMPLETE,
     EXIT_NOT_API,
+    EXIT_OK,
     EXIT_SERVER_FAILED,
     EXIT_STORE,
     EXIT_UNREACHABLE,
@@ -319,3 +320,60 @@ def test_damage_found_past_the_open_is_a_store_error_too(tmp_path):
     code, _, err = run("--db", str(db), "status")
     assert code == EXIT_STORE
     assert one_line(err) == f"offline-sync: the local store {db} cannot be used: database disk image is malformed"
+
+
+# -- 6. a pull blocked by a conflict says how to settle it ---------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("generation", ["v2", "v3"])
+def test_pull_blocked_by_a_conflict_names_the_fields_and_the_options(live_server, tmp_path, generation):
+    from example_project.tasks.models import Task
+
+    task = Task.objects.create(text="original", priority=1)
+    db = tmp_path / "d.db"
+    common = ("--url", live_server.url, "--db", str(db), "--generation", generation)
+    assert run(*common, "pull", "Task")[0] == EXIT_OK
+    with LocalStore(db) as store:
+        store.update("Task", {"id": task.id, "text": "mine", "priority": 5})
+    Task.objects.filter(pk=task.pk).update(text="theirs")  # another device got there first
+
+    code, _, err = run(*common, "pull", "Task")
+    assert code == EXIT_INCOMPLETE
+    line = one_line(err)
+    assert line.startswith(f"offline-sync: pull of Task blocked by a conflict: update Task/{task.id} conflicts with")
+    assert 'fields that differ: priority (local 5, server 1), text (local "mine", server "theirs")' in line
+    assert line.endswith(
+        "rerun with --conflict client-wins to keep the local change, "
+        "or --conflict server-wins to take the server's copy"
+    )
+
+    code, out, err = run(*common, "push")  # the push command says the same, and lists the conflict
+    assert code == EXIT_INCOMPLETE
+    assert f"conflict on update Task/{task.id} (HTTP " in out and "; differs in priority, text): cancel" in out
+    assert one_line(err).startswith("offline-sync: push stopped by a conflict: update Task/")
+
+    code, _, err = run(*common, "pull", "Task", "--conflict", "server-wins")  # the option, as the hint puts it
+    assert code == EXIT_OK, err
+    with LocalStore(db) as store:
+        assert (store.get("Task", task.id)["text"], store.pending_count()) == ("theirs", 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pull_blocked_by_an_item_deleted_on_the_server(live_server, tmp_path):
+    from example_project.tasks.models import Task
+
+    task = Task.objects.create(text="original")
+    db = tmp_path / "d.db"
+    common = ("--url", live_server.url, "--db", str(db))
+    assert run(*common, "pull", "Task")[0] == EXIT_OK
+    with LocalStore(db) as store:
+        store.update("Task", {"id": task.id, "text": "mine"})
+    Task.objects.get(pk=task.pk).delete()  # soft delete: a tombstone
+
+    code, _, err = run(*common, "pull", "Task")
+    assert code == EXIT_INCOMPLETE
+    assert one_line(err).endswith(
+        f"update Task/{task.id}: the server deleted this item (HTTP 410); "
+        "rerun with --conflict server-wins to drop the local change (the item is deleted on the server)"
+    )

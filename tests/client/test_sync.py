@@ -137,8 +137,17 @@ def test_conflict_cancel_keeps_the_operation(make_client):
     assert record.conflict.status in (409, 412)
     assert record.conflict.server_item["text"] == "first's edit"
     assert record.conflict.local_item["text"] == "second's edit"
-    with pytest.raises(PushIncomplete):
+    assert record.conflict.differing_fields == ["priority", "text"]
+    assert result.blocking_conflict is record.conflict
+    with pytest.raises(PushIncomplete) as info:
         second.pull("Task")
+    assert info.value.table == "Task" and info.value.result.blocking_conflict is not None
+    assert str(info.value) == (
+        f"pull of 'Task' blocked by a conflict: update Task/{task.id} conflicts with the server's copy "
+        f"(HTTP {record.conflict.status}); fields that differ: priority (local 9, server 1), "
+        """text (local "second's edit", server "first's edit"); settle it with a conflict handler """
+        "(client_wins, server_wins or a merge), then pull again"
+    )
 
 
 def test_conflict_client_wins_overwrites_the_server(make_client):
