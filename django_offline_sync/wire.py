@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import re
+import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
@@ -133,6 +134,10 @@ def parse_timestamp(value: str) -> dt.datetime:
 ID_MAX_LENGTH: Final = 255
 # §2.2: the v1/v2 Node rule. Control characters and " + ? \ / ` are forbidden.
 _FORBIDDEN_ID_CHARS: Final = re.compile(r'[\x00-\x1f\x7f-\x9f"+?\\/`]')
+# §2.2, ours: characters that make two ids look alike or reorder how an id is shown. Unicode
+# format characters (Cf: zero-width U+200B-U+200F, bidi embeddings and overrides U+202A-U+202E,
+# isolates U+2066-U+2069, the byte-order mark U+FEFF…) and line/paragraph separators.
+_INVISIBLE_ID_CATEGORIES: Final = frozenset({"Cf", "Zl", "Zp"})
 
 
 class InvalidId(ValueError):
@@ -156,6 +161,20 @@ def check_id(value: object) -> str:
         raise InvalidId("The id must not be '.' or '..'.")
     if _FORBIDDEN_ID_CHARS.search(value):
         raise InvalidId('The id must not contain control characters or any of the characters " + ? \\ / `.')
+    if value.isspace():
+        raise InvalidId("The id must not be only whitespace.")
+    if value != value.strip():
+        raise InvalidId("The id must not start or end with whitespace.")
+    if not value.isascii():
+        for char in value:
+            category = unicodedata.category(char)
+            if category == "Cs":
+                raise InvalidId(f"The id must be valid Unicode text: it holds a lone surrogate (U+{ord(char):04X}).")
+            if category in _INVISIBLE_ID_CATEGORIES:
+                raise InvalidId(
+                    "The id must not contain invisible formatting characters (zero-width, bidirectional "
+                    f"or byte-order marks) or line separators: it holds U+{ord(char):04X}."
+                )
     return value
 
 
