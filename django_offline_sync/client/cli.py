@@ -2,12 +2,14 @@
 
 Example: ``offline-sync --url http://127.0.0.1:8000 --db device.db pull Task Note``.
 Exit codes are stable so scripts can branch on them (see ``EXIT_*``); progress goes to
-stderr, summaries to stdout.
+stderr, summaries to stdout, and every failure is one line on stderr. A reader that goes
+away (``offline-sync status | head``) only silences the rest of the output.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
@@ -41,11 +43,54 @@ EXIT_NOT_API = 7  # the answer is not the sync API's: an HTML page, a redirect, 
 EXIT_STORE = 8  # the --db file is not a client store (another application's database), or is corrupted
 
 
+class Output:
+    """Writes to a stream, and goes quiet once the stream's reader is gone.
+
+    ``offline-sync status | head -1`` closes the pipe after one line; writing more raises
+    ``BrokenPipeError``. The command does not stop for that (a pull is not cut short because
+    nobody reads its summary): later output is dropped, and the stream's file descriptor is
+    pointed at /dev/null so that what is still buffered does not fail at exit either.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.gone = False
+
+    def write(self, text: str, *, flush: bool = False) -> None:
+        if self.gone:
+            return
+        try:
+            self.stream.write(text)
+            if flush:
+                self.stream.flush()
+        except BrokenPipeError:
+            self._reader_gone()
+
+    def line(self, text: str) -> None:
+        self.write(text + "\n")
+
+    def flush(self) -> None:
+        self.write("", flush=True)
+
+    def _reader_gone(self) -> None:
+        self.gone = True
+        try:
+            fd = self.stream.fileno()
+        except (AttributeError, OSError, ValueError):  # not a file, e.g. a StringIO
+            return
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, fd)
+        finally:
+            os.close(devnull)
+
+
 class ProgressBar:
     """A one-line progress bar on a terminal stream; silent when disabled."""
 
-    def __init__(self, stream: TextIO, enabled: bool, width: int = 30) -> None:
-        self.stream = stream
+    def __init__(self, stream: TextIO | Output, enabled: bool, width: int = 30) -> None:
+        self.output = stream if isinstance(stream, Output) else Output(stream)
+        self.stream = self.output.stream
         self.enabled = enabled
         self.width = width
         self._shown = False
@@ -59,14 +104,12 @@ class ProgressBar:
             text = f"\r{label:<16} [{bar}] {done}/{total}"
         else:
             text = f"\r{label:<16} {done} row(s)"
-        self.stream.write(text)
-        self.stream.flush()
+        self.output.write(text, flush=True)
         self._shown = True
 
     def finish(self) -> None:
         if self._shown:
-            self.stream.write("\n")
-            self.stream.flush()
+            self.output.write("\n", flush=True)
             self._shown = False
 
 
@@ -138,8 +181,8 @@ def main(
     transport: httpx.BaseTransport | None = None,
 ) -> int:
     """Run the command line; returns the exit code. ``transport`` lets tests drive an in-process app."""
-    out = stdout or sys.stdout
-    err = stderr or sys.stderr
+    out = Output(stdout or sys.stdout)
+    err = Output(stderr or sys.stderr)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command in ("pull", "push") and not args.url:
@@ -150,15 +193,15 @@ def main(
         headers = _headers(args.header)
     except (InvalidURL, ValueError) as exc:
         parser.error(str(exc))
-    enabled = err.isatty() if args.progress is None else args.progress
+    enabled = err.stream.isatty() if args.progress is None else args.progress
     bar = ProgressBar(err, enabled and not args.quiet)
 
     def say(text: str) -> None:
         if not args.quiet:
-            print(text, file=out)
+            out.line(text)
 
     def warn(text: str) -> None:
-        print(f"offline-sync: {text}", file=err)
+        err.line(f"offline-sync: {text}")
 
     client: SyncClient | None = None
     try:
@@ -176,15 +219,17 @@ def main(
     except SyncClientError as exc:
         bar.finish()
         code, text = _failure(exc)
-        print(f"offline-sync: {text}", file=err)
+        warn(text)
         return code
     except sqlite3.DatabaseError as exc:  # damage found past the open: "database disk image is malformed"
         bar.finish()
-        print(f"offline-sync: the local store {args.db} cannot be used: {exc}", file=err)
+        warn(f"the local store {args.db} cannot be used: {exc}")
         return EXIT_STORE
     finally:
         if client is not None:
             client.close()
+        out.flush()  # now, so that a reader gone meanwhile is noticed here and not at exit
+        err.flush()
 
 
 #: The exit code of each error, first match wins (subclasses before their bases).

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -377,3 +378,46 @@ def test_pull_blocked_by_an_item_deleted_on_the_server(live_server, tmp_path):
         f"update Task/{task.id}: the server deleted this item (HTTP 410); "
         "rerun with --conflict server-wins to drop the local change (the item is deleted on the server)"
     )
+
+
+# -- 7. a reader that goes away ------------------------------------------------------------------
+
+
+def cli_process(*argv: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "django_offline_sync.client", "--no-progress", *argv]
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.mark.skipif(shutil.which("head") is None, reason="needs head(1)")
+def test_piping_status_to_head_exits_quietly(tmp_path):
+    db = tmp_path / "d.db"
+    with LocalStore(db) as store, store.transaction():
+        for i in range(3000):  # ~130 kB of output: far more than a pipe holds, so head leaves mid-write
+            store.insert("Task", {"id": f"task{i:05d}"})
+    proc = cli_process("--db", str(db), "status")
+    head = subprocess.Popen(["head", "-n", "2"], stdin=proc.stdout, stdout=subprocess.PIPE)
+    proc.stdout.close()  # only head reads it now
+    shown, _ = head.communicate(timeout=60)
+    assert proc.wait(timeout=60) == EXIT_OK
+    assert proc.stderr.read() == b""  # no BrokenPipeError, no "Exception ignored"
+    proc.stderr.close()
+    assert shown.decode().splitlines() == [
+        "Task: 3000 row(s), 3000 pending; delta tokens: never pulled",
+        "  #1 insert task00000 (base version -)",
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pull_whose_output_nobody_reads_still_pulls(live_server, tmp_path):
+    from example_project.tasks.models import Task
+
+    Task.objects.bulk_create([Task(text=f"task {i}") for i in range(30)])
+    db = tmp_path / "d.db"
+    proc = cli_process("--url", live_server.url, "--db", str(db), "pull", "Task", "Note")
+    proc.stdout.close()  # the reader is gone before the first line is written
+    assert proc.wait(timeout=60) == EXIT_OK
+    assert proc.stderr.read() == b""
+    proc.stderr.close()
+    with LocalStore(db) as store:
+        assert store.count("Task") == 30
