@@ -56,6 +56,9 @@ _V3: Final = re.compile(r"^3\.0(\.\d+)?$")
 # v1 system-column names in a query: the strongest v1 signal after X-ZUMO-APPLICATION.
 _V1_NAMES: Final = re.compile(r"(?<![A-Za-z0-9_])__(createdat|updatedat|version|deleted)\b", re.IGNORECASE)
 _V1_QUERY_OPTIONS: Final = ("$filter", "$orderby", "$select")
+#: ``ZUMO/{major}.{minor} (lang=…; …)``: the ``X-ZUMO-VERSION`` (and ``User-Agent``) of the
+#: Azure Mobile Services and Mobile Apps SDKs (§1.2); v3 clients send ``Datasync/…`` instead.
+_ZUMO_SDK: Final = re.compile(r"^\s*ZUMO/(\d+)\.\d+(.*)$", re.IGNORECASE | re.DOTALL)
 _STRING_LITERAL: Final = re.compile(r"'(?:[^']|'')*'")
 _VERSION_HELP: Final = (
     "For more information and supported clients see: http://go.microsoft.com/fwlink/?LinkID=690568#2.0.0"
@@ -368,6 +371,23 @@ def _has_v1_markers(request: Request) -> bool:
     return any(_v1_name_in(query_param(request.GET, option)) for option in _V1_QUERY_OPTIONS)
 
 
+def _sdk_generation(request: Request) -> GenerationName | None:
+    """The generation an Azure Mobile SDK names in ``X-ZUMO-VERSION`` (else ``User-Agent``).
+
+    ``ZUMO/1.x`` is a v1 SDK and ``ZUMO/2.x`` or later a v2 SDK (JS 2.x, .NET 2.x-4.x, Android
+    and iOS 3.x), except the v1 iOS SDK 2.x, which sends ``ZUMO/2.x (lang=objective-c; …)``
+    (§1.3). None for anything else, ``Datasync/…`` included.
+    """
+    for header in ("X-ZUMO-VERSION", "User-Agent"):
+        match = _ZUMO_SDK.match(request.headers.get(header, ""))
+        if match is not None:
+            major, rest = int(match.group(1)), match.group(2).lower()
+            if major <= 1 or (major == 2 and "lang=objective-c" in rest):
+                return "v1"
+            return "v2"
+    return None
+
+
 def detect(request: Request) -> GenerationName:
     """The generation of ``request``; 400 for an unknown or disabled one (§1.3, §12)."""
     settings = get_settings()
@@ -385,6 +405,8 @@ def detect(request: Request) -> GenerationName:
             )
     elif _has_v1_markers(request):
         generation = "v1"
+    elif (sdk := _sdk_generation(request)) is not None:
+        generation = sdk
     else:
         generation = settings.DEFAULT_GENERATION
         if generation is None:

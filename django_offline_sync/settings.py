@@ -74,6 +74,9 @@ class SyncSettings:
     MAX_FILTER_LENGTH: int = 4096
     MAX_FILTER_DEPTH: int = 32
     MAX_FILTER_NODES: int = 512
+    #: Longest string (characters, worst case) a ``$filter``/``$orderby`` may build with
+    #: ``concat``/``replace``: nested ``replace`` calls multiply lengths inside the database.
+    MAX_FILTER_STRING: int = 65536
     #: Largest JSON request body accepted by the table endpoints, in bytes.
     MAX_BODY_BYTES: int = 1_048_576
     #: v3 ``nextLink`` form when the client does not ask for one.
@@ -101,7 +104,7 @@ class SettingProblem:
     error: bool = True
 
 
-_LIMITS: Final = ("MAX_FILTER_LENGTH", "MAX_FILTER_DEPTH", "MAX_FILTER_NODES", "MAX_BODY_BYTES")
+_LIMITS: Final = ("MAX_FILTER_LENGTH", "MAX_FILTER_DEPTH", "MAX_FILTER_NODES", "MAX_FILTER_STRING", "MAX_BODY_BYTES")
 
 
 def _value_problem(key: str, value: Any) -> tuple[str, str] | None:

@@ -133,19 +133,20 @@ def parse_query(params: Mapping[str, str], field_map: FieldMap) -> ODataQuery:
         "max_depth": settings.MAX_FILTER_DEPTH,
         "max_nodes": settings.MAX_FILTER_NODES,
     }
+    max_string = settings.MAX_FILTER_STRING
     filter_q: Q | None = None
     filter_node: Node | None = None
     raw_filter = params.get("$filter")
     if raw_filter is not None and raw_filter.strip():
         filter_node = _option("$filter", lambda: parse_filter(raw_filter, **limits))
         node = filter_node
-        filter_q = _option("$filter", lambda: translate_filter(node, field_map))
+        filter_q = _option("$filter", lambda: translate_filter(node, field_map, max_string=max_string))
 
     terms: tuple[OrderTerm, ...] = ()
     raw_orderby = params.get("$orderby")
     if raw_orderby is not None and raw_orderby.strip():
         terms = _option("$orderby", lambda: parse_orderby(raw_orderby, **limits))
-    order_by = _option("$orderby", lambda: translate_orderby(terms, field_map))
+    order_by = _option("$orderby", lambda: translate_orderby(terms, field_map, max_string=max_string))
 
     skip = 0
     if params.get("$skip") is not None:

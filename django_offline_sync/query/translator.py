@@ -11,7 +11,10 @@ NULL`` terms that make this hold in SQL's three-valued logic.
 Strings compare by code point and ``tolower``/``toupper`` fold ASCII letters only, on every
 backend (see ``functions``). Integer arithmetic is 64-bit with a static overflow check;
 arithmetic on decimal or float operands is done in double precision; division or modulo by
-zero gives null. No SQL is built from strings: everything is Django expressions.
+zero gives null. Every string-valued expression carries its worst-case length, so that
+``concat``/``replace`` nests that could build huge strings inside the database (each
+``replace`` can multiply a length) are refused before any SQL runs (``max_string``). No SQL
+is built from strings: everything is Django expressions.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, IsN
 from django.db.models.lookups import In as InLookup
 
 from .coercion import NUMERIC, TYPE_NAMES, coerce_literal
-from .errors import ODataTypeError
+from .errors import ODataLimitError, ODataTypeError
 from .fields import INT64_BOUND, FieldMap
 from .functions import AsciiLower, AsciiUpper, CodePointEqual, CodePointOrder, IntDivide, IntModulo
 from .nodes import ARITHMETIC_OPS, COMPARISON_OPS, BinaryOp, BoolOp, Call, In, Literal, Node, Not, OrderTerm, Property
@@ -103,9 +106,15 @@ class Operand:
     nullable: bool
     bound: int | None = None  # largest magnitude, for int-typed operands
     literal: Literal | None = None
+    length: int | None = None  # worst-case length in characters, for string-typed operands
 
 
 _INT32_MAX = 2**31 - 1
+#: Worst-case length of every string a ``$filter``/``$orderby`` may build (``MAX_FILTER_STRING``).
+DEFAULT_MAX_STRING = 65536
+#: The length assumed for a string column without ``max_length`` (``TextField``): its values
+#: can be any size, so growing it is bounded as if it held this many characters.
+UNBOUNDED_STRING_LENGTH = 4096
 
 
 def output_field(kind: str) -> Any:
@@ -115,8 +124,9 @@ def output_field(kind: str) -> Any:
 class Translator:
     """Translates the nodes of one tree against one ``FieldMap``."""
 
-    def __init__(self, field_map: FieldMap) -> None:
+    def __init__(self, field_map: FieldMap, *, max_string: int = DEFAULT_MAX_STRING) -> None:
         self.field_map = field_map
+        self.max_string = max_string
 
     # -- predicates ----------------------------------------------------------------------
 
@@ -214,10 +224,12 @@ class Translator:
         if isinstance(node, Literal):
             kind = "null" if node.kind == "null" else node.kind
             bound = abs(node.value) if node.kind == "int" and isinstance(node.value, int) else None
-            return Operand(None, kind, node.kind == "null", bound, node)
+            length = len(node.value) if isinstance(node.value, str) else None
+            return Operand(None, kind, node.kind == "null", bound, node, length)
         if isinstance(node, Property):
             info = self.field_map.resolve(node.name, node.position)
-            return Operand(F(info.attname), info.type, info.nullable, info.bound)
+            length = (info.max_length or UNBOUNDED_STRING_LENGTH) if info.type == "string" else None
+            return Operand(F(info.attname), info.type, info.nullable, info.bound, length=length)
         if isinstance(node, BinaryOp) and node.op in ARITHMETIC_OPS:
             return self.arithmetic(node)
         if isinstance(node, Call) and node.name not in PREDICATE_FUNCTIONS:
@@ -238,7 +250,8 @@ class Translator:
             )
         if value is None:
             return replace(operand, type="null")
-        return Operand(Value(value, output_field=output_field(bind)), kind, False, operand.bound, None)
+        length = len(value) if isinstance(value, str) else None
+        return Operand(Value(value, output_field=output_field(bind)), kind, False, operand.bound, None, length)
 
     def unify(self, left: Operand, right: Operand, node: BinaryOp) -> tuple[Operand, Operand]:
         """Bring both sides of a comparison to one type, or raise a positioned type error."""
@@ -339,14 +352,20 @@ class Translator:
             if name == "length":
                 return Operand(Length(text.expression), "int", text.nullable, 2**31)
             function = {"tolower": AsciiLower, "toupper": AsciiUpper, "trim": Trim}[name]
-            return Operand(function(text.expression), "string", text.nullable)
+            return Operand(function(text.expression), "string", text.nullable, length=text.length)
         if name == "concat":
             parts = [self.string_arg(node, arg) for arg in node.args]
-            return Operand(Concat(*(p.expression for p in parts), output_field=CharField()), "string", False)
+            joined = Concat(*(p.expression for p in parts), output_field=CharField())
+            return Operand(joined, "string", False, length=self.bounded(node, sum(_length(p) for p in parts)))
         if name == "replace":
             text, old, new = [self.string_arg(node, arg) for arg in node.args]
             nullable = text.nullable or old.nullable or new.nullable
-            return Operand(Replace(text.expression, old.expression, new.expression), "string", nullable)
+            # Worst case: `text` is all matches of `find` (a literal's exact length, else as short
+            # as 1 character), each replaced by the longest `new`. Replacing '' changes nothing.
+            size, grown = _length(text), _length(new)
+            find = _length(old) if isinstance(node.args[1], Literal) else 1
+            length = self.bounded(node, size + (size // find) * max(0, grown - find) if find else size)
+            return Operand(Replace(text.expression, old.expression, new.expression), "string", nullable, length=length)
         if name == "indexof":
             text, part = [self.string_arg(node, arg) for arg in node.args]
             found = StrIndex(CodePointEqual(text.expression), CodePointEqual(part.expression))
@@ -355,12 +374,16 @@ class Translator:
         if name == "substring":
             text = self.string_arg(node, node.args[0])
             start = self.int_literal_arg(node, node.args[1])
-            length = self.int_literal_arg(node, node.args[2]) if len(node.args) == 3 else None
+            count = self.int_literal_arg(node, node.args[2]) if len(node.args) == 3 else None
             # SQL counts from 1. A start of 2**31 - 1 would become 2**31, which PostgreSQL binds
             # as a bigint (no substring(text, bigint) exists) and SQLite's substr() wraps to a
             # negative 32-bit position; no string reaches that position on any backend
             # (PostgreSQL and MySQL cap values at 1 GB), so the clamp changes no result.
-            return Operand(Substr(text.expression, min(start + 1, _INT32_MAX), length), "string", text.nullable)
+            longest = max(0, _length(text) - start)
+            if count is not None:
+                longest = min(longest, count)
+            piece = Substr(text.expression, min(start + 1, _INT32_MAX), count)
+            return Operand(piece, "string", text.nullable, length=longest)
         if name in _EXTRACTS:
             extract, types, bound = _EXTRACTS[name]
             (value,) = [self.operand(arg) for arg in node.args]
@@ -382,6 +405,17 @@ class Translator:
             return Operand(_rounding(name, number.expression), "float", number.nullable)
         raise ODataTypeError(f"{name}() cannot be used here", node.position, "a value")  # pragma: no cover
 
+    def bounded(self, node: Call, length: int) -> int:
+        """``length``, the worst case of what ``node`` builds, if it is within ``max_string``."""
+        if length > self.max_string:
+            raise ODataLimitError(
+                f"{node.name}() could build a string of {length} characters, more than the "
+                f"{self.max_string} allowed (MAX_FILTER_STRING)",
+                node.position,
+                f"strings of at most {self.max_string} characters: a shorter replacement or fewer nested calls",
+            )
+        return length
+
     # -- ordering ------------------------------------------------------------------------
 
     def order_term(self, term: OrderTerm) -> str | OrderBy:
@@ -401,6 +435,10 @@ class Translator:
         if term.descending:
             return OrderBy(expression, descending=True, nulls_last=True if operand.nullable else None)
         return OrderBy(expression, nulls_first=True if operand.nullable else None)
+
+
+def _length(operand: Operand) -> int:
+    return UNBOUNDED_STRING_LENGTH if operand.length is None else operand.length
 
 
 def _numeric_join(left: Operand, right: Operand, node: BinaryOp) -> str:
@@ -430,14 +468,19 @@ def _rounding(name: str, value: Any) -> Any:
     )
 
 
-def translate_filter(node: Node, field_map: FieldMap) -> Q:
-    """The ``Q`` selecting the rows where the ``$filter`` tree ``node`` is true."""
-    return Translator(field_map).predicate(node)
+def translate_filter(node: Node, field_map: FieldMap, *, max_string: int = DEFAULT_MAX_STRING) -> Q:
+    """The ``Q`` selecting the rows where the ``$filter`` tree ``node`` is true.
+
+    ``max_string`` bounds the worst-case length of every string the expression builds.
+    """
+    return Translator(field_map, max_string=max_string).predicate(node)
 
 
-def translate_orderby(terms: Sequence[OrderTerm], field_map: FieldMap) -> list[str | OrderBy]:
+def translate_orderby(
+    terms: Sequence[OrderTerm], field_map: FieldMap, *, max_string: int = DEFAULT_MAX_STRING
+) -> list[str | OrderBy]:
     """``order_by()`` arguments for ``terms``, always ending with ``id`` as the tie-breaker."""
-    translator = Translator(field_map)
+    translator = Translator(field_map, max_string=max_string)
     result = [translator.order_term(term) for term in terms]
     has_id = any(
         isinstance(term.expression, Property) and translator.field_map.resolve(term.expression.name).attname == "id"

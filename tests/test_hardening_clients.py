@@ -1,0 +1,68 @@
+"""Real clients, routing, the paging cursor and the example site, end to end over HTTP.
+
+Each test replays what a real client sends (headers as the SDKs build them; docs/protocol.rst
+§1.2, §11b) and checks the answer it needs.
+"""
+
+import pytest
+
+from tests.factories import TaskFactory
+
+pytestmark = pytest.mark.django_db
+
+#: The v1 web SDK built without an application key (docs/protocol.rst §11b).
+V1_WEB = "ZUMO/1.2 (lang=Web; os=--; os_version=--; arch=--; version=1.2.21003.0)"
+
+
+# -- 1. X-ZUMO-VERSION names the generation when ZUMO-API-VERSION does not ---------------------
+
+
+def test_a_v1_web_client_without_an_application_key_is_served_v1(client):
+    TaskFactory()
+    response = client.get("/tables/Task?__systemproperties=__version", HTTP_X_ZUMO_VERSION=V1_WEB)
+    assert response.status_code == 200
+    row = response.json()[0]
+    assert "__version" in row and "version" not in row and "updatedAt" not in row  # v1 shape, not v3
+
+
+def test_a_v1_client_without_an_application_key_gets_v1_shapes_on_every_verb(client):
+    headers = {"HTTP_X_ZUMO_VERSION": V1_WEB}
+    created = client.post("/tables/Task", {"id": "w1", "text": "a"}, content_type="application/json", **headers)
+    assert created.status_code == 201 and set(created.json()) == {"id", "text", "complete", "priority", "dueDate"}
+    missing = client.get("/tables/Task/nope", **headers)
+    assert missing.status_code == 404 and missing.json()["code"] == 404  # the v1 error shape
+
+
+@pytest.mark.parametrize(
+    "header, value, shape",
+    [
+        ("HTTP_X_ZUMO_VERSION", "ZUMO/1.3 (lang=Managed; os=Windows; os_version=6.2; arch=X64; version=1.3.2)", "v1"),
+        ("HTTP_USER_AGENT", "ZUMO/1.0 (lang=Java; os=Android; os_version=4.4; arch=armeabi; version=1.1.5)", "v1"),
+        # The v1 iOS SDK 2.x (WindowsAzureMobileServices) sends ZUMO/2.x and no version header.
+        ("HTTP_X_ZUMO_VERSION", "ZUMO/2.2 (lang=objective-c; os=iOS; os_version=8; arch=iPad; version=2.2.1)", "v1"),
+        ("HTTP_X_ZUMO_VERSION", "ZUMO/2.0 (lang=Web; os=--; os_version=--; arch=--; version=2.0.1)", "v2"),
+        ("HTTP_X_ZUMO_VERSION", "ZUMO/4.2 (lang=Managed; os=Android; os_version=10; arch=Arm64; version=4.2.0)", "v2"),
+        ("HTTP_X_ZUMO_VERSION", "Datasync/9.0.0 (lang=Managed; os=Windows; arch=X64; version=9.0.0.0)", "v3"),
+        ("HTTP_USER_AGENT", "Mozilla/5.0 (X11; Linux x86_64)", "v3"),
+    ],
+)
+def test_the_sdk_version_header_names_the_generation(client, header, value, shape):
+    TaskFactory()
+    body = client.get("/tables/Task", **{header: value}).json()
+    if shape == "v3":
+        assert set(body) == {"items", "count", "nextLink"}
+    else:
+        row = body[0]
+        assert isinstance(body, list) and ("updatedAt" in row) == (shape == "v2")
+
+
+def test_an_explicit_api_version_beats_the_sdk_header(client):
+    TaskFactory()
+    body = client.get("/tables/Task", HTTP_X_ZUMO_VERSION=V1_WEB, HTTP_ZUMO_API_VERSION="3.0.0").json()
+    assert "items" in body
+
+
+def test_an_sdk_header_of_a_disabled_generation_is_refused(client, settings):
+    settings.OFFLINE_SYNC = {"ENABLED_GENERATIONS": ["v2", "v3"]}
+    response = client.get("/tables/Task", HTTP_X_ZUMO_VERSION=V1_WEB)
+    assert response.status_code == 400 and "v1" in str(response.json())
