@@ -160,7 +160,10 @@ class LocalStore:
         self._conn.row_factory = sqlite3.Row
         try:
             self._open()
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.OperationalError as exc:  # locked, read-only, I/O error: the file may be fine
+            self._conn.close()
+            raise StoreError(self.path, f"{self.path} cannot be used as the local store: {exc}") from exc
+        except sqlite3.DatabaseError as exc:  # "file is not a database", "database disk image is malformed"
             self._conn.close()
             raise StoreError(
                 self.path,

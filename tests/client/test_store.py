@@ -431,3 +431,17 @@ def test_a_store_from_before_the_mark_is_recognised_and_marked(tmp_path):
 def test_a_directory_cannot_be_a_store(tmp_path):
     with pytest.raises(StoreError, match="cannot be opened as the local store"):
         LocalStore(tmp_path)
+
+
+def test_a_locked_store_is_not_called_corrupted(tmp_path, monkeypatch):
+    path = tmp_path / "d.db"
+    holder = sqlite3.connect(path, isolation_level=None)  # another process, holding the lock
+    holder.execute("BEGIN EXCLUSIVE")
+    real_connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: real_connect(*a, **{**k, "timeout": 0.1}))
+    try:
+        with pytest.raises(StoreError, match=r"cannot be used as the local store: database is locked$"):
+            LocalStore(path)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
