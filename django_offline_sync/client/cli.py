@@ -42,6 +42,19 @@ EXIT_SERVER_FAILED = 6  # the server was reached but kept answering 5xx after al
 EXIT_NOT_API = 7  # the answer is not the sync API's: an HTML page, a redirect, not JSON (captive portal, wrong URL)
 EXIT_STORE = 8  # the --db file is not a client store (another application's database), or is corrupted
 
+#: What each exit code means, as ``--help`` lists them (``docs/client.rst`` has the same table).
+EXIT_MEANINGS: dict[int, str] = {
+    EXIT_OK: "success",
+    EXIT_ERROR: "the server refused a request (a 4xx, e.g. an unknown table), or another error",
+    EXIT_USAGE: "bad arguments (a --url without http:// or https:// too)",
+    EXIT_UNREACHABLE: "server unreachable: network errors or timeouts after all retries",
+    EXIT_INCOMPLETE: "push incomplete: a conflict left to you (see --conflict) or a failed operation",
+    EXIT_PENDING: "purge refused: the table has pending operations (push first, or --force)",
+    EXIT_SERVER_FAILED: "the server failed: it answered 5xx after all retries",
+    EXIT_NOT_API: "not the sync API: an HTML page, a redirect or not JSON (a captive portal or a wrong --url?)",
+    EXIT_STORE: "--db is not a client store (another application's SQLite file), or is corrupted",
+}
+
 
 class Output:
     """Writes to a stream, and goes quiet once the stream's reader is gone.
@@ -117,12 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="offline-sync",
         description="Sync a local SQLite store with a django-offline-sync server.",
-        epilog=(
-            "Exit codes: 0 ok, 1 error, 2 usage, 3 server unreachable, 4 push incomplete, 5 purge refused, "
-            "6 server failed (5xx after retries), "
-            "7 not the sync API (an HTML page or a redirect: a captive portal or a wrong URL?), "
-            "8 --db is not a client store, or is corrupted."
-        ),
+        epilog="exit codes (failures print one line on stderr):\n"
+        + "\n".join(f"  {code}  {meaning}" for code, meaning in sorted(EXIT_MEANINGS.items())),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--url", help="server base URL with http:// or https://, e.g. http://127.0.0.1:8000 (needed by pull and push)"

@@ -92,3 +92,22 @@ def test_pull_and_push_against_the_app(tmp_path, wsgi_app):
     code, out, _ = run(["--url", "http://testserver", "--db", db, "--conflict", "client-wins", "push"], transport)
     assert code == EXIT_OK and "0 pending" in out
     assert Task.objects.get(pk=victim).text == "mine"
+
+
+def test_every_exit_code_is_in_the_help_and_in_the_docs(capsys):
+    import re
+    from pathlib import Path
+
+    from django_offline_sync.client import cli
+
+    codes = {value for name, value in vars(cli).items() if name.startswith("EXIT_") and isinstance(value, int)}
+    assert codes == set(cli.EXIT_MEANINGS) == set(range(len(codes)))
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    help_text = capsys.readouterr().out
+    for code, meaning in cli.EXIT_MEANINGS.items():
+        assert f"  {code}  {meaning}" in help_text
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "client.rst").read_text()
+    table = docs[docs.index("Code  Meaning") :]
+    table = table[: table.index("\n\n")]
+    assert {int(code) for code in re.findall(r"^(\d+)\s{2,}\S", table, re.MULTILINE)} == codes
