@@ -13,6 +13,7 @@ import base64
 import copy
 import datetime as dt
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -262,14 +263,62 @@ def split_body(data: Any, representer: Representer, system_names: Mapping[str, s
         else:
             unknown.append(key)
     if unknown:
-        raise UnknownFields(f"Unknown field(s) in the request body: {', '.join(sorted(unknown))}.")
+        names = ", ".join(sorted(_printable(key) for key in unknown))
+        raise UnknownFields(f"Unknown field(s) in the request body: {names}.")
     sent_id = system.get("id")
     if sent_id is not None and isinstance(representer.model._meta.pk, models.CharField):
         try:
             check_id(sent_id)
         except InvalidId as exc:
             raise InvalidBodyId(f"Invalid id: {exc}") from exc
+    errors: dict[str, list[str]] = {}
+    for wire, value in columns.items():
+        found = _unstorable_text(value, wire)
+        if found is not None:
+            where, problem = found
+            errors[wire] = [problem if where == wire else f"{problem} (at {where})"]
+    if errors:
+        raise serializers.ValidationError(errors)
     return Body(columns, system)
+
+
+# A NUL character (PostgreSQL text and jsonb cannot hold it) or a lone UTF-16 surrogate (no
+# database driver can encode it, nor can the UTF-8 response that would echo it): ``json.loads``
+# makes both from ``\u0000`` and ``\ud800`` escapes.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _printable(text: str) -> str:
+    """``text`` with its unstorable characters written as ``\\uXXXX``, safe to echo in an error."""
+    return _UNSTORABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _unstorable_text(value: Any, where: str) -> tuple[str, str] | None:
+    """The first string in a column value (object keys included) that no database can store:
+    ``(where it is, why)``, or None. Refused with a 400 naming the column on every backend,
+    rather than a 500 from PostgreSQL or the driver, or a choice or foreign key error that
+    echoes the string and cannot be rendered."""
+    if isinstance(value, str):
+        match = _UNSTORABLE.search(value)
+        if match is None:
+            return None
+        char = match.group()
+        if char == "\x00":
+            return where, "Null characters are not allowed."
+        return where, f"Surrogate characters are not allowed: U+{ord(char):04X}."
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _unstorable_text(key, f"{where}.{_printable(key)}") or _unstorable_text(
+                item, f"{where}.{_printable(key)}"
+            )
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _unstorable_text(item, f"{where}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 def read_json(request: Request, *, limit: int, allow_empty: bool = False) -> Any:

@@ -12,10 +12,12 @@ import uuid
 from urllib.parse import quote
 
 import pytest
+from rest_framework.authtoken.models import Token
 
-from example_project.tasks.models import Task
+from example_project.tasks.models import Inspection, Note, Task
 from tests.conftest import ZumoClient
-from tests.factories import TaskFactory
+from tests.factories import TaskFactory, UserFactory
+from tests.models import Coded
 
 pytestmark = pytest.mark.django_db
 
@@ -105,3 +107,99 @@ def test_a_url_id_breaking_the_id_rule_is_404(v2, path_id):
     assert v2.get(f"/tables/Task/{path_id}").status_code == 404
     assert send(v2, "PATCH", f"/tables/Task/{path_id}", '{"text": "x"}').status_code == 404
     assert Task.all_objects.count() == 0
+
+
+# -- strings no database can store: lone surrogates and NUL ------------------------------------
+
+
+def inspector(generation="v2"):
+    """A signed-in client for the per-user Inspection table (a choice column: ``condition``)."""
+    client = ZumoClient(generation)
+    user = UserFactory()
+    token, _ = Token.objects.get_or_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}", **client._credentials)
+    return client
+
+
+def assert_column_refused(response, column, fragment):
+    assert response.status_code == 400, response.content
+    code, message = error_of(response)
+    assert code == "invalid_item"
+    assert column in response.json()["errors"], response.json()
+    assert fragment in " ".join(response.json()["errors"][column])
+    assert column in message
+
+
+SURROGATE = r"\udc00"
+NUL = r"\u0000"
+
+
+@pytest.mark.parametrize("escape, fragment", [(SURROGATE, "Surrogate"), (NUL, "Null characters")])
+def test_a_string_column_with_an_unstorable_character_is_400_naming_it(zumo, escape, fragment):
+    response = send(zumo, "POST", "/tables/Task", f'{{"id": "t1", "text": "a{escape}b"}}')
+    assert_column_refused(response, "text", fragment)
+    assert Task.all_objects.count() == 0
+
+
+@pytest.mark.parametrize("escape, fragment", [(SURROGATE, "Surrogate"), (NUL, "Null characters")])
+def test_a_foreign_key_with_an_unstorable_character_is_400_naming_it(zumo, escape, fragment):
+    TaskFactory(id="a")
+    response = send(zumo, "POST", "/tables/Note", f'{{"taskId": "a{escape}", "body": "x"}}')
+    assert_column_refused(response, "taskId", fragment)
+    assert Note.all_objects.count() == 0
+
+
+@pytest.mark.parametrize("generation", ["v1", "v2", "v3"])
+@pytest.mark.parametrize("escape, fragment", [(SURROGATE, "Surrogate"), (NUL, "Null characters")])
+def test_a_choice_column_with_an_unstorable_character_is_400_naming_it(generation, escape, fragment):
+    # DRF's choice error echoes the value; with a lone surrogate the response could not be encoded.
+    body = f'{{"site": "Mill Rd", "pipeId": "P-1", "condition": "good{escape}"}}'
+    response = send(inspector(generation), "POST", "/tables/Inspection", body)
+    assert_column_refused(response, "condition", fragment)
+    assert Inspection.all_objects.count() == 0
+
+
+@pytest.mark.parametrize("method", ["PATCH", "PUT"])
+@pytest.mark.parametrize("escape, fragment", [(SURROGATE, "Surrogate"), (NUL, "Null characters")])
+def test_an_update_with_an_unstorable_character_is_400_and_writes_nothing(v2, method, escape, fragment):
+    task = TaskFactory(text="keep")
+    response = send(v2, method, f"/tables/Task/{task.id}", f'{{"text": "x{escape}", "priority": 7}}')
+    assert_column_refused(response, "text", fragment)
+    version = task.version
+    task.refresh_from_db()
+    assert task.text == "keep" and task.version == version
+
+
+@pytest.mark.urls("tests.pipeline.urls")
+@pytest.mark.parametrize(
+    "tags, where",
+    [
+        (f'["ok", "x{SURROGATE}"]', "tags[1]"),
+        (f'[{{"k": "{NUL}"}}]', "tags[0].k"),
+        (f'{{"a{NUL}": 1}}', "tags.a\\u0000"),
+        (f'{{"a{SURROGATE}": 1}}', "tags.a\\udc00"),
+    ],
+)
+def test_a_json_column_holding_an_unstorable_string_is_400_naming_where(v3, tags, where):
+    response = send(v3, "POST", "/tables/Coded", f'{{"id": "c1", "tags": {tags}}}')
+    assert_column_refused(response, "tags", f"(at {where})")
+    assert Coded.all_objects.count() == 0
+
+
+@pytest.mark.parametrize("escape", [SURROGATE, NUL])
+def test_an_unknown_field_named_with_an_unstorable_character_is_400_and_echoed_escaped(zumo, escape):
+    response = send(zumo, "POST", "/tables/Task", f'{{"text": "x", "co{escape}lour": 1}}')
+    assert response.status_code == 400, response.content
+    code, message = error_of(response)
+    assert code == "unknown_field"
+    assert f"co{escape}lour" in message  # the escape as text, e.g. co\udc00lour
+    assert Task.all_objects.count() == 0
+
+
+def test_escaped_surrogate_pairs_and_other_text_are_stored_as_sent(zumo):
+    body = r'{"id": "t1", "text": "smile \ud83d\ude00, caf\u00e9, tab\t, \u2028 and \\u0000 as text"}'
+    response = send(zumo, "POST", "/tables/Task", body)
+    assert response.status_code == 201, response.content
+    expected = "smile \U0001f600, café, tab\t, \u2028 and \\u0000 as text"
+    assert Task.objects.get().text == expected
+    assert response.json()["text"] == expected
