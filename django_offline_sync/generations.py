@@ -91,6 +91,8 @@ class Generation:
     undelete_status: ClassVar[int] = status.HTTP_200_OK
     #: Whether the v1/v2 pull's ``$skip`` is applied past the boundary stamp (§4.4).
     skips_past_pull_boundary: ClassVar[bool] = True
+    #: Whether ``__systemproperties`` (a v1 option) is a 400 rather than ignored (§2.4).
+    refuses_system_properties: ClassVar[bool] = True
 
     # -- requests ---------------------------------------------------------------------------
     def validate_request(self, request: Request) -> None:
@@ -104,7 +106,7 @@ class Generation:
                     f"{option} uses the v1 name {found.group(0)!r}, but the request declares "
                     f"ZUMO-API-VERSION {version}; spell it {plain!r}."
                 )
-        if query_param(request.GET, "__systemproperties") is not None:
+        if self.refuses_system_properties and query_param(request.GET, "__systemproperties") is not None:
             raise MixedGeneration(
                 f"__systemproperties is a v1 option; a ZUMO-API-VERSION {version} client receives "
                 "every system property."
@@ -219,6 +221,11 @@ class V1Generation(Generation):
             if not name:
                 continue
             if name == "*":
+                if len([p for p in raw.split(",") if p.strip()]) > 1:
+                    raise InvalidQueryParameter(
+                        f"The value {raw!r} of __systemproperties is not valid: '*' must stand alone "
+                        "(use * or a list of __createdAt, __updatedAt, __version, __deleted)."
+                    )
                 wanted.update(_SYSTEM_PROPERTIES.values())
             elif name in _SYSTEM_PROPERTIES:
                 wanted.add(_SYSTEM_PROPERTIES[name])
@@ -262,6 +269,8 @@ class V2Generation(Generation):
     """Azure Mobile Apps, ``ZUMO-API-VERSION: 2.0.x``."""
 
     name = "v2"
+    # v2 clients may still send it (the .NET client keeps the option); both v2 servers ignore it (§2.4).
+    refuses_system_properties = False
 
     def body_precondition(self, system: Mapping[str, Any]) -> Precondition | None:
         """v2 servers take a version in the body as the concurrency token (§6.2); 409 on mismatch."""

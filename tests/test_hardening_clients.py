@@ -66,3 +66,39 @@ def test_an_sdk_header_of_a_disabled_generation_is_refused(client, settings):
     settings.OFFLINE_SYNC = {"ENABLED_GENERATIONS": ["v2", "v3"]}
     response = client.get("/tables/Task", HTTP_X_ZUMO_VERSION=V1_WEB)
     assert response.status_code == 400 and "v1" in str(response.json())
+
+
+# -- 2, 3. __systemproperties: '*' stands alone (v1); ignored for v2, a 400 for v3 --------------
+
+
+@pytest.mark.parametrize("value", ["*,__updatedAt", "__version,*", "*,*"])
+def test_v1_star_combined_with_names_is_400(v1, value):
+    TaskFactory()
+    response = v1.get("/tables/Task", {"__systemProperties": value})
+    assert response.status_code == 400
+    assert "stand alone" in response.json()["error"]
+
+
+def test_v1_star_alone_and_name_lists_still_work(v1):
+    TaskFactory()
+    assert {"__createdAt", "__updatedAt", "__version", "__deleted"} <= set(
+        v1.get("/tables/Task", {"__systemProperties": " * "}).json()[0]
+    )
+    row = v1.get("/tables/Task", {"__systemproperties": "__updatedAt,version,"}).json()[0]
+    assert {"__updatedAt", "__version"} <= set(row) and "__deleted" not in row
+
+
+def test_v2_ignores_system_properties_as_the_v2_servers_do(v2):
+    TaskFactory()
+    for value in ("*", "__createdAt,__updatedAt", "__colour"):
+        response = v2.get("/tables/Task", {"__systemproperties": value})
+        assert response.status_code == 200
+        assert {"createdAt", "updatedAt", "version", "deleted"} <= set(response.json()[0])
+    task = TaskFactory()
+    response = v2.patch(f"/tables/Task/{task.id}?__systemproperties=*", {"text": "x"}, format="json")
+    assert response.status_code == 200 and response.json()["text"] == "x"
+
+
+def test_v3_still_refuses_system_properties(v3):
+    response = v3.get("/tables/Task", {"__systemproperties": "*"})
+    assert response.status_code == 400 and response.json()["errorCode"] == "mixed_generation"
