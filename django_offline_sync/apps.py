@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
@@ -13,4 +15,17 @@ class OfflineSyncConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.db.backends.signals import connection_created
+
         from . import checks  # noqa: F401  (registers the checks)
+
+        connection_created.connect(_register_sqlite_functions, dispatch_uid="offline_sync_sqlite_functions")
+
+
+def _register_sqlite_functions(sender: Any, connection: Any, **kwargs: Any) -> None:
+    """SQLite has no base64: give it ``wire.encode_version`` for rows written in SQL (``wire_sql``)."""
+    if connection.vendor == "sqlite":
+        from .wire import encode_version
+        from .wire_sql import SQLITE_VERSION_FUNCTION
+
+        connection.connection.create_function(SQLITE_VERSION_FUNCTION, 1, encode_version, deterministic=True)

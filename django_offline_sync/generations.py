@@ -122,11 +122,15 @@ class Generation:
 
     # -- paging -----------------------------------------------------------------------------
     def page_size(self, top: int | None) -> int:
-        """Rows in one page for ``$top`` (``None``: absent); 400 above the generation's maximum."""
+        """Rows in one page for ``$top`` (``None``: absent); 400 above the generation's maximum.
+
+        v1/v2: ``$top`` itself, ``PAGE_SIZE`` when absent, as the v1 runtime and the v2 Node
+        server serve it. v1 has no next link, and the v2 JS, Android and iOS clients ignore the
+        ``Link`` header, so a page cut short of ``$top`` would silently lose rows (§3.3).
+        """
         settings = get_settings()
-        page, maximum = settings.PAGE_SIZE, settings.MAX_TOP
-        _check_top(top, maximum)
-        return page if top is None else min(top, page)
+        _check_top(top, settings.MAX_TOP)
+        return settings.PAGE_SIZE if top is None else top
 
     def pull_boundary(self, query: ODataQuery) -> dt.datetime | None:
         """``T`` when this list request is a v1/v2 pull page (``updatedAt ge T`` with tombstones)."""
@@ -148,6 +152,10 @@ class Generation:
         return response
 
     # -- entities ---------------------------------------------------------------------------
+    def renders_as_is(self, select: Iterable[str] | None) -> bool:
+        """Whether ``render`` returns v2/v3 wire rows unchanged (so the database may write them)."""
+        return select is None
+
     def render(self, request: Request, items: list[Item], select: Iterable[str] | None = None) -> list[Item]:
         """v2/v3-named wire dicts as this generation's entities, cut to ``$select`` if given."""
         if select is None:
@@ -203,13 +211,6 @@ class V1Generation(Generation):
                 raise InvalidQueryParameter(f"Custom query parameter names must not start with $ or __ ({key!r}).")
         self._requested(request)
 
-    def page_size(self, top: int | None) -> int:
-        """``$top`` itself, ``PAGE_SIZE`` when absent: v1 has no next link, so a smaller page
-        would look like the end of the data (§3.3)."""
-        settings = get_settings()
-        _check_top(top, settings.MAX_TOP)
-        return settings.PAGE_SIZE if top is None else top
-
     def _requested(self, request: Request) -> frozenset[str]:
         """The system columns ``__systemproperties`` asks for (v2/v3 spelling)."""
         raw = query_param(request.GET, "__systemproperties")
@@ -235,6 +236,9 @@ class V1Generation(Generation):
                     "(use __createdAt, __updatedAt, __version, __deleted or *)."
                 )
         return frozenset(wanted)
+
+    def renders_as_is(self, select: Iterable[str] | None) -> bool:
+        return False  # v1 renames the system columns and shows them on request only
 
     def render(self, request: Request, items: list[Item], select: Iterable[str] | None = None) -> list[Item]:
         """System columns only where ``__systemproperties`` or ``$select`` names them, as ``__name``."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
+import orjson
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.db.models import QuerySet
@@ -25,8 +26,10 @@ from . import cursor as cursors
 from .generations import Generation
 from .query.options import ODataQuery, evaluation_guard
 from .query.pull import KEYSET_UPDATED, after, keyset_of, past_boundary
+from .renderers import SyncJSONRenderer
 from .serializers import Representer
 from .wire import datetime_to_ms, parse_timestamp
+from .wire_sql import WireTimestamp
 
 __all__ = ["PagedView", "SyncPagination"]
 
@@ -64,7 +67,8 @@ class SyncPagination(BasePagination):
     # DRF's stub ties a page's items to the queryset's rows; ours are wire dicts built from them.
     def paginate_queryset(  # type: ignore[override]
         self, queryset: QuerySet[Any], request: Request, view: Any = None
-    ) -> list[Item]:
+    ) -> list[Item] | list[orjson.Fragment]:
+        """One page: wire dicts, or the rows' JSON as the database wrote it (``orjson.Fragment``)."""
         if view is None:
             raise ImproperlyConfigured("SyncPagination pages a SyncViewSet's list: pass the view.")
         paged: PagedView = view
@@ -90,7 +94,15 @@ class SyncPagination(BasePagination):
             if boundary is not None:
                 qs, skip = past_boundary(qs, boundary, skip), 0
 
-        select, converters = representer.select_plan(connections[queryset.db].vendor)
+        vendor = connections[queryset.db].vendor
+        row_json = representer.row_json(vendor) if self._json_rows_wanted(request, paged, query) else None
+        if row_json is not None:
+            # The database writes each row's JSON; the key columns come along for the cursor.
+            select: list[Any] = [WireTimestamp("updated_at"), "pk", row_json]
+            key_columns = ["updated_at", "id"]
+        else:
+            select, converters = representer.select_plan(vendor)
+            key_columns = representer.attnames
         with evaluation_guard(using=queryset.db):
             if query.count:
                 self.count = current.count if current is not None and current.count is not None else queryset.count()
@@ -100,10 +112,22 @@ class SyncPagination(BasePagination):
         rows = rows[:take]
         left = None if remaining is None else remaining - len(rows)
         if has_more and rows and (left is None or left > 0):
-            self.next_query = self._next_query(
-                params, digest, keyset, representer.attnames, rows[-1], skip, len(rows), left
-            )
+            last = rows[-1][:2] if row_json is not None else rows[-1]
+            self.next_query = self._next_query(params, digest, keyset, key_columns, last, skip, len(rows), left)
+        if row_json is not None:
+            return [orjson.Fragment(row[2]) for row in rows]
         return [representer.from_values(row, converters) for row in rows]
+
+    @staticmethod
+    def _json_rows_wanted(request: Request, view: PagedView, query: ODataQuery) -> bool:
+        """Rows written by the database go out as they are: only to the orjson renderer, and
+        only where the generation shows the v2/v3 wire rows unchanged."""
+        renderer = getattr(request, "accepted_renderer", None)
+        return (
+            isinstance(renderer, SyncJSONRenderer)
+            and "indent" not in (getattr(request, "accepted_media_type", "") or "")
+            and view.generation.renders_as_is(query.select)
+        )
 
     def _next_query(
         self,

@@ -16,7 +16,8 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from itertools import accumulate
+from typing import Any, ClassVar, Final
 
 from django.core.exceptions import RequestDataTooBig
 from django.db import models
@@ -95,6 +96,7 @@ class Representer:
         self.user_columns = {wire_name(f).lower(): wire_name(f) for f in exposed if f.name not in SYSTEM_WIRE_NAMES}
         self._converters = [(i, conv) for i, f in enumerate(exposed) if (conv := converter_for(f)) is not None]
         self._plans: dict[str, tuple[list[Any], list[tuple[int, Converter]]]] = {}
+        self._row_json: dict[str, wire_sql.WireRow | None] = {}
 
     def from_values(
         self, row: Sequence[Any], converters: Sequence[tuple[int, Converter]] | None = None
@@ -126,6 +128,13 @@ class Representer:
                         converters.append((index, conv))
             plan = self._plans[vendor] = (select, converters)
         return plan
+
+    def row_json(self, vendor: str) -> wire_sql.WireRow | None:
+        """The expression that has ``vendor`` write each row's wire JSON, or None if it can't."""
+        if vendor not in self._row_json:
+            supported = wire_sql.supports_rows(self.fields, vendor)
+            self._row_json[vendor] = wire_sql.WireRow(self.wire_names, self.fields) if supported else None
+        return self._row_json[vendor]
 
     def from_instance(self, obj: models.Model) -> dict[str, Any]:
         return self.from_values(tuple(getattr(obj, attname) for attname in self.attnames))
@@ -321,6 +330,27 @@ def _unstorable_text(value: Any, where: str) -> tuple[str, str] | None:
     return None
 
 
+#: The deepest nesting of arrays and objects a request body may have. Parsing, validating and
+#: saving a body recurse once per level, and 100,000 ``[`` made ``json.loads`` raise
+#: RecursionError (a 500). A row is an object (1 level), so a JSON column may hold 31 levels:
+#: MariaDB's own limit for a JSON value, so that a body is accepted alike on every backend.
+MAX_BODY_DEPTH: Final = 32
+# A JSON string, escapes included; the closing quote is optional so that an unterminated
+# string ends the scan in linear time rather than being retried from every later quote.
+_JSON_STRING: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+_NOT_BRACKETS: Final = bytes(b for b in range(256) if b not in b"[]{}")
+_DEPTH_STEP: Final = [1 if b in b"[{" else -1 if b in b"]}" else 0 for b in range(256)]
+
+
+def nested_deeper_than(raw: bytes, limit: int) -> bool:
+    """Whether the arrays and objects of the JSON text ``raw`` nest more than ``limit`` deep
+    (brackets inside strings do not count): a scan at C speed, made before parsing."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False  # the common case: too few brackets to nest that deep
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0) > limit
+
+
 def read_json(request: Request, *, limit: int, allow_empty: bool = False) -> Any:
     """A JSON request body with precise 4xx errors: size (413), media type (415), syntax (400).
 
@@ -347,6 +377,8 @@ def read_json(request: Request, *, limit: int, allow_empty: bool = False) -> Any
         if allow_empty:
             return None
         raise EmptyBody()
+    if nested_deeper_than(raw, MAX_BODY_DEPTH):
+        raise MalformedBody(f"The request body nests arrays and objects more than {MAX_BODY_DEPTH} levels deep.")
     try:
         return json.loads(raw)
     except UnicodeDecodeError as exc:
@@ -355,6 +387,9 @@ def read_json(request: Request, *, limit: int, allow_empty: bool = False) -> Any
         raise MalformedBody(
             f"Malformed JSON in the request body: {exc.msg} (line {exc.lineno}, column {exc.colno})."
         ) from exc
+    except RecursionError as exc:  # pragma: no cover - nested_deeper_than refuses such bodies first
+        raise MalformedBody("The request body is nested too deeply.") from exc
+
 
 
 def new_id_for(model: type[SyncModel], sent: Any) -> Any:

@@ -52,3 +52,123 @@ class WireVersion(Func):
     def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, Any]:
         sql, params = compiler.compile(self.source_expressions[0])
         return f"encode(int8send({sql}), 'base64')", params
+
+
+# -- whole rows as JSON ----------------------------------------------------------------------
+#
+# A pulled page is most of a server's work, and most of that is turning each column into its
+# JSON text. ``WireRow`` lets the database write a row's wire JSON itself (SQLite
+# ``json_object``, PostgreSQL ``json_build_object``), so the page's body is the rows' texts
+# joined: no per-value Python conversion, no encoding. Each column kind is written exactly as
+# the Python converters in ``serializers`` write it; a model with a column kind not listed
+# here is served by the Python path. ``tests/test_wire_sql.py`` compares both paths value by
+# value on every backend.
+
+#: Django internal types whose JSON the database can write as the Python path does.
+_ROW_KINDS: dict[str, str] = {
+    "CharField": "text", "TextField": "text", "SlugField": "text", "EmailField": "text", "URLField": "text",
+    "GenericIPAddressField": "text", "FilePathField": "text", "FileField": "text", "ImageField": "text",
+    "IntegerField": "int", "SmallIntegerField": "int", "BigIntegerField": "int", "PositiveIntegerField": "int",
+    "PositiveSmallIntegerField": "int", "PositiveBigIntegerField": "int",
+    "AutoField": "int", "BigAutoField": "int", "SmallAutoField": "int",
+    "FloatField": "float", "DecimalField": "decimal", "BooleanField": "bool", "NullBooleanField": "bool",
+    "DateTimeField": "timestamp", "DateField": "text", "UUIDField": "uuid", "JSONField": "json",
+}
+#: Vendors ``WireRow`` compiles for.
+ROW_VENDORS = frozenset({"sqlite", "postgresql"})
+# SQLite's default SQLITE_MAX_FUNCTION_ARG is 127 (one key and one value per column) and
+# PostgreSQL's json_build_object takes at most 100 arguments.
+_MAX_COLUMNS = 50
+#: The SQLite function ``WireRow`` calls for versions (registered on each new connection).
+SQLITE_VERSION_FUNCTION = "offline_sync_version"
+
+
+def row_kind(field: Any) -> str | None:
+    """How ``WireRow`` writes ``field``: its kind, or None if only the Python path can."""
+    if field.name == "version":
+        return "version"
+    target = field.target_field if field.is_relation else field
+    kind = _ROW_KINDS.get(target.get_internal_type())
+    if kind == "int" and target.primary_key:
+        return "int_id"  # integer ids travel as strings (every client's id is a string)
+    return kind
+
+
+def supports_rows(fields: list[Any], vendor: str) -> bool:
+    return vendor in ROW_VENDORS and len(fields) <= _MAX_COLUMNS and all(row_kind(f) for f in fields)
+
+
+class WireRow(Func):
+    """One row as its wire JSON object text: ``{"id": …, "text": …, …, "deleted": …}``."""
+
+    output_field = CharField()
+
+    def __init__(self, wire_names: list[str], fields: list[Any]) -> None:
+        from django.db.models import F
+
+        self.wire_names = wire_names
+        self.kinds = [row_kind(f) for f in fields]
+        super().__init__(*(F(f.attname) for f in fields))
+
+    def _members(self, compiler: Any, connection: Any, value: Any) -> tuple[str, list[Any]]:
+        parts: list[str] = []
+        params: list[Any] = []
+        for name, kind, expression in zip(self.wire_names, self.kinds, self.source_expressions, strict=True):
+            sql, sql_params = compiler.compile(expression)
+            text, repeat = value(kind, sql)
+            key = name.replace("'", "''")
+            parts.append(f"'{key}', {text}")
+            params.extend(list(sql_params) * repeat)
+        return ", ".join(parts), params
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, Any]:
+        def value(kind: str | None, sql: str) -> tuple[str, int]:
+            if kind == "bool":
+                return f"CASE WHEN {sql} IS NULL THEN NULL WHEN {sql} THEN json('true') ELSE json('false') END", 2
+            if kind == "timestamp":
+                return (
+                    f"CASE WHEN length({sql}) = 19 THEN replace({sql}, ' ', 'T') || '.000Z' "
+                    f"ELSE substr(replace({sql}, ' ', 'T'), 1, 23) || 'Z' END"
+                ), 4
+            if kind == "version":
+                return f"{SQLITE_VERSION_FUNCTION}({sql})", 1
+            if kind == "int_id":
+                return f"CAST({sql} AS TEXT)", 1
+            if kind in ("float", "decimal"):
+                # json_object writes a REAL with 15 significant digits, which loses precision;
+                # 17 always round-trip (the same double as Python's shortest form). A DECIMAL
+                # is read back by Django with 15 digits, so it keeps 15. Infinity has no JSON
+                # form (the Python path's orjson writes null).
+                digits = 17 if kind == "float" else 15
+                return (
+                    f"CASE WHEN {sql} IS NULL OR abs({sql}) > 1.7976931348623157e308 THEN NULL "
+                    f"ELSE json(printf('%!.{digits}g', {sql})) END"
+                ), 4
+            if kind == "uuid":  # stored as 32 hex digits; the wire has the dashed form
+                return (
+                    f"substr({sql}, 1, 8) || '-' || substr({sql}, 9, 4) || '-' || substr({sql}, 13, 4) || '-' "
+                    f"|| substr({sql}, 17, 4) || '-' || substr({sql}, 21, 12)"
+                ), 5
+            if kind == "json":
+                return f"json({sql})", 1
+            return sql, 1
+
+        members, params = self._members(compiler, connection, value)
+        return f"json_object({members})", params
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, Any]:
+        def value(kind: str | None, sql: str) -> tuple[str, int]:
+            if kind == "timestamp":
+                return f"to_char({sql} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')", 1
+            if kind == "version":
+                return f"encode(int8send({sql}), 'base64')", 1
+            if kind == "int_id":
+                return f"({sql})::text", 1
+            if kind in ("float", "decimal"):
+                return f"({sql})::float8", 1
+            if kind == "uuid":
+                return f"({sql})::text", 1
+            return sql, 1
+
+        members, params = self._members(compiler, connection, value)
+        return f"json_build_object({members})::text", params

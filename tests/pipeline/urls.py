@@ -10,7 +10,7 @@ from django_offline_sync.routers import SyncRouter
 from django_offline_sync.viewsets import SyncViewSet
 from example_project.tasks.models import Note, Task
 from example_project.tasks.views import InspectionViewSet
-from tests.models import Coded
+from tests.models import Coded, Item
 
 
 class NarrowNoteViewSet(SyncViewSet):
@@ -66,12 +66,17 @@ class CodedViewSet(SyncViewSet):
     model = Coded
 
 
+class ItemViewSet(SyncViewSet):
+    model = Item
+
+
 router = SyncRouter()
 router.register("NarrowNote", NarrowNoteViewSet, basename="narrow-note")
 router.register("SaveTwice", SaveTwiceTaskViewSet, basename="save-twice")
 router.register("NoSave", NoSaveTaskViewSet, basename="no-save")
 router.register("DrfHooks", DrfHooksTaskViewSet, basename="drf-hooks")
 router.register("Coded", CodedViewSet, basename="coded")
+router.register("Item", ItemViewSet, basename="item")
 router.register("Inspection", InspectionViewSet, basename="inspection")
 
 urlpatterns = [path("tables/", include(router.urls)), path("plain/", PlainView.as_view())]
