@@ -60,7 +60,7 @@ class SyncSettings:
     DEFAULT_GENERATION: GenerationName | None = "v3"
     #: Generations the server answers; a request of another one gets 400.
     ENABLED_GENERATIONS: tuple[GenerationName, ...] = GENERATIONS
-    #: v1/v2 paging: page size when ``$top`` is absent (v2 also caps ``$top`` at it).
+    #: v1/v2 paging: page size when ``$top`` is absent (a ``$top`` is served whole, §3.3).
     PAGE_SIZE: int = 50
     #: v1/v2: the largest ``$top`` accepted (above it: 400, ``docs/protocol.rst`` §3.3).
     MAX_TOP: int = 1000

@@ -102,3 +102,28 @@ def test_v2_ignores_system_properties_as_the_v2_servers_do(v2):
 def test_v3_still_refuses_system_properties(v3):
     response = v3.get("/tables/Task", {"__systemproperties": "*"})
     assert response.status_code == 400 and response.json()["errorCode"] == "mixed_generation"
+
+
+# -- 4. v2 serves $top whole (up to MAX_TOP), as the Node server does ----------------------------
+
+
+def test_a_v2_one_shot_read_with_take_100_gets_100_rows(v2):
+    TaskFactory.create_batch(120)
+    response = v2.get("/tables/Task?$top=100&$orderby=text")
+    assert response.status_code == 200 and len(response.json()) == 100
+    assert "Link" not in response  # the client asked for 100 and got them: nothing to follow
+
+
+def test_v2_without_top_pages_at_page_size_with_a_link(v2, settings):
+    settings.OFFLINE_SYNC = {"PAGE_SIZE": 3}
+    TaskFactory.create_batch(5)
+    response = v2.get("/tables/Task")
+    assert len(response.json()) == 3 and "rel=next" in response["Link"]
+    assert len(v2.get("/tables/Task?$top=5").json()) == 5
+
+
+def test_v2_top_above_max_top_is_400(v2, settings):
+    settings.OFFLINE_SYNC = {"PAGE_SIZE": 3, "MAX_TOP": 10}
+    assert v2.get("/tables/Task?$top=10").status_code == 200
+    response = v2.get("/tables/Task?$top=11")
+    assert response.status_code == 400 and response.json()["option"] == "$top"
