@@ -54,9 +54,14 @@ TEMPLATES = [
     }
 ]
 
+# Persistent connections: Django's default (0) opens the database anew for every request,
+# about 0.6 ms on SQLite and a new backend process on PostgreSQL; health checks drop a
+# connection the database closed.
 DATABASES = {
     "default": database_from_env(
-        f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=int(os.environ.get("CONN_MAX_AGE", "0"))
+        f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+        conn_max_age=int(os.environ.get("CONN_MAX_AGE", "60")),
+        conn_health_checks=True,
     )
 }
 
