@@ -391,7 +391,6 @@ def read_json(request: Request, *, limit: int, allow_empty: bool = False) -> Any
         raise MalformedBody("The request body is nested too deeply.") from exc
 
 
-
 def new_id_for(model: type[SyncModel], sent: Any) -> Any:
     """The id of a row being inserted: the client's (validated) or None for a fresh one."""
     if sent in (None, ""):

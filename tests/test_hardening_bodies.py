@@ -203,3 +203,53 @@ def test_escaped_surrogate_pairs_and_other_text_are_stored_as_sent(zumo):
     expected = "smile \U0001f600, café, tab\t, \u2028 and \\u0000 as text"
     assert Task.objects.get().text == expected
     assert response.json()["text"] == expected
+
+
+# -- nesting depth -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH", "PUT"])
+def test_a_body_of_100000_nested_arrays_is_400_malformed_body(zumo, method):
+    task = TaskFactory(text="keep")
+    path = "/tables/Task" if method == "POST" else f"/tables/Task/{task.id}"
+    response = send(zumo, method, path, "[" * 100_000)
+    assert response.status_code == 400, response.content
+    code, message = error_of(response)
+    assert code == "malformed_body"
+    assert "32 levels" in message
+    task.refresh_from_db()
+    assert Task.all_objects.count() == 1 and task.text == "keep"
+
+
+def test_a_balanced_but_too_deep_body_is_400_malformed_body(v2):
+    # Balanced and otherwise valid JSON, just too deep: still refused, nothing written.
+    body = '{"text": "x", "extra": ' + "[" * 40 + "]" * 40 + "}"
+    response = send(v2, "POST", "/tables/Task", body)
+    assert response.status_code == 400 and error_of(response)[0] == "malformed_body"
+    assert Task.all_objects.count() == 0
+
+
+def test_an_undelete_with_a_deeply_nested_body_is_400_not_500(v2):
+    task = TaskFactory(deleted_row=True)
+    response = send(v2, "POST", f"/tables/Task/{task.id}", "{" * 50_000)
+    assert response.status_code == 400, response.content
+    assert Task.all_objects.get(pk=task.id).deleted
+
+
+@pytest.mark.urls("tests.pipeline.urls")
+def test_a_json_column_nested_up_to_the_limit_is_stored_and_returned(v3):
+    # 31 levels in the column (MariaDB's limit for a JSON value), 32 with the row object.
+    tags = '{"a":' * 16 + "[" * 15 + "1" + "]" * 15 + "}" * 16
+    response = send(v3, "POST", "/tables/Coded", f'{{"id": "c1", "tags": {tags}}}')
+    assert response.status_code == 201, response.content
+    assert json.dumps(response.json()["tags"], separators=(",", ":")) == tags
+    response = send(v3, "POST", "/tables/Coded", f'{{"id": "c2", "tags": [{tags}]}}')  # 33
+    assert response.status_code == 400 and error_of(response)[0] == "malformed_body"
+    assert list(Coded.all_objects.values_list("id", flat=True)) == ["c1"]
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting(zumo):
+    text = '[{"\\"[' * 40
+    response = send(zumo, "POST", "/tables/Task", json.dumps({"id": "t1", "text": text}))
+    assert response.status_code == 201, response.content
+    assert Task.objects.get().text == text
