@@ -127,3 +127,65 @@ def test_v2_top_above_max_top_is_400(v2, settings):
     assert v2.get("/tables/Task?$top=10").status_code == 200
     response = v2.get("/tables/Task?$top=11")
     assert response.status_code == 400 and response.json()["option"] == "$top"
+
+
+# -- 5. Table names route in any case; the registered name stays canonical ----------------------
+
+
+def test_the_typescript_client_lower_cases_table_names(v3):
+    TaskFactory.create_batch(2)
+    assert len(v3.get("/tables/task").json()["items"]) == 2
+    assert len(v3.get("/tables/TASK/").json()["items"]) == 2
+    created = v3.post_json("/tables/task", {"id": "lc1", "text": "a"})
+    assert created.status_code == 201
+    assert created["Location"] == "http://testserver/tables/Task/lc1"
+    assert v3.get("/tables/tAsK/lc1").json()["text"] == "a"
+    assert v3.put_json("/tables/task/lc1", {"id": "lc1", "text": "b"}).status_code == 200
+    assert v3.delete("/tables/task/lc1").status_code == 204
+
+
+def test_a_v1_client_may_spell_the_table_in_any_case(v1):
+    TaskFactory(id="v1lc")
+    assert v1.get("/tables/TASK/v1lc").status_code == 200
+    assert v1.patch_json("/tables/task/v1lc", {"text": "x"}).json()["text"] == "x"
+
+
+def test_links_from_a_lower_cased_path_name_the_registered_table_and_can_be_followed(v2, v3, settings):
+    settings.OFFLINE_SYNC = {"PAGE_SIZE": 2, "V3_PAGE_SIZE": 2, "NEXT_LINK_FORMAT": "absolute"}
+    TaskFactory.create_batch(5)
+    body = v3.get("/tables/task?$orderby=updatedAt&$count=true").json()
+    assert body["nextLink"].startswith("http://testserver/tables/Task?") and "__cursor=" in body["nextLink"]
+    seen = [i["id"] for i in body["items"]]
+    while body["nextLink"]:
+        response = v3.get(body["nextLink"].removeprefix("http://testserver"))
+        assert response.status_code == 200, response.json()
+        body = response.json()
+        seen += [i["id"] for i in body["items"]]
+    assert len(seen) == len(set(seen)) == 5
+    # A bare query string appended to the lower-cased path the client started from continues too.
+    settings.OFFLINE_SYNC = {"PAGE_SIZE": 2, "V3_PAGE_SIZE": 2, "NEXT_LINK_FORMAT": "query"}
+    first = v3.get("/tables/task?$orderby=updatedAt").json()
+    assert v3.get(f"/tables/task?{first['nextLink']}").status_code == 200
+    link = v2.get("/tables/task?$orderby=updatedAt")["Link"]
+    assert link.startswith("http://testserver/tables/Task?")
+
+
+def test_reverse_gives_the_registered_spelling_and_unknown_tables_are_404(v3):
+    from django.urls import reverse
+
+    assert reverse("task-list") == "/tables/Task"
+    assert reverse("task-detail", kwargs={"pk": "a.b"}) == "/tables/Task/a.b"
+    assert v3.get("/tables/Tasks").status_code == 404
+    assert v3.get("/tables/nope/x").status_code == 404
+
+
+def test_two_tables_differing_only_in_case_are_refused():
+    from django.core.exceptions import ImproperlyConfigured
+
+    from django_offline_sync.routers import SyncRouter
+    from example_project.tasks.views import NoteViewSet, TaskViewSet
+
+    router = SyncRouter()
+    router.register("Task", TaskViewSet, basename="task")
+    with pytest.raises(ImproperlyConfigured, match="any case"):
+        router.register("task", NoteViewSet, basename="lower-task")
