@@ -356,7 +356,9 @@ def read_json(request: Request, *, limit: int, allow_empty: bool = False) -> Any
 
     Hand-written rather than DRF's ``JSONParser`` for three protocol rules: the size limit is
     checked before the body is read, a body without ``Content-Type`` is JSON (as the v2 Node
-    server takes it, §1.4), and an empty body is told apart from malformed JSON.
+    server takes it, §1.4), and an empty body is told apart from malformed JSON. With
+    ``allow_empty`` (a request that takes no body) an empty body is fine whatever its
+    ``Content-Type``: ``runserver`` and some clients label even an empty body ``text/plain``.
     """
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -365,7 +367,8 @@ def read_json(request: Request, *, limit: int, allow_empty: bool = False) -> Any
     if length > limit:
         raise PayloadTooLarge(f"The request body is {length} bytes; the limit is {limit}.")
     content_type = request.content_type.split(";")[0].strip().lower() if request.content_type else ""
-    if content_type and content_type != "application/json" and not content_type.endswith("+json"):
+    not_json = bool(content_type) and content_type != "application/json" and not content_type.endswith("+json")
+    if not_json and not allow_empty:
         raise UnsupportedMediaType(content_type)
     try:
         raw = request.body
@@ -377,6 +380,8 @@ def read_json(request: Request, *, limit: int, allow_empty: bool = False) -> Any
         if allow_empty:
             return None
         raise EmptyBody()
+    if not_json:
+        raise UnsupportedMediaType(content_type)
     if nested_deeper_than(raw, MAX_BODY_DEPTH):
         raise MalformedBody(f"The request body nests arrays and objects more than {MAX_BODY_DEPTH} levels deep.")
     try:

@@ -12,6 +12,7 @@ import uuid
 from urllib.parse import quote
 
 import pytest
+from django.test.client import FakePayload
 from rest_framework.authtoken.models import Token
 
 from example_project.tasks.models import Inspection, Note, Task
@@ -253,3 +254,79 @@ def test_brackets_inside_strings_do_not_count_as_nesting(zumo):
     response = send(zumo, "POST", "/tables/Task", json.dumps({"id": "t1", "text": text}))
     assert response.status_code == 201, response.content
     assert Task.objects.get().text == text
+
+
+# -- content types -----------------------------------------------------------------------------
+
+
+def send_without_content_type(client, method, path, raw):
+    """A request with no ``Content-Type`` header at all (the TypeScript client's writes)."""
+    data = raw.encode()
+    return client.request(
+        REQUEST_METHOD=method,
+        PATH_INFO=path,
+        CONTENT_LENGTH=str(len(data)),
+        **{"wsgi.input": FakePayload(data)},
+    )
+
+
+def test_a_write_without_content_type_is_read_as_json(zumo):
+    response = send_without_content_type(zumo, "POST", "/tables/Task", '{"id": "t1", "text": "new"}')
+    assert response.status_code == 201, response.content
+    response = send_without_content_type(zumo, "PATCH", "/tables/Task/t1", '{"text": "patched"}')
+    assert response.status_code == 200, response.content
+    response = send_without_content_type(zumo, "PUT", "/tables/Task/t1", '{"text": "replaced", "priority": 3}')
+    assert response.status_code == 200, response.content
+    task = Task.objects.get()
+    assert (task.text, task.priority) == ("replaced", 3)
+
+
+def test_a_write_without_content_type_still_gets_the_json_errors(v2):
+    response = send_without_content_type(v2, "POST", "/tables/Task", "{not json")
+    assert response.status_code == 400 and error_of(response)[0] == "malformed_body"
+    response = send_without_content_type(v2, "POST", "/tables/Task", "")
+    assert response.status_code == 400 and error_of(response)[0] == "empty_body"
+    assert Task.all_objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "content_type", [None, "", "text/plain", "text/plain;charset=UTF-8", "application/octet-stream"]
+)
+def test_a_bodyless_undelete_is_accepted_whatever_its_content_type(zumo, content_type):
+    task = TaskFactory(deleted_row=True)
+    path = f"/tables/Task/{task.id}"
+    if content_type is None:
+        response = send_without_content_type(zumo, "POST", path, "")
+    else:
+        response = send(zumo, "POST", path, "", content_type=content_type)
+    assert response.status_code == 200, response.content
+    assert response.json()["id"] == task.id
+    assert not Task.all_objects.get(pk=task.id).deleted
+
+
+@pytest.mark.parametrize(
+    "body, content_type, status, code",
+    [
+        ("hello", "text/plain", 415, "unsupported_media_type"),
+        ("{}", "text/plain", 415, "unsupported_media_type"),
+        ("{}", "application/json", 400, "body_not_allowed"),
+        ('{"deleted": false}', None, 400, "body_not_allowed"),
+        ("{oops", "application/json", 400, "malformed_body"),
+    ],
+)
+def test_an_undelete_with_a_body_is_still_refused(zumo, body, content_type, status, code):
+    task = TaskFactory(deleted_row=True)
+    path = f"/tables/Task/{task.id}"
+    if content_type is None:
+        response = send_without_content_type(zumo, "POST", path, body)
+    else:
+        response = send(zumo, "POST", path, body, content_type=content_type)
+    assert response.status_code == status, response.content
+    assert response.json()["errorCode"] == code
+    assert Task.all_objects.get(pk=task.id).deleted
+
+
+def test_an_insert_labelled_text_plain_is_still_415(v2):
+    response = send(v2, "POST", "/tables/Task", '{"text": "x"}', content_type="text/plain")
+    assert response.status_code == 415
+    assert Task.all_objects.count() == 0
