@@ -2,11 +2,14 @@
 
 Header splitting and quoting use Django's own ``parse_etags``/``quote_etag``. What is ours
 is the protocol's strictness (``docs/protocol.rst`` §6.2): one strong, quoted, base64 ETag or ``*``;
-anything else is a 400 naming the problem.
+anything else is a 400 naming the problem. A well-formed version this server never issued
+(base64 of another length, as a device that moved from another backend carries) is no
+error: it matches no row, so the write is a conflict (412/409 with the server's row).
 """
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 
 from django.utils.http import parse_etags, quote_etag
@@ -23,21 +26,35 @@ def etag_for(version: int | None) -> str | None:
 
 @dataclass(frozen=True)
 class Precondition:
-    """What ``If-Match`` asked for: any existing row (``*``) or one exact version."""
+    """What ``If-Match`` (or a v2 body version) asked for: any existing row (``any``), one
+    exact version, or, with ``version=None``, a version this server never issued, which no
+    row matches."""
 
     any: bool = False
     version: int | None = None
 
     def matches(self, version: int) -> bool:
-        return self.any or self.version == version
+        return self.any or (self.version is not None and self.version == version)
 
 
-def parse_version_value(value: str, *, source: str) -> int:
+def parse_version_value(value: str, *, source: str) -> int | None:
+    """The row version ``value`` names; ``None`` for base64 that is not a version of ours.
+
+    Versions are opaque to clients (§2.2): a device that moved from another backend (CTK
+    issues 16 bytes) still carries that backend's versions in its queue. Such a version is
+    stale, not malformed, and the client settles it like any conflict. Only a value that is
+    not base64 at all, or empty, is a 400 (``InvalidPrecondition``).
+    """
+    try:
+        raw = base64.b64decode(value.encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise InvalidPrecondition(f'{source} is not a version: expected base64, e.g. "AAAAAAAAB9E=".') from exc
+    if not raw:
+        raise InvalidPrecondition(f"{source} is empty; it must be a version.")
     try:
         return decode_version(value)
-    except (ValueError, UnicodeEncodeError) as exc:
-        message = f"{source} is not a version this server issued (expected base64 of 8 bytes)."
-        raise InvalidPrecondition(message) from exc
+    except ValueError:
+        return None  # base64 of another length: another server's version, matched by no row
 
 
 def parse_if_match(header: str | None) -> Precondition | None:

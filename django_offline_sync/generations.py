@@ -277,7 +277,8 @@ class V2Generation(Generation):
     refuses_system_properties = False
 
     def body_precondition(self, system: Mapping[str, Any]) -> Precondition | None:
-        """v2 servers take a version in the body as the concurrency token (§6.2); 409 on mismatch."""
+        """v2 servers take a version in the body as the concurrency token (§6.2); 409 on mismatch,
+        as for a version this server never issued (another backend's: no row has it)."""
         sent = system.get("version")
         if isinstance(sent, str) and sent:
             return Precondition(version=parse_version_value(sent, source="The body version"))

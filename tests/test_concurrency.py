@@ -31,10 +31,18 @@ def test_if_match_quoted_version_is_decoded():
     assert parse_if_match(f'"{encode_version(77)}"').version == 77
 
 
-@pytest.mark.parametrize("header", ["", "abc", 'W/"AAAAAAAAAAE="', '"AAAAAAAAAAE=", "AAAAAAAAAAI="', '"%%%"', '"AAAA"'])
+@pytest.mark.parametrize("header", ["", "abc", 'W/"AAAAAAAAAAE="', '"AAAAAAAAAAE=", "AAAAAAAAAAI="', '"%%%"', '""'])
 def test_if_match_that_is_not_one_strong_base64_etag_is_rejected(header):
     with pytest.raises(BadRequest):
         parse_if_match(header)
+
+
+@pytest.mark.parametrize("header", ['"AAAA"', '"AAAAAAAAAAAAAAAAAAAAAA=="'])
+def test_if_match_with_base64_of_another_length_matches_no_row(header):
+    # Another backend's version (CTK issues 16 bytes): stale, not malformed; a conflict.
+    precondition = parse_if_match(header)
+    assert precondition == Precondition(version=None)
+    assert not precondition.matches(0) and not precondition.matches(12345)
 
 
 def test_if_none_match_hits_current_version_only():

@@ -330,3 +330,100 @@ def test_an_insert_labelled_text_plain_is_still_415(v2):
     response = send(v2, "POST", "/tables/Task", '{"text": "x"}', content_type="text/plain")
     assert response.status_code == 415
     assert Task.all_objects.count() == 0
+
+
+# -- versions this server never issued -----------------------------------------------------------
+
+FOREIGN_VERSIONS = [
+    pytest.param("AAAA", id="3-bytes"),
+    pytest.param("AAAAAAAAAAAAAAAAAAAAAA==", id="16-bytes-ctk"),
+    pytest.param("AAAAAAAAAAAAAA==", id="10-bytes"),
+]
+
+
+def assert_conflict_with_row(response, status, task):
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert body["id"] == task.id
+    assert response["ETag"] == f'"{task.etag_version}"'
+
+
+@pytest.mark.parametrize("version", FOREIGN_VERSIONS)
+@pytest.mark.parametrize("method", ["PATCH", "PUT"])
+def test_an_if_match_of_another_backend_is_a_412_with_the_row_not_a_400(zumo, method, version):
+    task = TaskFactory(text="server")
+    before = task.version
+    response = send(zumo, method, f"/tables/Task/{task.id}", '{"text": "client"}', HTTP_IF_MATCH=f'"{version}"')
+    assert_conflict_with_row(response, 412, task)
+    task.refresh_from_db()
+    assert task.text == "server" and task.version == before
+
+
+@pytest.mark.parametrize("version", FOREIGN_VERSIONS)
+def test_a_delete_or_undelete_with_a_foreign_if_match_is_a_412(zumo, version):
+    task = TaskFactory()
+    assert_conflict_with_row(zumo.delete(f"/tables/Task/{task.id}", HTTP_IF_MATCH=f'"{version}"'), 412, task)
+    assert not Task.all_objects.get(pk=task.id).deleted
+    task.delete()
+    response = send(zumo, "POST", f"/tables/Task/{task.id}", "", HTTP_IF_MATCH=f'"{version}"')
+    assert response.status_code == 412, response.content
+    assert Task.all_objects.get(pk=task.id).deleted
+
+
+@pytest.mark.parametrize("version", FOREIGN_VERSIONS)
+def test_a_v2_body_version_of_another_backend_is_a_409_with_the_row(v2, version):
+    task = TaskFactory(text="server")
+    response = v2.patch_json(f"/tables/Task/{task.id}", {"text": "client", "version": version})
+    assert_conflict_with_row(response, 409, task)
+    task.refresh_from_db()
+    assert task.text == "server"
+
+
+def test_v1_and_v3_still_ignore_a_body_version(v1, v3):
+    task = TaskFactory(text="server")
+    assert v1.patch_json(f"/tables/Task/{task.id}", {"text": "v1", "__version": "AAAA"}).status_code == 200
+    assert v3.put_json(f"/tables/Task/{task.id}", {"text": "v3", "version": "AAAA"}).status_code == 200
+    task.refresh_from_db()
+    assert task.text == "v3"
+
+
+@pytest.mark.parametrize(
+    "header, fragment",
+    [
+        ("AAAAAAAAAAE=", "quoted"),
+        ('W/"AAAAAAAAAAE="', "weak"),
+        ('"AAAAAAAAAAE=", "AAAAAAAAAAI="', "exactly one"),
+        ('"%%%"', "base64"),
+        ('"not base64!"', "base64"),
+        ('"AAAAAAAAAAE"', "base64"),  # padding missing: not base64
+        ('""', "empty"),
+    ],
+)
+def test_a_malformed_if_match_is_still_400_and_writes_nothing(zumo, header, fragment):
+    task = TaskFactory(text="keep")
+    response = send(zumo, "PATCH", f"/tables/Task/{task.id}", '{"text": "x"}', HTTP_IF_MATCH=header)
+    assert response.status_code == 400, response.content
+    code, message = error_of(response)
+    assert code == "invalid_precondition" and fragment in message
+    response = zumo.delete(f"/tables/Task/{task.id}", HTTP_IF_MATCH=header)
+    assert response.status_code == 400
+    task.refresh_from_db()
+    assert task.text == "keep" and not task.deleted
+
+
+@pytest.mark.parametrize("version", ["not base64!", "%%%", "AAAAAAAAAAE"])
+def test_a_v2_body_version_that_is_not_base64_is_still_400(v2, version):
+    task = TaskFactory(text="keep")
+    response = v2.patch_json(f"/tables/Task/{task.id}", {"text": "x", "version": version})
+    assert response.status_code == 400, response.content
+    assert error_of(response)[0] == "invalid_precondition"
+    task.refresh_from_db()
+    assert task.text == "keep"
+
+
+def test_if_match_star_still_matches_any_existing_row(zumo):
+    task = TaskFactory(text="server")
+    response = send(zumo, "PATCH", f"/tables/Task/{task.id}", '{"text": "client"}', HTTP_IF_MATCH="*")
+    assert response.status_code == 200, response.content
+    assert Task.objects.get().text == "client"
+    assert send(zumo, "PATCH", "/tables/Task/missing", '{"text": "x"}', HTTP_IF_MATCH="*").status_code == 404
