@@ -43,7 +43,7 @@ __all__ = [
 SETTING_NAME: Final = "OFFLINE_SYNC"
 
 GenerationName = Literal["v1", "v2", "v3"]
-NextLinkFormat = Literal["query", "path", "absolute"]
+NextLinkFormat = Literal["auto", "query", "path", "absolute"]
 StampingMode = Literal["clock", "now"]
 GENERATIONS: Final[tuple[GenerationName, ...]] = get_args(GenerationName)
 
@@ -79,8 +79,10 @@ class SyncSettings:
     MAX_FILTER_STRING: int = 65536
     #: Largest JSON request body accepted by the table endpoints, in bytes.
     MAX_BODY_BYTES: int = 1_048_576
-    #: v3 ``nextLink`` form when the client does not ask for one.
-    NEXT_LINK_FORMAT: NextLinkFormat = "query"
+    #: v3 ``nextLink`` form when the client does not ask for one (``X-ZUMO-Options``): ``"auto"``
+    #: chooses per client family from its user agent (``docs/protocol.rst`` §3.4); ``"query"``,
+    #: ``"path"`` or ``"absolute"`` is used for every client.
+    NEXT_LINK_FORMAT: NextLinkFormat = "auto"
     #: Salt for the signed keyset cursor in next links (signed with ``SECRET_KEY``).
     CURSOR_SALT: str = "django_offline_sync.cursor"
     #: How ``updated_at``/``version`` are stamped: ``"clock"`` (per-table clock row locked

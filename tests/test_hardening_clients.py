@@ -189,3 +189,75 @@ def test_two_tables_differing_only_in_case_are_refused():
     router.register("Task", TaskViewSet, basename="task")
     with pytest.raises(ImproperlyConfigured, match="any case"):
         router.register("task", NoteViewSet, basename="lower-task")
+
+
+# -- 6. The v3 nextLink in the form each client family follows -----------------------------------
+
+TS_AGENT = "Datasync/5.0.0-alpha.1 core-rest-pipeline/1.10.0 Node/v18.16.0 OS/(x64-Linux-5.15.0)"
+AMA_AGENT = "Datasync/6.0.0.0 (lang=Managed;os=Windows/10.0.22621;arch=X64;version=6.0.0.0)"
+CTK_AGENT = "Datasync/9.0.0.0 (lang=Managed;os=Windows/10.0.22621;arch=X64;version=9.0.0.0)"
+
+
+#: How each nextLink form starts, for ``GET /tables/Task?$orderby=updatedAt``.
+FORMS = {"absolute": "http://testserver/tables/Task?", "path": "/tables/Task?", "query": "$orderby=updatedAt&__cursor="}
+
+
+def next_link(client, **headers):
+    body = client.get("/tables/Task?$orderby=updatedAt", **headers).json()
+    assert body["nextLink"], body
+    return body["nextLink"]
+
+
+@pytest.mark.parametrize(
+    "headers, form",
+    [
+        ({"HTTP_USER_AGENT": TS_AGENT, "HTTP_X_ZUMO_VERSION": TS_AGENT}, "absolute"),
+        ({"HTTP_X_MS_USERAGENT": TS_AGENT}, "absolute"),  # the TypeScript client in a browser
+        ({"HTTP_USER_AGENT": "MyApp/1.0 " + TS_AGENT}, "absolute"),  # with a userAgentPrefix
+        ({"HTTP_USER_AGENT": AMA_AGENT, "HTTP_X_ZUMO_VERSION": AMA_AGENT}, "absolute"),
+        ({"HTTP_USER_AGENT": CTK_AGENT}, "query"),
+        ({"HTTP_USER_AGENT": "curl/8.5.0"}, "query"),
+        ({}, "query"),
+        ({"HTTP_USER_AGENT": AMA_AGENT, "HTTP_X_ZUMO_OPTIONS": "nextLink=path"}, "path"),
+    ],
+)
+def test_each_client_family_gets_the_next_link_it_follows(v3, settings, headers, form):
+    settings.OFFLINE_SYNC = {"V3_PAGE_SIZE": 1}
+    TaskFactory.create_batch(2)
+    link = next_link(v3, **headers)
+    assert link.startswith(FORMS[form]), link
+
+
+def test_the_typescript_client_can_follow_its_next_link_to_the_end(v3, settings):
+    """As RemoteTable.listItemsByPage does: ``new URL(nextLink)`` (absolute only), lower-case path."""
+    from urllib.parse import urlsplit
+
+    settings.OFFLINE_SYNC = {"V3_PAGE_SIZE": 2}
+    TaskFactory.create_batch(5)
+    url, seen = "/tables/task?$count=true", []
+    while url:
+        body = v3.get(url, HTTP_USER_AGENT=TS_AGENT).json()
+        seen += [i["id"] for i in body["items"]]
+        if not body["nextLink"]:
+            break
+        parts = urlsplit(body["nextLink"])
+        assert parts.scheme == "http" and parts.netloc == "testserver"  # new URL() needs both
+        url = f"{parts.path}?{parts.query}"
+    assert len(seen) == len(set(seen)) == 5
+
+
+@pytest.mark.parametrize("style", ["query", "path", "absolute"])
+def test_an_explicit_next_link_format_overrides_the_client_family(v3, settings, style):
+    settings.OFFLINE_SYNC = {"V3_PAGE_SIZE": 1, "NEXT_LINK_FORMAT": style}
+    TaskFactory.create_batch(2)
+    for agent in (TS_AGENT, AMA_AGENT, CTK_AGENT):
+        link = next_link(v3, HTTP_USER_AGENT=agent)
+        assert link.startswith(FORMS[style]), (agent, link)
+
+
+def test_next_link_format_auto_is_the_default_and_validated():
+    from django_offline_sync.settings import DEFAULTS, validate
+
+    assert DEFAULTS.NEXT_LINK_FORMAT == "auto"
+    assert validate({"NEXT_LINK_FORMAT": "auto"})[1] == []
+    assert [p.id for p in validate({"NEXT_LINK_FORMAT": "relative"})[1]] == ["offline_sync.E007"]

@@ -109,7 +109,8 @@ class Puller:
         if self.algorithm.startswith("v1"):
             return {"X-ZUMO-APPLICATION": "app-key"}
         if self.algorithm.startswith("v3"):
-            return {"ZUMO-API-VERSION": "3.0.0", "User-Agent": "Datasync/6.0"}
+            # The Community Toolkit client (8.x and later), which appends a query-string nextLink.
+            return {"ZUMO-API-VERSION": "3.0.0", "User-Agent": "Datasync/9.0.0.0 (lang=Managed)"}
         return {"ZUMO-API-VERSION": "2.0.0"}
 
     def _get(self, url: str) -> httpx.Response:
