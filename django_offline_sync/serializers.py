@@ -153,6 +153,7 @@ class SyncModelSerializer(serializers.ModelSerializer[Any]):
 
     serializer_related_field = serializers.PrimaryKeyRelatedField
     _prototype_fields: ClassVar[dict[str, Field[Any, Any, Any, Any]]]
+    _null_takes_default: ClassVar[dict[str, models.Field[Any, Any]]]
 
     def get_fields(self) -> dict[str, Field[Any, Any, Any, Any]]:
         # ModelSerializer rebuilds every field from model metadata on each instance, about a
@@ -228,6 +229,50 @@ class SyncModelSerializer(serializers.ModelSerializer[Any]):
                 # what a device sends back compares equal to what it pulled.
                 attrs[key] = truncate_ms(value)
         return attrs
+
+    def to_internal_value(self, data: Any) -> Any:
+        """DRF's, after a ``null`` for a NOT NULL column with a model default became that default.
+
+        The JavaScript client's offline push sends ``null`` for every column it never set, and
+        the .NET client sends nulls too; refusing them would make one such row stop a whole
+        push. So on insert, replace (PUT) and merge (PATCH) alike, ``null`` for a column that
+        cannot hold it but has a ``default`` takes the default (a callable one is called anew).
+        Any other ``null`` is validated as sent: a nullable column stores it, and a NOT NULL
+        column without a default is a 400 naming it (§5, §6.1).
+        """
+        if isinstance(data, Mapping):
+            takes_default = self._null_defaults()
+            nulls = [wire for wire in takes_default if wire in data and data[wire] is None]
+            if nulls:
+                data = {**data, **{wire: _default_value(takes_default[wire]) for wire in nulls}}
+        return super().to_internal_value(data)
+
+    def _null_defaults(self) -> dict[str, models.Field[Any, Any]]:
+        """Wire name → model field, for the writable NOT NULL columns that have a default."""
+        cls = type(self)
+        cached: dict[str, models.Field[Any, Any]] | None = cls.__dict__.get("_null_takes_default")
+        if cached is None:
+            model: type[models.Model] = self.Meta.model
+            by_name = {f.name: f for f in model._meta.concrete_fields}
+            cached = {}
+            for wire, field in self.fields.items():
+                model_field = by_name.get(field.source or "")
+                if (
+                    model_field is not None
+                    and not field.read_only
+                    and model_field.name not in SYSTEM_WIRE_NAMES
+                    and not model_field.null
+                    and model_field.has_default()
+                ):
+                    cached[wire] = model_field
+            cls._null_takes_default = cached
+        return cached
+
+
+def _default_value(field: models.Field[Any, Any]) -> Any:
+    """A column's model default as its serializer field takes it (a foreign key's as its pk)."""
+    default = field.get_default()
+    return default.pk if isinstance(default, models.Model) else default
 
 
 def serializer_class_for(model: type[SyncModel], fields: Sequence[str] | None = None) -> type[SyncModelSerializer]:

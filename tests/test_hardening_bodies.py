@@ -13,11 +13,12 @@ from urllib.parse import quote
 
 import pytest
 from django.test.client import FakePayload
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from example_project.tasks.models import Inspection, Note, Task
 from tests.conftest import ZumoClient
-from tests.factories import TaskFactory, UserFactory
+from tests.factories import NoteFactory, TaskFactory, UserFactory
 from tests.models import Coded
 
 pytestmark = pytest.mark.django_db
@@ -427,3 +428,81 @@ def test_if_match_star_still_matches_any_existing_row(zumo):
     assert response.status_code == 200, response.content
     assert Task.objects.get().text == "client"
     assert send(zumo, "PATCH", "/tables/Task/missing", '{"text": "x"}', HTTP_IF_MATCH="*").status_code == 404
+
+
+# -- null for a NOT NULL column ------------------------------------------------------------------
+
+
+def test_an_insert_with_nulls_for_columns_with_defaults_takes_the_defaults(zumo):
+    # What the JavaScript client's offline push sends for a row whose columns it never set.
+    body = {"id": "t1", "text": None, "complete": None, "priority": None, "dueDate": None}
+    response = zumo.post_json("/tables/Task", body)
+    assert response.status_code == 201, response.content
+    assert {k: response.json()[k] for k in ("text", "complete", "priority", "dueDate")} == {
+        "text": "",
+        "complete": False,
+        "priority": 0,
+        "dueDate": None,
+    }
+    task = Task.objects.get()
+    assert (task.text, task.complete, task.priority, task.due_date) == ("", False, 0, None)
+
+
+def test_a_v3_insert_with_null_system_and_user_columns_is_accepted(v3):
+    body = {"id": "t1", "text": "x", "complete": None, "version": None, "updatedAt": None, "deleted": None}
+    response = v3.post_json("/tables/Task", body)
+    assert response.status_code == 201, response.content
+    assert Task.objects.get().complete is False
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT"])
+def test_null_for_a_not_null_column_without_default_is_400_naming_it(v2, method):
+    TaskFactory(id="a")
+    if method == "PUT":
+        NoteFactory(id="n1", task_id="a", body="keep")
+    path = "/tables/Note" if method == "POST" else "/tables/Note/n1"
+    response = v2.generic(
+        method, path, json.dumps({"id": "n1", "taskId": None, "body": None}), content_type="application/json"
+    )
+    assert response.status_code == 400, response.content
+    code, message = error_of(response)
+    assert code == "invalid_item"
+    assert list(response.json()["errors"]) == ["taskId"]  # body (default "") took its default
+    assert "taskId" in message and "null" in message
+    assert Note.all_objects.filter(body="keep").count() == (1 if method == "PUT" else 0)
+
+
+def test_every_null_column_without_a_default_is_named(zumo):
+    client = inspector(zumo.generation)
+    response = client.post_json("/tables/Inspection", {"site": None, "pipeId": None, "condition": None})
+    assert response.status_code == 400, response.content
+    assert sorted(response.json()["errors"]) == ["pipeId", "site"]
+    response = client.post_json("/tables/Inspection", {"site": "Mill Rd", "pipeId": "P-1", "condition": None})
+    assert response.status_code == 201, response.content
+    assert response.json()["condition"] == "good"
+
+
+def test_a_replace_with_nulls_takes_the_defaults(v3):
+    task = TaskFactory(text="old", complete=True, priority=5)
+    body = {"id": task.id, "text": None, "complete": None, "priority": None}
+    response = v3.put_json(f"/tables/Task/{task.id}", body)
+    assert response.status_code == 200, response.content
+    task.refresh_from_db()
+    assert (task.text, task.complete, task.priority) == ("", False, 0)
+
+
+def test_a_merge_with_null_takes_the_default_and_leaves_other_columns(zumo):
+    task = TaskFactory(text="old", complete=True, priority=5, due_date=timezone.now())
+    response = zumo.patch_json(f"/tables/Task/{task.id}", {"priority": None, "dueDate": None})
+    assert response.status_code == 200, response.content
+    task.refresh_from_db()
+    assert (task.text, task.complete, task.priority, task.due_date) == ("old", True, 0, None)
+
+
+@pytest.mark.urls("tests.pipeline.urls")
+def test_null_for_a_callable_default_calls_it_per_row(v2):
+    first = v2.post_json("/tables/Coded", {"id": "c1", "code": None, "tags": None, "slug": None})
+    second = v2.post_json("/tables/Coded", {"id": "c2", "code": None, "tags": None})
+    assert first.status_code == second.status_code == 201, (first.content, second.content)
+    assert first.json()["tags"] == [] and first.json()["slug"] is None
+    assert first.json()["code"].startswith("code-") and first.json()["code"] != second.json()["code"]
