@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
 from django.core.exceptions import ImproperlyConfigured
 from rest_framework import status
@@ -305,13 +305,15 @@ class V3Generation(Generation):
 
     @staticmethod
     def _next_link(request: Request, query_string: str) -> str:
-        """``nextLink`` in the form the calling client can follow (§3.4)."""
+        """``nextLink`` in the form the calling client can follow (§3.4): what it asks for in
+        ``X-ZUMO-Options``, else ``NEXT_LINK_FORMAT``, whose default ``"auto"`` chooses by
+        client family (``_client_next_link``)."""
         options = request.headers.get("X-ZUMO-Options", "")
         if "nextlink=path" in options.replace(" ", "").lower():
             return request.path + "?" + query_string
-        if request.headers.get("User-Agent", "").startswith("Datasync/"):
-            return query_string
         style = get_settings().NEXT_LINK_FORMAT
+        if style == "auto":
+            style = _client_next_link(request)
         if style == "path":
             return request.path + "?" + query_string
         if style == "absolute":
@@ -353,6 +355,33 @@ def policy_for(version: str | None) -> Generation:
         return _POLICIES[version]
     except KeyError:
         raise ImproperlyConfigured(f"request.version is {version!r}, not a client generation.") from None
+
+
+#: ``Datasync/{major}…`` in a v3 client's ``User-Agent``/``X-ZUMO-VERSION`` (after an app's prefix).
+_DATASYNC_AGENT: Final = re.compile(r"(?:^|\s)Datasync/(\d+)", re.IGNORECASE)
+#: The first Community Toolkit client version (8.0.0); Microsoft.Datasync.Client is 4.x-6.x.
+_CTK_FIRST_MAJOR: Final = 8
+
+
+def _client_next_link(request: Request) -> Literal["query", "absolute"]:
+    """The ``nextLink`` form the calling v3 client follows, from its user agent (§3.4).
+
+    * The TypeScript client (``Datasync/5.0.0-alpha.1 core-rest-pipeline/…``; in a browser the
+      agent goes in ``x-ms-useragent``) calls ``new URL(nextLink)``: absolute.
+    * Microsoft.Datasync.Client 4.x-6.x (``Datasync/6.0.x (lang=Managed; …)``) calls
+      ``new Uri(nextLink)``, absolute only (its later versions send ``X-ZUMO-Options:
+      nextLink=path``, honoured before this).
+    * The Community Toolkit client (``Datasync/8.x`` and later) appends it to the table's path
+      as a query string; so does any other client (the server's previous default).
+    """
+    agents = [request.headers.get(h, "") for h in ("User-Agent", "X-ZUMO-VERSION", "X-MS-UserAgent")]
+    if any("core-rest-pipeline/" in agent.lower() for agent in agents):
+        return "absolute"
+    for agent in agents:
+        match = _DATASYNC_AGENT.search(agent)
+        if match is not None:
+            return "absolute" if int(match.group(1)) < _CTK_FIRST_MAJOR else "query"
+    return "query"
 
 
 def _check_top(top: int | None, maximum: int) -> None:
