@@ -45,6 +45,7 @@ __all__ = [
     "ODataError",
     "PayloadTooLarge",
     "PreconditionFailed",
+    "QueryTimeout",
     "UniqueConflict",
     "UnknownFields",
     "UnsupportedVersion",
@@ -186,6 +187,24 @@ class PayloadTooLarge(APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = _("The request body is too large.")
     default_code = "payload_too_large"
+
+
+class QueryTimeout(APIException):
+    """A list or count query stopped after ``QUERY_TIMEOUT_MS`` (503): the server is not broken,
+    the query is too expensive for it right now."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = _("The query took too long and was stopped.")
+    default_code = "query_timeout"
+
+    def __init__(self, timeout_ms: int | None = None) -> None:
+        detail = None
+        if timeout_ms is not None:
+            detail = (
+                f"The query ran longer than {timeout_ms} ms and was stopped; "
+                "narrow $filter or $orderby, or try again later."
+            )
+        super().__init__(detail=detail)
 
 
 class ItemNotFound(APIException):

@@ -77,6 +77,9 @@ class SyncSettings:
     #: Longest string (characters, worst case) a ``$filter``/``$orderby`` may build with
     #: ``concat``/``replace``: nested ``replace`` calls multiply lengths inside the database.
     MAX_FILTER_STRING: int = 65536
+    #: Longest a statement reading a list page or its count may run, in milliseconds; it is
+    #: stopped and answered 503 ``query_timeout``. 0: no limit.
+    QUERY_TIMEOUT_MS: int = 10_000
     #: Largest JSON request body accepted by the table endpoints, in bytes.
     MAX_BODY_BYTES: int = 1_048_576
     #: v3 ``nextLink`` form when the client does not ask for one (``X-ZUMO-Options``): ``"auto"``
@@ -106,6 +109,7 @@ class SettingProblem:
     error: bool = True
 
 
+_MAX_TIMEOUT_MS: Final = 2**31 - 1
 _LIMITS: Final = ("MAX_FILTER_LENGTH", "MAX_FILTER_DEPTH", "MAX_FILTER_NODES", "MAX_FILTER_STRING", "MAX_BODY_BYTES")
 
 
@@ -139,6 +143,10 @@ def _value_problem(key: str, value: Any) -> tuple[str, str] | None:
     if isinstance(default, int):
         if isinstance(value, bool) or not isinstance(value, int):
             return "offline_sync.E002", "must be an integer"
+        if key == "QUERY_TIMEOUT_MS":  # 0 turns the limit off; PostgreSQL takes at most an int4
+            if 0 <= value <= _MAX_TIMEOUT_MS:
+                return None
+            return "offline_sync.E006", f"must be between 0 (no limit) and {_MAX_TIMEOUT_MS}"
         if value >= 1:
             return None
         return ("offline_sync.E006" if key in _LIMITS else "offline_sync.E005"), "must be at least 1"

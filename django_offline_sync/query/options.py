@@ -13,15 +13,16 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TypeVar
 
-from django.db import DEFAULT_DB_ALIAS, DataError, IntegrityError, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DataError, IntegrityError, OperationalError, connections, transaction
 from django.db.models import OrderBy, Q
 
-from ..exceptions import ODataError
+from ..exceptions import ODataError, QueryTimeout
 from ..settings import get_settings
 from .errors import ODataSyntaxError
 from .fields import FieldMap
 from .nodes import Node, OrderTerm
 from .parser import parse_filter, parse_orderby, parse_select
+from .timeout import TimeLimit, is_timeout, time_limit
 from .translator import translate_filter, translate_orderby
 
 T = TypeVar("T")
@@ -96,20 +97,35 @@ def parse_bool_option(option: str, value: str) -> bool:
 
 
 @contextmanager
-def evaluation_guard(option: str = "$filter", using: str | None = None) -> Iterator[None]:
-    """Run a translated query, turning a database range error into a 400.
+def evaluation_guard(
+    option: str = "$filter", using: str | None = None, *, timeout_ms: int | None = None
+) -> Iterator[None]:
+    """Run a translated query under a time limit, turning a range error into a 400.
 
     Integer arithmetic is checked statically, but float arithmetic on stored values can
     still leave the double range; PostgreSQL raises (``value out of range``) where SQLite
     returns infinity. Evaluate the queryset (page and count) inside this block. Inside a
     transaction it takes a savepoint, so the failed statement does not abort the request's
     transaction.
+
+    Each statement is stopped after ``timeout_ms`` milliseconds (default ``QUERY_TIMEOUT_MS``;
+    0 disables), raising ``QueryTimeout`` (503) rather than a 500: see ``query.timeout``.
+    On PostgreSQL the block runs in a transaction, where the timeout is set.
     """
     alias = using or DEFAULT_DB_ALIAS
-    savepoint = transaction.atomic(using=alias) if connections[alias].in_atomic_block else nullcontext()
+    connection = connections[alias]
+    if timeout_ms is None:
+        timeout_ms = get_settings().QUERY_TIMEOUT_MS
+    transactional = connection.in_atomic_block or (timeout_ms > 0 and connection.vendor == "postgresql")
+    block = transaction.atomic(using=alias) if transactional else nullcontext()
+    limit = TimeLimit()
     try:
-        with savepoint:
+        with block, time_limit(connection, timeout_ms, limit):
             yield
+    except OperationalError as exc:
+        if not is_timeout(connection, exc, limit):
+            raise
+        raise QueryTimeout(timeout_ms) from exc
     except (DataError, IntegrityError) as exc:
         # MySQL/MariaDB report a double out of range (error 1690) as an IntegrityError;
         # a SELECT cannot violate a constraint, so here it is always a range error.
