@@ -430,15 +430,29 @@ def read_json(request: Request, *, limit: int, allow_empty: bool = False) -> Any
     if nested_deeper_than(raw, MAX_BODY_DEPTH):
         raise MalformedBody(f"The request body nests arrays and objects more than {MAX_BODY_DEPTH} levels deep.")
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_refuse_constant)
     except UnicodeDecodeError as exc:
         raise MalformedBody("The request body is not valid UTF-8.") from exc
     except json.JSONDecodeError as exc:
         raise MalformedBody(
             f"Malformed JSON in the request body: {exc.msg} (line {exc.lineno}, column {exc.colno})."
         ) from exc
+    except _NotJson as exc:
+        raise MalformedBody(f"Malformed JSON in the request body: {exc}") from exc
+    except ValueError as exc:  # int() refuses a literal over sys.get_int_max_str_digits() digits
+        raise MalformedBody("Malformed JSON in the request body: a number has too many digits.") from exc
     except RecursionError as exc:  # pragma: no cover - nested_deeper_than refuses such bodies first
         raise MalformedBody("The request body is nested too deeply.") from exc
+
+
+class _NotJson(ValueError):
+    """A literal ``json.loads`` accepts but JSON does not have."""
+
+
+def _refuse_constant(name: str) -> Any:
+    # NaN, Infinity and -Infinity: a string column stored them as "nan", and a float column
+    # would hold a value the JSON renderer cannot write back.
+    raise _NotJson(f"{name} is not a JSON value (RFC 8259 has no NaN or Infinity).")
 
 
 def new_id_for(model: type[SyncModel], sent: Any) -> Any:

@@ -506,3 +506,24 @@ def test_null_for_a_callable_default_calls_it_per_row(v2):
     assert first.status_code == second.status_code == 201, (first.content, second.content)
     assert first.json()["tags"] == [] and first.json()["slug"] is None
     assert first.json()["code"].startswith("code-") and first.json()["code"] != second.json()["code"]
+
+
+# -- JSON that Python's parser accepts but JSON does not have ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ('{"text": NaN}', "NaN"),
+        ('{"text": "x", "priority": Infinity}', "Infinity"),
+        ('{"text": -Infinity}', "-Infinity"),
+        ('{"priority": ' + "1" * 5000 + "}", "too many digits"),
+        ('{"text": "x", "extra": -' + "9" * 5000 + "}", "too many digits"),
+    ],
+)
+def test_nan_infinity_and_overlong_numbers_are_400_malformed_body(zumo, body, fragment):
+    response = send(zumo, "POST", "/tables/Task", body)
+    assert response.status_code == 400, response.content
+    code, message = error_of(response)
+    assert code == "malformed_body" and fragment in message
+    assert Task.all_objects.count() == 0
