@@ -1,10 +1,19 @@
 """The opaque keyset cursor carried in v3 nextLinks (and v1/v2 Link headers).
 
-A cursor says "continue after the row ``(updated_at, id)``" for one query. It is signed
-with ``SECRET_KEY`` (``django.core.signing``) and bound to a digest of the query it came from,
-so a client can neither forge one nor move it to another query. It only ever *adds* a
-condition to the caller's data view, so even a valid cursor cannot widen what a user sees.
-It also carries the ``$count`` of the first page, so a multi-page pull counts once.
+A cursor says "continue after the row ``(updated_at, id)``" for one query, one caller and a
+limited time. It is signed with ``SECRET_KEY`` (``django.core.signing``, salt ``CURSOR_SALT``)
+and bound to a digest of the table and query it came from and to a keyed tag of the caller
+(the user's pk, or one marker for every anonymous caller), so a client can neither forge one,
+move it to another query, nor replay another user's. It expires after ``CURSOR_MAX_AGE``
+seconds. It only ever *adds* a condition to the caller's data view, so even a valid cursor
+cannot widen what a user sees. It also carries the ``$count`` of the first page, so a
+multi-page pull counts once.
+
+The payload is signed, not encrypted: base64 JSON that the holder can read. What it could
+read is its own data: the stamp and id of the last row of the page it was just sent, the count
+it asked for and the rows left of its ``$top``. The caller and the query appear only as
+digests. Encrypting would need a cryptography library as a dependency of every install and
+would hide nothing the same response does not show (``docs/protocol.rst`` §3.4).
 """
 
 from __future__ import annotations
@@ -15,11 +24,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core import signing
+from django.utils.crypto import salted_hmac
 
 from .exceptions import InvalidCursor
 from .settings import get_settings
 
 CURSOR_PARAM = "__cursor"
+#: The caller of a request with no authenticated user.
+ANONYMOUS = "anonymous"
 
 
 @dataclass(frozen=True)
@@ -30,10 +42,25 @@ class Cursor:
     remaining: int | None = None  # rows left of the client's $top, if it sent one
 
 
-def query_digest(params: Iterable[tuple[str, str]], path: str = "") -> str:
-    """A digest of the table (its path) and the query options that define the row set and order."""
+def caller_of(request: Any) -> str:
+    """Who a cursor is issued to: ``user:{pk}``, or ``ANONYMOUS`` without an authenticated user."""
+    user = getattr(request, "user", None)
+    if user is None or not getattr(user, "is_authenticated", False):
+        return ANONYMOUS
+    return f"user:{user.pk}"
+
+
+def _caller_tag(caller: str) -> str:
+    """A keyed tag of ``caller``: it binds the cursor without revealing a pk (pks are guessable)."""
+    return salted_hmac(get_settings().CURSOR_SALT + ".caller", caller, algorithm="sha256").hexdigest()[:16]
+
+
+def query_digest(params: Iterable[tuple[str, str]], path: str = "", caller: str | None = None) -> str:
+    """A digest of the table (its path) and the query options that define the row set and order,
+    followed by ``.`` and the caller's tag when ``caller`` is given."""
     relevant = sorted((k.lower(), v) for k, v in params if k.lower() not in ("$skip", "$top", CURSOR_PARAM, "$count"))
-    return hashlib.sha256(repr((path.rstrip("/"), relevant)).encode()).hexdigest()[:16]
+    query = hashlib.sha256(repr((path.rstrip("/"), relevant)).encode()).hexdigest()[:16]
+    return query if caller is None else f"{query}.{_caller_tag(caller)}"
 
 
 def dump(cursor: Cursor, digest: str) -> str:
@@ -46,12 +73,24 @@ def dump(cursor: Cursor, digest: str) -> str:
 
 
 def load(token: str, digest: str) -> Cursor:
+    settings = get_settings()
     try:
-        payload = signing.loads(token, salt=get_settings().CURSOR_SALT)
+        payload = signing.loads(token, salt=settings.CURSOR_SALT, max_age=settings.CURSOR_MAX_AGE)
+    except signing.SignatureExpired as exc:
+        raise InvalidCursor(
+            f"The paging cursor has expired (cursors are valid for {settings.CURSOR_MAX_AGE} seconds); "
+            "restart the pull from its first request."
+        ) from exc
     except signing.BadSignature as exc:
         raise InvalidCursor("The paging cursor is invalid or has been tampered with.") from exc
-    if not isinstance(payload, dict) or payload.get("q") != digest:
+    if not isinstance(payload, dict) or not isinstance(payload.get("q"), str):
+        raise InvalidCursor()
+    sent_query, _, sent_caller = payload["q"].partition(".")
+    query, _, caller = digest.partition(".")
+    if sent_query != query:
         raise InvalidCursor("The paging cursor belongs to a different query.")
+    if sent_caller != caller:
+        raise InvalidCursor("The paging cursor was issued to another user; restart the pull from its first request.")
     updated, last_id = payload.get("u"), payload.get("i")
     if (updated is not None and not isinstance(updated, int)) or not isinstance(last_id, str):
         raise InvalidCursor()

@@ -76,7 +76,7 @@ class SyncPagination(BasePagination):
         self.request, self.generation = request, paged.generation
         take = paged.generation.page_size(query.top)
         params = [(k, v) for k, vs in request.GET.lists() for v in vs]
-        digest = cursors.query_digest(params, request.path)
+        digest = cursors.query_digest(params, request.path, caller=cursors.caller_of(request))
         keyset = keyset_of(query.order_by, queryset.model._meta.pk.name)
         token = next((v for k, v in params if k == self.cursor_param), None)
         current = cursors.load(token, digest) if token is not None else None

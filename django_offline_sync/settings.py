@@ -88,6 +88,8 @@ class SyncSettings:
     NEXT_LINK_FORMAT: NextLinkFormat = "auto"
     #: Salt for the signed keyset cursor in next links (signed with ``SECRET_KEY``).
     CURSOR_SALT: str = "django_offline_sync.cursor"
+    #: Seconds a paging cursor stays valid; an older one is 400 ``invalid_cursor`` (restart the pull).
+    CURSOR_MAX_AGE: int = 86_400
     #: How ``updated_at``/``version`` are stamped: ``"clock"`` (per-table clock row locked
     #: until commit, gap-free) or ``"now"`` (wall clock at save; can miss late commits).
     STAMPING: StampingMode = "clock"
@@ -110,7 +112,9 @@ class SettingProblem:
 
 
 _MAX_TIMEOUT_MS: Final = 2**31 - 1
-_LIMITS: Final = ("MAX_FILTER_LENGTH", "MAX_FILTER_DEPTH", "MAX_FILTER_NODES", "MAX_FILTER_STRING", "MAX_BODY_BYTES")
+_LIMITS: Final = (
+    "MAX_FILTER_LENGTH", "MAX_FILTER_DEPTH", "MAX_FILTER_NODES", "MAX_FILTER_STRING", "MAX_BODY_BYTES", "CURSOR_MAX_AGE"
+)
 
 
 def _value_problem(key: str, value: Any) -> tuple[str, str] | None:

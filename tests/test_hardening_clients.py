@@ -4,9 +4,16 @@ Each test replays what a real client sends (headers as the SDKs build them; docs
 §1.2, §11b) and checks the answer it needs.
 """
 
-import pytest
+import base64
+import json
+from unittest import mock
+from urllib.parse import parse_qsl
 
-from tests.factories import TaskFactory
+import pytest
+from rest_framework.authtoken.models import Token
+
+from tests.conftest import ZumoClient
+from tests.factories import InspectionFactory, TaskFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -261,3 +268,92 @@ def test_next_link_format_auto_is_the_default_and_validated():
     assert DEFAULTS.NEXT_LINK_FORMAT == "auto"
     assert validate({"NEXT_LINK_FORMAT": "auto"})[1] == []
     assert [p.id for p in validate({"NEXT_LINK_FORMAT": "relative"})[1]] == ["offline_sync.E007"]
+
+
+# -- 7. The paging cursor is bound to its caller and expires -------------------------------------
+
+
+def client_for(user, generation="v3"):
+    client = ZumoClient(generation)
+    token, _ = Token.objects.get_or_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}", **client._credentials)
+    return client
+
+
+def cursor_link(client, path="/tables/Inspection?$orderby=updatedAt&$count=true"):
+    body = client.get(path).json()
+    assert "__cursor=" in body["nextLink"], body
+    return body
+
+
+def test_another_user_cannot_replay_a_cursor_and_read_its_count(settings):
+    settings.OFFLINE_SYNC = {"V3_PAGE_SIZE": 1}
+    alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
+    InspectionFactory.create_batch(3, owner=alice)
+    InspectionFactory(owner=bob)
+    first = cursor_link(client_for(alice))
+    assert first["count"] == 3
+    response = client_for(bob).get(f"/tables/Inspection?{first['nextLink']}")
+    assert response.status_code == 400
+    body = response.json()
+    assert body["errorCode"] == "invalid_cursor" and "another user" in body["title"] and "3" not in body["title"]
+    assert client_for(alice).get(f"/tables/Inspection?{first['nextLink']}").json()["count"] == 3  # still hers
+
+
+def test_an_anonymous_cursor_is_not_a_signed_in_users_and_back(v3, settings):
+    settings.OFFLINE_SYNC = {"V3_PAGE_SIZE": 1}
+    TaskFactory.create_batch(3)
+    anonymous = cursor_link(v3, "/tables/Task?$orderby=updatedAt")["nextLink"]
+    signed_in = client_for(UserFactory())
+    assert signed_in.get(f"/tables/Task?{anonymous}").json()["errorCode"] == "invalid_cursor"
+    own = cursor_link(signed_in, "/tables/Task?$orderby=updatedAt")["nextLink"]
+    assert v3.get(f"/tables/Task?{own}").status_code == 400
+    assert v3.get(f"/tables/Task?{anonymous}").status_code == 200  # anonymous callers share one view
+
+
+def test_a_cursor_expires_after_cursor_max_age(v3, settings):
+    import time
+
+    settings.OFFLINE_SYNC = {"V3_PAGE_SIZE": 1, "CURSOR_MAX_AGE": 60}
+    TaskFactory.create_batch(3)
+    link = cursor_link(v3, "/tables/Task?$orderby=updatedAt")["nextLink"]
+    now = time.time()
+    with mock.patch("django.core.signing.time.time", return_value=now + 59):
+        assert v3.get(f"/tables/Task?{link}").status_code == 200
+    with mock.patch("django.core.signing.time.time", return_value=now + 61):
+        response = v3.get(f"/tables/Task?{link}")
+    assert response.status_code == 400
+    body = response.json()
+    assert body["errorCode"] == "invalid_cursor"
+    assert "expired" in body["title"] and "restart the pull" in body["title"]
+
+
+def test_a_v2_link_header_cursor_expires_too(v2, settings):
+    import time
+
+    settings.OFFLINE_SYNC = {"PAGE_SIZE": 1, "CURSOR_MAX_AGE": 5}
+    TaskFactory.create_batch(3)
+    link = v2.get("/tables/Task?$orderby=updatedAt")["Link"].split(";")[0].removeprefix("http://testserver")
+    with mock.patch("django.core.signing.time.time", return_value=time.time() + 6):
+        response = v2.get(link)
+    assert response.status_code == 400 and "expired" in response.json()["message"]
+
+
+def test_the_cursor_names_neither_the_user_nor_the_query(settings):
+    settings.OFFLINE_SYNC = {"V3_PAGE_SIZE": 1}
+    user = UserFactory(username="carol")
+    InspectionFactory.create_batch(2, owner=user, site="Hidden Site")
+    link = cursor_link(client_for(user), "/tables/Inspection?$orderby=updatedAt&$filter=site eq 'Hidden Site'")
+    token = dict(parse_qsl(link["nextLink"]))["__cursor"]
+    payload = json.loads(base64.urlsafe_b64decode(token.split(":")[0] + "=="))
+    assert set(payload) <= {"u", "i", "q", "c", "r"}
+    text = json.dumps(payload)
+    assert "carol" not in text and f"user:{user.pk}" not in text and "Hidden" not in text
+
+
+@pytest.mark.parametrize("value", [0, -1, "86400", True])
+def test_cursor_max_age_must_be_a_positive_integer(value):
+    from django_offline_sync.settings import DEFAULTS, validate
+
+    assert DEFAULTS.CURSOR_MAX_AGE == 86400
+    assert [p.id for p in validate({"CURSOR_MAX_AGE": value})[1]] in (["offline_sync.E006"], ["offline_sync.E002"])
