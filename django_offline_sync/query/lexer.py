@@ -3,6 +3,11 @@
 Literals come out already converted to Python values: every form the three client
 generations send (``datetime'…'``, ``datetimeoffset'…'``, bare v4 dates and guids,
 ``guid'…'``, ``X'…'``, ``binary'…'``, ``L``/``M``/``F``/``D`` suffixes). No Django here.
+
+Two forms no client sends but old articles print are read as what they obviously mean:
+the comparison symbols ``>= <= > < = !=`` (``op`` tokens, the parser's ``ge le gt lt eq
+ne``) and ``datetimeoffset(2015-01-01T00:00:00Z)``/``datetime(…)``, the quoted literal with
+parentheses. Neither was valid before, so accepting them changes no valid query.
 """
 
 from __future__ import annotations
@@ -44,11 +49,15 @@ _FORBIDDEN = re.compile(r"[\x00\ud800-\udfff]")
 _DECIMAL_LIMIT = decimal.Decimal("1e28")
 
 PUNCTUATION = "(),/"
+#: Comparison symbols and the operators they stand for (longest first when lexing).
+SYMBOL_OPERATORS = {">=": "ge", "<=": "le", "!=": "ne", ">": "gt", "<": "lt", "=": "eq"}
+_SYMBOL = re.compile(r">=|<=|!=|>|<|=")
+_CALL_FORM_LITERALS = ("datetime", "datetimeoffset")
 
 
 @dataclass(frozen=True, slots=True)
 class Token:
-    kind: str  # "ident", "literal", "(", ")", ",", "/", "eof"
+    kind: str  # "ident", "op" (a comparison symbol), "literal", "(", ")", ",", "/", "eof"
     position: int
     text: str
     literal: Literal | None = None
@@ -71,6 +80,9 @@ def tokenize(text: str) -> list[Token]:
         if char in PUNCTUATION:
             tokens.append(Token(char, pos, char))
             pos += 1
+        elif (symbol := _SYMBOL.match(text, pos)) is not None:
+            tokens.append(Token("op", pos, symbol.group()))
+            pos = symbol.end()
         elif char == "'":
             value, after = read_quoted(text, pos)
             tokens.append(Token("literal", pos, text[pos:after], Literal(position=pos, kind="string", value=value)))
@@ -97,9 +109,26 @@ def tokenize(text: str) -> list[Token]:
                 literal = typed_literal(name.lower(), raw, pos, after + 1)
                 tokens.append(Token("literal", pos, text[pos:stop], literal))
                 pos = stop
+            elif name.lower() in _CALL_FORM_LITERALS and text[after:].lstrip(_WHITESPACE).startswith("("):
+                stop = _call_form_literal(text, pos, after, name.lower(), tokens)
+                pos = stop
             else:
                 tokens.append(Token("ident", pos, name))
                 pos = after
+
+
+def _call_form_literal(text: str, pos: int, after: int, kind: str, tokens: list[Token]) -> int:
+    """``datetimeoffset(2015-01-01T00:00:00Z)``: the literal ``datetimeoffset'…'``; return its end."""
+    opening = text.index("(", after)
+    closing = text.find(")", opening)
+    if closing < 0:
+        raise ODataSyntaxError(f"Unterminated {kind}(…) literal", len(text), "')'")
+    inner = opening + 1
+    raw = text[inner:closing]
+    start = inner + len(raw) - len(raw.lstrip(_WHITESPACE))
+    literal = typed_literal(kind, raw.strip(_WHITESPACE), pos, start)
+    tokens.append(Token("literal", pos, text[pos : closing + 1], literal))
+    return closing + 1
 
 
 def _continues_identifier(text: str, index: int) -> bool:

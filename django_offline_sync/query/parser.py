@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from .errors import ODataLimitError, ODataSyntaxError
-from .lexer import UTC, Token, parse_datetime, parse_time, tokenize
+from .lexer import SYMBOL_OPERATORS, UTC, Token, parse_datetime, parse_time, tokenize
 from .nodes import BinaryOp, BoolOp, Call, In, Literal, Node, Not, OrderTerm, Property, depth
 
 DEFAULT_MAX_LENGTH = 4096
@@ -128,7 +128,7 @@ class Parser:
             if expect_operand:
                 expect_operand = self._operand(token, operands, frames)
                 continue
-            lowered = token.text.lower() if token.kind == "ident" else ""
+            lowered = _operator_name(token)
             if lowered in _BINARY_PRECEDENCE:
                 precedence = _BINARY_PRECEDENCE[lowered]
                 self._reduce(operands, frames, precedence)
@@ -296,6 +296,15 @@ class Parser:
         if frame.name == "cast":
             return self.count(cast_literal(frame.position, frame.args[0], frame.args[1]))
         return self.count(Call(position=frame.position, name=frame.name, args=tuple(frame.args)))
+
+
+def _operator_name(token: Token) -> str:
+    """The lower-cased name of an identifier, or the operator a comparison symbol stands for."""
+    if token.kind == "ident":
+        return token.text.lower()
+    if token.kind == "op":
+        return SYMBOL_OPERATORS[token.text]
+    return ""
 
 
 def _describe(token: Token) -> str:
