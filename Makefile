@@ -19,6 +19,8 @@ install: $(BIN)/python
 
 venv: install
 
+# The demo alone runs with DEBUG on (static files, tracebacks); the example site's default is off.
+demo: export DJANGO_DEBUG = 1
 demo: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py load_demo_data

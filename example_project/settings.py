@@ -4,11 +4,17 @@ import os
 from pathlib import Path
 
 from example_project.database import database_from_env
+from example_project.secret_key import load_or_create
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "example-only-change-me")
-DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+# DJANGO_SECRET_KEY, else a key generated on first use and kept in .secret_key (git-ignored):
+# a key in the repository would be public, and cursors, sessions and tokens forgeable.
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or load_or_create(
+    Path(os.environ.get("DJANGO_SECRET_KEY_FILE", BASE_DIR / ".secret_key"))
+)
+# Off unless asked for: `make demo` sets DJANGO_DEBUG=1.
+DEBUG = os.environ.get("DJANGO_DEBUG", "0") == "1"
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",")
 
 INSTALLED_APPS = [

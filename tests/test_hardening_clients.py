@@ -357,3 +357,51 @@ def test_cursor_max_age_must_be_a_positive_integer(value):
 
     assert DEFAULTS.CURSOR_MAX_AGE == 86400
     assert [p.id for p in validate({"CURSOR_MAX_AGE": value})[1]] in (["offline_sync.E006"], ["offline_sync.E002"])
+
+
+# -- 8. The example site is safe by default: DEBUG off, no shared SECRET_KEY ---------------------
+
+
+def example_settings(monkeypatch, **env):
+    import runpy
+    from pathlib import Path
+
+    import example_project
+
+    for name in ("DJANGO_DEBUG", "DJANGO_SECRET_KEY", "DJANGO_SECRET_KEY_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, str(value))
+    return runpy.run_path(str(Path(example_project.__file__).parent / "settings.py"))
+
+
+def test_the_example_site_runs_without_debug_unless_asked(monkeypatch, tmp_path):
+    key_file = tmp_path / "key"
+    assert example_settings(monkeypatch, DJANGO_SECRET_KEY_FILE=key_file)["DEBUG"] is False
+    assert example_settings(monkeypatch, DJANGO_SECRET_KEY_FILE=key_file, DJANGO_DEBUG=1)["DEBUG"] is True
+
+
+def test_the_example_site_generates_its_secret_key_once_and_keeps_it_private(monkeypatch, tmp_path):
+    import stat
+
+    key_file = tmp_path / ".secret_key"
+    first = example_settings(monkeypatch, DJANGO_SECRET_KEY_FILE=key_file)["SECRET_KEY"]
+    assert len(first) >= 50 and first != "example-only-change-me"
+    assert key_file.read_text().strip() == first
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert example_settings(monkeypatch, DJANGO_SECRET_KEY_FILE=key_file)["SECRET_KEY"] == first  # kept
+    other = example_settings(monkeypatch, DJANGO_SECRET_KEY_FILE=tmp_path / "elsewhere")["SECRET_KEY"]
+    assert other != first  # each checkout gets its own
+    explicit = example_settings(monkeypatch, DJANGO_SECRET_KEY="from-the-environment", DJANGO_SECRET_KEY_FILE=key_file)
+    assert explicit["SECRET_KEY"] == "from-the-environment"
+
+
+def test_the_key_file_is_ignored_by_git_and_the_demo_turns_debug_on():
+    from pathlib import Path
+
+    import example_project
+
+    root = Path(example_project.__file__).parent.parent
+    assert ".secret_key" in (root / ".gitignore").read_text().split()
+    makefile = (root / "Makefile").read_text()
+    assert "demo: export DJANGO_DEBUG = 1" in makefile
