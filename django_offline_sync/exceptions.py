@@ -172,9 +172,10 @@ class ConstraintViolation(BadRequest):
 
 
 class InvalidPrecondition(BadRequest):
-    """An ``If-Match`` header or body version that is not a version this server issued (§6.2)."""
+    """A malformed ``If-Match`` header or body version (§6.2): not one quoted strong ETag of
+    base64 text. A well-formed version this server did not issue is a conflict instead."""
 
-    default_detail = _("The precondition is not a version this server issued.")
+    default_detail = _("The precondition is not a well-formed version.")
     default_code = "invalid_precondition"
 
 

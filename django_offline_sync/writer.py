@@ -38,7 +38,7 @@ from .models import SyncModel
 from .serializers import Representer
 from .signals import sync_committed
 from .stamping import Stamp
-from .wire import InvalidId, check_id
+from .wire import ID_MAX_LENGTH
 
 __all__ = ["LockedRow", "Operation", "Writer", "WriterView", "lookup_pk"]
 
@@ -80,16 +80,29 @@ class LockedRow:
 def lookup_pk(model: type[SyncModel], pk: str) -> Any:
     """The URL id as the primary key's Python value; an id no row can have is a 404.
 
-    (Before the database sees it: PostgreSQL rejects a NUL byte in text with an error.)
+    Only what no stored row can hold is refused here, before the database sees it
+    (PostgreSQL rejects a NUL byte or a lone surrogate in text with an error). The stricter
+    rules for new ids (``wire.check_id``) are not applied: a row stored under an id an older
+    release accepted must stay addressable.
     """
     field = model._meta.pk
     try:
         value = field.to_python(pk)
-        if isinstance(field, models.CharField):
-            check_id(value)
-    except (DjangoValidationError, InvalidId, TypeError, ValueError) as exc:
+        if isinstance(field, models.CharField) and not _storable_text(value):
+            raise ValueError("no row has this id")
+    except (DjangoValidationError, TypeError, ValueError) as exc:
         raise ItemNotFound() from exc
     return value
+
+
+def _storable_text(value: object) -> bool:
+    if not isinstance(value, str) or not value or len(value) > ID_MAX_LENGTH or "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
 
 
 @dataclass(frozen=True)

@@ -294,3 +294,19 @@ def test_the_schema_generator_does_not_warn_about_the_versioning():
     GENERATOR_STATS.reset()
     SchemaGenerator(urlconf="example_project.urls").get_schema(request=None, public=True)
     assert not [w for w in GENERATOR_STATS._warn_cache if "versioning" in w]
+
+
+@pytest.mark.parametrize("legacy_id", ["ends in a space ", "zero\u200bwidth", "   "])
+def test_rows_stored_under_ids_older_releases_accepted_stay_addressable(v3, legacy_id):
+    Task.all_objects.bulk_create([Task(id=legacy_id, text="old")])
+    from urllib.parse import quote
+
+    path = f"/tables/SaveTwice/{quote(legacy_id)}"
+    assert v3.get(path).json()["id"] == legacy_id
+    assert v3.patch_json(path, {"text": "new"}).status_code == 200
+    assert Task.objects.get(pk=legacy_id).text == "new"
+
+
+def test_ids_no_row_can_hold_are_404_before_the_database_sees_them(v3):
+    assert v3.get("/tables/SaveTwice/a%00b").status_code == 404
+    assert v3.get("/tables/SaveTwice/" + "x" * 256).status_code == 404
