@@ -64,6 +64,15 @@ def children(pid: int) -> list[int]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far (from /proc; 0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 def rss_kb(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -118,6 +127,10 @@ class _Server:
 
     def rss(self) -> dict[int, int]:
         return {pid: rss_kb(pid) for pid in self.pids()}
+
+    def cpu(self) -> float:
+        """CPU seconds the server (master and workers) has used so far."""
+        return sum(cpu_seconds(pid) for pid in self.pids())
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

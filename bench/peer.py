@@ -31,17 +31,21 @@ def fresh_copy(src: Path, name: str) -> Path:
 
 
 def measure(server, key: str, args, owned) -> tuple:
-    """One measure on one server: (rate, unit, p50, p99, rows or failures)."""
+    """One measure on one server: (rate, unit, p50, p99, rows or failures, server CPU ms per request)."""
+    cpu0 = server.cpu()
     if key.startswith("pull"):
         top = int(key.split()[1])
         st = pull_v2(server.host, top)
         if st.rows != args.rows:
             log(f"  warning: {server.name} pulled {st.rows} rows, expected {args.rows}")
-        return (st.rows_per_s, "rows/s", pct(st.latencies, 50), pct(st.latencies, 99), st.rows)
+        cpu_ms = (server.cpu() - cpu0) * 1e3 / max(st.requests, 1)
+        return (st.rows_per_s, "rows/s", pct(st.latencies, 50), pct(st.latencies, 99), st.rows, cpu_ms)
     kind = key.split()[0]
     ph = run_phase(server.host, args.clients, args.seconds, kind, owned)
     fails = ", ".join(f"{k}x{v}" for k, v in sorted(ph.statuses.items()))
-    return (ph.ops, "ops/s", pct(ph.latencies, 50), pct(ph.latencies, 99), fails or ph.ok)
+    requests = max(len(ph.latencies), 1)
+    cpu_ms = (server.cpu() - cpu0) * 1e3 / requests
+    return (ph.ops, "ops/s", pct(ph.latencies, 50), pct(ph.latencies, 99), fails or ph.ok, cpu_ms)
 
 
 def main(argv=None) -> None:
@@ -68,6 +72,9 @@ def main(argv=None) -> None:
     with Site(f"sqlite:///{site_db}", workers=args.workers, server=args.server) as site, Peer(peer_db) as node:
         sides = [("ours", site), ("peer", node)]
         owned = {name: [[] for _ in range(args.clients)] for name, _ in sides}
+        for _, server in sides:  # warm every worker (imports, connections) before measuring
+            for top in (50, 1000):
+                pull_v2(server.host, top, max_requests=10)
         for r in range(args.rounds):
             for key in keys:
                 for name, server in (sides if r % 2 == 0 else sides[::-1]):
@@ -82,14 +89,14 @@ def main(argv=None) -> None:
         o, p = best["ours"][key], best["peer"][key]
         rows.append([key, o[1], o[0], p[0], f"{o[0] / p[0]:.2f}x" if p[0] else "n/a",
                      f"{o[2] * 1e3:.1f} / {p[2] * 1e3:.1f}", f"{o[3] * 1e3:.1f} / {p[3] * 1e3:.1f}",
-                     f"{o[4]} / {p[4]}"])
+                     f"{o[5]:.2f} / {p[5]:.2f}", f"{o[4]} / {p[4]}"])
     rows.append(["server RSS after (MB)", "MB", rss["ours"], rss["peer"], f"{rss['ours'] / rss['peer']:.2f}x",
-                 "", "", ""])
+                 "", "", "", ""])
     print_table(
         f"Ours vs azure-mobile-apps 4.0.2 (Node {node_version()}), both on SQLite, {args.rows:,} rows, "
         f"best of {args.rounds} interleaved rounds ({machine_note()})",
         ["measure", "unit", "ours", "peer", "ours/peer", "p50 ms ours/peer", "p99 ms ours/peer",
-         "rows or failures"],
+         "CPU ms/req ours/peer", "rows or failures"],
         rows,
         note=f"Ours: {args.server}, {args.workers} workers. Peer: one Node process. "
              "Targets: pull (page 50 and 1000) and insert x8 each >= 2x the peer.")
