@@ -24,6 +24,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "corsheaders",
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",
@@ -35,6 +36,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "corsheaders.middleware.CorsMiddleware",  # before CommonMiddleware, which may answer first
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -94,3 +96,32 @@ SPECTACULAR_SETTINGS = {
 }
 
 OFFLINE_SYNC = {}
+
+# CORS, for browser and Cordova clients served from another origin (django-cors-headers).
+# Allowed: localhost on any port and scheme (as the v2 Node server's default hostnames
+# ["localhost"]; Cordova/Capacitor apps are app://, ionic:// or capacitor://localhost), plus
+# the origins listed in DJANGO_CORS_ALLOWED_ORIGINS (comma-separated, e.g. https://app.example).
+CORS_ALLOWED_ORIGIN_REGEXES = [r"^(https?|app|ionic|capacitor)://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$"]
+CORS_ALLOWED_ORIGINS = [o for o in os.environ.get("DJANGO_CORS_ALLOWED_ORIGINS", "").split(",") if o]
+# The request headers the Azure Mobile Apps and Datasync clients send.
+CORS_ALLOW_HEADERS = [
+    "accept",
+    "authorization",
+    "content-type",
+    "if-match",
+    "if-none-match",
+    "zumo-api-version",
+    "x-zumo-application",
+    "x-zumo-auth",
+    "x-zumo-features",
+    "x-zumo-installation-id",
+    "x-zumo-options",
+    "x-zumo-version",
+    "x-ms-useragent",  # the Datasync TypeScript client's user agent in a browser
+    "x-csrftoken",
+    "x-requested-with",
+]
+# What the clients must read from a response: ETag (versions), Link (v2 paging), Location.
+CORS_EXPOSE_HEADERS = ["ETag", "Link", "Location"]
+# The Datasync TypeScript client sends credentials (withCredentials: true).
+CORS_ALLOW_CREDENTIALS = True

@@ -405,3 +405,97 @@ def test_the_key_file_is_ignored_by_git_and_the_demo_turns_debug_on():
     assert ".secret_key" in (root / ".gitignore").read_text().split()
     makefile = (root / "Makefile").read_text()
     assert "demo: export DJANGO_DEBUG = 1" in makefile
+
+
+# -- 9. CORS on the example site: browser and Cordova clients on another origin -------------------
+
+CLIENT_HEADERS = (
+    "zumo-api-version", "x-zumo-auth", "x-zumo-application", "x-zumo-version", "x-zumo-installation-id",
+    "x-zumo-features", "if-match", "if-none-match", "content-type", "authorization",
+)
+
+
+@pytest.fixture
+def example_cors(monkeypatch, settings):
+    """The example site's middleware and CORS settings on the test site."""
+    example = example_settings(monkeypatch, DJANGO_SECRET_KEY="cors-test")
+    settings.MIDDLEWARE = example["MIDDLEWARE"]
+    for name, value in example.items():
+        if name.startswith("CORS_"):
+            setattr(settings, name, value)
+    assert "corsheaders" in example["INSTALLED_APPS"]
+    return example
+
+
+@pytest.mark.parametrize("origin", ["http://localhost:8080", "https://localhost", "ionic://localhost"])
+def test_a_preflight_from_another_origin_is_allowed_with_the_client_headers(client, example_cors, origin):
+    response = client.options(
+        "/tables/Task/abc",
+        HTTP_ORIGIN=origin,
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="PATCH",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS=",".join(CLIENT_HEADERS),
+    )
+    assert response.status_code == 200
+    assert response["Access-Control-Allow-Origin"] == origin
+    allowed = {h.strip().lower() for h in response["Access-Control-Allow-Headers"].split(",")}
+    assert set(CLIENT_HEADERS) <= allowed
+    methods = {m.strip() for m in response["Access-Control-Allow-Methods"].split(",")}
+    assert {"GET", "POST", "PATCH", "PUT", "DELETE"} <= methods
+    assert response["Access-Control-Allow-Credentials"] == "true"
+
+
+def test_a_cross_origin_read_exposes_etag_link_and_location(v2, example_cors, settings):
+    settings.OFFLINE_SYNC = {"PAGE_SIZE": 1}
+    TaskFactory.create_batch(2)
+    response = v2.get("/tables/Task", HTTP_ORIGIN="http://localhost:8080")
+    assert response.status_code == 200 and response["Access-Control-Allow-Origin"] == "http://localhost:8080"
+    exposed = {h.strip().lower() for h in response["Access-Control-Expose-Headers"].split(",")}
+    assert {"etag", "link", "location"} <= exposed
+    created = v2.post_json("/tables/Task", {"id": "cors1"}, HTTP_ORIGIN="http://localhost:8080")
+    assert created.status_code == 201 and created["Access-Control-Allow-Origin"] == "http://localhost:8080"
+
+
+def test_an_origin_not_allowed_gets_no_cors_headers(client, example_cors, monkeypatch, settings):
+    response = client.options(
+        "/tables/Task", HTTP_ORIGIN="https://evil.example", HTTP_ACCESS_CONTROL_REQUEST_METHOD="GET"
+    )
+    assert "Access-Control-Allow-Origin" not in response
+    example = example_settings(monkeypatch, DJANGO_SECRET_KEY="x", DJANGO_CORS_ALLOWED_ORIGINS="https://app.example")
+    settings.CORS_ALLOWED_ORIGINS = example["CORS_ALLOWED_ORIGINS"]
+    response = client.get("/tables/Task", HTTP_ORIGIN="https://app.example", HTTP_ZUMO_API_VERSION="3.0.0")
+    assert response["Access-Control-Allow-Origin"] == "https://app.example"
+
+
+# -- 10. The tables mounted at the site root as well as under /tables/ ---------------------------
+
+
+def _root_and_tables_urls():
+    from django.urls import include, path
+
+    from django_offline_sync.routers import SyncRouter
+    from example_project.tasks.views import TaskViewSet
+
+    router = SyncRouter()
+    router.register("Task", TaskViewSet, basename="task")
+    return [path("tables/", include(router.urls)), path("", include((router.urls, "root")))]
+
+
+#: This module is also the URLconf of the root-mount tests (README, "Tables at the site root too").
+urlpatterns = _root_and_tables_urls()
+
+
+@pytest.mark.urls(__name__)
+def test_tables_mounted_at_the_root_and_under_tables_serve_the_same_rows(v2, v3, settings):
+    from django.urls import reverse
+
+    settings.OFFLINE_SYNC = {"PAGE_SIZE": 1, "V3_PAGE_SIZE": 1, "NEXT_LINK_FORMAT": "absolute"}
+    TaskFactory.create_batch(2)
+    assert reverse("task-list") == "/tables/Task" and reverse("root:task-list") == "/Task"
+    assert v3.get("/Task").json()["items"] == v3.get("/tables/Task").json()["items"]
+    link = v3.get("/task?$orderby=updatedAt").json()["nextLink"]
+    assert link.startswith("http://testserver/Task?")  # the pull pages on the path it started on
+    assert len(v3.get(link.removeprefix("http://testserver")).json()["items"]) == 1
+    created = v2.post_json("/Task", {"id": "root1", "text": "a"})
+    assert created.status_code == 201 and created["Location"] == "http://testserver/Task/root1"
+    assert v2.get("/tables/Task/root1").json()["text"] == "a"
+    assert v2.get("/Nope").status_code == 404
