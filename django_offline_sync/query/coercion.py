@@ -8,6 +8,7 @@ the decoded counter, an ISO string against a datetime column is a UTC instant.
 from __future__ import annotations
 
 import decimal
+import re
 from typing import Any
 
 from .errors import ODataTypeError
@@ -34,18 +35,26 @@ TYPE_NAMES = {
 }
 
 
+# An integer as ``str(int)`` writes it: how the wire sends an integer id.
+_INTEGER_ID = re.compile(r"0|-?[1-9][0-9]*")
+
+
 def literal_type(literal: Literal) -> str:
     """The type a literal has on its own (``binary`` only ever meets ``version``)."""
     return literal.kind
 
 
-def coerce_literal(literal: Literal, target: str) -> tuple[Any, str]:
+def coerce_literal(literal: Literal, target: str, *, string_id: bool = False) -> tuple[Any, str]:
     """The value of ``literal`` compared with a ``target``-typed operand, and the type to bind it as.
 
-    Raises ``ODataTypeError`` at the literal when it cannot meet that type.
+    ``string_id``: the operand is an integer key the wire sends as a string, so a string
+    literal holding an integer (``'7'``) is that integer. Raises ``ODataTypeError`` at the
+    literal when it cannot meet that type.
     """
     if literal.kind == "null":
         return None, target
+    if string_id and target == "int" and literal.kind == "string":
+        return _integer_id(literal), "int"
     if literal.kind == target:
         return literal.value, target
     if target == "version":
@@ -73,6 +82,17 @@ def coerce_literal(literal: Literal, target: str) -> tuple[Any, str]:
             literal.position,
             TYPE_NAMES.get(target, target),
         ) from None
+
+
+def _integer_id(literal: Literal) -> int:
+    value = literal.value
+    assert isinstance(value, str)
+    if _INTEGER_ID.fullmatch(value) and INT64_MIN <= int(value) <= INT64_MAX:
+        return int(value)
+    raise ODataTypeError(
+        f"{value!r} is not an id of this table: its ids are integers", literal.position,
+        "an integer id as the server sends it, such as '7'",
+    )
 
 
 def _version(literal: Literal) -> int:

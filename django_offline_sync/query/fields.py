@@ -42,6 +42,9 @@ class FieldInfo:
     system: bool
     bound: int | None = None  # largest magnitude of an int column
     max_length: int | None = None
+    #: An integer key the wire sends as a string (``"id": "7"``): an integer primary key or a
+    #: foreign key to one. It also accepts an integer's string, ``id eq '7'``.
+    string_id: bool = False
 
 
 class FieldMap:
@@ -81,6 +84,8 @@ class FieldMap:
                     system=field.name in SYSTEM_WIRE_NAMES,
                     bound=_INT_BOUNDS.get(internal, INT64_BOUND) if kind == "int" else None,
                     max_length=getattr(target, "max_length", None) if kind == "string" else None,
+                    # As serializers.converter_for and wire_sql.row_kind render them.
+                    string_id=kind == "int" and bool(target.primary_key),
                 )
             )
         return cls(infos)

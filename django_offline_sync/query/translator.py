@@ -107,6 +107,7 @@ class Operand:
     bound: int | None = None  # largest magnitude, for int-typed operands
     literal: Literal | None = None
     length: int | None = None  # worst-case length in characters, for string-typed operands
+    string_id: bool = False  # an integer key the wire sends as a string (FieldInfo.string_id)
 
 
 _INT32_MAX = 2**31 - 1
@@ -185,7 +186,7 @@ class Translator:
         values = []
         has_null = False
         for item in node.items:
-            value, bind = coerce_literal(item, operand.type)
+            value, bind = coerce_literal(item, operand.type, string_id=operand.string_id)
             if value is None:
                 has_null = True
             elif bind != operand.type and operand.type == "int":
@@ -229,7 +230,8 @@ class Translator:
         if isinstance(node, Property):
             info = self.field_map.resolve(node.name, node.position)
             length = (info.max_length or UNBOUNDED_STRING_LENGTH) if info.type == "string" else None
-            return Operand(F(info.attname), info.type, info.nullable, info.bound, length=length)
+            column = F(info.attname)
+            return Operand(column, info.type, info.nullable, info.bound, length=length, string_id=info.string_id)
         if isinstance(node, BinaryOp) and node.op in ARITHMETIC_OPS:
             return self.arithmetic(node)
         if isinstance(node, Call) and node.name not in PREDICATE_FUNCTIONS:
@@ -237,11 +239,14 @@ class Translator:
         # A predicate used as a value (``contains(a,'x') eq true``): never null.
         return Operand(ExpressionWrapper(self.predicate(node), output_field=BooleanField()), "bool", False)
 
-    def materialize(self, operand: Operand, kind: str) -> Operand:
-        """``operand`` as a database expression of type ``kind`` (binding a literal)."""
+    def materialize(self, operand: Operand, kind: str, *, string_id: bool = False) -> Operand:
+        """``operand`` as a database expression of type ``kind`` (binding a literal).
+
+        ``string_id``: compared with an integer key the wire sends as a string (``id eq '7'``).
+        """
         if operand.literal is None:
             return operand
-        value, bind = coerce_literal(operand.literal, kind)
+        value, bind = coerce_literal(operand.literal, kind, string_id=string_id)
         if bind not in _OUTPUT_FIELDS:
             raise ODataTypeError(
                 f"{TYPE_NAMES.get(bind, bind).capitalize()} can only be compared with a version",
@@ -256,9 +261,9 @@ class Translator:
     def unify(self, left: Operand, right: Operand, node: BinaryOp) -> tuple[Operand, Operand]:
         """Bring both sides of a comparison to one type, or raise a positioned type error."""
         if left.literal is not None and right.literal is None:
-            return self.materialize(left, right.type), right
+            return self.materialize(left, right.type, string_id=right.string_id), right
         if right.literal is not None and left.literal is None:
-            return left, self.materialize(right, left.type)
+            return left, self.materialize(right, left.type, string_id=left.string_id)
         if left.literal is not None and right.literal is not None:
             kind = left.type if left.type == right.type else _numeric_join(left, right, node)
             return self.materialize(left, kind), self.materialize(right, kind)
