@@ -2,7 +2,7 @@
 #   make demo   set up a virtualenv, migrate SQLite, load demo data, print an admin login,
 #               and serve the example site on http://127.0.0.1:8000
 #   make test   install the test dependencies and run the whole test suite on SQLite
-#   make lint   mypy --strict and ruff, as CI runs them
+#   make lint   mypy --strict, ruff, and the reStructuredText of README, CHANGES and docs/, as CI runs them
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -34,6 +34,7 @@ lint: install
 	$(BIN)/python -m pip install --quiet -e ".[lint]"
 	$(BIN)/mypy
 	$(BIN)/ruff check .
+	for doc in README.rst CHANGES.rst docs/*.rst; do $(BIN)/python -m docutils --halt=warning $$doc /dev/null || exit 1; done
 
 test-postgres: install
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/offline_sync} $(BIN)/python -m pytest

@@ -11,6 +11,7 @@ Where the link goes (``nextLink`` or a ``Link`` header) is the generation's choi
 
 from __future__ import annotations
 
+import json
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
@@ -28,12 +29,25 @@ from .query.options import ODataQuery, evaluation_guard
 from .query.pull import KEYSET_UPDATED, after, keyset_of, past_boundary
 from .renderers import SyncJSONRenderer
 from .serializers import Representer
+from .settings import get_settings
 from .wire import datetime_to_ms, parse_timestamp
 from .wire_sql import WireTimestamp
 
 __all__ = ["PagedView", "SyncPagination"]
 
 Item = dict[str, Any]
+
+
+def _count(queryset: QuerySet[Any]) -> int:
+    """The rows ``queryset`` holds: exactly, or PostgreSQL's planner estimate when that is above
+    ``COUNT_ESTIMATE_ABOVE`` (a count reads every matching row; an estimate reads none)."""
+    threshold = get_settings().COUNT_ESTIMATE_ABOVE
+    if threshold and connections[queryset.db].vendor == "postgresql":
+        plan = json.loads(queryset.order_by().explain(format="json"))
+        estimate = int(plan[0]["Plan"]["Plan Rows"])
+        if estimate > threshold:
+            return estimate
+    return queryset.count()
 
 
 class PagedView(Protocol):
@@ -105,7 +119,7 @@ class SyncPagination(BasePagination):
             key_columns = representer.attnames
         with evaluation_guard(using=queryset.db):
             if query.count:
-                self.count = current.count if current is not None and current.count is not None else queryset.count()
+                self.count = current.count if current is not None and current.count is not None else _count(queryset)
             # One row more than the page: whether a next page exists, without an empty last page.
             rows = list(qs.values_list(*select)[skip : skip + take + 1]) if take > 0 else []
         has_more = len(rows) > take

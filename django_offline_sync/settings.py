@@ -90,6 +90,10 @@ class SyncSettings:
     CURSOR_SALT: str = "django_offline_sync.cursor"
     #: Seconds a paging cursor stays valid; an older one is 400 ``invalid_cursor`` (restart the pull).
     CURSOR_MAX_AGE: int = 86_400
+    #: ``$count``/``$inlinecount``: on PostgreSQL, answer the planner's estimate instead of
+    #: counting when it expects more rows than this (counting a large table reads all of it).
+    #: 0, the default, always counts exactly.
+    COUNT_ESTIMATE_ABOVE: int = 0
     #: How ``updated_at``/``version`` are stamped: ``"clock"`` (per-table clock row locked
     #: until commit, gap-free) or ``"now"`` (wall clock at save; can miss late commits).
     STAMPING: StampingMode = "clock"
@@ -147,6 +151,8 @@ def _value_problem(key: str, value: Any) -> tuple[str, str] | None:
     if isinstance(default, int):
         if isinstance(value, bool) or not isinstance(value, int):
             return "offline_sync.E002", "must be an integer"
+        if key == "COUNT_ESTIMATE_ABOVE":  # 0: always count exactly
+            return None if value >= 0 else ("offline_sync.E006", "must be 0 (always exact) or more")
         if key == "QUERY_TIMEOUT_MS":  # 0 turns the limit off; PostgreSQL takes at most an int4
             if 0 <= value <= _MAX_TIMEOUT_MS:
                 return None
