@@ -28,7 +28,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 OFFLINE_SYNC = {
     **OFFLINE_SYNC,
     # As the peer (pageSize = maxTop = 1000): the v2 page is the client's $top, 50 for the JS
-    # client and 1000 for the bulk loop (take = min(PAGE_SIZE, $top), docs/protocol.rst §3.3).
+    # client and 1000 for the bulk loop (v2 serves $top whole up to MAX_TOP, docs/protocol.rst §3.3).
     "PAGE_SIZE": 1000,
     "MAX_TOP": 1000,
 }

@@ -26,7 +26,8 @@ from .timeout import TimeLimit, is_timeout, time_limit
 from .translator import translate_filter, translate_orderby
 
 T = TypeVar("T")
-_INTEGER = re.compile(r"\s*\+?\d+\s*")
+# ASCII spaces and digits only: \s and \d also match what int() refuses (U+001C, Arabic digits).
+_INTEGER = re.compile(r"[ \t\r\n\f\v]*\+?[0-9]+[ \t\r\n\f\v]*")
 _MAX_SKIP = 2**53
 _TRUE_VALUES, _FALSE_VALUES = ("true", "1"), ("false", "0", "")
 

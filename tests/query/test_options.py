@@ -1,5 +1,7 @@
 """parse_query and the generations' page sizes: every query option, its errors and the page-size policy."""
 
+from urllib.parse import quote
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.http import QueryDict
@@ -163,3 +165,8 @@ def test_page_size_follows_settings():
         policy_for("v1").page_size(21)
     with pytest.raises(ODataError):
         policy_for("v3").page_size(10)
+
+
+@pytest.mark.parametrize("value", ["\x1c0", "0\x1f", "\u0663", "1\u00a0"])
+def test_integer_options_with_non_ascii_spaces_or_digits_are_a_400_not_a_500(field_map, value):
+    assert error(f"$skip={quote(value)}", field_map).option == "$skip"
