@@ -1,0 +1,1 @@
+"""OpenAPI-driven fuzzing of the example site with schemathesis (``python fuzz/run_fuzz.py``)."""
