@@ -74,7 +74,7 @@ _text = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x
     when=st.none()
     | st.datetimes(min_value=dt.datetime(1900, 1, 1), max_value=dt.datetime(2200, 1, 1), timezones=st.just(UTC)),
     day=st.none() | st.dates(min_value=dt.date(1, 1, 1)),
-    ref=st.none() | st.uuids(),
+    ref=st.none() | st.uuids(version=4),  # MariaDB's UUID type refuses some other variants
 )
 def test_rows_written_by_the_database_equal_the_python_rendering(db, name, count, price, ratio, flag, when, day, ref):
     Item.all_objects.all().hard_delete()
