@@ -3,12 +3,13 @@
 #               and serve the example site on http://127.0.0.1:8000
 #   make test   install the test dependencies and run the whole test suite on SQLite
 #   make lint   mypy --strict, ruff, and the reStructuredText of README, CHANGES and docs/, as CI runs them
+#   make bench  the peer and raw-limit benchmarks (docs/benchmarks.rst)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: demo test test-postgres lint venv install clean
+.PHONY: demo test test-postgres lint bench venv install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +36,13 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/ruff check .
 	for doc in README.rst CHANGES.rst docs/*.rst; do $(BIN)/python -m docutils --halt=warning $$doc /dev/null || exit 1; done
+
+# Ours against the reference Node server (both on SQLite) and against the raw psycopg limit on
+# PostgreSQL (DATABASE_URL's server, default 127.0.0.1:5432); prints the tables of ratios.
+bench: install
+	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
+	$(BIN)/python bench/peer.py --rows $${BENCH_ROWS:-100000}
+	$(BIN)/python bench/pull.py --rows $${BENCH_ROWS:-100000} --skip-client
 
 test-postgres: install
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/offline_sync} $(BIN)/python -m pytest

@@ -21,7 +21,7 @@ import json
 import time
 
 import psycopg
-from common import WORK, PullStats, Site, log, machine_note, pct, print_table, pull_v2, pull_v3
+from common import SERVERS, WORK, PullStats, Site, log, machine_note, pct, print_table, pull_v2, pull_v3
 from datagen import seed_pg
 
 UTC = dt.UTC
@@ -111,7 +111,8 @@ def python_client_pull_from(root: str, host, generation: str, page: int) -> Pull
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000, help="table size and rows pulled (default 100000)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    parser.add_argument("--workers", type=int, default=2, help="server workers (default 2)")
+    parser.add_argument("--server", choices=SERVERS, default="granian", help="application server (default granian)")
     parser.add_argument("--skip-client", action="store_true", help="skip the Python client pulls")
     parser.add_argument("--rounds", type=int, default=2, help="rounds; the best of each is reported (default 2)")
     parser.add_argument("--client-from", metavar="DIR",
@@ -128,7 +129,7 @@ def main(argv=None) -> None:
         if (name, page) not in best or st.rows_per_s > best[(name, page)].rows_per_s:
             best[(name, page)] = st
 
-    with Site(url, workers=args.workers) as site:
+    with Site(url, workers=args.workers, server=args.server) as site:
         # Limit and protocol alternate, so a load change on the shared machine hits both.
         for r in range(0 if args.client_only else args.rounds):
             for page in (50, 1000):
