@@ -1,16 +1,19 @@
 """Schemathesis hooks for the fuzz run (loaded with ``SCHEMATHESIS_HOOKS=fuzz.hooks``).
 
-``FUZZ_DB`` names the SQLite file the live server writes; this process reads it directly.
+It reads the database the live server writes through Django, with the server's settings
+(``DJANGO_SETTINGS_MODULE``, ``DATABASE_URL``).
 
-* ``before_call``: for a write (POST, PUT, PATCH, DELETE), snapshots every synced table of
-  the example app and the ``offline_sync_clock`` table: all rows, soft-deleted ones included,
-  with their versions and stamps. Half of the requests to ``/tables/{T}/{id}`` are first
-  pointed at a row that exists (any owner, live or deleted), with no ``If-Match``, the row's
-  current version, a stale well-formed version or a malformed one, and half of the bodies
-  naming ``taskId`` get a task that exists, so that fuzzed bodies reach real rows and the
-  precondition, instead of a 404 for a random id (reads of ``/tables/{T}/{id}`` too).
+* ``before_call``: half of the requests to ``/tables/{T}/{id}`` are pointed at a row that
+  exists (any owner, live or deleted), with the row's current version, a stale well-formed
+  version or a malformed one in ``If-Match``, in the body's version field or nowhere; three
+  undeletes (``POST /tables/{T}/{id}``) in four lose the body the schema gives them (any body
+  is 400 ``body_not_allowed``); half of the bodies naming ``taskId`` get a task that exists.
+  Fuzzed bodies so reach real rows and preconditions instead of a 404 for a random id. Then,
+  for a write (POST, PUT, PATCH, DELETE), it snapshots every table of the example app and
+  ``offline_sync_clock``: all rows, soft-deleted ones included, with versions and stamps.
 * ``before_load_schema``: request bodies as JSON only (the form types drf-spectacular lists
   are answered 415 unread).
+* ``after_call``: logs each 4xx/5xx answer's method, status and ``errorCode``.
 * ``no_write_on_4xx`` (a check): a write answered 4xx must leave that snapshot unchanged;
   otherwise it fails with the rows added, removed or changed. Requests are sent one at a
   time (``--workers 1``) and the fuzzer is the server's only client, so any change between
@@ -23,18 +26,15 @@ import base64
 import os
 import random
 import re
-import sqlite3
-import threading
 from typing import Any
 
+import django
 import schemathesis
+from schemathesis.core import NOT_SET
 
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-#: The example app's tables and the stamping clock.
-TABLE_SQL = (
-    "SELECT name FROM sqlite_master WHERE type = 'table' "
-    "AND (name LIKE 'tasks\\_%' ESCAPE '\\' OR name = 'offline_sync_clock') ORDER BY name"
-)
+#: The body's version field, by the generation the run speaks (``FUZZ_GENERATION``).
+VERSION_FIELD = "__version" if os.environ.get("FUZZ_GENERATION") == "v1" else "version"
 DETAIL = re.compile(r"^/tables/(?P<table>[^/]+)/\{id\}/?$")
 
 Rows = dict[Any, tuple[Any, ...]]
@@ -42,25 +42,33 @@ Snapshot = dict[str, Rows]
 
 _rng = random.Random(int(os.environ.get("FUZZ_SEED", "0")))
 _pending: dict[int, Snapshot] = {}
-_local = threading.local()  # schemathesis calls from a worker thread per phase: a connection each
+
+# The server's own settings and DATABASE_URL: this process reads the database the server writes.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fuzz.settings")
+django.setup()
+
+from django.apps import apps  # noqa: E402  (after setup)
+from django.db import connection  # noqa: E402
 
 
-def _db() -> sqlite3.Connection:
-    connection: sqlite3.Connection | None = getattr(_local, "connection", None)
-    if connection is None:
-        connection = _local.connection = sqlite3.connect(os.environ["FUZZ_DB"], isolation_level=None, timeout=30)
-    return connection
+def watched_tables() -> list[str]:
+    """The example app's tables and the stamping clock's."""
+    models = apps.get_app_config("tasks").get_models()
+    return sorted({model._meta.db_table for model in models} | {"offline_sync_clock"})
 
 
 def snapshot() -> Snapshot:
-    """Every row of every watched table, keyed by its first column (the primary key)."""
-    db = _db()
-    db.execute("BEGIN")  # one read snapshot for all tables
-    try:
-        tables = [name for (name,) in db.execute(TABLE_SQL)]
-        return {table: {row[0]: row for row in db.execute(f'SELECT * FROM "{table}"')} for table in tables}
-    finally:
-        db.execute("COMMIT")
+    """Every row of every watched table, keyed by its first column (the primary key).
+
+    Django's connections are per thread (schemathesis runs each phase in a thread of its own)
+    and in autocommit: each SELECT sees everything committed before it.
+    """
+    result: Snapshot = {}
+    with connection.cursor() as cursor:
+        for table in watched_tables():
+            cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")
+            result[table] = {row[0]: tuple(row) for row in cursor.fetchall()}
+    return result
 
 
 def describe_changes(before: Snapshot, after: Snapshot) -> list[str]:
@@ -79,12 +87,13 @@ def describe_changes(before: Snapshot, after: Snapshot) -> list[str]:
     return changes
 
 
-def _model_table(name: str) -> str:
-    return "tasks_" + name.lower()
-
-
 def _pick_row(table: str) -> tuple[str, int] | None:
-    row = _db().execute(f'SELECT id, version FROM "{table}" ORDER BY random() LIMIT 1').fetchone()
+    """A random row of the model named ``table`` (any case), deleted or not, and its version."""
+    try:
+        model = apps.get_model("tasks", table)
+    except LookupError:
+        return None
+    row = model.all_objects.order_by("?").values_list("id", "version").first()
     return None if row is None else (str(row[0]), int(row[1]))
 
 
@@ -95,14 +104,19 @@ def _encode_version(version: int) -> str:
 def _aim_at_existing_rows(case: Any) -> None:
     match = DETAIL.match(case.operation.path)
     if match and _rng.random() < 0.5:
-        row = _pick_row(_model_table(match["table"]))
+        row = _pick_row(match["table"])
         if row is not None:
             case.path_parameters = {**(case.path_parameters or {}), "id": row[0]}
-            tag = _rng.choice([None, _encode_version(row[1]), _encode_version(row[1] - 1), "not base64!"])
-            if tag is not None:
+            tag = _rng.choice([_encode_version(row[1]), _encode_version(row[1] - 1), "not base64!"])
+            where = _rng.choice(["none", "If-Match", "body"])
+            if where == "If-Match":
                 case.headers = {**(case.headers or {}), "If-Match": f'"{tag}"'}
+            elif where == "body" and isinstance(case.body, dict):
+                case.body = {**case.body, VERSION_FIELD: tag}
+    if match and case.method.upper() == "POST" and _rng.random() < 0.75:
+        case.body = NOT_SET  # an undelete has no body: the schema's is DRF's default
     if isinstance(case.body, dict) and "taskId" in case.body and _rng.random() < 0.5:
-        task = _pick_row("tasks_task")
+        task = _pick_row("Task")
         if task is not None:
             case.body = {**case.body, "taskId": task[0]}
 
@@ -129,6 +143,21 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
         return
     _pending.clear()  # one request at a time: only the latest snapshot can still be checked
     _pending[id(case)] = snapshot()
+
+
+@schemathesis.hook
+def after_call(context: Any, case: Any, response: Any) -> None:
+    """Append ``METHOD STATUS errorCode`` to ``FUZZ_RESPONSES`` (the run's summary counts them)."""
+    path = os.environ.get("FUZZ_RESPONSES")
+    if not path or response.status_code < 400:
+        return
+    try:
+        body = response.json()
+        code = body.get("errorCode") or body.get("code") if isinstance(body, dict) else None
+    except Exception:
+        code = None
+    with open(path, "a", encoding="utf-8") as log:
+        log.write(f"{case.method.upper()} {response.status_code} {code or '-'}\n")
 
 
 @schemathesis.check

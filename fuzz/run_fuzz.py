@@ -23,16 +23,23 @@ What it does:
    * ``no_write_on_4xx`` (``fuzz/hooks.py``): a POST, PUT, PATCH or DELETE answered 4xx
      wrote nothing. Before each write the hook reads every row of the example app's tables
      and of ``offline_sync_clock`` (soft-deleted rows included, with versions and stamps)
-     straight from the SQLite file; after a 4xx it reads them again and fails on any
+     from the server's database; after a 4xx it reads them again and fails on any
      difference. Requests go one at a time (``--workers 1``) to a server that has no other
-     client, so a difference is that request's. Half of the requests to ``/tables/{T}/{id}``
-     are aimed at existing rows, with a current, stale or malformed ``If-Match``, so that
-     fuzzed bodies reach real rows and preconditions rather than 404s.
+     client, so a difference is that request's.
 
-   Response schema conformance is not checked: the list shapes differ per generation.
-4. Stops the server whatever happens (its process group: gunicorn and its workers) and
+   Half of the requests to ``/tables/{T}/{id}`` are aimed at existing rows, with a current,
+   stale or malformed version in ``If-Match`` or in the body, so that fuzzed bodies reach
+   real rows and preconditions rather than 404s (``fuzz/hooks.py`` says how). Response
+   schema conformance is not checked: the list shapes differ per generation.
+4. Prints, per run, the answers by method and status (the server's access log) and the
+   errors by status and ``errorCode``, so that a run shows what it reached.
+5. Stops the server whatever happens (its process group: gunicorn and its workers) and
    exits 1 if any run found a failure. Schemathesis prints each failure with a curl command
    reproducing it (method, URL, headers, body); the server log's tracebacks follow.
+   ``--versions v1,2.0.0,3.0.0`` adds a v1 client (``X-ZUMO-APPLICATION``, no version).
+
+``--database-url`` fuzzes a scratch PostgreSQL or MariaDB database instead of SQLite (it is
+migrated and seeded, and keeps the rows the run adds).
 
 Time: ``--budget`` seconds in all (default 210). Each generation's run gets an equal share
 of what is left after setup as schemathesis' ``--max-time`` (fuzzing repeats until it is
@@ -78,7 +85,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--budget", type=int, default=210, help="seconds for the whole run (default 210)")
     parser.add_argument("--max-examples", type=int, default=40, help="cases per operation and pass (default 40)")
     parser.add_argument("--seed", type=int, default=0, help="schemathesis' and the hooks' random seed")
-    parser.add_argument("--versions", default=",".join(VERSIONS), help="ZUMO-API-VERSION values, comma-separated")
+    parser.add_argument(
+        "--versions",
+        default=",".join(VERSIONS),
+        help="ZUMO-API-VERSION values, comma-separated; v1 for a v1 client (default 2.0.0,3.0.0)",
+    )
+    parser.add_argument(
+        "--database-url",
+        help="a scratch database to migrate, seed and fuzz instead of a fresh SQLite file (rows are added to it)",
+    )
     parser.add_argument("--workdir", type=Path, help="keep the database, schema and logs here (default: a temp dir)")
     return parser.parse_args(argv)
 
@@ -141,12 +156,19 @@ def wait_for_schema(base: str, server: subprocess.Popen[bytes], path: Path, time
             time.sleep(0.3)
 
 
+def version_headers(version: str) -> list[str]:
+    """``ZUMO-API-VERSION: …``; ``v1`` stands for a v1 client, which sends ``X-ZUMO-APPLICATION`` instead."""
+    if version == "v1":
+        return ["--header", "X-ZUMO-APPLICATION: fuzz"]
+    return ["--header", f"ZUMO-API-VERSION: {version}"]
+
+
 def schemathesis_command(args: argparse.Namespace, schema: Path, base: str, version: str, token: str, max_time: int):
     return [
         sys.executable, "-m", "schemathesis.cli", "run", str(schema),
         "--url", base,
         "--include-path-regex", "^/tables/",
-        "--header", f"ZUMO-API-VERSION: {version}",
+        *version_headers(version),
         "--header", f"Authorization: Token {token}",
         "--checks", "not_a_server_error,no_write_on_4xx",
         "--workers", "1",  # no_write_on_4xx needs one request at a time
@@ -180,6 +202,14 @@ def status_counts(access_log: Path, start: int) -> str:
     return ", ".join(f"{key}×{n}" for key, n in sorted(counts.items()))
 
 
+def error_codes(responses: Path) -> str:
+    """``400 unknown_field×310, 404 not_found×52, …`` from the hooks' log of error answers."""
+    if not responses.exists():
+        return "none"
+    counts = Counter(line.split(" ", 1)[1].strip() for line in responses.read_text().splitlines() if " " in line)
+    return ", ".join(f"{key}×{n}" for key, n in sorted(counts.items()))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
@@ -187,17 +217,20 @@ def main(argv: list[str] | None = None) -> int:
     versions = [v.strip() for v in args.versions.split(",") if v.strip()]
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="offline-sync-fuzz-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    database = workdir / "db.sqlite3"
-    for stale in workdir.glob("db.sqlite3*"):
+    for stale in workdir.glob("errors-*.log"):
         stale.unlink()
+    database = args.database_url
+    if database is None:
+        for stale in workdir.glob("db.sqlite3*"):
+            stale.unlink()
+        database = f"sqlite:///{workdir / 'db.sqlite3'}"
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "fuzz.settings",
-        "DATABASE_URL": f"sqlite:///{database}",
+        "DATABASE_URL": database,
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "DJANGO_DEBUG": "0",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        "FUZZ_DB": str(database),
         "FUZZ_SEED": str(args.seed),
         "SCHEMATHESIS_HOOKS": "fuzz.hooks",
     }
@@ -231,7 +264,12 @@ def main(argv: list[str] | None = None) -> int:
                 log_start, access_start = log_path.stat().st_size, access_path.stat().st_size
                 run = subprocess.Popen(
                     schemathesis_command(args, schema, base, version, token, share),
-                    cwd=workdir, env=env, start_new_session=True,  # its caches go to workdir
+                    cwd=workdir, start_new_session=True,  # its caches go to workdir
+                    env={
+                        **env,
+                        "FUZZ_GENERATION": "v1" if version == "v1" else f"v{version[0]}",
+                        "FUZZ_RESPONSES": str(workdir / f"errors-{version}.log"),
+                    },
                 )  # fmt: skip
                 try:
                     code = run.wait(share + GRACE)
@@ -246,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     passed.append(version)
                 print(f"fuzz: {version} requests by method and status: {status_counts(access_path, access_start)}")
+                print(
+                    f"fuzz: {version} errors by status and errorCode: {error_codes(workdir / f'errors-{version}.log')}"
+                )
                 errors = server_errors(log_path, log_start)
                 if errors:
                     print(f"\nfuzz: the server's log during the {version} run:\n{errors}", flush=True)
