@@ -25,6 +25,7 @@ from rest_framework.permissions import BasePermission
 
 if TYPE_CHECKING:
     from rest_framework.permissions import _SupportsHasPermission
+from rest_framework.parsers import JSONParser
 from rest_framework.renderers import BrowsableAPIRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -121,6 +122,8 @@ class SyncViewSet(_ViewSetBase):
     operation_permission_classes: ClassVar[dict[str, list[type[BasePermission]]]] = {}
     versioning_class = None  # see determine_version
     renderer_classes = [SyncJSONRenderer, BrowsableAPIRenderer]
+    # Bodies are read by serializers.read_json (JSON only, limits first); this tells the schema.
+    parser_classes = [JSONParser]
     content_negotiation_class = SyncContentNegotiation
     filter_backends = [ODataFilterBackend]
     pagination_class = SyncPagination
