@@ -97,18 +97,17 @@ class Generation:
     # -- requests ---------------------------------------------------------------------------
     def validate_request(self, request: Request) -> None:
         """Raise 400 for what this generation's clients never send (mixed dialects)."""
-        version = requested_version(request)
         for option in _V1_QUERY_OPTIONS:
             found = _v1_name_in(query_param(request.GET, option))
             if found:
                 plain = _SYSTEM_PROPERTIES[found.group(1).lower()]
                 raise MixedGeneration(
                     f"{option} uses the v1 name {found.group(0)!r}, but the request declares "
-                    f"ZUMO-API-VERSION {version}; spell it {plain!r}."
+                    f"ZUMO-API-VERSION {requested_version(request)}; spell it {plain!r}."
                 )
         if self.refuses_system_properties and query_param(request.GET, "__systemproperties") is not None:
             raise MixedGeneration(
-                f"__systemproperties is a v1 option; a ZUMO-API-VERSION {version} client receives "
+                f"__systemproperties is a v1 option; a ZUMO-API-VERSION {requested_version(request)} client receives "
                 "every system property."
             )
 

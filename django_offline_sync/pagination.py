@@ -24,7 +24,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from . import cursor as cursors
-from .generations import Generation
+from .generations import Generation, Item
 from .query.options import ODataQuery, evaluation_guard
 from .query.pull import KEYSET_UPDATED, after, keyset_of, past_boundary
 from .renderers import SyncJSONRenderer
@@ -35,7 +35,6 @@ from .wire_sql import WireTimestamp
 
 __all__ = ["PagedView", "SyncPagination"]
 
-Item = dict[str, Any]
 
 
 def _count(queryset: QuerySet[Any]) -> int:

@@ -18,6 +18,23 @@ TIMESTAMP_VENDORS = frozenset({"postgresql", "sqlite", "mysql"})
 VERSION_VENDORS = frozenset({"postgresql"})
 
 
+def _pg_timestamp(sql: str) -> str:
+    return f"to_char({sql} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+
+def _sqlite_timestamp(sql: str) -> tuple[str, int]:
+    """The SQL and how many times it names ``sql`` (its parameters repeat as often)."""
+    # Django stores 'YYYY-MM-DD HH:MM:SS[.ffffff]' in UTC.
+    return (
+        f"CASE WHEN length({sql}) = 19 THEN replace({sql}, ' ', 'T') || '.000Z' "
+        f"ELSE substr(replace({sql}, ' ', 'T'), 1, 23) || 'Z' END"
+    ), 4
+
+
+def _pg_version(sql: str) -> str:
+    return f"encode(int8send({sql}), 'base64')"
+
+
 class WireTimestamp(Func):
     """A DateTimeField column as ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (UTC, milliseconds), or NULL."""
 
@@ -26,16 +43,12 @@ class WireTimestamp(Func):
 
     def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, Any]:
         sql, params = compiler.compile(self.source_expressions[0])
-        return f"to_char({sql} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')", params
+        return _pg_timestamp(sql), params
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, Any]:
-        # Django stores 'YYYY-MM-DD HH:MM:SS[.ffffff]' in UTC.
         sql, params = compiler.compile(self.source_expressions[0])
-        text = (
-            f"CASE WHEN length({sql}) = 19 THEN replace({sql}, ' ', 'T') || '.000Z' "
-            f"ELSE substr(replace({sql}, ' ', 'T'), 1, 23) || 'Z' END"
-        )
-        return text, tuple(params) * 4
+        text, repeat = _sqlite_timestamp(sql)
+        return text, tuple(params) * repeat
 
     def as_mysql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, Any]:
         # DATETIME(6) holds UTC when USE_TZ is on; '%%' because the backend formats params.
@@ -51,7 +64,7 @@ class WireVersion(Func):
 
     def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, Any]:
         sql, params = compiler.compile(self.source_expressions[0])
-        return f"encode(int8send({sql}), 'base64')", params
+        return _pg_version(sql), params
 
 
 # -- whole rows as JSON ----------------------------------------------------------------------
@@ -141,10 +154,7 @@ class WireRow(Func):
             if kind == "bool":
                 return f"CASE WHEN {sql} IS NULL THEN NULL WHEN {sql} THEN json('true') ELSE json('false') END", 2
             if kind == "timestamp":
-                return (
-                    f"CASE WHEN length({sql}) = 19 THEN replace({sql}, ' ', 'T') || '.000Z' "
-                    f"ELSE substr(replace({sql}, ' ', 'T'), 1, 23) || 'Z' END"
-                ), 4
+                return _sqlite_timestamp(sql)
             if kind == "version":
                 return f"{SQLITE_VERSION_FUNCTION}({sql})", 1
             if kind == "int_id":
@@ -175,9 +185,9 @@ class WireRow(Func):
     def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, Any]:
         def value(kind: str | None, sql: str) -> tuple[str, int]:
             if kind == "timestamp":
-                return f"to_char({sql} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')", 1
+                return _pg_timestamp(sql), 1
             if kind == "version":
-                return f"encode(int8send({sql}), 'base64')", 1
+                return _pg_version(sql), 1
             if kind == "int_id":
                 return f"({sql})::text", 1
             if kind in ("float", "decimal"):

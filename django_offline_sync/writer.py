@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal, Protocol
 
 from django.core.exceptions import ImproperlyConfigured
@@ -112,7 +113,7 @@ class Writer:
     view: WriterView
     model: type[SyncModel]
 
-    @property
+    @cached_property
     def using(self) -> str:
         return router.db_for_write(self.model)
 
