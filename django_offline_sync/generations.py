@@ -93,6 +93,8 @@ class Generation:
     skips_past_pull_boundary: ClassVar[bool] = True
     #: Whether ``__systemproperties`` (a v1 option) is a 400 rather than ignored (§2.4).
     refuses_system_properties: ClassVar[bool] = True
+    #: The method this generation's clients update a row with (a batch ``update`` does the same).
+    update_method: ClassVar[str] = "PATCH"
 
     # -- requests ---------------------------------------------------------------------------
     def validate_request(self, request: Request) -> None:
@@ -289,6 +291,7 @@ class V3Generation(Generation):
 
     name = "v3"
     deleted_status = status.HTTP_410_GONE
+    update_method = "PUT"  # Datasync clients replace
     skips_past_pull_boundary = False  # v3 clients page with nextLink, never with ge + $skip
 
     def page_size(self, top: int | None) -> int:

@@ -33,6 +33,7 @@ from .wire import (
 
 __all__ = [
     "ID_MAX_LENGTH",
+    "SyncBatch",
     "SyncClock",
     "SyncModel",
     "accepts_stamp",
@@ -184,3 +185,28 @@ class SyncClock(models.Model):
 
     def __str__(self) -> str:
         return f"{self.table}: {self.last_ms}"
+
+
+class SyncBatch(models.Model):
+    """A committed ``POST /tables/$batch``: its results, kept to answer a retry of it.
+
+    Written in the batch's own transaction, so it exists exactly when the batch's writes do;
+    the unique key makes a concurrent duplicate wait for the first and then replay it
+    (``docs/batch.rst``). ``user`` is the caller's primary key as text, ``""`` when anonymous.
+    """
+
+    user = models.CharField(_("user"), max_length=255)
+    batch_id = models.CharField(_("batch id"), max_length=255)
+    digest = models.CharField(_("operations digest"), max_length=64)
+    created_at = models.DateTimeField(_("created at"))
+    response = models.TextField(_("response"))
+
+    class Meta:
+        db_table = "offline_sync_batch"
+        verbose_name = _("sync batch")
+        verbose_name_plural = _("sync batches")
+        constraints = [models.UniqueConstraint(fields=["user", "batch_id"], name="offline_sync_batch_user_id")]
+        indexes = [models.Index(fields=["user", "created_at"], name="offline_sync_batch_age")]
+
+    def __str__(self) -> str:
+        return f"{self.user or 'anonymous'}: {self.batch_id}"

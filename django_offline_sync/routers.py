@@ -99,9 +99,12 @@ class SyncRouter(SimpleRouter):
         ),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, *, batch: bool = True) -> None:
+        """``batch=False`` leaves out ``/$batch`` (``docs/batch.rst``): clients then push one
+        request per operation."""
         super().__init__(trailing_slash=False)
         self.trailing_slash = "/?"
+        self.batch = batch
 
     def register(self, prefix: str, viewset: type[ViewSetMixin], basename: str | None = None) -> None:
         """DRF's ``register``; two tables whose names differ only in case are refused, since
@@ -114,9 +117,17 @@ class SyncRouter(SimpleRouter):
         super().register(prefix, viewset, basename)
 
     def get_urls(self) -> list[URLPattern | URLResolver]:
-        """DRF's URLs, each matched in any case and served under the registered spelling."""
+        """DRF's URLs, each matched in any case and served under the registered spelling,
+        after ``$batch`` (``docs/batch.rst``), which serves the registered tables."""
+        from .batch import BATCH_PATH, BatchView, _Table
+
         prefixes = {basename: prefix for prefix, _, basename in self.registry}
         urls: list[URLPattern | URLResolver] = []
+        if self.registry and self.batch:
+            tables = {prefix.lower(): _Table(prefix, viewset, basename) for prefix, viewset, basename in self.registry}
+            batch = BatchView.as_view(tables=tables)
+            pattern = _TablePattern(rf"^\{BATCH_PATH}/?$", name="offline-sync-batch", is_endpoint=True)
+            urls.append(URLPattern(pattern, batch, name="offline-sync-batch"))
         for url in super().get_urls():
             initkwargs = getattr(url.callback, "initkwargs", None) if isinstance(url, URLPattern) else None
             if not isinstance(url, URLPattern) or not isinstance(initkwargs, dict) or url.callback is None:

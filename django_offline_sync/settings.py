@@ -99,6 +99,14 @@ class SyncSettings:
     STAMPING: StampingMode = "clock"
     #: Send ``Link: …; rel=next`` to v1/v2 clients when a page is full.
     LINK_HEADER: bool = True
+    #: ``POST /tables/$batch`` (an extension, ``docs/batch.rst``): most operations in one batch
+    #: (above it: 400 ``too_many_operations``).
+    BATCH_MAX_OPERATIONS: int = 100
+    #: Largest batch body in bytes (above it: 413). Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE``
+    #: (2.5 MB by default) caps it too.
+    BATCH_MAX_BODY_BYTES: int = 2_097_152
+    #: Seconds a committed batch's results are kept for replaying a retry of it.
+    BATCH_RECORD_TTL: int = 7 * 86_400
 
 
 DEFAULTS: Final = SyncSettings()
@@ -119,6 +127,7 @@ _MAX_TIMEOUT_MS: Final = 2**31 - 1
 _LIMITS: Final = (
     "MAX_FILTER_LENGTH", "MAX_FILTER_DEPTH", "MAX_FILTER_NODES", "MAX_FILTER_STRING", "MAX_BODY_BYTES", "CURSOR_MAX_AGE"
 )
+_LIMITS_BATCH: Final = ("BATCH_MAX_OPERATIONS", "BATCH_MAX_BODY_BYTES", "BATCH_RECORD_TTL")
 
 
 def _value_problem(key: str, value: Any) -> tuple[str, str] | None:
@@ -159,7 +168,8 @@ def _value_problem(key: str, value: Any) -> tuple[str, str] | None:
             return "offline_sync.E006", f"must be between 0 (no limit) and {_MAX_TIMEOUT_MS}"
         if value >= 1:
             return None
-        return ("offline_sync.E006" if key in _LIMITS else "offline_sync.E005"), "must be at least 1"
+        limit = key in _LIMITS or key in _LIMITS_BATCH
+        return ("offline_sync.E006" if limit else "offline_sync.E005"), "must be at least 1"
     return None if isinstance(value, type(default)) else ("offline_sync.E002", f"must be a {type(default).__name__}")
 
 

@@ -1,0 +1,277 @@
+"""``POST /tables/$batch``: all or nothing, the single requests' own checks, idempotent retries."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
+
+from django_offline_sync.models import SyncBatch, SyncClock
+from django_offline_sync.signals import sync_committed
+from example_project.tasks.models import Inspection, Note, Task
+from tests.conftest import ZumoClient
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BATCH = "/tables/$batch"
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def batch(*operations, batch_id=None):
+    return {"batchId": batch_id or new_id(), "operations": list(operations)}
+
+
+@pytest.fixture(params=["v2", "v3"])
+def client(request):
+    return ZumoClient(request.param)
+
+
+@pytest.fixture
+def signals():
+    received = []
+
+    def record(sender, instance, operation, **kwargs):
+        received.append((sender.__name__, instance.pk, operation))
+
+    sync_committed.connect(record)
+    yield received
+    sync_committed.disconnect(record)
+
+
+def test_discovery_states_support_and_limits(client):
+    with override_settings(OFFLINE_SYNC={"BATCH_MAX_OPERATIONS": 7, "BATCH_MAX_BODY_BYTES": 5000}):
+        response = client.get(BATCH)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["batch"] is True
+    assert body["maxOperations"] == 7 and body["maxBodyBytes"] == 5000
+    assert body["operations"] == ["insert", "update", "delete", "undelete"]
+    assert set(body["tables"]) == {"Task", "Note", "Inspection"}
+
+
+def test_a_task_and_its_notes_land_together(client, signals):
+    task_id, note_ids = new_id(), [new_id(), new_id()]
+    ops = [{"op": "insert", "table": "Task", "item": {"id": task_id, "text": "roof"}}]
+    ops += [{"op": "insert", "table": "Note", "item": {"id": n, "taskId": task_id, "body": "tile"}} for n in note_ids]
+    response = client.post_json(BATCH, batch(*ops))
+    assert response.status_code == 200, response.content
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == [201, 201, 201]
+    assert results[0]["item"]["id"] == task_id and results[0]["item"]["text"] == "roof"
+    assert results[0]["etag"] == response.json()["results"][0]["etag"]
+    # each result is the row as the single request returns it
+    single = client.get(f"/tables/Task/{task_id}").json()
+    assert results[0]["item"] == single
+    assert Note.objects.filter(task_id=task_id).count() == 2
+    assert signals == [("Task", task_id, "insert"), ("Note", note_ids[0], "insert"), ("Note", note_ids[1], "insert")]
+
+
+def test_a_failing_middle_operation_applies_nothing(client, signals):
+    kept = Task.objects.create(text="before")
+    stale = kept.version
+    Task.objects.get(pk=kept.pk).save()  # someone else changed it: the batch's version is stale
+    current = Task.objects.get(pk=kept.pk)
+    clocks = list(SyncClock.objects.values_list("table", "last_ms"))
+    first, last = new_id(), new_id()
+    from django_offline_sync.wire import encode_version
+
+    response = client.post_json(
+        BATCH,
+        batch(
+            {"op": "insert", "table": "Task", "item": {"id": first, "text": "a"}},
+            {
+                "op": "update",
+                "table": "Task",
+                "id": kept.pk,
+                "item": {"text": "mine"},
+                "version": encode_version(stale),
+            },
+            {"op": "insert", "table": "Task", "item": {"id": last, "text": "c"}},
+        ),
+    )
+    assert response.status_code == 412, response.content
+    body = response.json()
+    assert body["index"] == 1 and body["status"] == 412 and body["errorCode"] == "batch_operation_failed"
+    assert body["error"]["id"] == kept.pk and body["error"]["text"] == "before"  # the server's row
+    assert "Operation 1 (update Task/" in body["message"]
+    assert not Task.objects.filter(pk__in=[first, last]).exists()
+    assert Task.objects.get(pk=kept.pk).version == current.version
+    assert list(SyncClock.objects.values_list("table", "last_ms")) == clocks
+    assert signals == []
+    assert not SyncBatch.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("operation", "status", "code"),
+    [
+        ({"op": "update", "table": "Task", "id": "missing", "item": {"text": "x"}}, 404, "not_found"),
+        ({"op": "insert", "table": "Task", "item": {"priority": "high"}}, 400, "invalid_item"),
+        ({"op": "insert", "table": "Task", "item": {"nope": 1}}, 400, "unknown_field"),
+        ({"op": "insert", "table": "Nothing", "item": {}}, 404, "not_found"),
+        ({"op": "upsert", "table": "Task", "item": {}}, 400, "invalid_batch"),
+        ({"op": "delete", "table": "Task"}, 400, "invalid_batch"),
+        ({"op": "update", "table": "Task", "id": "x", "item": {"id": "y"}}, 400, "invalid_batch"),
+        ({"op": "delete", "table": "Task", "id": "x", "version": "not base64!"}, 400, "invalid_precondition"),
+    ],
+)
+def test_an_operations_own_error_names_its_index(client, operation, status, code):
+    response = client.post_json(BATCH, batch({"op": "insert", "table": "Task", "item": {"text": "ok"}}, operation))
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert body["index"] == 1 and body["status"] == status
+    assert body["error"]["errorCode"] == code
+    assert Task.objects.count() == 0
+
+
+def test_duplicate_insert_is_409_with_the_server_row(client):
+    task = Task.objects.create(text="there")
+    response = client.post_json(BATCH, batch({"op": "insert", "table": "Task", "item": {"id": task.pk, "text": "x"}}))
+    assert response.status_code == 409
+    assert response.json()["error"]["text"] == "there" and response.json()["index"] == 0
+
+
+def test_update_delete_undelete_with_versions(client):
+    task = Task.objects.create(text="t")
+    from django_offline_sync.wire import encode_version
+
+    response = client.post_json(
+        BATCH,
+        batch(
+            {
+                "op": "update",
+                "table": "Task",
+                "id": task.pk,
+                "item": {"text": "u"},
+                "version": encode_version(task.version),
+            },
+            {"op": "delete", "table": "Task", "id": task.pk},
+            {"op": "undelete", "table": "Task", "id": task.pk},
+        ),
+    )
+    assert response.status_code == 200, response.content
+    results = response.json()["results"]
+    assert results[0]["item"]["text"] == "u"
+    assert results[1] == {"status": 204, "item": None}
+    assert results[2]["item"]["deleted"] is False
+    task.refresh_from_db()
+    assert task.text == "u" and not task.deleted
+
+
+def test_v2_update_merges_and_v3_update_replaces():
+    for generation, expected in (("v2", 5), ("v3", 0)):
+        task = Task.objects.create(text="t", priority=5)
+        response = ZumoClient(generation).post_json(
+            BATCH, batch({"op": "update", "table": "Task", "id": task.pk, "item": {"text": "new"}})
+        )
+        assert response.status_code == 200, response.content
+        assert Task.objects.get(pk=task.pk).priority == expected, generation
+
+
+def test_a_retry_replays_and_applies_nothing_twice(client, signals):
+    body = batch({"op": "insert", "table": "Task", "item": {"text": "once"}})
+    first = client.post_json(BATCH, body)
+    assert first.status_code == 200
+    again = client.post_json(BATCH, body)
+    assert again.status_code == 200
+    assert again.json() == first.json()
+    assert again["X-Batch-Replayed"] == "true"
+    assert Task.objects.count() == 1
+    assert len(signals) == 1
+
+
+def test_a_reused_batch_id_with_other_operations_is_refused(client):
+    batch_id = new_id()
+    assert (
+        client.post_json(BATCH, batch({"op": "insert", "table": "Task", "item": {}}, batch_id=batch_id)).status_code
+        == 200
+    )
+    response = client.post_json(BATCH, batch({"op": "insert", "table": "Note", "item": {}}, batch_id=batch_id))
+    assert response.status_code == 400
+    assert response.json()["errorCode"] == "batch_id_reused"
+
+
+def test_a_failed_batch_can_be_retried_once_fixed(client):
+    batch_id = new_id()
+    failing = batch({"op": "update", "table": "Task", "id": "later", "item": {"text": "x"}}, batch_id=batch_id)
+    assert client.post_json(BATCH, failing).status_code == 404
+    Task.objects.create(id="later", text="now here")
+    assert client.post_json(BATCH, failing).status_code == 200
+    assert Task.objects.get(pk="later").text == "x"
+
+
+def test_batch_ids_are_per_user():
+    users = [get_user_model().objects.create_user(name) for name in ("ann", "bob")]
+    batch_id = new_id()
+    for user in users:
+        client = ZumoClient("v3")
+        client.force_authenticate(user)
+        body = batch(
+            {"op": "insert", "table": "Inspection", "item": {"site": user.username, "pipeId": "p"}}, batch_id=batch_id
+        )
+        assert client.post_json(BATCH, body).status_code == 200
+    assert sorted(Inspection.objects.values_list("site", flat=True)) == ["ann", "bob"]
+    assert [i.owner for i in Inspection.objects.order_by("site")] == users
+
+
+def test_permissions_and_data_view_are_the_tables_own():
+    ann, bob = (get_user_model().objects.create_user(name) for name in ("ann", "bob"))
+    theirs = Inspection.objects.create(owner=ann, site="s", pipe_id="p")
+    anonymous = ZumoClient("v3").post_json(
+        BATCH, batch({"op": "insert", "table": "Inspection", "item": {"site": "x", "pipeId": "p"}})
+    )
+    assert anonymous.status_code in (401, 403) and anonymous.json()["index"] == 0
+    client = ZumoClient("v3")
+    client.force_authenticate(bob)
+    response = client.post_json(BATCH, batch({"op": "delete", "table": "Inspection", "id": theirs.pk}))
+    assert response.status_code == 404  # outside bob's data view, as for DELETE /tables/Inspection/{id}
+    assert not Inspection.objects.get(pk=theirs.pk).deleted
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ([], 400, "body_not_object"),
+        ({"operations": [{"op": "insert", "table": "Task", "item": {}}]}, 400, "invalid_batch"),
+        ({"batchId": "b", "operations": []}, 400, "invalid_batch"),
+        ({"batchId": "b", "operations": {}}, 400, "invalid_batch"),
+        ({"batchId": 5, "operations": [{"op": "insert", "table": "Task", "item": {}}]}, 400, "invalid_batch"),
+        ({"batchId": "b", "operations": [], "extra": 1}, 400, "invalid_batch"),
+    ],
+)
+def test_malformed_batches_are_400(client, body, status, code):
+    response = client.post_json(BATCH, body)
+    assert response.status_code == status, response.content
+    assert response.json()["errorCode"] == code
+
+
+def test_limits(client):
+    ops = [{"op": "insert", "table": "Task", "item": {}}] * 3
+    with override_settings(OFFLINE_SYNC={"BATCH_MAX_OPERATIONS": 2}):
+        response = client.post_json(BATCH, batch(*ops))
+    assert response.status_code == 400 and response.json()["errorCode"] == "too_many_operations"
+    with override_settings(OFFLINE_SYNC={"BATCH_MAX_BODY_BYTES": 200}):
+        response = client.post_json(BATCH, batch({"op": "insert", "table": "Task", "item": {"text": "x" * 300}}))
+    assert response.status_code == 413 and response.json()["errorCode"] == "payload_too_large"
+    assert Task.objects.count() == 0
+
+
+def test_one_transaction_for_the_whole_batch(client):
+    ops = [{"op": "insert", "table": "Task", "item": {"text": str(i)}} for i in range(5)]
+    with CaptureQueriesContext(connection) as queries:
+        assert client.post_json(BATCH, batch(*ops)).status_code == 200
+    statements = [q["sql"].upper() for q in queries.captured_queries]
+    assert sum(1 for s in statements if s.startswith(("BEGIN", "COMMIT"))) <= 2 or connection.vendor != "sqlite"
+    assert Task.objects.count() == 5
+
+
+def test_table_names_match_in_any_case(client):
+    response = client.post_json(BATCH, batch({"op": "insert", "table": "task", "item": {"text": "x"}}))
+    assert response.status_code == 200
+    assert Task.objects.get().text == "x"
