@@ -146,6 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
     parser.add_argument("--retries", type=int, default=3, help="retries on network errors and 5xx (default 3)")
+    parser.add_argument(
+        "--no-batch",
+        dest="batch",
+        action="store_const",
+        const=False,
+        default=None,
+        help="push one request per operation even when the server accepts batches (POST /tables/$batch)",
+    )
     conflict_help = "what to do on a conflict (default cancel: stop and report it)"
     parser.add_argument("--conflict", choices=sorted(HANDLERS), default="cancel", help=conflict_help)
     progress = parser.add_mutually_exclusive_group()
@@ -224,6 +232,7 @@ def main(
             timeout=args.timeout,
             retries=args.retries,
             transport=transport,
+            batch=args.batch,
         )
         return _run(args, client, bar, say, warn)
     except SyncClientError as exc:

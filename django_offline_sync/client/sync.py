@@ -8,6 +8,8 @@ that loses no local change.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +24,15 @@ from .conflicts import CANCEL, CLIENT_WINS, MERGE, SERVER_WINS, Conflict, Confli
 from .errors import PushIncomplete, ServerError, UnknownTable
 from .store import DELETE, INSERT, SYSTEM_FIELDS, UPDATE, Item, LocalStore, PendingOperation, check_name
 from .transport import HttpTransport, decode_json, error_text, etag, looks_like_html, unexpected
+
+#: The server's batch endpoint (``docs/batch.rst``), a protocol extension.
+BATCH_PATH = "/tables/$batch"
+
+#: Operations sent in one batch at most (fewer if the server's limit is lower).
+BATCH_SIZE = 50
+
+#: ``_send_batch``: the server refused the batch itself, not one of its operations.
+WHOLE_BATCH = -1
 
 #: Called as ``progress(table, done, total)``; ``total`` is None when the server gave no count.
 Progress = Callable[[str, int, "int | None"], None]
@@ -120,11 +131,17 @@ class Synchronizer:
         conflict_handler: ConflictHandler | dict[str, ConflictHandler] = cancel,
         *,
         page_size: int = 50,
+        batch: bool | None = None,
+        batch_size: int = BATCH_SIZE,
     ) -> None:
         self.store = store
         self.transport = transport
         self.conflict_handler = conflict_handler
         self.page_size = page_size
+        #: ``None``: batch when the server advertises ``$batch``; ``False``: never; ``True``: always.
+        self.batch = batch
+        self.batch_size = batch_size
+        self._batch_limits: BatchLimits | bool | None = False  # False: not asked yet
         self.slow = float(os.environ.get(SLOW_ENV) or 0)
 
     @property
@@ -155,16 +172,125 @@ class Synchronizer:
         """
         result = PushResult()
         queue = [op for op in self.store.operations() if tables is None or op.table in tables]
-        for index, queued in enumerate(queue):
-            op = self.store.operation(queued.sequence)
-            if op is None:  # resolved meanwhile
-                continue
-            if not self._push_one(op, result, handler):
-                break
-            if progress:
-                progress("push", index + 1, len(queue))
+        limits = self.batch_limits() if len(queue) > 1 else None
+        if limits is not None:
+            self._push_batched(queue, limits, result, handler, progress)
+        else:
+            for index, queued in enumerate(queue):
+                op = self.store.operation(queued.sequence)
+                if op is None:  # resolved meanwhile
+                    continue
+                if not self._push_one(op, result, handler):
+                    break
+                if progress:
+                    progress("push", index + 1, len(queue))
         result.remaining = sum(self.store.pending_count(t) for t in tables) if tables else self.store.pending_count()
         return result
+
+    # -- batched push (``docs/batch.rst``) ---------------------------------------------------
+
+    def batch_limits(self) -> BatchLimits | None:
+        """The server's batch limits if it serves ``POST /tables/$batch`` (asked once), else None."""
+        if self.batch is False:
+            return None
+        if self._batch_limits is False:
+            self._batch_limits = self._discover_batch()
+            if self._batch_limits is None and self.batch:
+                raise ServerError(404, "the server does not serve batches (GET /tables/$batch)", b"")
+        return self._batch_limits if isinstance(self._batch_limits, BatchLimits) else None
+
+    def _discover_batch(self) -> BatchLimits | None:
+        response = self.transport.request("GET", BATCH_PATH)
+        if response.status_code != 200:
+            return None  # a server without the extension: 404 (or 405)
+        try:
+            body = response.json()
+        except ValueError:
+            return None
+        if not isinstance(body, dict) or body.get("batch") is not True:
+            return None
+        max_ops, max_bytes = body.get("maxOperations"), body.get("maxBodyBytes")
+        if not isinstance(max_ops, int) or not isinstance(max_bytes, int) or max_ops < 1:
+            return None
+        return BatchLimits(max_ops, max_bytes)
+
+    def _push_batched(
+        self,
+        queue: list[PendingOperation],
+        limits: BatchLimits,
+        result: PushResult,
+        handler: ConflictHandler | None,
+        progress: Progress | None,
+    ) -> None:
+        """Push ``queue`` in order as batches; an operation a batch refused goes alone.
+
+        A refused batch applied nothing, so the operations before the refused one are sent
+        again as a batch, then the refused one alone through the single-request path (which
+        gives it to the conflict handler, as without batches), then the rest.
+        """
+        step = max(1, min(self.batch_size, limits.max_operations))
+        position = 0
+        while position < len(queue):
+            window = queue[position : position + step]
+            ops = [op for queued in window if (op := self.store.operation(queued.sequence)) is not None]
+            if not ops:  # resolved meanwhile
+                position += len(window)
+                continue
+            chunk = _fit(ops, limits.max_body_bytes)
+            refused = self._send_batch(chunk, result)
+            if refused is None:
+                done = len(chunk)
+            else:
+                singles = chunk if refused == WHOLE_BATCH else [chunk[refused]]
+                head = [] if refused == WHOLE_BATCH else chunk[:refused]
+                if head and self._send_batch(head, result) is not None:
+                    singles = [*head, *singles]  # refused again without it: one by one
+                for op in singles:
+                    if not self._push_one(op, result, handler):
+                        return
+                done = len(chunk) if refused == WHOLE_BATCH else refused + 1
+            last = chunk[done - 1].sequence
+            position = next(i for i, queued in enumerate(queue) if queued.sequence == last) + 1
+            if progress:
+                progress("push", position, len(queue))
+
+    def _send_batch(self, chunk: list[PendingOperation], result: PushResult) -> int | None:
+        """Send ``chunk`` as one batch: None when applied, else the index of the refused
+        operation, or ``WHOLE_BATCH`` when the batch as such was refused."""
+        if len(chunk) == 1:
+            return WHOLE_BATCH  # one operation gains nothing from a batch: the single request
+        body = {"batchId": _batch_id(self.store.path, chunk), "operations": [self._batch_op(op) for op in chunk]}
+        response = self.transport.request("POST", BATCH_PATH, json=body)
+        self._pause()
+        if response.status_code == 200:
+            answer = decode_json(response)
+            results = answer.get("results") if isinstance(answer, dict) else None
+            if not isinstance(results, list) or len(results) != len(chunk):
+                raise unexpected(response, "answered a batch without one result per operation")
+            for op, outcome in zip(chunk, results, strict=True):
+                item = outcome.get("item") if isinstance(outcome, dict) else None
+                server_item = item if isinstance(item, dict) and "id" in item else None
+                if server_item is None and op.kind != DELETE:
+                    server_item = self.fetch(op.table, op.item_id)
+                self.store.complete(op, server_item)
+                result.pushed += 1
+            return None
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        index = answer.get("index") if isinstance(answer, dict) else None
+        if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(chunk):
+            return index
+        return WHOLE_BATCH  # refused as a whole (a limit, a malformed batch): push the chunk one by one
+
+    def _batch_op(self, op: PendingOperation) -> dict[str, Any]:
+        entry: dict[str, Any] = {"op": op.kind, "table": op.table, "id": op.item_id}
+        if op.kind != DELETE:
+            entry["item"] = body_for(op.item)
+        if op.base_version and op.kind != INSERT:
+            entry["version"] = op.base_version
+        return entry
 
     def _send(self, op: PendingOperation) -> httpx.Response:
         path = self.transport.table_path(op.table, None if op.kind == INSERT else op.item_id)
@@ -413,6 +539,37 @@ class Synchronizer:
     def purge(self, table: str, force: bool = False) -> int:
         """Clear the local rows and delta tokens of ``table`` (see ``LocalStore.purge``)."""
         return self.store.purge(table, force=force)
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    """What ``GET /tables/$batch`` advertised."""
+
+    max_operations: int
+    max_body_bytes: int
+
+
+def _batch_id(store_path: str, chunk: Sequence[PendingOperation]) -> str:
+    """The same id for the same operations, so that a batch re-sent after a lost answer (even
+    by a restarted process) is recognised by the server and applied once. It names the store
+    and each entry's sequence and revision (a changed entry is a new batch) and the content.
+    """
+    digest = hashlib.sha256(os.path.abspath(store_path).encode())
+    for op in chunk:
+        entry = [op.sequence, op.revision, op.kind, op.table, op.item_id, op.base_version, op.item]
+        digest.update(json.dumps(entry, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def _fit(ops: list[PendingOperation], max_bytes: int) -> list[PendingOperation]:
+    """The longest prefix of ``ops`` whose batch body stays under ``max_bytes`` (at least one)."""
+    budget = max_bytes - 200  # the envelope
+    size = 0
+    for count, op in enumerate(ops):
+        size += len(json.dumps(op.item, default=str)) + len(op.table) + len(op.item_id) + 120
+        if size > budget and count > 0:
+            return ops[:count]
+    return ops
 
 
 def default_query_id(user_filter: str | None) -> str:

@@ -27,6 +27,8 @@ class SyncClient:
     protocol (``"v3"``, the default, or ``"v2"``). ``transport`` is any httpx transport, for
     example ``httpx.WSGITransport(app=...)`` in tests. ``conflict_handler`` is one handler, or
     a dict of handlers by table name; the default, ``cancel``, stops the push at a conflict.
+    ``batch``: ``None`` (the default) pushes in batches when the server advertises
+    ``POST /tables/$batch`` (``docs/batch.rst``), ``False`` never does, ``True`` requires it.
     """
 
     def __init__(
@@ -42,6 +44,8 @@ class SyncClient:
         retries: int = 3,
         backoff: float = 0.5,
         page_size: int = 50,
+        batch: bool | None = None,
+        batch_size: int = 50,
     ) -> None:
         # The transport first: a bad URL or generation is refused before a store file is created.
         self.http = HttpTransport(
@@ -58,7 +62,9 @@ class SyncClient:
         except BaseException:
             self.http.close()
             raise
-        self.synchronizer = Synchronizer(self.store, self.http, conflict_handler, page_size=page_size)
+        self.synchronizer = Synchronizer(
+            self.store, self.http, conflict_handler, page_size=page_size, batch=batch, batch_size=batch_size
+        )
 
     @property
     def generation(self) -> str:

@@ -65,6 +65,7 @@ def make_client(db, tmp_path, wsgi_app, generation):
         recorder = RecordingTransport(httpx.WSGITransport(app=wsgi_app))
         kwargs.setdefault("generation", generation)
         kwargs.setdefault("backoff", 0)
+        kwargs.setdefault("batch", False)  # these tests watch the single requests; test_batch_push.py batches
         client = SyncClient("http://testserver", tmp_path / f"{name}.db", transport=recorder, **kwargs)
         client.recorder = recorder  # type: ignore[attr-defined]
         clients.append(client)

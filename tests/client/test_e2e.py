@@ -165,7 +165,7 @@ def test_resume_after_kill_mid_push(live_server, tmp_path, generation):
             store.insert("Note", {"taskId": task["id"], "body": f"note {i}"})
             store.update("Task", {"id": task["id"], "priority": i})
             ids.append(task["id"])
-    proc = cli(live_server, db, generation, "push", slow=0.4)
+    proc = cli(live_server, db, generation, "--no-batch", "push", slow=0.4)
 
     def some_pushed():
         with LocalStore(db) as store:
@@ -178,7 +178,7 @@ def test_resume_after_kill_mid_push(live_server, tmp_path, generation):
     with LocalStore(db) as store:
         assert 0 < store.pending_count() < 24, "the kill was meant to land mid-push"
 
-    proc = cli(live_server, db, generation, "push")
+    proc = cli(live_server, db, generation, "--no-batch", "push")
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == EXIT_OK, out + err
     with LocalStore(db) as store:
