@@ -1,4 +1,5 @@
-"""Django application config: registers the system checks and nothing else."""
+"""Django application config: registers the system checks (and the OpenAPI extension when
+drf-spectacular is installed)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,13 @@ class OfflineSyncConfig(AppConfig):
         from django.db.backends.signals import connection_created
 
         from . import checks  # noqa: F401  (registers the checks)
+
+        try:
+            import drf_spectacular  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            from . import openapi  # noqa: F401  (registers the drf-spectacular extension)
 
         connection_created.connect(_register_sqlite_functions, dispatch_uid="offline_sync_sqlite_functions")
 

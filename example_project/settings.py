@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served by the site: /api/docs/ works offline
     "django_offline_sync",
     "example_project.tasks",
 ]
@@ -93,6 +94,11 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "django-offline-sync example",
     "DESCRIPTION": "Tables served with the Azure Mobile Apps / Datasync protocol.",
     "VERSION": "1.0.0",
+    # Swagger UI and Redoc from drf-spectacular-sidecar's static files rather than a CDN, so the
+    # API docs render where the network is poor or absent (and under a strict CSP).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 OFFLINE_SYNC = {}

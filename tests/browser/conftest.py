@@ -28,6 +28,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from playwright.sync_api import expect, sync_playwright
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 #: Milliseconds a locator or navigation waits before failing; generous for a loaded 2-core machine.
@@ -68,10 +69,6 @@ def _chromium() -> str:
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
     executable = _chromium()
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:  # pragma: no cover - the test extra installs it
-        pytest.fail("the playwright package is missing: pip install -e '.[test]'", pytrace=False)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=executable,
@@ -98,6 +95,7 @@ def page(request, browser, live_server, external_requests, tmp_path) -> Iterator
     context = browser.new_context(base_url=live_server.url, locale="en-US", timezone_id="UTC")
     context.set_default_timeout(TIMEOUT_MS)
     context.set_default_navigation_timeout(TIMEOUT_MS)
+    expect.set_options(timeout=TIMEOUT_MS)
 
     def route(route) -> None:
         url = route.request.url

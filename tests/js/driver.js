@@ -9,8 +9,8 @@
 // Prints one JSON report on stdout: {"ok": bool, "steps": [...], "http": [...]}. Each step holds
 // what the client returned (items, or the error's status, message and server item); "http" holds
 // every exchange as the client saw it through a service filter (method, url, request headers,
-// status, response headers). Exits 1 if any step's result is not what PROTOCOL.md says, 2 if the
-// driver itself failed.
+// status, response headers). Exits 1 if any step's result is not what docs/protocol.rst says, 2 if
+// the driver itself failed.
 'use strict';
 
 // The client was written for browsers and Cordova. In Node it needs an XMLHttpRequest; its
@@ -195,7 +195,7 @@ function main() {
             return step('insert_duplicate_id', function () {
                 return table.insert({ id: 'js-fixed-1', text: 'again' });
             }, function (error, entry) {
-                // PROTOCOL.md §5: a duplicate id is a 409.
+                // docs/protocol.rst §5: a duplicate id is a 409.
                 return expectError(entry, 409);
             });
         })
@@ -279,7 +279,7 @@ function main() {
         .then(function () {
             var stale = Object.assign({}, s.alpha, { text: 'js-alpha stale write' });
             return step('update_conflict', function () { return table.update(stale); }, function (error, entry, http) {
-                // PROTOCOL.md §6.2: If-Match sent and stale → 412 with the server item.
+                // docs/protocol.rst §6.2: If-Match sent and stale → 412 with the server item.
                 var failures = expectError(entry, 412);
                 var server = error && error.serverInstance;
                 expect(failures, server && server.id === s.alpha.id, 'error.serverInstance is the server item');
@@ -293,7 +293,7 @@ function main() {
             });
         })
         .then(function () {
-            // Client wins (PROTOCOL.md §9): copy the server version into the item and retry.
+            // Client wins (docs/protocol.rst §9): copy the server version into the item and retry.
             var retry = Object.assign({}, s.alpha, { text: 'js-alpha client wins', version: s.alphaUpdated.version });
             return step('update_retry_after_conflict', function () { return table.update(retry); },
                 function (item, entry, http) {
@@ -308,7 +308,7 @@ function main() {
             return step('update_without_version', function () {
                 return table.update({ id: s.bravo.id, text: 'js-bravo unconditional' });
             }, function (item, entry, http) {
-                // PROTOCOL.md §9(b): an update without If-Match overwrites.
+                // docs/protocol.rst §9(b): an update without If-Match overwrites.
                 var failures = expectOk(entry, 200, http);
                 expect(failures, !('If-Match' in lastExchange().requestHeaders), 'no If-Match without a version');
                 expect(failures, item.text === 'js-bravo unconditional', 'update applied');
@@ -330,7 +330,7 @@ function main() {
         .then(function () {
             return step('delete', function () { return table.del({ id: s.alpha.id, version: s.alphaFinal.version }); },
                 function (result, entry, http) {
-                    // PROTOCOL.md §7: 204 by default.
+                    // docs/protocol.rst §7: 204 by default.
                     var failures = expectOk(entry, 204, http);
                     expect(failures, lastExchange().requestHeaders['If-Match'] === '"' + s.alphaFinal.version + '"',
                         'delete sends If-Match');
@@ -383,7 +383,7 @@ function main() {
             });
         })
         .then(function () {
-            // More rows than one server page (v2 default 50, PROTOCOL.md §3.3), to follow the Link header.
+            // More rows than one server page (v2 default 50, docs/protocol.rst §3.3), to follow the Link header.
             var chain = Promise.resolve();
             for (var i = 0; i < PAGE_ROWS; i++) {
                 chain = chain.then(insertPageRow.bind(null, table, i));
@@ -453,7 +453,7 @@ function pullSteps(client, table) {
                 var failures = [];
                 expect(failures, JSON.stringify(local) === JSON.stringify(live), 'the store holds every live row');
                 // 58 rows (2 tombstones) in pages of 10. Each page after the first starts again at the
-                // last row seen (updatedAt ge token, PROTOCOL.md §4.2): 10 + 5 x 9 + 3 rows, then a page
+                // last row seen (updatedAt ge token, docs/protocol.rst §4.2): 10 + 5 x 9 + 3 rows, then a page
                 // holding only that boundary row, then $skip=1 past it, which is empty and ends the pull.
                 expect(failures, entry.http.length === 9, 'pages requested: ' + entry.http.length);
                 expect(failures, /\$skip=1&/.test(entry.http[entry.http.length - 1].url), 'the pull ends with $skip');
@@ -476,7 +476,7 @@ function pullSteps(client, table) {
                 expect(failures, JSON.stringify(local) === JSON.stringify(expected), 'the store follows the changes');
                 expect(failures, store.tables.Task['js-c'].text === 'js-charlie pulled', 'the update was pulled');
                 // Only rows at or after the saved token come back: the first pull's last row (ge,
-                // PROTOCOL.md §4.4) and the three changes; then the boundary row alone, then empty.
+                // docs/protocol.rst §4.4) and the three changes; then the boundary row alone, then empty.
                 expect(failures, entry.http.length === 3, 'pages requested: ' + entry.http.length);
                 expect(failures, /updatedAt ge datetimeoffset'/.test(decodeURIComponent(entry.http[0].url)),
                     'the filter starts at the saved token: ' + entry.http[0].url);
