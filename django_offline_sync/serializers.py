@@ -16,6 +16,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from itertools import accumulate
 from typing import Any, ClassVar, Final
 
@@ -59,6 +60,12 @@ def _opt(func: Converter) -> Converter:
     return lambda value: None if value is None else func(value)
 
 
+def _finite_decimal(value: Decimal) -> Decimal | None:
+    """A decimal stays a ``Decimal``: the renderer writes it as an exact JSON number
+    (``renderers.SyncJSONRenderer``). NaN and the infinities have no JSON form: null."""
+    return value if value.is_finite() else None
+
+
 def converter_for(field: models.Field[Any, Any]) -> Converter | None:
     """How one column's Python value becomes JSON; ``None`` means as is."""
     if field.name == "version":
@@ -68,7 +75,7 @@ def converter_for(field: models.Field[Any, Any]) -> Converter | None:
     if isinstance(field, (models.DateField, models.TimeField)):
         return _opt(lambda v: v.isoformat())
     if isinstance(field, models.DecimalField):
-        return _opt(float)
+        return _opt(_finite_decimal)
     if isinstance(field, models.UUIDField):
         return _opt(str)
     if isinstance(field, models.DurationField):

@@ -190,8 +190,12 @@ class WireRow(Func):
                 return _pg_version(sql), 1
             if kind == "int_id":
                 return f"({sql})::text", 1
-            if kind in ("float", "decimal"):
+            if kind == "float":
                 return f"({sql})::float8", 1
+            if kind == "decimal":
+                # A numeric goes into the JSON as its exact text (``1.2500``), as the Python path
+                # writes a Decimal; NaN and the infinities (no JSON form) as null.
+                return f"CASE WHEN ({sql}) IN ('NaN', 'Infinity', '-Infinity') THEN NULL ELSE ({sql}) END", 2
             if kind == "uuid":
                 return f"({sql})::text", 1
             return sql, 1

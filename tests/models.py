@@ -41,3 +41,12 @@ class Coded(SyncModel):
 
     class Meta(SyncModel.Meta):
         app_label = "tests"
+
+
+class Ledger(SyncModel):
+    """Decimals wider than a double holds (30 digits): they must reach the wire exactly."""
+
+    amount = models.DecimalField(max_digits=30, decimal_places=10, null=True, blank=True)
+
+    class Meta(SyncModel.Meta):
+        app_label = "tests"

@@ -31,13 +31,34 @@ def test_same_json_as_drf(data):
     assert json.loads(ours) == json.loads(theirs)
 
 
-def test_integers_beyond_64_bits_fall_back_to_drf():
-    assert json.loads(SyncJSONRenderer().render({"n": 2**70})) == {"n": 2**70}
+def test_integers_beyond_64_bits_are_written_exactly():
+    body = SyncJSONRenderer().render({"n": 2**70, "m": [-(2**64)], "d": decimal.Decimal("0.10")})
+    assert body == b'{"n":1180591620717411303424,"m":[-18446744073709551616],"d":0.10}'
 
 
-def test_indentation_asked_for_is_given():
-    body = SyncJSONRenderer().render({"a": 1}, "application/json; indent=4")
-    assert b"\n    " in body
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        ("12345678901234567.123456", b"12345678901234567.123456"),  # beyond a double's 15-17 digits
+        ("0.1", b"0.1"),
+        ("1.2500", b"1.2500"),  # the column's scale, as the database returns it
+        ("-0.0001", b"-0.0001"),
+        ("1E-7", b"0.0000001"),  # never an exponent
+        ("1.5E+3", b"1500"),
+        ("NaN", b"null"),  # no JSON form
+        ("Infinity", b"null"),
+        ("-Infinity", b"null"),
+    ],
+)
+def test_decimals_are_written_as_exact_json_numbers(value, text):
+    body = SyncJSONRenderer().render({"d": decimal.Decimal(value)})
+    assert body == b'{"d":' + text + b"}"
+    assert json.loads(body, parse_float=decimal.Decimal)["d"] == (decimal.Decimal(value) if text != b"null" else None)
+
+
+def test_indentation_asked_for_is_given_with_the_same_numbers():
+    body = SyncJSONRenderer().render({"a": 1, "d": decimal.Decimal("0.30")}, "application/json; indent=4")
+    assert body == b'{\n  "a": 1,\n  "d": 0.30\n}'
 
 
 def test_clients_get_json_and_a_browser_gets_the_browsable_api(v2):

@@ -47,17 +47,24 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from django_offline_sync import wire_sql  # noqa: E402
-from tests.models import Coded, Item  # noqa: E402
+from django_offline_sync.renderers import SyncJSONRenderer  # noqa: E402
+from tests.models import Coded, Item, Ledger  # noqa: E402
 
 
-def _rows_both_ways(model):
-    """Each row of ``model`` as the database writes it (``WireRow``) and as Python does."""
+def _rows_both_ways(model, parse_float=float):
+    """Each row of ``model`` as the database writes it (``WireRow``) and as Python does, both
+    read back from their JSON text (``parse_float=decimal.Decimal`` reads numbers exactly)."""
     representer = Representer(model)
     row_json = representer.row_json(connection.vendor)
-    by_python = {r.pk: representer.from_instance(r) for r in model.all_objects.all()}
+    render = SyncJSONRenderer().render
+    by_python = {
+        r.pk: json.loads(render(representer.from_instance(r)), parse_float=parse_float)
+        for r in model.all_objects.all()
+    }
     if row_json is None:
         return by_python, by_python  # this backend has no JSON path: nothing to compare
-    by_sql = {pk: json.loads(text) for pk, text in model.all_objects.values_list("pk", row_json)}
+    rows = model.all_objects.values_list("pk", row_json)
+    by_sql = {pk: json.loads(text, parse_float=parse_float) for pk, text in rows}
     return by_sql, by_python
 
 
@@ -82,6 +89,12 @@ def test_rows_written_by_the_database_equal_the_python_rendering(db, name, count
     by_sql, by_python = _rows_both_ways(Item)
     for pk, row in by_python.items():
         assert {k: v for k, v in by_sql[pk].items() if row[k] != v} == {}, row
+    # Decimals read exactly: both paths carry the stored value, digit for digit.
+    exact_sql, exact_python = _rows_both_ways(Item, parse_float=decimal.Decimal)
+    stored = Item.all_objects.get().price
+    assert [r["price"] for r in exact_sql.values()] == [r["price"] for r in exact_python.values()] == [stored]
+    if price is not None and connection.vendor != "sqlite":  # SQLite keeps a decimal as a double
+        assert stored == price
 
 
 def test_rows_with_json_columns_and_system_extremes_are_written_alike(db):
@@ -123,3 +136,30 @@ def test_floats_that_sqlite_rounds_badly_at_17_digits_come_back_exact(db, ratio)
     Item.objects.create(ratio=ratio)
     by_sql, by_python = _rows_both_ways(Item)
     assert [row["ratio"] for row in by_sql.values()] == [ratio] == [row["ratio"] for row in by_python.values()]
+
+
+WIDE = [
+    "12345678901234567890.1234567890",  # 30 digits: no double holds it
+    "-0.0000000001",
+    "0.1000000000",
+    "-98765432109876543.2109876543",
+    "1.0000000000",
+]
+
+
+@pytest.mark.urls("tests.pipeline.urls")
+def test_decimals_wider_than_a_double_reach_every_client_exactly(v1, v2, v3):
+    for amount in WIDE:
+        Ledger.objects.create(amount=decimal.Decimal(amount))
+    stored = sorted(Ledger.objects.values_list("amount", flat=True))
+    if connection.vendor != "sqlite":
+        assert stored == sorted(map(decimal.Decimal, WIDE))  # SQLite keeps decimals as doubles (15 digits)
+    for client in (v1, v2, v3):
+        for accept in ("application/json", "application/json; indent=2"):  # the SQL path and the Python one
+            response = client.get("/tables/Ledger", HTTP_ACCEPT=accept)
+            assert response.status_code == 200
+            body = json.loads(response.content, parse_float=decimal.Decimal)
+            rows = body["items"] if isinstance(body, dict) else body
+            assert sorted(r["amount"] for r in rows) == stored, (client.generation, accept)
+    by_sql, by_python = _rows_both_ways(Ledger, parse_float=decimal.Decimal)
+    assert by_sql == by_python

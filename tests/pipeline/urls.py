@@ -10,7 +10,7 @@ from django_offline_sync.routers import SyncRouter
 from django_offline_sync.viewsets import SyncViewSet
 from example_project.tasks.models import Note, Task
 from example_project.tasks.views import InspectionViewSet
-from tests.models import Coded, Item
+from tests.models import Coded, Item, Ledger
 
 
 class NarrowNoteViewSet(SyncViewSet):
@@ -70,6 +70,10 @@ class ItemViewSet(SyncViewSet):
     model = Item
 
 
+class LedgerViewSet(SyncViewSet):
+    model = Ledger
+
+
 router = SyncRouter()
 router.register("NarrowNote", NarrowNoteViewSet, basename="narrow-note")
 router.register("SaveTwice", SaveTwiceTaskViewSet, basename="save-twice")
@@ -77,6 +81,7 @@ router.register("NoSave", NoSaveTaskViewSet, basename="no-save")
 router.register("DrfHooks", DrfHooksTaskViewSet, basename="drf-hooks")
 router.register("Coded", CodedViewSet, basename="coded")
 router.register("Item", ItemViewSet, basename="item")
+router.register("Ledger", LedgerViewSet, basename="ledger")
 router.register("Inspection", InspectionViewSet, basename="inspection")
 
 urlpatterns = [path("tables/", include(router.urls)), path("plain/", PlainView.as_view())]
