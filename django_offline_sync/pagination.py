@@ -11,6 +11,7 @@ Where the link goes (``nextLink`` or a ``Link`` header) is the generation's choi
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any, Protocol
 from urllib.parse import urlencode
@@ -18,7 +19,7 @@ from urllib.parse import urlencode
 import orjson
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -37,16 +38,25 @@ __all__ = ["PagedView", "SyncPagination"]
 
 
 
-def _count(queryset: QuerySet[Any]) -> int:
+def _count(queryset: QuerySet[Any], boundary: dt.datetime | None = None, held: int = 0) -> int:
     """The rows ``queryset`` holds: exactly, or PostgreSQL's planner estimate when that is above
-    ``COUNT_ESTIMATE_ABOVE`` (a count reads every matching row; an estimate reads none)."""
+    ``COUNT_ESTIMATE_ABOVE`` (a count reads every matching row; an estimate reads none).
+
+    On a v1/v2 pull page (``updatedAt ge boundary``) the ``held`` rows at the boundary stamp
+    that the client already has are left out, in the same statement: the count is what the
+    pull has still to bring, not the repeat that ``ge`` sends again (docs/protocol.rst §4.1).
+    """
     threshold = get_settings().COUNT_ESTIMATE_ABOVE
     if threshold and connections[queryset.db].vendor == "postgresql":
         plan = json.loads(queryset.order_by().explain(format="json"))
         estimate = int(plan[0]["Plan"]["Plan Rows"])
         if estimate > threshold:
             return estimate
-    return queryset.count()
+    if boundary is None or held <= 0:
+        return queryset.count()
+    counts = queryset.order_by().aggregate(rows=Count("pk"), at_boundary=Count("pk", filter=Q(updated_at=boundary)))
+    rows, at_boundary = int(counts["rows"]), int(counts["at_boundary"])
+    return rows - min(held, at_boundary)
 
 
 class PagedView(Protocol):
@@ -100,11 +110,15 @@ class SyncPagination(BasePagination):
             take = min(take, remaining)
 
         skip, qs = query.skip, queryset
+        boundary, held = None, 0
         if current is not None and keyset is not None:
             qs, skip = qs.filter(after(keyset, current.updated_ms, current.last_id)), 0
-        elif self.boundary_skip and skip > 0 and keyset == KEYSET_UPDATED:
+        elif self.boundary_skip and (skip > 0 or query.count) and keyset == KEYSET_UPDATED:
             boundary = paged.generation.pull_boundary(query)
-            if boundary is not None:
+            # The client holds the rows at the boundary it skips, or (no $skip) the row whose
+            # stamp is its token: with clock stamps, the one row at that stamp.
+            held = max(skip, 1)
+            if boundary is not None and skip > 0:
                 qs, skip = past_boundary(qs, boundary, skip), 0
 
         vendor = connections[queryset.db].vendor
@@ -118,7 +132,8 @@ class SyncPagination(BasePagination):
             key_columns = representer.attnames
         with evaluation_guard(using=queryset.db):
             if query.count:
-                self.count = current.count if current is not None and current.count is not None else _count(queryset)
+                known = current.count if current is not None else None
+                self.count = known if known is not None else _count(queryset, boundary, held)
             # One row more than the page: whether a next page exists, without an empty last page.
             rows = list(qs.values_list(*select)[skip : skip + take + 1]) if take > 0 else []
         has_more = len(rows) > take

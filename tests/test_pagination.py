@@ -51,3 +51,49 @@ def test_v2_skip_within_a_tie_is_unchanged_when_nothing_moved(v2, settings):
     assert len(rows) == 5
     assert [r["id"] for r in pull_page(v2, token, 2)] == rows[2:]
     assert pull_page(v2, token, 5) == []
+
+
+def pull_page_counted(client, token: str, skip: int):
+    """A pull page as the .NET client asks for it, with the count (v1: ``__updatedAt``)."""
+    stamp = "__updatedAt" if client.generation == "v1" else "updatedAt"
+    query = (
+        f"$filter=({stamp} ge datetimeoffset'{quote(token)}')&$orderby={stamp}"
+        f"&$skip={skip}&$top=2&__includeDeleted=true&$inlinecount=allpages"
+    )
+    if client.generation == "v1":
+        query += "&__systemproperties=*"
+    return client.get(f"/tables/Task?{query}").json()
+
+
+@pytest.mark.parametrize("generation", ["v1", "v2"])
+def test_a_pull_count_leaves_out_the_boundary_row_the_client_holds(request, generation):
+    client = request.getfixturevalue(generation)
+    stamp = "__updatedAt" if generation == "v1" else "updatedAt"
+    rows = TaskFactory.create_batch(5)
+    # The first pull (the epoch token): every row is new.
+    first = pull_page_counted(client, "1970-01-01T00:00:00.000Z", 0)
+    assert first["count"] == 5
+    token = first["results"][-1][stamp]
+    # The next request starts at the last row's stamp: `ge` sends that row again, but the
+    # count is what the pull has still to bring (the three rows after it).
+    again = pull_page_counted(client, token, 0)
+    assert again["results"][0]["id"] == first["results"][-1]["id"]  # the repeat, as the clients expect
+    assert again["count"] == 3
+    # With $skip=1 (the token did not advance) the held row is skipped and not counted.
+    skipped = pull_page_counted(client, token, 1)
+    assert skipped["count"] == 3
+    assert [r["id"] for r in skipped["results"]] == [r.id for r in rows[2:4]]
+    # A boundary row that moved since is not at the token any more: nothing to leave out.
+    rows[1].text = "moved"
+    rows[1].save()
+    assert pull_page_counted(client, token, 0)["count"] == 4
+
+
+def test_a_count_outside_a_pull_counts_every_matching_row(v2):
+    TaskFactory.create_batch(3)
+    token = v2.get("/tables/Task?$orderby=updatedAt").json()[0]["updatedAt"]
+    # Not a pull page (no __includeDeleted): OData's count of the filter's rows.
+    body = v2.get(
+        f"/tables/Task?$filter=(updatedAt ge datetimeoffset'{quote(token)}')&$orderby=updatedAt&$inlinecount=allpages"
+    ).json()
+    assert body["count"] == 3
