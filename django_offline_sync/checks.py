@@ -1,13 +1,15 @@
 """System checks: the ``OFFLINE_SYNC`` settings and every concrete ``SyncModel``.
 
 Ids: ``offline_sync.E001`` and up for errors, ``offline_sync.W001`` and up for warnings.
-The README lists each one with its fix.
+``CATALOG`` lists each one with its fix; the checks reference in the documentation
+(docs/settings.rst) is generated from it, and a test keeps it equal to the ids used here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
 
 from django.apps import AppConfig, apps
 from django.conf import settings
@@ -17,6 +19,103 @@ from django.db import connections
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from .settings import SETTING_NAME, validate
+
+
+@dataclass(frozen=True)
+class CheckDoc:
+    """One check id as the documentation describes it (reStructuredText)."""
+
+    id: str
+    problem: str
+    fix: str
+
+    @property
+    def error(self) -> bool:
+        return self.id.split(".")[-1].startswith("E")
+
+
+#: Every check id the app reports, in the order the reference lists them.
+CATALOG: Final[tuple[CheckDoc, ...]] = (
+    CheckDoc("offline_sync.E001", "``OFFLINE_SYNC`` is not a dict.", "Set ``OFFLINE_SYNC = {...}``."),
+    CheckDoc(
+        "offline_sync.W001",
+        "An ``OFFLINE_SYNC`` key that is not a setting (a typo?); it is ignored.",
+        "Use one of the keys in the settings reference.",
+    ),
+    CheckDoc("offline_sync.E002", "A key has the wrong type.", "Give the type its default has."),
+    CheckDoc(
+        "offline_sync.E003",
+        "``ENABLED_GENERATIONS`` is empty or names an unknown generation.",
+        'A non-empty list of ``"v1"``, ``"v2"``, ``"v3"``.',
+    ),
+    CheckDoc(
+        "offline_sync.E004",
+        "``DEFAULT_GENERATION`` is not one of the enabled generations.",
+        "Enable it, choose another, or ``None``.",
+    ),
+    CheckDoc(
+        "offline_sync.E005",
+        "A page size is below 1 or above its maximum (``PAGE_SIZE`` > ``MAX_TOP``, ``V3_PAGE_SIZE`` > "
+        "``V3_MAX_TOP``).",
+        "Keep each page size between 1 and its maximum.",
+    ),
+    CheckDoc(
+        "offline_sync.E006",
+        "A limit is out of range: a filter, body or batch limit or ``CURSOR_MAX_AGE`` below 1, "
+        "``QUERY_TIMEOUT_MS`` or ``COUNT_ESTIMATE_ABOVE`` below 0, ``QUERY_TIMEOUT_MS`` above 2147483647.",
+        "Use a value in range (the message says which).",
+    ),
+    CheckDoc(
+        "offline_sync.E007",
+        "``NEXT_LINK_FORMAT`` is not ``auto``, ``query``, ``path`` or ``absolute``.",
+        "Use one of those.",
+    ),
+    CheckDoc("offline_sync.E008", "``STAMPING`` is not ``clock`` or ``now``.", "Use one of those."),
+    CheckDoc(
+        "offline_sync.W002",
+        "``STAMPING`` is ``now``: a write that commits late can be missed by incremental pulls.",
+        'Keep the default ``"clock"`` unless you measured that you need the write throughput.',
+    ),
+    CheckDoc(
+        "offline_sync.W003",
+        "A renamed key (``MAX_PAGE_SIZE`` is now ``MAX_TOP``); the old name is still read while the new "
+        "one is not set.",
+        "Rename the key.",
+    ),
+    CheckDoc(
+        "offline_sync.E010",
+        "A ``SyncModel`` subclass lost one of the system fields.",
+        "Do not remove or shadow ``SyncModel``'s fields.",
+    ),
+    CheckDoc(
+        "offline_sync.W010",
+        "A ``SyncModel`` subclass has no ``(updated_at, id)`` index: pulls scan the table.",
+        "Declare ``class Meta(SyncModel.Meta)``, or add the index to your own ``indexes``.",
+    ),
+    CheckDoc(
+        "offline_sync.W011",
+        "A database backend the gap-free guarantee is not tested on.",
+        "Use SQLite, PostgreSQL or MariaDB/MySQL, or test your backend with ``tests/stress``.",
+    ),
+    CheckDoc(
+        "offline_sync.E020",
+        "MySQL/MariaDB: a synced table (or the clock) uses a storage engine without transactions "
+        "(MyISAM, Aria). Reported by ``migrate`` and ``check --database``.",
+        "``ALTER TABLE … ENGINE=InnoDB`` and ``default_storage_engine=InnoDB``.",
+    ),
+    CheckDoc(
+        "offline_sync.E021",
+        'MySQL/MariaDB with ``isolation_level = "read uncommitted"``: pulls would see rows that are '
+        "later rolled back.",
+        "Django's default ``read committed`` (or ``repeatable read``).",
+    ),
+    CheckDoc(
+        "offline_sync.E030",
+        "A routed ``SyncViewSet`` whose ``model`` is not a ``SyncModel``, or whose ``fields`` name a "
+        "column the model does not have (every request would be a 500).",
+        "Set ``model`` to a ``SyncModel`` subclass and ``fields`` to its column names.",
+    ),
+)
 
 
 @register(Tags.compatibility)

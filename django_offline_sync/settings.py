@@ -70,9 +70,12 @@ class SyncSettings:
     V3_MAX_TOP: int = 128000
     #: Soft delete for every ``SyncViewSet`` unless the view sets ``soft_delete``.
     SOFT_DELETE: bool = True
-    #: Guards against abusive ``$filter``/``$orderby`` expressions (each breach gives 400).
+    #: Longest ``$filter`` accepted, in characters (above it: 400). This and the next three
+    #: guard against abusive ``$filter``/``$orderby`` expressions.
     MAX_FILTER_LENGTH: int = 4096
+    #: Deepest nesting of a ``$filter`` expression accepted (above it: 400).
     MAX_FILTER_DEPTH: int = 32
+    #: Most syntax-tree nodes a ``$filter`` may have (above it: 400).
     MAX_FILTER_NODES: int = 512
     #: Longest string (characters, worst case) a ``$filter``/``$orderby`` may build with
     #: ``concat``/``replace``: nested ``replace`` calls multiply lengths inside the database.

@@ -138,6 +138,7 @@ def test_w011_when_the_database_vendor_is_untested(monkeypatch):
 
 def test_every_check_id_in_checks_py_has_a_test_here():
     source = Path(checks.__file__).read_text()
+    source = re.sub(r"\nCATALOG: .*?\n\)\n", "\n", source, flags=re.DOTALL)  # the docs' catalog is no use
     declared = set(re.findall(r"offline_sync\.[EW]\d{3}", source))
     tested = {i.split(".")[1].lower() for i in declared}
     this_file = Path(__file__).read_text() + (Path(__file__).parent / "test_checks_stress.py").read_text()
@@ -160,3 +161,27 @@ def test_e030_when_a_routed_table_view_names_a_missing_column(settings):
 
 def test_e030_passes_on_the_project_urls():
     assert ids(checks.check_table_views()) == []
+
+
+def test_the_check_catalog_lists_exactly_the_ids_the_code_reports():
+    """docs/settings.rst renders ``checks.CATALOG``: every id in the package's code must be in it."""
+    import re
+    from pathlib import Path
+
+    import django_offline_sync
+    from django_offline_sync.checks import CATALOG
+
+    package = Path(django_offline_sync.__file__).parent
+    used = set()
+    for path in package.rglob("*.py"):
+        text = path.read_text()
+        # The catalog itself is not a use: cut it out of checks.py.
+        text = re.sub(r"\nCATALOG: .*?\n\)\n", "\n", text, flags=re.DOTALL)
+        used |= set(re.findall(r"offline_sync\.[EW]\d{3}", text))
+    listed = [c.id for c in CATALOG]
+    assert len(listed) == len(set(listed)), "an id listed twice in checks.CATALOG"
+    missing = sorted(used - set(listed))
+    assert not missing, f"add {missing} to django_offline_sync.checks.CATALOG (the docs' checks reference)"
+    assert sorted(set(listed) - used) == [], "checks.CATALOG lists ids no code reports"
+    for entry in CATALOG:
+        assert entry.problem.strip() and entry.fix.strip(), entry.id
