@@ -1,5 +1,9 @@
-"""Django application config: registers the system checks (and the OpenAPI extension when
-drf-spectacular is installed)."""
+"""Django application config: registers the system checks, the migrate handlers (and the
+OpenAPI extension when drf-spectacular is installed).
+
+``post_migrate`` stamps rows that predate a table's adoption of ``SyncModel``; ``pre_migrate``
+refuses a migration that would change a synced table's primary key type (``adoption``).
+"""
 
 from __future__ import annotations
 
@@ -17,8 +21,10 @@ class OfflineSyncConfig(AppConfig):
 
     def ready(self) -> None:
         from django.db.backends.signals import connection_created
+        from django.db.models.signals import post_migrate, pre_migrate
 
         from . import checks  # noqa: F401  (registers the checks)
+        from .adoption import refuse_key_changes, stamp_after_migrate
 
         try:
             import drf_spectacular  # noqa: F401
@@ -28,6 +34,9 @@ class OfflineSyncConfig(AppConfig):
             from . import openapi  # noqa: F401  (registers the drf-spectacular extension)
 
         connection_created.connect(_register_sqlite_functions, dispatch_uid="offline_sync_sqlite_functions")
+        # Sent once per installed app; ``sender=self`` runs each handler once per migrate.
+        pre_migrate.connect(refuse_key_changes, sender=self, dispatch_uid="offline_sync_refuse_key_changes")
+        post_migrate.connect(stamp_after_migrate, sender=self, dispatch_uid="offline_sync_stamp_after_migrate")
 
 
 def _register_sqlite_functions(sender: Any, connection: Any, **kwargs: Any) -> None:

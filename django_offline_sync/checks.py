@@ -88,6 +88,20 @@ CATALOG: Final[tuple[CheckDoc, ...]] = (
         "Do not remove or shadow ``SyncModel``'s fields.",
     ),
     CheckDoc(
+        "offline_sync.E011",
+        "A ``SyncModel`` would change its table's primary key type: an existing integer ``id`` would "
+        "become a string one because the subclass does not declare it (existing ids rewritten, new rows "
+        "given generated ids). Stops ``makemigrations``; ``migrate`` refuses such a migration.",
+        "Declare the key the table has, e.g. ``id = models.BigAutoField(primary_key=True)`` (the hint names "
+        "the class). Silence the check only for a deliberate, hand-written key conversion.",
+    ),
+    CheckDoc(
+        "offline_sync.W012",
+        "Rows of a synced table have no ``updated_at`` (written around the ORM: raw SQL, ``loaddata``): "
+        "devices never pull them. Reported by ``migrate`` and ``check --database``.",
+        "Run ``python manage.py migrate``: after migrating it stamps every such row.",
+    ),
+    CheckDoc(
         "offline_sync.W010",
         "A ``SyncModel`` subclass has no ``(updated_at, id)`` index: pulls scan the table.",
         "Declare ``class Meta(SyncModel.Meta)``, or add the index to your own ``indexes``.",
@@ -283,6 +297,54 @@ def check_table_views(app_configs: Sequence[AppConfig] | None = None, **kwargs: 
                     hint="Set `model` to a SyncModel subclass and `fields` to names of its columns.",
                     obj=cls,
                     id="offline_sync.E030",
+                )
+            )
+    return errors
+
+
+# -- offline_sync.E011/W012: adopting SyncModel on an existing table -------------------------
+
+
+@register(Tags.models)
+def check_primary_keys(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Refuse a SyncModel whose key differs in kind from its table's (the forgotten integer ``id``).
+
+    Runs with ``makemigrations``, so the migration that would rewrite the key is never written.
+    """
+    from .adoption import key_changes
+
+    return [
+        Error(change.describe(), hint=change.hint(), obj=change.model, id="offline_sync.E011")
+        for change in key_changes()
+    ]
+
+
+@register(Tags.database)
+def check_unstamped_rows(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Warn about synced rows with no ``updated_at``: incremental pulls never return them.
+
+    ``migrate`` stamps them (``adoption``); rows written afterwards around the ORM (raw SQL,
+    ``loaddata``) stay unstamped until the next ``migrate``. Runs with ``migrate`` and
+    ``check --database``.
+    """
+    from django.db import DatabaseError
+
+    from .adoption import unstamped_rows
+
+    errors: list[CheckMessage] = []
+    for alias in databases or []:
+        try:
+            found = unstamped_rows(alias)
+        except DatabaseError:  # not reachable or not migrated: migrate and the other checks say so
+            continue
+        for model, count in found:
+            errors.append(
+                Warning(
+                    f"{count} row(s) of {model._meta.label} on database {alias!r} have no updated_at; "
+                    "devices never pull them.",
+                    hint=f"Run `python manage.py migrate --database {alias}`: it stamps them.",
+                    obj=model,
+                    id="offline_sync.W012",
                 )
             )
     return errors

@@ -185,3 +185,74 @@ def test_the_check_catalog_lists_exactly_the_ids_the_code_reports():
     assert sorted(set(listed) - used) == [], "checks.CATALOG lists ids no code reports"
     for entry in CATALOG:
         assert entry.problem.strip() and entry.fix.strip(), entry.id
+
+
+# -- adopting SyncModel on an existing table ----------------------------------------------------
+
+
+def _legacy_migrations() -> dict[str, str | None]:
+    from django.apps import apps
+
+    modules: dict[str, str | None] = {config.label: None for config in apps.get_app_configs()}
+    modules["legacy"] = "tests.legacy.migrations"
+    return modules
+
+
+@pytest.fixture
+def legacy_app():
+    from django.test import modify_settings
+
+    with (
+        modify_settings(INSTALLED_APPS={"append": "tests.legacy"}),
+        override_settings(MIGRATION_MODULES=_legacy_migrations()),
+    ):
+        yield
+
+
+def test_e011_passes_when_the_integer_key_is_kept(legacy_app):
+    assert ids(checks.check_primary_keys()) == []
+
+
+def test_e011_when_a_subclass_forgets_its_integer_key(legacy_app, monkeypatch):
+    from django_offline_sync.models import generate_id
+    from tests.legacy.models import Asset
+
+    # What ``class Asset(SyncModel)`` without ``id = models.BigAutoField(...)`` gives.
+    string_id = models.CharField(max_length=255, primary_key=True, default=generate_id)
+    string_id.set_attributes_from_name("id")
+    monkeypatch.setattr(Asset._meta, "pk", string_id)
+    messages = checks.check_primary_keys()
+    assert ids(messages) == ["offline_sync.E011"]
+    assert messages[0].obj is Asset
+    assert messages[0].msg.startswith(
+        "legacy.Asset's primary key would change from 'id' (integer, BigAutoField) to 'id' (CharField)"
+    )
+    assert "declare `id = models.BigAutoField(primary_key=True)` in Asset" in messages[0].hint
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    with pytest.raises(SystemCheckError, match=r"offline_sync\.E011"):
+        call_command("check", "legacy")
+    with override_settings(SILENCED_SYSTEM_CHECKS=["offline_sync.E011"]):
+        call_command("check", "legacy")  # the escape hatch for a deliberate conversion
+
+
+def test_w012_when_rows_have_no_stamp(db):
+    from django_offline_sync.adoption import stamp_unstamped_rows
+    from tests.factories import ItemFactory
+    from tests.models import Item
+
+    ItemFactory.create_batch(3)
+    assert ids(checks.check_unstamped_rows(databases=["default"])) == []
+    table = connection.ops.quote_name(Item._meta.db_table)
+    with connection.cursor() as cursor:  # as raw SQL or ``loaddata`` would leave them
+        cursor.execute(f"UPDATE {table} SET updated_at = NULL")
+    messages = checks.check_unstamped_rows(databases=["default"])
+    assert ids(messages) == ["offline_sync.W012"]
+    assert messages[0].msg == (
+        "3 row(s) of tests.Item on database 'default' have no updated_at; devices never pull them."
+    )
+    assert messages[0].hint == "Run `python manage.py migrate --database default`: it stamps them."
+    assert ids(checks.check_unstamped_rows()) == []  # a database check: only with --database
+    assert stamp_unstamped_rows("default") == [(Item, 3)]
+    assert ids(checks.check_unstamped_rows(databases=["default"])) == []
