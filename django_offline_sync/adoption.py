@@ -44,7 +44,7 @@ from .migration_operations import stamp_existing_rows
 if TYPE_CHECKING:
     from django.db.models import Field, Model
 
-__all__ = ["KeyChange", "key_changes", "stamp_after_migrate", "stamp_unstamped_rows", "unstamped_rows"]
+__all__ = ["stamp_unstamped_rows", "unstamped_rows"]
 
 #: The check that guards key types; silencing it allows a deliberate conversion.
 KEY_CHANGE_CHECK: Final = "offline_sync.E011"

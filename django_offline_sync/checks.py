@@ -129,6 +129,12 @@ CATALOG: Final[tuple[CheckDoc, ...]] = (
         "column the model does not have (every request would be a 500).",
         "Set ``model`` to a ``SyncModel`` subclass and ``fields`` to its column names.",
     ),
+    CheckDoc(
+        "offline_sync.E031",
+        "``rest_framework`` is not in ``INSTALLED_APPS``: a browser's request to a table would be a 500 "
+        "(``TemplateDoesNotExist``).",
+        "Add ``\"rest_framework\"`` to ``INSTALLED_APPS``.",
+    ),
 )
 
 
@@ -137,6 +143,21 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
     """Report what ``settings.validate`` finds wrong with ``OFFLINE_SYNC``."""
     _, problems = validate(getattr(settings, SETTING_NAME, None))
     return [(Error if p.error else Warning)(p.message, hint=p.hint, id=p.id) for p in problems]
+
+
+@register(Tags.compatibility)
+def check_installed_apps(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """The table views are DRF views: without ``rest_framework`` installed, its templates are
+    missing and a browser's request to a table fails with ``TemplateDoesNotExist`` (a 500)."""
+    if apps.is_installed("rest_framework"):
+        return []
+    return [
+        Error(
+            "django_offline_sync needs 'rest_framework' in INSTALLED_APPS.",
+            hint="Add 'rest_framework' to INSTALLED_APPS (its templates render the tables' browsable pages).",
+            id="offline_sync.E031",
+        )
+    ]
 
 
 @register(Tags.models)

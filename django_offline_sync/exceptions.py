@@ -11,9 +11,11 @@ server's current entity, which the view renders itself.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import DatabaseError
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 from rest_framework import status
@@ -22,6 +24,8 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from .wire import InvalidId
+
+logger = logging.getLogger("django_offline_sync")
 
 __all__ = [
     "BadRequest",
@@ -46,6 +50,7 @@ __all__ = [
     "PayloadTooLarge",
     "PreconditionFailed",
     "QueryTimeout",
+    "SchemaNotMigrated",
     "UniqueConflict",
     "UnknownFields",
     "UnsupportedVersion",
@@ -208,6 +213,40 @@ class QueryTimeout(APIException):
         super().__init__(detail=detail)
 
 
+class SchemaNotMigrated(APIException):
+    """The table (or one of its columns) is missing from the database: ``migrate`` has not run.
+
+    A deployment problem rather than a bad request, and usually a passing one (new code
+    served before its migration ran), so 503: clients retry later. The operator reads the
+    database's own error in the log (``django_offline_sync``); the body names the fix.
+    """
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = _("The server's database is not migrated for this table; run `python manage.py migrate`.")
+    default_code = "not_migrated"
+
+
+#: How each backend reports a missing table or column: SQLite's messages, PostgreSQL's
+#: SQLSTATEs (undefined_table, undefined_column), MySQL/MariaDB's error numbers.
+_SQLITE_MISSING = ("no such table", "no such column", "has no column named")
+_POSTGRES_MISSING = frozenset({"42P01", "42703"})
+_MYSQL_MISSING = frozenset({1146, 1054})
+
+
+def is_missing_schema(exc: BaseException) -> bool:
+    """Whether a database error says a table or column does not exist."""
+    if not isinstance(exc, DatabaseError):
+        return False
+    cause = exc.__cause__
+    sqlstate = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+    if sqlstate is not None:
+        return sqlstate in _POSTGRES_MISSING
+    if exc.args and isinstance(exc.args[0], int):
+        return exc.args[0] in _MYSQL_MISSING
+    text = str(exc)
+    return any(phrase in text for phrase in _SQLITE_MISSING)
+
+
 class ItemNotFound(APIException):
     status_code = status.HTTP_404_NOT_FOUND
     default_detail = _("The item does not exist.")
@@ -281,6 +320,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     ``Http404``/``PermissionDenied`` mapping); only the body is replaced, and only for a view
     that has a ``generation`` (a ``SyncViewSet``): other views keep DRF's body.
     """
+    if is_missing_schema(exc) and getattr(context.get("view"), "generation", None) is not None:
+        logger.error("A table of %s is not migrated", type(context["view"]).__name__, exc_info=exc)
+        exc = SchemaNotMigrated()
     response = drf_exception_handler(exc, context)
     generation = getattr(context.get("view"), "generation", None)
     if response is None or generation is None:

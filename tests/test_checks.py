@@ -256,3 +256,14 @@ def test_w012_when_rows_have_no_stamp(db):
     assert ids(checks.check_unstamped_rows()) == []  # a database check: only with --database
     assert stamp_unstamped_rows("default") == [(Item, 3)]
     assert ids(checks.check_unstamped_rows(databases=["default"])) == []
+
+
+def test_e031_when_rest_framework_is_not_installed():
+    from django.test import modify_settings
+
+    without_drf = ["rest_framework", "rest_framework.authtoken", "drf_spectacular"]
+    with modify_settings(INSTALLED_APPS={"remove": without_drf}):
+        messages = checks.check_installed_apps()
+    assert ids(messages) == ["offline_sync.E031"]
+    assert "'rest_framework'" in messages[0].msg and "INSTALLED_APPS" in messages[0].hint
+    assert checks.check_installed_apps() == []
