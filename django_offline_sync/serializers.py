@@ -462,10 +462,15 @@ def _refuse_constant(name: str) -> Any:
     raise _NotJson(f"{name} is not a JSON value (RFC 8259 has no NaN or Infinity).")
 
 
+def server_assigns_ids(model: type[SyncModel]) -> bool:
+    """Whether inserts into ``model`` must leave the id to the server (any key but a string)."""
+    return not isinstance(model._meta.pk, models.CharField)
+
+
 def new_id_for(model: type[SyncModel], sent: Any) -> Any:
     """The id of a row being inserted: the client's (validated) or None for a fresh one."""
     if sent in (None, ""):
         return None
-    if isinstance(model._meta.pk, models.CharField):
+    if not server_assigns_ids(model):
         return sent
     raise IdNotAccepted(f"{model._meta.object_name} assigns ids itself; do not send an id.")

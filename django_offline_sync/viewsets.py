@@ -41,10 +41,19 @@ from .models import SyncModel, accepts_stamp
 from .pagination import SyncPagination
 from .query import FieldMap, ODataQuery, parse_query
 from .renderers import SyncContentNegotiation, SyncJSONRenderer
-from .serializers import Body, Representer, SyncModelSerializer, new_id_for, read_json, serializer_class_for, split_body
+from .serializers import (
+    Body,
+    Representer,
+    SyncModelSerializer,
+    new_id_for,
+    read_json,
+    serializer_class_for,
+    server_assigns_ids,
+    split_body,
+)
 from .settings import get_settings
 from .stamping import Stamp
-from .wire import SYSTEM_WIRE_NAMES
+from .wire import IDS_HEADER, SERVER_ASSIGNED_IDS, SYSTEM_WIRE_NAMES
 from .writer import Writer, lookup_pk
 
 __all__ = ["SyncViewSet"]
@@ -340,12 +349,22 @@ class SyncViewSet(_ViewSetBase):
         response = super().finalize_response(request, response, *args, **kwargs)
         response["Cache-Control"] = "no-cache"
         # Browser clients read these (§1.4); a CORS middleware adds the rest.
-        response["Access-Control-Expose-Headers"] = "ETag, Link, Location"
+        response["Access-Control-Expose-Headers"] = f"ETag, Link, Location, {IDS_HEADER}"
+        if self._server_assigns_ids():
+            # Tells clients up front that an offline insert (a client-chosen id) cannot succeed.
+            response[IDS_HEADER] = SERVER_ASSIGNED_IDS
         # The view holds the response and the response's renderer_context holds the view: a
         # reference cycle that keeps every page's rows alive until a full GC pass and grew a
         # worker by ~60 MB over a 1M-row pull (bench/memory.py). Break it once it is sent.
         response._resource_closers.append(lambda: self._release(response))  # type: ignore[attr-defined]  # Django's, untyped
         return response
+
+    def _server_assigns_ids(self) -> bool:
+        try:
+            model = self._table().model
+        except ImproperlyConfigured:  # answered as an error already; check E030 reports it
+            return False
+        return server_assigns_ids(model)
 
     def _release(self, response: Response) -> None:
         for name in ("response", "request", "args", "kwargs", "odata_query"):

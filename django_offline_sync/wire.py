@@ -22,7 +22,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 __all__ = [
+    "IDS_HEADER",
     "ID_MAX_LENGTH",
+    "ID_NOT_ACCEPTED",
+    "SERVER_ASSIGNED_IDS",
     "SYSTEM_FIELDS",
     "SYSTEM_WIRE_NAMES",
     "UTC",
@@ -44,6 +47,16 @@ __all__ = [
 
 UTC: Final = dt.UTC
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=UTC)
+
+# -- who assigns a table's ids ----------------------------------------------------------------
+
+#: Response header of every answer of a table whose ids the server assigns (an integer key):
+#: its value is ``SERVER_ASSIGNED_IDS``. A table whose ids clients may choose sends none. Our
+#: own extension (no Azure client reads it): the Python client refuses offline inserts there.
+IDS_HEADER: Final = "X-Offline-Sync-Ids"
+SERVER_ASSIGNED_IDS: Final = "server"
+#: ``errorCode`` of the 400 answering an insert that sends an id to such a table.
+ID_NOT_ACCEPTED: Final = "id_not_accepted"
 
 # -- system fields ---------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The ``offline-sync`` command: pull, push, status and purge from a shell or a script.
+"""The ``offline-sync`` command: pull, push, status, queue, discard and purge from a shell or a script.
 
 Example: ``offline-sync --url http://127.0.0.1:8000 --db device.db pull Task Note``.
 Exit codes are stable so scripts can branch on them (see ``EXIT_*``); progress goes to
@@ -9,6 +9,7 @@ away (``offline-sync status | head``) only silences the rest of the output.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sqlite3
 import sys
@@ -28,7 +29,7 @@ from .errors import (
     TransportError,
     UnexpectedResponse,
 )
-from .store import DELETE
+from .store import DELETE, INSERT, PendingOperation
 from .tables import SyncClient
 from .transport import check_url
 
@@ -176,6 +177,16 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="show local rows, pending operations and delta tokens")
     status.add_argument("tables", nargs="*", metavar="TABLE")
 
+    queue = commands.add_parser("queue", help="list the queued operations (with --show, what each would send)")
+    queue.add_argument("tables", nargs="*", metavar="TABLE", help="only these tables (default: all)")
+    queue.add_argument("--show", action="store_true", help="also print each operation's item as JSON")
+
+    discard = commands.add_parser(
+        "discard",
+        help="drop queued operations by number (see queue) and put their items back as the server has them",
+    )
+    discard.add_argument("sequences", nargs="+", type=int, metavar="NUMBER")
+
     purge = commands.add_parser("purge", help="clear a table's local rows and delta tokens")
     purge.add_argument("tables", nargs="+", metavar="TABLE")
     purge.add_argument("--force", action="store_true", help="also discard pending local changes")
@@ -205,6 +216,7 @@ def main(
     args = parser.parse_args(argv)
     if args.command in ("pull", "push") and not args.url:
         parser.error(f"{args.command} needs --url")
+
     try:
         if args.url:
             check_url(args.url)  # "127.0.0.1:8000" is a usage error, not an unreachable server
@@ -262,6 +274,21 @@ _EXIT_CODES: tuple[tuple[type[SyncClientError], int], ...] = (
 )
 
 
+def _describe(op: PendingOperation, *, table: bool = False) -> str:
+    """One line for a queued operation: its number (for ``discard``), what, and its state."""
+    where = f"{op.table}/{op.item_id}" if table else op.item_id
+    text = f"#{op.sequence} {op.kind} {where} (base version {op.base_version or '-'})"
+    return text + (f" SET ASIDE: {op.error}" if op.error else "")
+
+
+def _report_set_aside(ops: Sequence[PendingOperation], warn: Callable[[str], None]) -> None:
+    for op in ops:
+        warn(
+            f"{op.kind} {op.table}/{op.item_id} set aside, the server refused it ({op.error}); "
+            f"it is no longer pushed. Drop it with: offline-sync discard {op.sequence}"
+        )
+
+
 def _failure(exc: SyncClientError) -> tuple[int, str]:
     """The exit code and the one-line message for an error."""
     code = next((code for kind, code in _EXIT_CODES if isinstance(exc, kind)), EXIT_ERROR)
@@ -299,11 +326,13 @@ def _run(
             bar.finish()
             if pulled.pushed is not None:
                 say(f"push: {pulled.pushed.summary()}")
+                _report_set_aside(pulled.pushed.set_aside, warn)
             say(pulled.summary())
         return EXIT_OK
     if args.command == "push":
         result = client.push(args.tables or None, progress=bar)
         bar.finish()
+        _report_set_aside(result.set_aside, warn)
         for record in result.conflicts:
             op, fields = record.conflict.operation, record.conflict.differing_fields
             status = f"HTTP {record.conflict.status}" + (f"; differs in {', '.join(fields)}" if fields else "")
@@ -319,9 +348,34 @@ def _run(
             tokens = ", ".join(f"{c.query_id}={c.token}" for c in client.store.cursors(table)) or "never pulled"
             say(f"{table}: {client.store.count(table)} row(s), {len(ops)} pending; delta tokens: {tokens}")
             for op in ops:
-                say(f"  #{op.sequence} {op.kind} {op.item_id} (base version {op.base_version or '-'})")
+                say(f"  {_describe(op)}")
         if not tables:
             say("no tables in the local store")
+        return EXIT_OK
+    if args.command == "queue":
+        ops = [op for op in client.pending() if not args.tables or op.table in args.tables]
+        for op in ops:
+            say(_describe(op, table=True))
+            if args.show:
+                say("    " + json.dumps(op.item, sort_keys=True, ensure_ascii=False))
+        aside = sum(op.set_aside for op in ops)
+        say(f"{len(ops)} queued operation(s), {len(ops) - aside} to push, {aside} set aside")
+        if aside:
+            say("set-aside operations are not pushed; drop them with: offline-sync discard NUMBER")
+        return EXIT_OK
+    if args.command == "discard":
+        chosen = [client.store.operation(n) for n in args.sequences]
+        if missing := [n for n, op in zip(args.sequences, chosen, strict=True) if op is None]:
+            warn(f"no queued operation #{missing[0]} (see offline-sync queue)")
+            return EXIT_ERROR
+        if not args.url and (online := next((op for op in chosen if op and op.kind != INSERT), None)):
+            # Only a discarded insert needs no server: its row never reached it.
+            warn(f"discard of #{online.sequence} ({online.kind}) needs --url to fetch the server's copy back")
+            return EXIT_USAGE
+        for sequence in args.sequences:
+            op = client.discard(sequence)
+            what = "its local row removed" if op.kind == INSERT else "the server's copy restored"
+            say(f"discarded #{op.sequence} {op.kind} {op.table}/{op.item_id}; {what}")
         return EXIT_OK
     for table in args.tables:  # purge
         removed = client.purge(table, force=args.force)

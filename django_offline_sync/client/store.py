@@ -68,11 +68,12 @@ SYSTEM_FIELDS: frozenset[str] = frozenset(
 APPLICATION_ID = 0x4F53594E
 
 #: ``PRAGMA user_version`` of a client store: the layout of its tables. A store of a later
-#: format (written by a newer client) is refused rather than misread.
-STORE_FORMAT = 1
+#: format (written by a newer client) is refused rather than misread; an earlier one is
+#: upgraded on open. 2: ``sync_operations.error`` (operations set aside) and ``sync_tables``.
+STORE_FORMAT = 2
 
 #: The client's own tables besides ``rows_<Table>`` (``sqlite_*`` ones are SQLite's).
-_CLIENT_TABLES = frozenset({"sync_operations", "sync_cursors"})
+_CLIENT_TABLES = frozenset({"sync_operations", "sync_cursors", "sync_tables"})
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ITEM_JSON = json.JSONEncoder(sort_keys=True).encode  # json.dumps(sort_keys=True) without a new encoder per call
@@ -120,6 +121,13 @@ class PendingOperation:
     item: Item
     base_version: str | None
     revision: int
+    #: Why the server refused it for good, when it did: the entry is then *set aside*, no
+    #: longer pushed and no longer blocking the table's pulls, until it is discarded.
+    error: str | None = None
+
+    @property
+    def set_aside(self) -> bool:
+        return self.error is not None
 
 
 @dataclass(frozen=True)
@@ -180,6 +188,9 @@ class LocalStore:
             with self.transaction():
                 if not self._is_client_store():  # again under the write lock: a racing opener may have made it
                     self._create()
+        if self._conn.execute("PRAGMA user_version").fetchone()[0] < STORE_FORMAT:
+            with self.transaction():
+                self._upgrade()
         if self.path != ":memory:":
             self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
@@ -246,6 +257,23 @@ class LocalStore:
             )"""
         )
         self._conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        self._upgrade()
+
+    def _upgrade(self) -> None:
+        """Bring a store of an earlier format (or one just created at format 1) to ``STORE_FORMAT``."""
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version >= STORE_FORMAT:
+            return
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(sync_operations)")}
+        if "error" not in columns:
+            self._conn.execute("ALTER TABLE sync_operations ADD COLUMN error TEXT")
+        # What the client learned about each table: whether the server assigns its ids.
+        self._conn.execute(
+            """CREATE TABLE IF NOT EXISTS sync_tables (
+                table_name TEXT PRIMARY KEY,
+                server_assigns_ids INTEGER NOT NULL DEFAULT 0
+            )"""
+        )
         self._conn.execute(f"PRAGMA user_version = {STORE_FORMAT}")
 
     # -- plumbing --------------------------------------------------------------------------
@@ -403,9 +431,37 @@ class LocalStore:
             (kind, table, item_id, snapshot, base_version),
         )
 
+    # -- what the server told us about a table ------------------------------------------------
+
+    def server_assigns_ids(self, table: str) -> bool:
+        """Whether the server said it assigns ``table``'s ids (so offline inserts are refused)."""
+        row = self._conn.execute(
+            "SELECT server_assigns_ids FROM sync_tables WHERE table_name = ?", (table,)
+        ).fetchone()
+        return bool(row and row[0])
+
+    def set_server_assigns_ids(self, table: str, value: bool) -> None:
+        if self.server_assigns_ids(table) == value:
+            return
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO sync_tables (table_name, server_assigns_ids) VALUES (?, ?) "
+                "ON CONFLICT (table_name) DO UPDATE SET server_assigns_ids = excluded.server_assigns_ids",
+                (check_name(table), int(value)),
+            )
+
     def insert(self, table: str, item: Mapping[str, Any]) -> Item:
-        """Insert an item locally and queue its insert. Generates an id if there is none."""
+        """Insert an item locally and queue its insert. Generates an id if there is none.
+
+        Refused (``OperationRefused``) for a table whose ids the server assigns (an integer
+        key): the server refuses any id a client chooses, so the insert could never be pushed.
+        """
         self.ensure_table(table)
+        if self.server_assigns_ids(table):
+            raise OperationRefused(
+                f"{table} gets its ids from the server, so a row cannot be created offline; "
+                f"insert it online (client.online_table({table!r}).insert(...))"
+            )
         new = {k: v for k, v in item.items() if k not in SYSTEM_FIELDS}
         new["id"] = str(new.get("id") or generate_id())
         with self.transaction():
@@ -486,11 +542,24 @@ class LocalStore:
             ).fetchall()
         return [_operation(row) for row in rows]
 
-    def pending_count(self, table: str | None = None) -> int:
+    def pending_count(self, table: str | None = None, *, set_aside: bool = False) -> int:
+        """Queued operations still to push (``set_aside=True``: those set aside as well)."""
+        sql = "SELECT COUNT(*) FROM sync_operations WHERE (? OR error IS NULL)"
         if table is None:
-            return int(self._conn.execute("SELECT COUNT(*) FROM sync_operations").fetchone()[0])
-        sql = "SELECT COUNT(*) FROM sync_operations WHERE table_name = ?"
-        return int(self._conn.execute(sql, (table,)).fetchone()[0])
+            return int(self._conn.execute(sql, (set_aside,)).fetchone()[0])
+        return int(self._conn.execute(sql + " AND table_name = ?", (set_aside, table)).fetchone()[0])
+
+    def set_aside(self, op: PendingOperation, error: str) -> PendingOperation:
+        """Mark a queued operation the server refused for good: kept, but no longer pushed.
+
+        It stays visible (``operations``, ``offline-sync queue``) until ``discard`` drops it,
+        and it no longer keeps the table's pulls waiting for an empty queue.
+        """
+        with self.transaction() as conn:
+            conn.execute("UPDATE sync_operations SET error = ? WHERE sequence = ?", (error, op.sequence))
+            fresh = self.operation(op.sequence)
+        assert fresh is not None
+        return fresh
 
     def operation(self, sequence: int) -> PendingOperation | None:
         row = self._conn.execute("SELECT * FROM sync_operations WHERE sequence = ?", (sequence,)).fetchone()
@@ -566,7 +635,10 @@ class LocalStore:
         return fresh
 
     def discard(self, sequence: int) -> None:
-        """Drop a queued operation without sending it (the local row is left as it is)."""
+        """Drop a queued operation without sending it (the local row is left as it is).
+
+        ``SyncClient.discard`` also puts the local row back to the server's copy.
+        """
         with self.transaction() as conn:
             conn.execute("DELETE FROM sync_operations WHERE sequence = ?", (sequence,))
 
@@ -697,7 +769,7 @@ class LocalStore:
         """
         self.ensure_table(table)
         with self.transaction() as conn:
-            pending = self.pending_count(table)
+            pending = self.pending_count(table, set_aside=True)
             if pending and not force:
                 raise PendingOperationsError(table, pending)
             conn.execute("DELETE FROM sync_operations WHERE table_name = ?", (table,))
@@ -714,6 +786,7 @@ def _operation(row: sqlite3.Row) -> PendingOperation:
         item=json.loads(row["item"]),
         base_version=row["base_version"],
         revision=row["revision"],
+        error=row["error"],
     )
 
 

@@ -18,10 +18,10 @@ from typing import Any
 
 import httpx
 
-from django_offline_sync.wire import parse_timestamp
+from django_offline_sync.wire import ID_NOT_ACCEPTED, IDS_HEADER, SERVER_ASSIGNED_IDS, parse_timestamp
 
 from .conflicts import CANCEL, CLIENT_WINS, MERGE, SERVER_WINS, Conflict, ConflictHandler, cancel, same_value
-from .errors import PushIncomplete, ServerError, UnknownTable
+from .errors import ItemNotFound, PushIncomplete, ServerError, UnknownTable
 from .store import DELETE, INSERT, SYSTEM_FIELDS, UPDATE, Item, LocalStore, PendingOperation, check_name
 from .transport import HttpTransport, decode_json, error_text, etag, looks_like_html, unexpected
 
@@ -63,6 +63,9 @@ class PushResult:
     error_operation: PendingOperation | None = None
     cancelled: bool = False
     remaining: int = 0
+    #: Operations the server refused for good (an insert into a table whose ids it assigns):
+    #: set aside, so they no longer block the push or the table's pulls; discard them.
+    set_aside: list[PendingOperation] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -83,6 +86,8 @@ class PushResult:
             text += ", stopped at a conflict left to the user"
         if self.error:
             text += f", stopped: {self.error}"
+        if self.set_aside:
+            text += f", {len(self.set_aside)} set aside (refused by the server; see offline-sync queue)"
         return text + f", {self.remaining} pending"
 
 
@@ -171,7 +176,9 @@ class Synchronizer:
         leaves that operation (and all later ones) queued.
         """
         result = PushResult()
-        queue = [op for op in self.store.operations() if tables is None or op.table in tables]
+        queue = [
+            op for op in self.store.operations() if (tables is None or op.table in tables) and not op.set_aside
+        ]
         limits = self.batch_limits() if len(queue) > 1 else None
         if limits is not None:
             self._push_batched(queue, limits, result, handler, progress)
@@ -335,6 +342,14 @@ class Synchronizer:
                 result.pushed += 1
                 return True
             is_conflict = status in (409, 412) or (op.kind == UPDATE and status in (404, 410))
+            if op.kind == INSERT and status == 400 and _error_code(response) == ID_NOT_ACCEPTED:
+                # The table's ids come from the server: this insert can never succeed. Set it
+                # aside (it would stop every later push and pull of the table) and remember
+                # the table, so the next offline insert is refused up front.
+                self.store.set_server_assigns_ids(op.table, True)
+                reason = f"HTTP 400: {error_text(response)}"
+                result.set_aside.append(self.store.set_aside(op, reason))
+                return True
             if not is_conflict:
                 result.error = f"{op.kind} {op.table}/{op.item_id}: HTTP {status}: {error_text(response)}"
                 result.error_operation = op
@@ -465,6 +480,7 @@ class Synchronizer:
             _raise_if_no_table(response, table, collection=True)
             _raise_for_status(response)
             body = decode_json(response)
+            self._learn(table, response)
             if not isinstance(body, dict) or "items" not in body:
                 raise _not_a_page(response)
             items = _page_items(response, body["items"])
@@ -512,6 +528,7 @@ class Synchronizer:
             _raise_if_no_table(response, table, collection=True)
             _raise_for_status(response)
             body = decode_json(response)
+            self._learn(table, response)
             if isinstance(body, dict):
                 if "results" not in body:
                     raise _not_a_page(response)
@@ -533,6 +550,26 @@ class Synchronizer:
                 skip += len(items)
             if progress:
                 progress(table, len(distinct) if total is None else min(len(distinct), total), total)
+
+    def _learn(self, table: str, response: httpx.Response) -> None:
+        """Remember whether the server assigns ``table``'s ids (``wire.IDS_HEADER``)."""
+        self.store.set_server_assigns_ids(table, response.headers.get(IDS_HEADER) == SERVER_ASSIGNED_IDS)
+
+    # -- discard -----------------------------------------------------------------------------
+
+    def discard(self, sequence: int) -> PendingOperation:
+        """Drop queued operation ``sequence`` and put its item back as the server has it.
+
+        A discarded insert never reached the server, so its local row goes too (no request).
+        A discarded update or delete takes the server's current copy (one GET), or removes
+        the row when the server has none. ``ItemNotFound`` if there is no such operation.
+        """
+        op = self.store.operation(sequence)
+        if op is None:
+            raise ItemNotFound(f"no queued operation #{sequence}")
+        server_item = None if op.kind == INSERT else self.fetch(op.table, op.item_id)
+        self.store.accept_server(op, server_item)
+        return op
 
     # -- purge -------------------------------------------------------------------------------
 
@@ -584,6 +621,16 @@ def _next_url(path: str, next_link: str | None) -> str | None:
     if next_link.startswith(("http://", "https://", "/")):
         return next_link
     return f"{path}?{next_link.lstrip('?')}"
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    """The ``errorCode`` of an error body, if it is JSON and has one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    code = body.get("errorCode") if isinstance(body, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def _json_item(response: httpx.Response, *, strict: bool) -> Item | None:

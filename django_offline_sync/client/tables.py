@@ -117,6 +117,10 @@ class SyncClient:
             table, query_id=query_id, filter=filter, full=full, handler=conflict_handler, progress=progress
         )
 
+    def discard(self, sequence: int) -> PendingOperation:
+        """Drop a queued operation and put its item back as the server has it (``Synchronizer.discard``)."""
+        return self.synchronizer.discard(sequence)
+
     def purge(self, table: str, *, force: bool = False) -> int:
         """Clear the local rows and delta tokens of ``table``; refused while it has pending changes."""
         return self.synchronizer.purge(table, force=force)
