@@ -33,6 +33,8 @@ from django_offline_sync.client import SyncClient
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = 130  # more than a v3 page (100), so the pull pages
 
+pytestmark = pytest.mark.e2e
+
 
 def _docs_page() -> Path:
     """``existing-models.rst`` wherever the docs tree keeps it."""
