@@ -237,12 +237,12 @@ def is_missing_schema(exc: BaseException) -> bool:
     """Whether a database error says a table or column does not exist."""
     if not isinstance(exc, DatabaseError):
         return False
+    if exc.args and isinstance(exc.args[0], int):  # MySQL drivers: (errno, message)
+        return exc.args[0] in _MYSQL_MISSING
     cause = exc.__cause__
     sqlstate = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
     if sqlstate is not None:
         return sqlstate in _POSTGRES_MISSING
-    if exc.args and isinstance(exc.args[0], int):
-        return exc.args[0] in _MYSQL_MISSING
     text = str(exc)
     return any(phrase in text for phrase in _SQLITE_MISSING)
 
