@@ -222,12 +222,28 @@ def key_changes() -> list[KeyChange]:
     return changes
 
 
+def _holds_rows(using: str, table: str) -> bool:
+    """Whether ``table`` exists on ``using`` with at least one row (ids a key change would rewrite).
+
+    On a fresh database (a new deployment, the test database) the whole migration history is
+    planned and the table does not exist yet: a key change made on purpose long ago must
+    replay there without the check being silenced forever.
+    """
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        if table not in connection.introspection.table_names(cursor):
+            return False
+        limit = connection.ops.limit_offset_sql(0, 1)  # LIMIT 1, or Oracle's FETCH FIRST
+        cursor.execute(f"SELECT 1 FROM {connection.ops.quote_name(table)} {limit}")
+        return cursor.fetchone() is not None
+
+
 def refuse_key_changes(sender: Any, *, using: str = "default", plan: Any = None, **kwargs: Any) -> None:
     """``pre_migrate`` handler: refuse a planned migration that changes a synced table's key kind.
 
     Catches a migration written before ``offline_sync.E011`` could stop it (or with
-    ``--skip-checks``). Only migrations that alter, add or remove a field of a synced model
-    have their states compared.
+    ``--skip-checks``), when the table already holds rows. Only migrations that alter, add
+    or remove a field of a synced model have their states compared.
     """
     if not plan or silenced():
         return
@@ -256,7 +272,7 @@ def refuse_key_changes(sender: Any, *, using: str = "default", plan: Any = None,
             if old_state is None or new_state is None:
                 continue
             change = _change(model, _pk_of(dict(old_state.fields)), _pk_of(dict(new_state.fields)))
-            if change is not None:
+            if change is not None and _holds_rows(using, model._meta.db_table):
                 raise CommandError(
                     f"Migration {app_label}.{migration.name} changes the primary key of a synced table. "
                     f"{change.describe()} {change.hint()} Remove the primary-key change from that "

@@ -306,6 +306,13 @@ def test_forgetting_the_integer_id_stops_makemigrations_and_migrate(existing_sit
     plan = site.manage("showmigrations", "inventory").stdout
     assert "[ ] 0002" in plan
 
+    # A fresh database (a new deployment, a test run) replays the migration: no ids to rewrite.
+    fresh = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(site.path / "fresh.db")}
+    (site.path / "mysite" / "settings_fresh.py").write_text(
+        f"from .settings import *  # noqa: F403\nDATABASES = {{'default': {fresh!r}}}\n"
+    )
+    site.manage("migrate", "--skip-checks", "--settings", "mysite.settings_fresh")
+
     # A deliberate conversion silences the check, and then both commands let it through.
     with (site.path / "mysite" / "settings.py").open("a") as file:
         file.write('\nSILENCED_SYSTEM_CHECKS = ["offline_sync.E011"]\n')
