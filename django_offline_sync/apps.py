@@ -1,5 +1,5 @@
-"""Django application config: registers the system checks, the migrate handlers (and the
-OpenAPI extension when drf-spectacular is installed).
+"""Django application config: registers the system checks, the migrate handlers, the change-event
+notifier (and the OpenAPI extension when drf-spectacular is installed).
 
 ``post_migrate`` stamps rows that predate a table's adoption of ``SyncModel``; ``pre_migrate``
 refuses a migration that would change a synced table's primary key type (``adoption``).
@@ -37,6 +37,12 @@ class OfflineSyncConfig(AppConfig):
         # Sent once per installed app; ``sender=self`` runs each handler once per migrate.
         pre_migrate.connect(refuse_key_changes, sender=self, dispatch_uid="offline_sync_refuse_key_changes")
         post_migrate.connect(stamp_after_migrate, sender=self, dispatch_uid="offline_sync_stamp_after_migrate")
+
+        from .events import notify_committed
+        from .signals import sync_committed
+
+        # On PostgreSQL, tell every process's change-event subscribers (docs/events.rst).
+        sync_committed.connect(notify_committed, dispatch_uid="offline_sync_notify_committed")
 
 
 def _register_sqlite_functions(sender: Any, connection: Any, **kwargs: Any) -> None:

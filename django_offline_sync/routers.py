@@ -99,12 +99,13 @@ class SyncRouter(SimpleRouter):
         ),
     ]
 
-    def __init__(self, *, batch: bool = True) -> None:
+    def __init__(self, *, batch: bool = True, events: bool = True) -> None:
         """``batch=False`` leaves out ``/$batch`` (``docs/batch.rst``): clients then push one
-        request per operation."""
+        request per operation. ``events=False`` leaves out ``/$events`` (``docs/events.rst``)."""
         super().__init__(trailing_slash=False)
         self.trailing_slash = "/?"
         self.batch = batch
+        self.events = events
 
     def register(self, prefix: str, viewset: type[ViewSetMixin], basename: str | None = None) -> None:
         """DRF's ``register``; two tables whose names differ only in case are refused, since
@@ -118,16 +119,20 @@ class SyncRouter(SimpleRouter):
 
     def get_urls(self) -> list[URLPattern | URLResolver]:
         """DRF's URLs, each matched in any case and served under the registered spelling,
-        after ``$batch`` (``docs/batch.rst``), which serves the registered tables."""
+        after ``$batch`` (``docs/batch.rst``) and ``$events`` (``docs/events.rst``), which serve
+        the registered tables."""
         from .batch import BATCH_PATH, BatchView, _Table
+        from .events import EVENTS_PATH, events_view
 
         prefixes = {basename: prefix for prefix, _, basename in self.registry}
         urls: list[URLPattern | URLResolver] = []
-        if self.registry and self.batch:
-            tables = {prefix.lower(): _Table(prefix, viewset, basename) for prefix, viewset, basename in self.registry}
-            batch = BatchView.as_view(tables=tables)
+        tables = {prefix.lower(): _Table(prefix, viewset, basename) for prefix, viewset, basename in self.registry}
+        if tables and self.batch:
             pattern = _TablePattern(rf"^\{BATCH_PATH}/?$", name="offline-sync-batch", is_endpoint=True)
-            urls.append(URLPattern(pattern, batch, name="offline-sync-batch"))
+            urls.append(URLPattern(pattern, BatchView.as_view(tables=tables), name="offline-sync-batch"))
+        if tables and self.events:
+            pattern = _TablePattern(rf"^\{EVENTS_PATH}/?$", name="offline-sync-events", is_endpoint=True)
+            urls.append(URLPattern(pattern, events_view(tables), name="offline-sync-events"))
         for url in super().get_urls():
             initkwargs = getattr(url.callback, "initkwargs", None) if isinstance(url, URLPattern) else None
             if not isinstance(url, URLPattern) or not isinstance(initkwargs, dict) or url.callback is None:

@@ -110,6 +110,16 @@ class SyncSettings:
     BATCH_MAX_BODY_BYTES: int = 2_097_152
     #: Seconds a committed batch's results are kept for replaying a retry of it.
     BATCH_RECORD_TTL: int = 7 * 86_400
+    #: ``GET /tables/$events`` (an extension, ``docs/events.rst``), and on PostgreSQL a
+    #: ``pg_notify`` after each committed write.
+    EVENTS: bool = True
+    #: How often each process reads the subscribed tables' clocks, in milliseconds (on
+    #: PostgreSQL LISTEN/NOTIFY is immediate; the poll catches writes made outside the endpoints).
+    EVENTS_POLL_MS: int = 1000
+    #: At most one event per table and subscriber in this many milliseconds.
+    EVENTS_COALESCE_MS: int = 250
+    #: Seconds between keep-alive comments on an idle stream.
+    EVENTS_KEEPALIVE_SECONDS: int = 15
 
 
 DEFAULTS: Final = SyncSettings()
@@ -130,7 +140,10 @@ _MAX_TIMEOUT_MS: Final = 2**31 - 1
 _LIMITS: Final = (
     "MAX_FILTER_LENGTH", "MAX_FILTER_DEPTH", "MAX_FILTER_NODES", "MAX_FILTER_STRING", "MAX_BODY_BYTES", "CURSOR_MAX_AGE"
 )
-_LIMITS_BATCH: Final = ("BATCH_MAX_OPERATIONS", "BATCH_MAX_BODY_BYTES", "BATCH_RECORD_TTL")
+_LIMITS_BATCH: Final = (
+    "BATCH_MAX_OPERATIONS", "BATCH_MAX_BODY_BYTES", "BATCH_RECORD_TTL",
+    "EVENTS_POLL_MS", "EVENTS_COALESCE_MS", "EVENTS_KEEPALIVE_SECONDS",
+)
 
 
 def _value_problem(key: str, value: Any) -> tuple[str, str] | None:

@@ -27,6 +27,7 @@ from .store import LocalStore, PendingOperation
 from .sync import PullResult, PushResult, Synchronizer
 from .tables import OnlineTable, SyncClient, SyncTable
 from .transport import HttpTransport
+from .watch import Watcher
 
 __all__ = [
     "Conflict",
@@ -55,6 +56,7 @@ __all__ = [
     "TransportError",
     "UnexpectedResponse",
     "UnknownTable",
+    "Watcher",
     "cancel",
     "client_wins",
     "server_wins",

@@ -1,4 +1,4 @@
-"""The ``offline-sync`` command: pull, push, status, queue, discard and purge from a shell or a script.
+"""The ``offline-sync`` command: pull, push, watch, status, queue, discard and purge from a shell or a script.
 
 Example: ``offline-sync --url http://127.0.0.1:8000 --db device.db pull Task Note``.
 Exit codes are stable so scripts can branch on them (see ``EXIT_*``); progress goes to
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
@@ -30,8 +31,10 @@ from .errors import (
     UnexpectedResponse,
 )
 from .store import DELETE, INSERT, PendingOperation
+from .sync import PullResult
 from .tables import SyncClient
 from .transport import check_url
+from .watch import Watcher
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # the server refused a request, or another client error
@@ -171,7 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     push = commands.add_parser("push", help="send pending local changes in order")
     push.add_argument("tables", nargs="*", metavar="TABLE", help="only these tables (default: all)")
-    for command in (pull, push):  # also after the command: "offline-sync ... pull Task --conflict server-wins"
+
+    watch = commands.add_parser(
+        "watch", help="pull tables whenever the server announces a change (GET /tables/$events), until interrupted"
+    )
+    watch.add_argument("tables", nargs="+", metavar="TABLE")
+    watch.add_argument("--max-events", type=int, metavar="N", help="stop after N change events")
+    for command in (pull, push, watch):  # also after the command: "offline-sync ... pull Task --conflict server-wins"
         command.add_argument("--conflict", choices=sorted(HANDLERS), default=argparse.SUPPRESS, help=conflict_help)
 
     status = commands.add_parser("status", help="show local rows, pending operations and delta tokens")
@@ -214,7 +223,7 @@ def main(
     err = Output(stderr or sys.stderr)
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command in ("pull", "push") and not args.url:
+    if args.command in ("pull", "push", "watch") and not args.url:
         parser.error(f"{args.command} needs --url")
 
     try:
@@ -313,6 +322,31 @@ def resolve_hint(conflict: Conflict) -> str:
     return f"rerun with --conflict client-wins to {keep}, or --conflict server-wins to {take}"
 
 
+def _watch(
+    args: argparse.Namespace, client: SyncClient, say: Callable[[str], None], warn: Callable[[str], None]
+) -> int:
+    """``watch``: pull on every change event until Ctrl-C, SIGTERM or ``--max-events``."""
+
+    def pulled(result: PullResult) -> None:
+        if result.pushed is not None:
+            say(f"push: {result.pushed.summary()}")
+        say(result.summary())
+        sys.stdout.flush()
+
+    def terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    watcher = Watcher(client, args.tables, on_pull=pulled, on_error=warn)
+    try:
+        watcher.run(max_events=args.max_events)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return EXIT_OK
+
+
 def _run(
     args: argparse.Namespace,
     client: SyncClient,
@@ -341,6 +375,8 @@ def _run(
         if (conflict := result.blocking_conflict) is not None:
             warn(f"push stopped by a conflict: {conflict.describe()}; {resolve_hint(conflict)}")
         return EXIT_OK if result.ok else EXIT_INCOMPLETE
+    if args.command == "watch":
+        return _watch(args, client, say, warn)
     if args.command == "status":
         tables = args.tables or sorted(set(client.store.tables()) | {op.table for op in client.pending()})
         for table in tables:

@@ -2,7 +2,7 @@
 
 A ``SyncTable`` reads and writes the local store (every write queued for the next push); an
 ``OnlineTable`` calls the server directly. ``SyncClient`` ties a store, a transport and a
-conflict handler together and offers push, pull and purge.
+conflict handler together and offers push, pull, purge and watch.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from .errors import ConflictError, ItemNotFound, ServerError, UnknownTable
 from .store import Item, LocalStore, PendingOperation, check_name
 from .sync import Progress, PullResult, PushResult, Synchronizer, body_for
 from .transport import HttpTransport, decode_json, error_text, etag, looks_like_html
+from .watch import Watcher
 
 
 class SyncClient:
@@ -124,6 +125,21 @@ class SyncClient:
     def purge(self, table: str, *, force: bool = False) -> int:
         """Clear the local rows and delta tokens of ``table``; refused while it has pending changes."""
         return self.synchronizer.purge(table, force=force)
+
+    def watch(
+        self,
+        tables: Sequence[str],
+        *,
+        on_pull: Callable[[PullResult], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
+        max_events: int | None = None,
+    ) -> Watcher:
+        """Pull ``tables`` now and whenever the server announces a change (``GET /tables/$events``),
+        reconnecting with backoff, until ``max_events`` events or ``Watcher.stop()`` (from a
+        callback or another thread). Returns the ``Watcher`` once it has stopped."""
+        watcher = Watcher(self, tables, on_pull=on_pull, on_error=on_error)
+        watcher.run(max_events=max_events)
+        return watcher
 
 
 class SyncTable:

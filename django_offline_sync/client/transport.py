@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any, Self
 from urllib.parse import quote, urlsplit
 
@@ -53,6 +54,7 @@ class HttpTransport:
             raise ValueError(f"generation must be one of {sorted(API_VERSIONS)}, not {generation!r}")
         check_url(base_url)
         self.generation = generation
+        self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
         self._sleep = sleep
@@ -125,6 +127,21 @@ class HttpTransport:
                     raise ServerFailure(status, response.reason_phrase, where, attempt + 1, detail)
             attempt += 1
             self._sleep(self.backoff * 2 ** (attempt - 1))
+
+    def stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: httpx.Timeout | None = None,
+    ) -> AbstractContextManager[httpx.Response]:
+        """A response whose body is read as it arrives (the change events); not retried here:
+        a stream's reader reconnects itself (``watch.Watcher``)."""
+        return self._client.stream(
+            method, url, params=params, headers=headers, timeout=timeout or httpx.USE_CLIENT_DEFAULT
+        )
 
     def url_for(self, url: str) -> str:
         """The absolute address of ``url`` (a path under the base URL, or absolute), without its query."""

@@ -1,0 +1,400 @@
+"""``GET /tables/$events``: server-sent change events, so a device pulls when a table changed.
+
+An extension of the protocol; ``docs/events.rst`` is the reference. The parts:
+
+* **The view** (``events_view``, routed by ``SyncRouter``) is an async Django view: a
+  subscriber costs an open socket and a suspended coroutine, not a worker thread, when the
+  site runs under ASGI (uvicorn, daphne, granian's ASGI interface). At connection it checks,
+  for every table asked for, what a ``GET /tables/{table}`` of the same caller would check
+  (authentication, the table's read permissions, throttles), through the table's viewset.
+* **The hub** (``_Hub``, one per process and event loop) knows the newest committed stamp of
+  each subscribed table and wakes the subscribers when one moves. It learns it from the
+  table clocks (``stamping.py``), read by one query per poll for every table of every
+  subscriber, and on PostgreSQL also from ``LISTEN offline_sync``: ``notify_committed``,
+  connected to ``sync_committed``, sends ``pg_notify`` after each commit, so every app process
+  hears every other's writes at once. The poll stays on as the safety net (writes made
+  outside the endpoints, a dropped listener connection).
+* **Events carry no row data**, only the table and the stamp, so the data view is never
+  bypassed: the device pulls. For a table whose data view depends on the caller (the viewset
+  overrides ``get_queryset`` or sets ``queryset``), an event is sent only if that data view has
+  a row stamped in the new range: a subscriber never learns of changes it cannot see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+from asgiref.sync import sync_to_async
+from django.core.handlers.wsgi import WSGIRequest
+from django.db import DatabaseError, connections, router
+from django.db.models import Max
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework.exceptions import APIException, NotFound
+
+from . import stamping
+from .exceptions import BadRequest, describe
+from .generations import policy_for
+from .renderers import SyncJSONRenderer
+from .settings import get_settings
+from .wire import format_timestamp, ms_to_datetime
+
+__all__ = ["CHANNEL", "EVENTS_PATH", "events_view", "notify_committed"]
+
+logger = logging.getLogger(__name__)
+
+#: The endpoint's name under the tables prefix (``/tables/$events``).
+EVENTS_PATH: Final = "$events"
+
+#: The PostgreSQL notification channel; a payload is ``"<clock key> <stamp ms>"``.
+CHANNEL: Final = "offline_sync"
+
+#: Most tables one subscription may name.
+MAX_TABLES: Final = 64
+
+#: libpq connection parameters copied from Django's to open the listening connection.
+_CONNINFO_KEYS: Final = frozenset(
+    {
+        "dbname", "user", "password", "host", "port", "options", "sslmode", "sslrootcert", "sslcert",
+        "sslkey", "sslpassword", "application_name", "connect_timeout", "service", "passfile",
+        "target_session_attrs",
+    }
+)
+
+
+class InvalidSubscription(BadRequest):
+    default_detail = _("The subscription is invalid.")
+    default_code = "invalid_subscription"
+
+
+class AsgiRequired(APIException):
+    status_code = 501
+    default_detail = _(
+        "Change events stream without end: serve /tables/$events under ASGI (uvicorn, daphne), "
+        "where a subscriber does not hold a worker. See docs/events.rst."
+    )
+    default_code = "asgi_required"
+
+
+# -- sending: after each commit, on PostgreSQL ---------------------------------------------------
+
+
+def notify_committed(sender: type, instance: Any, **kwargs: Any) -> None:
+    """``sync_committed`` receiver: ``pg_notify`` the table's new stamp to every listening process.
+
+    It runs after the commit (``sync_committed`` is sent from ``on_commit``), in autocommit,
+    so the notification never announces a write that could still roll back. A failure is
+    logged, never raised: the write has committed, and the pollers will see it.
+    """
+    if not get_settings().EVENTS:
+        return
+    using = router.db_for_write(sender)
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return
+    updated_at = getattr(instance, "updated_at", None)
+    ms = stamping.datetime_to_ms(updated_at) if updated_at is not None else 0
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, f"{stamping.clock_key(sender)} {ms}"])
+    except DatabaseError:
+        logger.warning("Could not notify the change of %s; subscribers will see it at the next poll.", sender,
+                       exc_info=True)
+
+
+# -- the hub: newest stamps, per process ---------------------------------------------------------
+
+
+@dataclass
+class _Hub:
+    """The newest committed stamp of each subscribed table, and a wake-up for its subscribers."""
+
+    clocks: dict[tuple[str, str], int] = field(default_factory=dict)  # (database, clock key) → ms
+    models: dict[tuple[str, str], type] = field(default_factory=dict)
+    subscribers: dict[tuple[str, str], int] = field(default_factory=dict)
+    tick: asyncio.Event = field(default_factory=asyncio.Event)
+    poller: asyncio.Task[None] | None = None
+    listeners: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    listening: set[str] = field(default_factory=set)
+
+    async def subscribe(self, models: Iterable[type]) -> list[tuple[str, str]]:
+        keys = []
+        fresh = []
+        for model in models:
+            key = (router.db_for_write(model), stamping.clock_key(model))
+            keys.append(key)
+            self.models[key] = model
+            if self.subscribers.get(key, 0) == 0 and key not in self.clocks:
+                fresh.append(key)
+            self.subscribers[key] = self.subscribers.get(key, 0) + 1
+        if fresh:
+            self.clocks.update(await sync_to_async(_read_clocks)([(k, self.models[k]) for k in fresh]))
+        self._start()
+        return keys
+
+    def unsubscribe(self, keys: Iterable[tuple[str, str]]) -> None:
+        for key in keys:
+            self.subscribers[key] -= 1
+            if self.subscribers[key] <= 0:
+                del self.subscribers[key]
+                self.clocks.pop(key, None)
+
+    def advance(self, key: tuple[str, str], ms: int) -> None:
+        if key in self.subscribers and ms > self.clocks.get(key, 0):
+            self.clocks[key] = ms
+            self._wake()
+
+    def _wake(self) -> None:
+        tick, self.tick = self.tick, asyncio.Event()
+        tick.set()
+
+    def _start(self) -> None:
+        if self.poller is None or self.poller.done():
+            self.poller = asyncio.create_task(self._poll())
+        for using in {key[0] for key in self.subscribers}:
+            listener = self.listeners.get(using)
+            if connections[using].vendor == "postgresql" and (listener is None or listener.done()):
+                self.listeners[using] = asyncio.create_task(self._listen(using))
+
+    async def _poll(self) -> None:
+        """Read the subscribed tables' clocks every ``EVENTS_POLL_MS`` (one query per database)."""
+        while self.subscribers:
+            await asyncio.sleep(get_settings().EVENTS_POLL_MS / 1000)
+            wanted = [(key, self.models[key]) for key in list(self.subscribers)]
+            try:
+                clocks = await sync_to_async(_read_clocks)(wanted)
+            except DatabaseError:
+                logger.warning("Change events: reading the table clocks failed; retrying.", exc_info=True)
+                continue
+            for key, ms in clocks.items():
+                self.advance(key, ms)
+
+    async def _listen(self, using: str) -> None:
+        """``LISTEN offline_sync`` on a connection of its own, reconnecting with backoff."""
+        import psycopg
+        from psycopg.conninfo import make_conninfo
+
+        params = connections[using].get_connection_params()
+        conninfo = make_conninfo("", **{k: v for k, v in params.items() if k in _CONNINFO_KEYS and v is not None})
+        delay = 0.5
+        while self.subscribers:
+            try:
+                async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    self.listening.add(using)
+                    delay = 0.5
+                    async for note in conn.notifies():
+                        key, _, ms = note.payload.rpartition(" ")
+                        if key and ms.isdigit():
+                            self.advance((using, key), int(ms))
+                        if not self.subscribers:
+                            break
+            except psycopg.Error:
+                logger.warning("Change events: the LISTEN connection failed; polling meanwhile.", exc_info=True)
+            finally:
+                self.listening.discard(using)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Hub] = weakref.WeakKeyDictionary()
+
+
+def _hub() -> _Hub:
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        hub = _hubs[loop] = _Hub()
+    return hub
+
+
+def _read_clocks(wanted: list[tuple[tuple[str, str], type]]) -> dict[tuple[str, str], int]:
+    """The committed stamp of each table: its clock row (``STAMPING="clock"``), else its newest row."""
+    result: dict[tuple[str, str], int] = {}
+    if stamping.uses_clock():
+        by_db: dict[str, list[str]] = {}
+        for (using, key), _model in wanted:
+            by_db.setdefault(using, []).append(key)
+        for using, keys in by_db.items():
+            connection = connections[using]
+            qn = connection.ops.quote_name
+            marks = ", ".join(["%s"] * len(keys))
+            table, column = qn("table"), qn("last_ms")
+            sql = f"SELECT {table}, {column} FROM {qn(stamping.CLOCK_TABLE)} WHERE {table} IN ({marks})"
+            with connection.cursor() as cursor:
+                cursor.execute(sql, keys)
+                found = {str(table): int(ms) for table, ms in cursor.fetchall()}
+            for key in keys:
+                result[(using, key)] = found.get(key, 0)
+        return result
+    for (using, key), model in wanted:
+        manager: Any = model.all_objects  # type: ignore[attr-defined]  # a SyncModel: tombstones count
+        newest = manager.using(using).aggregate(newest=Max("updated_at"))["newest"]
+        result[(using, key)] = stamping.datetime_to_ms(newest) if newest is not None else 0
+    return result
+
+
+# -- the view ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Subscription:
+    """One table of one subscriber: its name, clock key and, if per caller, its data view."""
+
+    name: str
+    key: tuple[str, str]
+    model: type
+    #: The table's viewset set up for this caller, kept only when its data view depends on
+    #: the caller (it holds the request: an idle subscriber should not).
+    view: Any
+
+    def visible_between(self, low: int, high: int) -> bool:
+        """Whether the caller's data view has a row stamped in ``(low, high]`` (deletes included)."""
+        queryset = self.view.get_queryset().using(self.key[0])
+        return bool(
+            queryset.filter(updated_at__gt=ms_to_datetime(low), updated_at__lte=ms_to_datetime(high)).exists()
+        )
+
+
+def events_view(tables: Mapping[str, Any]) -> Callable[..., Any]:
+    """The async view of ``GET /tables/$events`` for a router's ``tables`` (lower-cased name → table)."""
+
+    async def events(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if request.method not in ("GET", "HEAD"):
+            response = HttpResponse(status=405)
+            response["Allow"] = "GET"
+            return response
+        opened = await sync_to_async(_open)(request, tables)
+        if isinstance(opened, HttpResponseBase):
+            return opened
+        subscriptions, resume = opened
+        hub = _hub()
+        keys = await hub.subscribe(s.model for s in subscriptions)
+        for subscription, key in zip(subscriptions, keys, strict=True):
+            subscription.key = key
+        stream = StreamingHttpResponse(_stream(hub, subscriptions, resume), content_type="text/event-stream")
+        stream["Cache-Control"] = "no-cache"
+        stream["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
+        return stream
+
+    # Nothing to forge: GET only, and any other method is a 405 rather than CSRF's 403.
+    return csrf_exempt(events)
+
+
+_Opened = tuple[list["_Subscription"], dict[str, int]]
+
+
+def _open(request: HttpRequest, tables: Mapping[str, Any]) -> HttpResponseBase | _Opened:
+    """Parse the subscription and check the caller may read every table (sync: DRF and the ORM)."""
+    generation = policy_for(None)
+    try:
+        if not get_settings().EVENTS:
+            raise NotFound("Change events are turned off (OFFLINE_SYNC['EVENTS']).")
+        if isinstance(request, WSGIRequest):
+            raise AsgiRequired()
+        names = [name.strip() for name in request.GET.get("tables", "").split(",") if name.strip()]
+        if not names:
+            raise InvalidSubscription("Name the tables to watch: /tables/$events?tables=Task,Note.")
+        if len({n.lower() for n in names}) > MAX_TABLES:
+            raise InvalidSubscription(f"At most {MAX_TABLES} tables in one subscription.")
+        subscriptions: list[_Subscription] = []
+        seen: set[str] = set()
+        for name in names:
+            table = tables.get(name.lower())
+            if table is None:
+                raise NotFound(f"There is no table {name!r}.")
+            if table.name in seen:
+                continue
+            seen.add(table.name)
+            view = _checked_view(request, table)
+            generation = view.generation
+            subscriptions.append(_Subscription(table.name, ("", ""), table.model, view if _scoped(view) else None))
+    except APIException as exc:
+        message, extra = describe(exc)
+        body = generation.error_body(exc.status_code, message, extra)
+        content = SyncJSONRenderer().render(body)
+        response = HttpResponse(content, status=exc.status_code, content_type="application/json")
+        auth_header = getattr(exc, "auth_header", None)
+        if exc.status_code == 401 and isinstance(auth_header, str):
+            response["WWW-Authenticate"] = auth_header
+        return response
+    return subscriptions, _resume_point(request.headers.get("Last-Event-ID") or request.GET.get("lastEventId"))
+
+
+def _checked_view(request: HttpRequest, table: Any) -> Any:
+    """The table's viewset, set up as for ``GET /tables/{table}`` by this caller, its checks run."""
+    from .batch import _SubRequest
+
+    base = request.path_info[: -len(EVENTS_PATH)] if request.path_info.endswith(EVENTS_PATH) else "/"
+    sub = _SubRequest(request, "GET", f"{base}{table.name}", None)
+    sub.META["HTTP_ACCEPT"] = "application/json"
+    view = table.viewset(action_map={"get": "list"}, basename=table.basename, detail=False)
+    view.action = "list"
+    view.args, view.kwargs, view.headers = (), {}, {}
+    drf_request = view.initialize_request(sub)
+    view.request = drf_request
+    view.format_kwarg = None
+    try:
+        view.initial(drf_request)  # version, authentication, permissions, throttles
+    except APIException as exc:
+        if exc.status_code == 401:
+            exc.auth_header = view.get_authenticate_header(drf_request)  # type: ignore[attr-defined]
+        raise
+    return view
+
+
+def _scoped(view: Any) -> bool:
+    """Whether the table's data view may differ between callers (then each event is checked)."""
+    from .viewsets import SyncViewSet
+
+    return type(view).get_queryset is not SyncViewSet.get_queryset or getattr(view, "queryset", None) is not None
+
+
+def _resume_point(last_event_id: str | None) -> dict[str, int]:
+    """``Last-Event-ID`` (``Task:1732874400123,Note:…``) as table name → stamp; junk is ignored."""
+    resume: dict[str, int] = {}
+    for part in (last_event_id or "").split(","):
+        name, _, ms = part.strip().rpartition(":")
+        if name and ms.isdigit():
+            resume[name.lower()] = int(ms)
+    return resume
+
+
+def _event_id(sent: Mapping[str, int]) -> str:
+    return ",".join(f"{name}:{ms}" for name, ms in sent.items())
+
+
+async def _stream(hub: _Hub, subscriptions: list[_Subscription], resume: Mapping[str, int]) -> AsyncIterator[bytes]:
+    """The event stream: a ``ready`` event, then a change event per table when it moves."""
+    settings = get_settings()
+    keys = [s.key for s in subscriptions]
+    sent = {s.name: resume.get(s.name.lower(), hub.clocks.get(s.key, 0)) for s in subscriptions}
+    try:
+        ready = {"tables": [s.name for s in subscriptions]}
+        yield f"retry: 2000\nevent: ready\nid: {_event_id(sent)}\ndata: {orjson.dumps(ready).decode()}\n\n".encode()
+        while True:
+            tick = hub.tick
+            moved = [s for s in subscriptions if hub.clocks.get(s.key, 0) > sent[s.name]]
+            if not moved:
+                try:
+                    await asyncio.wait_for(tick.wait(), settings.EVENTS_KEEPALIVE_SECONDS)
+                except TimeoutError:
+                    yield b": keepalive\n\n"  # keeps proxies from closing an idle stream; finds dead peers
+                continue
+            for subscription in moved:
+                low, high = sent[subscription.name], hub.clocks[subscription.key]
+                sent[subscription.name] = high
+                if subscription.view is not None and not await sync_to_async(subscription.visible_between)(low, high):
+                    continue  # changes this caller's data view does not show
+                data = {"table": subscription.name, "updatedAt": format_timestamp(ms_to_datetime(high))}
+                yield f"id: {_event_id(sent)}\ndata: {orjson.dumps(data).decode()}\n\n".encode()
+            await asyncio.sleep(settings.EVENTS_COALESCE_MS / 1000)  # at most one event per table per interval
+    finally:
+        hub.unsubscribe(keys)
