@@ -38,7 +38,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .exceptions import BadRequest, BodyNotObject, describe, exception_handler
-from .generations import Generation, ZumoVersioning, policy_for
+from .generations import VERSION_PARAM, Generation, ZumoVersioning, policy_for
 from .models import SyncBatch, SyncModel
 from .renderers import SyncContentNegotiation, SyncJSONRenderer
 from .serializers import read_json
@@ -136,7 +136,13 @@ class _SubRequest(HttpRequest):
         self.META = {k: v for k, v in outer.META.items() if k not in _NOT_INHERITED}
         self.META["REQUEST_METHOD"] = method
         self.META["PATH_INFO"] = path_info
-        self.GET = QueryDict()
+        # The query string is the batch's own, but for the version a client may send there.
+        query = QueryDict(mutable=True)
+        for name, values in outer.GET.lists():
+            if name.lower() == VERSION_PARAM:
+                query.setlist(name, values)
+        self.META["QUERY_STRING"] = query.urlencode()
+        self.GET = QueryDict(self.META["QUERY_STRING"])
         self._body = body or b""
         if body is not None:
             self.META["CONTENT_TYPE"] = "application/json"

@@ -271,6 +271,20 @@ def test_one_transaction_for_the_whole_batch(client):
     assert Task.objects.count() == 5
 
 
+def test_a_version_sent_in_the_query_string_reaches_every_operation():
+    client = ZumoClient("v1")  # no version header: the query parameter alone names v2
+    client.credentials()
+    task = Task.objects.create(text="t", priority=5)
+    response = client.post(
+        f"{BATCH}?ZUMO-API-VERSION=2.0.0",
+        batch({"op": "update", "table": "Task", "id": task.pk, "item": {"text": "new"}}),
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    assert "updatedAt" in response.json()["results"][0]["item"]  # v2 names, not v1's __updatedAt
+    assert Task.objects.get(pk=task.pk).priority == 5  # v2 merges
+
+
 def test_table_names_match_in_any_case(client):
     response = client.post_json(BATCH, batch({"op": "insert", "table": "task", "item": {"text": "x"}}))
     assert response.status_code == 200
