@@ -267,7 +267,7 @@ def events_view(tables: Mapping[str, Any]) -> Callable[..., Any]:
     """The async view of ``GET /tables/$events`` for a router's ``tables`` (lower-cased name → table)."""
 
     async def events(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        if request.method not in ("GET", "HEAD"):
+        if request.method != "GET":
             response = HttpResponse(status=405)
             response["Allow"] = "GET"
             return response
