@@ -27,7 +27,7 @@ from django.utils.translation import gettext_lazy
 
 from . import wire
 from .managers import SyncQuerySet
-from .models import SyncClock, SyncModel
+from .models import SyncClock, SyncImport, SyncModel
 
 if TYPE_CHECKING:
     from django.contrib.admin.filters import _ListFilterChoices
@@ -38,8 +38,9 @@ if TYPE_CHECKING:
     # ``ModelAdmin`` is generic only in the stubs; at runtime it cannot be subscripted.
     _SyncModelAdminBase = admin.ModelAdmin[SyncModel]
     _SyncClockAdminBase = admin.ModelAdmin[SyncClock]
+    _SyncImportAdminBase = admin.ModelAdmin[SyncImport]
 else:
-    _SyncModelAdminBase = _SyncClockAdminBase = admin.ModelAdmin
+    _SyncModelAdminBase = _SyncClockAdminBase = _SyncImportAdminBase = admin.ModelAdmin
 
 #: The system fields shown read-only on every change form (``id`` only once saved).
 SYSTEM_READONLY_FIELDS = ("created_at", "updated_at", "version", "deleted")
@@ -252,4 +253,21 @@ class SyncClockAdmin(_SyncClockAdminBase):
 
     def has_delete_permission(self, request: HttpRequest, obj: SyncClock | None = None) -> bool:
         # Editing a clock would break the gap-free ordering of that table's stamps.
+        return False
+
+
+@admin.register(SyncImport)
+class SyncImportAdmin(_SyncImportAdminBase):
+    """Read-only: where each ``import_sync_table`` stands. Deleting a row forgets its progress
+    (the next run reads every row again, as ``--restart`` does); imported rows stay."""
+
+    list_display = ("target", "source", "generation", "complete", "token", "runs", "written", "finished_at")
+    list_filter = ("complete", "generation")
+    search_fields = ("target", "source")
+    ordering = ("target", "source")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: SyncImport | None = None) -> bool:
         return False

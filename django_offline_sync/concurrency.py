@@ -4,7 +4,9 @@ Header splitting and quoting use Django's own ``parse_etags``/``quote_etag``. Wh
 is the protocol's strictness (``docs/protocol.rst`` §6.2): one strong, quoted, base64 ETag or ``*``;
 anything else is a 400 naming the problem. A well-formed version this server never issued
 (base64 of another length, as a device that moved from another backend carries) is no
-error: it matches no row, so the write is a conflict (412/409 with the server's row).
+error: it matches no row, so the write is a conflict (412/409 with the server's row) — except
+a row imported from that backend and not written here since, which still carries the version
+the backend issued (``SyncModel.imported_version``) and matches it, byte for byte.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ from .exceptions import InvalidPrecondition
 from .wire import decode_version, encode_version
 
 
-def etag_for(version: int | None) -> str | None:
-    """The ETag header value for a row version: ``"`` + base64 + ``"``."""
-    encoded = encode_version(version)
+def etag_for(version: int | str | None) -> str | None:
+    """The ETag header value for a row version (ours, or a wire version text): ``"`` + base64 + ``"``."""
+    encoded = version if isinstance(version, str) else encode_version(version)
     return quote_etag(encoded) if encoded is not None else None
 
 
@@ -32,13 +34,21 @@ class Precondition:
 
     any: bool = False
     version: int | None = None
+    #: The bytes the sent base64 stands for: what an imported row's version is compared with.
+    raw: bytes | None = None
 
-    def matches(self, version: int) -> bool:
-        return self.any or (self.version is not None and self.version == version)
+    def matches(self, version: int, imported: str | None = None) -> bool:
+        """Whether a row whose version is ``version`` (or, while it has one, ``imported``) matches."""
+        if self.any:
+            return True
+        if imported is not None:
+            return self.raw is not None and self.raw == base64.b64decode(imported)
+        return self.version is not None and self.version == version
 
 
-def parse_version_value(value: str, *, source: str) -> int | None:
-    """The row version ``value`` names; ``None`` for base64 that is not a version of ours.
+def parse_version_value(value: str, *, source: str) -> Precondition:
+    """The precondition "the row's version is ``value``"; its ``version`` is ``None`` for base64
+    that is not a version of ours (only an imported row can match it then, by ``raw``).
 
     Versions are opaque to clients (§2.2): a device that moved from another backend (CTK
     issues 16 bytes) still carries that backend's versions in its queue. Such a version is
@@ -52,9 +62,11 @@ def parse_version_value(value: str, *, source: str) -> int | None:
     if not raw:
         raise InvalidPrecondition(f"{source} is empty; it must be a version.")
     try:
-        return decode_version(value)
+        return Precondition(version=decode_version(value), raw=raw)
     except ValueError:
-        return None  # base64 of another length: another server's version, matched by no row
+        # Base64 of another length: another server's version, matched only by a row imported
+        # from it that still has that version.
+        return Precondition(raw=raw)
 
 
 def parse_if_match(header: str | None) -> Precondition | None:
@@ -74,15 +86,18 @@ def parse_if_match(header: str | None) -> Precondition | None:
     tag = tags[0]
     if tag.startswith("W/"):
         raise InvalidPrecondition("If-Match must be a strong ETag; weak ETags never match.")
-    return Precondition(version=parse_version_value(tag[1:-1], source="If-Match"))
+    return parse_version_value(tag[1:-1], source="If-Match")
 
 
-def if_none_match_hits(header: str | None, version: int) -> bool:
-    """True when ``If-None-Match`` names the current version (or ``*``): answer 304."""
+def if_none_match_hits(header: str | None, version: int | str) -> bool:
+    """True when ``If-None-Match`` names the current version (or ``*``): answer 304.
+
+    ``version``: the row's version, or its wire text (``SyncModel.etag_version``).
+    """
     if not header:
         return False
     tags = parse_etags(header)
     if tags == ["*"]:
         return True
-    current = encode_version(version)
+    current = version if isinstance(version, str) else encode_version(version)
     return any(tag.removeprefix("W/").strip('"') == current for tag in tags)

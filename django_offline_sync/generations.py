@@ -282,7 +282,7 @@ class V2Generation(Generation):
         as for a version this server never issued (another backend's: no row has it)."""
         sent = system.get("version")
         if isinstance(sent, str) and sent:
-            return Precondition(version=parse_version_value(sent, source="The body version"))
+            return parse_version_value(sent, source="The body version")
         return None
 
 

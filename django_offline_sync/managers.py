@@ -15,7 +15,7 @@ from django.db import models
 from django.db.models import Case, Q, Value, When
 
 from . import stamping
-from .wire import ms_to_datetime
+from .wire import IMPORTED_VERSION_FIELD, ms_to_datetime
 
 _M = TypeVar("_M", bound=models.Model)
 
@@ -23,13 +23,25 @@ _M = TypeVar("_M", bound=models.Model)
 STAMP_CHUNK = 500
 
 
+def _has_imported_version(model: type[models.Model]) -> bool:
+    from .models import has_imported_version  # models imports this module
+
+    return has_imported_version(model)
+
+
 class SyncQuerySet(models.QuerySet[_M]):
     """A queryset whose writes keep ``updated_at``/``version`` right on every row."""
 
     def update(self, **kwargs: Any) -> int:
-        """Update the rows and stamp each one with its own ``updated_at`` and ``version``."""
+        """Update the rows and stamp each one with its own ``updated_at`` and ``version``.
+
+        A row imported from another server takes our version from now on (its
+        ``imported_version`` is cleared), as on any write.
+        """
         model = self.model
         using = self.db
+        if _has_imported_version(model):
+            kwargs = {**kwargs, IMPORTED_VERSION_FIELD: None}
         with stamping.atomic(using):
             if not stamping.uses_clock():
                 (stamp,) = stamping.reserve(model, 1, using)

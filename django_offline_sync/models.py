@@ -3,6 +3,8 @@
 ``id`` (string, client- or server-generated), ``created_at``/``updated_at`` (UTC, millisecond
 precision), ``version`` (opaque, new on every write) and ``deleted`` (soft delete). ``save()``
 and ``delete()`` keep them right; see ``stamping`` for how ``updated_at`` is made gap-free.
+``imported_version`` holds the version another server issued for a row imported from it
+(``import_sync_table``), which the row keeps showing and honouring until its next write here.
 ``SyncClock`` is the one concrete model: a row per synced table holding its last stamp.
 """
 
@@ -22,6 +24,8 @@ from .managers import AllObjectsManager, DeletedObjectsManager, SyncManager
 from .stamping import Stamp
 from .wire import (
     ID_MAX_LENGTH,
+    IMPORTED_VERSION_FIELD,
+    IMPORTED_VERSION_MAX_LENGTH,
     SYSTEM_FIELDS,
     InvalidId,
     check_id,
@@ -29,18 +33,21 @@ from .wire import (
     encode_version,
     generate_id,
     ms_to_datetime,
+    wire_version,
 )
 
 __all__ = [
     "ID_MAX_LENGTH",
     "SyncBatch",
     "SyncClock",
+    "SyncImport",
     "SyncModel",
     "accepts_stamp",
     "check_id",
     "decode_version",
     "encode_version",
     "generate_id",
+    "has_imported_version",
     "validate_sync_id",
 ]
 
@@ -68,6 +75,17 @@ def _accepts_stamp(function: Callable[..., Any]) -> bool:
     return any(p.name == "stamp" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
+def has_imported_version(model: type[models.Model]) -> bool:
+    """Whether ``model`` has the ``imported_version`` column (a subclass may remove it by
+    setting ``imported_version = None``; its table then cannot take imports)."""
+    return _has_imported_version(model._meta.concrete_model or model)
+
+
+@cache
+def _has_imported_version(model: type[models.Model]) -> bool:
+    return any(f.name == IMPORTED_VERSION_FIELD for f in model._meta.concrete_fields)
+
+
 class SyncModel(models.Model):
     """Abstract base for a table that devices sync.
 
@@ -86,6 +104,19 @@ class SyncModel(models.Model):
     updated_at = models.DateTimeField(_("updated at"), editable=False, null=True)
     version = models.BigIntegerField(_("version"), editable=False, default=0)
     deleted = models.BooleanField(_("deleted"), default=False, db_index=True, editable=False)
+    # Why a column rather than a mapping table: a pull renders every row's version, and a
+    # column costs one COALESCE per row (in SQL where the database writes the JSON); a table
+    # would cost a join on every pull for rows that, after their first write here, no longer
+    # need it. NULL for every row written here (``docs/importing.rst``).
+    imported_version = models.CharField(
+        _("imported version"),
+        max_length=IMPORTED_VERSION_MAX_LENGTH,
+        null=True,
+        blank=True,
+        default=None,
+        editable=False,
+        help_text=_("The version the server this row was imported from issued; cleared by its next write here."),
+    )
 
     objects: ClassVar[SyncManager] = SyncManager()
     all_objects: ClassVar[AllObjectsManager] = AllObjectsManager()
@@ -104,12 +135,15 @@ class SyncModel(models.Model):
         """Set ``updated_at``/``version`` (and ``created_at`` on insert) from ``stamp``."""
         self.updated_at = ms_to_datetime(stamp.ms)
         self.version = stamp.version
+        if has_imported_version(type(self)):
+            self.imported_version = None
         if adding or self.created_at is None:
             self.created_at = self.updated_at
 
     @property
     def etag_version(self) -> str | None:
-        return encode_version(self.version)
+        """The version on the wire (and in ETags): the imported one while the row has it."""
+        return wire_version(self.version, getattr(self, IMPORTED_VERSION_FIELD, None))
 
     def save(self, *args: Any, stamp: Stamp | None = None, **kwargs: Any) -> None:
         """Stamp ``updated_at`` and ``version`` and write, in one transaction.
@@ -127,7 +161,10 @@ class SyncModel(models.Model):
                 (stamp,) = stamping.reserve(type(self), 1, using)
             self.stamp_from(stamp, adding=adding)
             if update_fields is not None:
-                kwargs["update_fields"] = set(update_fields) | {"updated_at", "version"}
+                stamped = {"updated_at", "version"}
+                if has_imported_version(type(self)):
+                    stamped.add(IMPORTED_VERSION_FIELD)
+                kwargs["update_fields"] = set(update_fields) | stamped
             super().save(*args, **kwargs)
 
     save.alters_data = True  # type: ignore[attr-defined]
@@ -210,3 +247,36 @@ class SyncBatch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user or 'anonymous'}: {self.batch_id}"
+
+
+class SyncImport(models.Model):
+    """Where an import of one table from another server stands (``import_sync_table``).
+
+    One row per target model and source table. It is saved in the transaction of every
+    imported page, so an interrupted import resumes after the last page it committed, and a
+    catch-up run (``--since-last-import``) knows where the last run ended.
+    """
+
+    key = models.CharField(_("key"), max_length=64, unique=True, help_text=_("SHA-256 of target and source."))
+    target = models.CharField(_("target model"), max_length=255)
+    source = models.TextField(_("source table URL"))
+    generation = models.CharField(_("generation"), max_length=2)
+    token = models.CharField(
+        _("newest updatedAt imported"), max_length=40, blank=True, default="",
+        help_text=_("The wire timestamp the next run starts from (rows at it are read again)."),
+    )
+    complete = models.BooleanField(_("complete"), default=False)
+    runs = models.PositiveIntegerField(_("runs"), default=0)
+    started_at = models.DateTimeField(_("last run started"), null=True)
+    finished_at = models.DateTimeField(_("last run finished"), null=True)
+    received = models.BigIntegerField(_("rows received"), default=0)
+    written = models.BigIntegerField(_("rows written"), default=0)
+    unknown_columns = models.JSONField(_("unknown columns"), default=list, blank=True)
+
+    class Meta:
+        db_table = "offline_sync_import"
+        verbose_name = _("sync import")
+        verbose_name_plural = _("sync imports")
+
+    def __str__(self) -> str:
+        return f"{self.target} <- {self.source}"

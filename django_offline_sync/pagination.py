@@ -140,7 +140,7 @@ class SyncPagination(BasePagination):
         rows = rows[:take]
         left = None if remaining is None else remaining - len(rows)
         if has_more and rows and (left is None or left > 0):
-            last = rows[-1][:2] if row_json is not None else rows[-1]
+            last = rows[-1][: len(key_columns)]  # (a row may carry the imported version last)
             self.next_query = self._next_query(params, digest, keyset, key_columns, last, skip, len(rows), left)
         if row_json is not None:
             return [orjson.Fragment(row[2]) for row in rows]

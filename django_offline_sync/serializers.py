@@ -39,8 +39,9 @@ from .exceptions import (
     PayloadTooLarge,
     UnknownFields,
 )
-from .models import SyncModel, accepts_stamp
+from .models import SyncModel, accepts_stamp, has_imported_version
 from .wire import (
+    IMPORTED_VERSION_FIELD,
     SYSTEM_WIRE_NAMES,
     InvalidId,
     check_id,
@@ -91,13 +92,24 @@ def converter_for(field: models.Field[Any, Any]) -> Converter | None:
 
 
 class Representer:
-    """Precompiled row → wire dict conversion for one model's exposed columns."""
+    """Precompiled row → wire dict conversion for one model's exposed columns.
+
+    A model with ``imported_version`` shows it as ``version`` where it is not NULL: the
+    database does that in SQL where it writes the value (``wire_sql``); elsewhere the rows
+    read carry that column last, one value more than ``fields``, and ``from_values`` folds it in.
+    """
 
     def __init__(self, model: type[SyncModel], fields: Sequence[str] | None = None) -> None:
         self.model = model
         exposed = exposed_fields(model, fields)
         self.fields: list[models.Field[Any, Any]] = exposed
         self.attnames = [f.attname for f in exposed]
+        self.imported: models.Field[Any, Any] | None = (
+            model._meta.get_field(IMPORTED_VERSION_FIELD) if has_imported_version(model) else None
+        )
+        self._version_index = next((i for i, f in enumerate(exposed) if f.name == "version"), None)
+        if self._version_index is None:
+            self.imported = None
         self.wire_names = [wire_name(f) for f in exposed]
         #: lower-cased wire name → wire name, for the user columns of request bodies
         self.user_columns = {wire_name(f).lower(): wire_name(f) for f in exposed if f.name not in SYSTEM_WIRE_NAMES}
@@ -109,8 +121,12 @@ class Representer:
         self, row: Sequence[Any], converters: Sequence[tuple[int, Converter]] | None = None
     ) -> dict[str, Any]:
         values = list(row)
+        imported = values.pop() if len(values) > len(self.fields) else None
         for index, conv in self._converters if converters is None else converters:
             values[index] = conv(values[index])
+        if imported is not None:
+            assert self._version_index is not None
+            values[self._version_index] = imported
         return dict(zip(self.wire_names, values, strict=True))
 
     def select_plan(self, vendor: str) -> tuple[list[Any], list[tuple[int, Converter]]]:
@@ -127,12 +143,15 @@ class Representer:
                 if isinstance(field, models.DateTimeField) and vendor in wire_sql.TIMESTAMP_VENDORS:
                     select.append(wire_sql.WireTimestamp(field.attname))
                 elif field.name == "version" and vendor in wire_sql.VERSION_VENDORS:
-                    select.append(wire_sql.WireVersion(field.attname))
+                    imported = () if self.imported is None else (self.imported.attname,)
+                    select.append(wire_sql.WireVersion(field.attname, *imported))
                 else:
                     select.append(field.attname)
                     conv = converter_for(field)
                     if conv is not None:
                         converters.append((index, conv))
+            if self.imported is not None and vendor not in wire_sql.VERSION_VENDORS:
+                select.append(self.imported.attname)  # folded into the version by from_values
             plan = self._plans[vendor] = (select, converters)
         return plan
 
@@ -140,11 +159,16 @@ class Representer:
         """The expression that has ``vendor`` write each row's wire JSON, or None if it can't."""
         if vendor not in self._row_json:
             supported = wire_sql.supports_rows(self.fields, vendor)
-            self._row_json[vendor] = wire_sql.WireRow(self.wire_names, self.fields) if supported else None
+            self._row_json[vendor] = (
+                wire_sql.WireRow(self.wire_names, self.fields, self.imported) if supported else None
+            )
         return self._row_json[vendor]
 
     def from_instance(self, obj: models.Model) -> dict[str, Any]:
-        return self.from_values(tuple(getattr(obj, attname) for attname in self.attnames))
+        values = [getattr(obj, attname) for attname in self.attnames]
+        if self.imported is not None:
+            values.append(getattr(obj, self.imported.attname))
+        return self.from_values(values)
 
 
 class SyncModelSerializer(serializers.ModelSerializer[Any]):

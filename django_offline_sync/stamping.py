@@ -38,6 +38,7 @@ from .wire import datetime_to_ms, ms_to_datetime, truncate_ms
 __all__ = [
     "CLOCK_TABLE",
     "Stamp",
+    "advance_to",
     "atomic",
     "clock_key",
     "datetime_to_ms",
@@ -151,6 +152,22 @@ def lock(model: type, using: str = "default") -> None:
     if _advance(using, key, 0, 0) is None:  # max(0, last + 0): a write that changes nothing
         _create_clock_row(using, key)
         _advance(using, key, 0, 0)
+
+
+def advance_to(model: type, ms: int, using: str = "default") -> int:
+    """Lock the table's clock, move it forward to at least ``ms``, and return its value.
+
+    For writers that bring their own timestamps (``import_sync_table`` keeps the
+    ``updatedAt`` another server gave a row): every stamp handed out afterwards is later.
+    ``advance_to(model, 0)`` only locks and reads. Must run inside the writing transaction.
+    """
+    key = clock_key(model)
+    last = _advance(using, key, ms, 0)  # max(ms, last + 0)
+    if last is None:
+        _create_clock_row(using, key)
+        last = _advance(using, key, ms, 0)
+    assert last is not None
+    return last
 
 
 def atomic(using: str) -> transaction.Atomic:

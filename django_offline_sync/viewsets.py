@@ -205,7 +205,7 @@ class SyncViewSet(_ViewSetBase):
 
     def _entity_response(self, obj: SyncModel, status_code: int = status.HTTP_200_OK, **headers: str) -> Response:
         response = Response(self.entity(obj), status=status_code, headers=headers or None)
-        response["ETag"] = etag_for(obj.version) or ""
+        response["ETag"] = etag_for(obj.etag_version) or ""
         return response
 
     def _read_body(self, request: Request) -> Body:
@@ -246,8 +246,9 @@ class SyncViewSet(_ViewSetBase):
         self.check_object_permissions(request, obj)
         if obj.deleted and not self.generation.include_deleted(request):
             raise self.generation.deleted_error()
-        if if_none_match_hits(request.headers.get("If-None-Match"), obj.version):
-            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag_for(obj.version) or ""})
+        current = obj.etag_version or ""
+        if if_none_match_hits(request.headers.get("If-None-Match"), current):
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag_for(current) or ""})
         return self._entity_response(obj)
 
     # -- insert -------------------------------------------------------------------------

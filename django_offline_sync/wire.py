@@ -2,7 +2,9 @@
 
 One place for every rule about how a row looks on the wire (``docs/protocol.rst`` §2):
 
-* versions: an opaque base64 string of 8 big-endian bytes (``encode_version``/``decode_version``);
+* versions: an opaque base64 string of 8 big-endian bytes (``encode_version``/``decode_version``),
+  or, for a row imported from another server and not written here since, the version that
+  server issued (``wire_version``, ``check_imported_version``);
 * timestamps: ``YYYY-MM-DDTHH:MM:SS.mmmZ`` in UTC at millisecond precision;
 * system names per generation (``SYSTEM_WIRE_NAMES``, ``V1_SYSTEM_WIRE_NAMES``) and the
   camelCase rule for user columns (``to_camel``);
@@ -26,12 +28,15 @@ __all__ = [
     "ID_MAX_LENGTH",
     "ID_NOT_ACCEPTED",
     "SERVER_ASSIGNED_IDS",
+    "IMPORTED_VERSION_FIELD",
+    "IMPORTED_VERSION_MAX_LENGTH",
     "SYSTEM_FIELDS",
     "SYSTEM_WIRE_NAMES",
     "UTC",
     "V1_SYSTEM_WIRE_NAMES",
     "InvalidId",
     "check_id",
+    "check_imported_version",
     "datetime_to_ms",
     "decode_version",
     "encode_version",
@@ -43,6 +48,7 @@ __all__ = [
     "to_camel",
     "truncate_ms",
     "wire_name",
+    "wire_version",
 ]
 
 UTC: Final = dt.UTC
@@ -98,6 +104,40 @@ def decode_version(value: str) -> int:
     if len(raw) != 8:
         raise ValueError("a version is 8 bytes")
     return int.from_bytes(raw, "big", signed=True)
+
+
+#: The model field holding an imported row's version as its old server issued it (NULL for
+#: every row written here). Never exposed as a column: it is the ``version`` on the wire.
+IMPORTED_VERSION_FIELD: Final = "imported_version"
+#: The longest imported version kept: the Datasync client accepts versions of up to 126
+#: characters (``docs/protocol.rst`` §2.2).
+IMPORTED_VERSION_MAX_LENGTH: Final = 126
+
+
+def wire_version(version: int | None, imported: str | None = None) -> str | None:
+    """A row's version on the wire: the imported one while the row has it, else ours."""
+    return imported if imported is not None else encode_version(version)
+
+
+def check_imported_version(value: object) -> str:
+    """Return ``value`` if this server can keep honouring it as a row's version, else raise ``ValueError``.
+
+    Every known backend issues base64 (SQL Server ``rowversion``: 8 bytes; the Node SQLite
+    provider: its decimal counter's digits, 1 byte and up; Datasync's repositories: a 16-byte
+    GUID), and ``If-Match`` values are parsed as base64, so a version must be non-empty
+    base64 of at most ``IMPORTED_VERSION_MAX_LENGTH`` characters.
+    """
+    if not isinstance(value, str) or not value:
+        raise ValueError("a version is a non-empty string")
+    if len(value) > IMPORTED_VERSION_MAX_LENGTH:
+        raise ValueError(f"a version is at most {IMPORTED_VERSION_MAX_LENGTH} characters long")
+    try:
+        raw = base64.b64decode(value.encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise ValueError("a version is base64 text") from exc
+    if not raw:
+        raise ValueError("a version is a non-empty string")
+    return value
 
 
 # -- timestamps ------------------------------------------------------------------------------
@@ -198,9 +238,10 @@ def exposed_fields(model: Any, fields: Sequence[str] | None = None) -> list[Any]
     """The concrete fields of ``model`` a table exposes, in wire order: id, user columns, system.
 
     ``fields`` names user columns by field name or attname (``task`` or ``task_id``); system
-    fields are always exposed. With ``fields=None`` every editable user column is. A name
-    that is not a concrete column of ``model`` raises ``ValueError``: a typo must not
-    silently hide a column. ``model`` is a Django model class, read through ``_meta`` only.
+    fields are always exposed, ``imported_version`` never (it travels as ``version``). With
+    ``fields=None`` every editable user column is. A name that is not a concrete column of
+    ``model`` raises ``ValueError``: a typo must not silently hide a column. ``model`` is a
+    Django model class, read through ``_meta`` only.
     """
     concrete: Iterable[Any] = model._meta.concrete_fields
     system = {f.name: f for f in concrete if f.name in SYSTEM_WIRE_NAMES}
@@ -217,6 +258,7 @@ def exposed_fields(model: Any, fields: Sequence[str] | None = None) -> list[Any]
         f
         for f in model._meta.concrete_fields
         if f.name not in SYSTEM_WIRE_NAMES
+        and f.name != IMPORTED_VERSION_FIELD
         and (f.editable if wanted is None else (f.name in wanted or f.attname in wanted))
     ]
     ordered = [system["id"]] if "id" in system else []

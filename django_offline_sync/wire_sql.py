@@ -57,14 +57,17 @@ class WireTimestamp(Func):
 
 
 class WireVersion(Func):
-    """A BigInteger version as base64 of its 8 big-endian bytes (``encode_version`` in SQL)."""
+    """A BigInteger version as base64 of its 8 big-endian bytes (``encode_version`` in SQL);
+    with a second column, the imported version where that is not NULL (``wire.wire_version``)."""
 
-    arity = 1
     output_field = CharField()
 
     def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, Any]:
         sql, params = compiler.compile(self.source_expressions[0])
-        return _pg_version(sql), params
+        if len(self.source_expressions) == 1:
+            return _pg_version(sql), params
+        imported, imported_params = compiler.compile(self.source_expressions[1])
+        return f"COALESCE({imported}, {_pg_version(sql)})", (*imported_params, *params)
 
 
 # -- whole rows as JSON ----------------------------------------------------------------------
@@ -116,13 +119,17 @@ class WireRow(Func):
 
     output_field = CharField()
 
-    def __init__(self, wire_names: list[str], fields: list[Any]) -> None:
+    def __init__(self, wire_names: list[str], fields: list[Any], imported: Any = None) -> None:
+        """``imported``: the model's ``imported_version`` field, if it has one; the version is
+        then that column where it is not NULL."""
         from django.db.models import F
 
         self.wire_names = wire_names
         self.fields = fields
+        self.imported = imported
         self.kinds = [row_kind(f) for f in fields]
-        super().__init__(*(F(f.attname) for f in fields))
+        self._columns = [*fields, imported] if imported is not None else list(fields)
+        super().__init__(*(F(f.attname) for f in self._columns))
 
     def resolve_expression(
         self, query: Any = None, allow_joins: bool = True, reuse: Any = None, summarize: bool = False,
@@ -131,22 +138,29 @@ class WireRow(Func):
         """The columns of the queried table, resolved directly: the general path resolves each
         ``F()`` through Django's join machinery, a third of a small page's query building."""
         model = getattr(query, "model", None)
-        if model is None or any(f.model._meta.concrete_model is not model._meta.concrete_model for f in self.fields):
+        if model is None or any(f.model._meta.concrete_model is not model._meta.concrete_model for f in self._columns):
             return super().resolve_expression(query, allow_joins, reuse, summarize, for_save)
         resolved = self.copy()
         alias = query.get_initial_alias()
-        resolved.set_source_expressions([f.get_col(alias) for f in self.fields])
+        resolved.set_source_expressions([f.get_col(alias) for f in self._columns])
         return resolved
 
     def _members(self, compiler: Any, connection: Any, value: Any) -> tuple[str, list[Any]]:
         parts: list[str] = []
         params: list[Any] = []
-        for name, kind, expression in zip(self.wire_names, self.kinds, self.source_expressions, strict=True):
+        expressions = list(self.source_expressions)
+        imported = expressions.pop() if self.imported is not None else None
+        for name, kind, expression in zip(self.wire_names, self.kinds, expressions, strict=True):
             sql, sql_params = compiler.compile(expression)
             text, repeat = value(kind, sql)
+            member_params = list(sql_params) * repeat
+            if kind == "version" and imported is not None:
+                imported_sql, imported_params = compiler.compile(imported)
+                text = f"COALESCE({imported_sql}, {text})"
+                member_params = [*imported_params, *member_params]
             key = name.replace("'", "''")
             parts.append(f"'{key}', {text}")
-            params.extend(list(sql_params) * repeat)
+            params.extend(member_params)
         return ", ".join(parts), params
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, Any]:

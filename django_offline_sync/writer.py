@@ -39,7 +39,7 @@ from .models import SyncModel
 from .serializers import Representer
 from .signals import sync_committed
 from .stamping import Stamp
-from .wire import ID_MAX_LENGTH
+from .wire import ID_MAX_LENGTH, IMPORTED_VERSION_FIELD
 
 __all__ = ["LockedRow", "Operation", "Writer", "WriterView", "lookup_pk"]
 
@@ -72,10 +72,12 @@ class LockedRow:
 
     def check(self, precondition: Precondition | None, *, if_match_sent: bool) -> None:
         """Raise the generation's conflict (with the current entity) unless the version matches."""
-        if precondition is not None and not precondition.matches(self.obj.version):
+        obj = self.obj
+        imported = getattr(obj, IMPORTED_VERSION_FIELD, None)
+        if precondition is not None and not precondition.matches(obj.version, imported):
             view = self.writer.view
-            item = view.representer.from_instance(self.obj)
-            raise view.generation.conflict(view.request, item, etag_for(self.obj.version), if_match_sent=if_match_sent)
+            item = view.representer.from_instance(obj)
+            raise view.generation.conflict(view.request, item, etag_for(obj.etag_version), if_match_sent=if_match_sent)
 
 
 def lookup_pk(model: type[SyncModel], pk: str) -> Any:
@@ -168,7 +170,7 @@ class Writer:
                 if visible is None:
                     raise IdUnavailable() from exc
                 item = self.view.representer.from_instance(visible)
-                etag = etag_for(visible.version)
+                etag = etag_for(visible.etag_version)
                 raise self.view.generation.conflict(
                     self.view.request, item, etag, if_match_sent=False, duplicate=True
                 ) from exc

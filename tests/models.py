@@ -50,3 +50,25 @@ class Ledger(SyncModel):
 
     class Meta(SyncModel.Meta):
         app_label = "tests"
+
+
+class Arrival(SyncModel):
+    """Where ``import_sync_table`` tests put the example Task table of a live site: ``complete``
+    is missing (an unknown column of the old server) and ``source`` is new (a missing one)."""
+
+    text = models.CharField(max_length=500, blank=True, default="")
+    priority = models.IntegerField(default=0)
+    due_date = models.DateTimeField(null=True, blank=True)
+    source = models.CharField(max_length=20, default="old")
+
+    class Meta(SyncModel.Meta):
+        app_label = "tests"
+
+
+class Numbered(SyncModel):
+    """A target whose ``text`` is a number, so a Task's text does not fit it."""
+
+    text = models.IntegerField(null=True, blank=True)
+
+    class Meta(SyncModel.Meta):
+        app_label = "tests"

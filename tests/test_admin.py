@@ -244,3 +244,19 @@ def test_adding_a_row_fails_when_its_id_belongs_to_a_deleted_row(admin_client, g
     )
     assert response.status_code == 200
     assert "id" in response.context["adminform"].form.errors
+
+
+def test_sync_import_admin_lists_imports_read_only(admin_client):
+    from django_offline_sync.models import SyncImport
+
+    record = SyncImport.objects.create(
+        key="k" * 64, target="tasks.Task", source="http://old.example/tables/TodoItem", generation="v2",
+        token="2026-01-02T03:04:05.678Z", complete=True,
+    )
+    response = admin_client.get(reverse("admin:offline_sync_syncimport_changelist"))
+    assert response.status_code == 200
+    assert "http://old.example/tables/TodoItem" in response.content.decode()
+    assert admin_client.get(reverse("admin:offline_sync_syncimport_add")).status_code == 403
+    change = reverse("admin:offline_sync_syncimport_change", args=[record.pk])
+    assert admin_client.post(change, {"token": ""}).status_code == 403
+    SyncImport.objects.get(pk=record.pk, token="2026-01-02T03:04:05.678Z")

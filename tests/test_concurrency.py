@@ -41,8 +41,29 @@ def test_if_match_that_is_not_one_strong_base64_etag_is_rejected(header):
 def test_if_match_with_base64_of_another_length_matches_no_row(header):
     # Another backend's version (CTK issues 16 bytes): stale, not malformed; a conflict.
     precondition = parse_if_match(header)
-    assert precondition == Precondition(version=None)
+    assert precondition.version is None and not precondition.any
     assert not precondition.matches(0) and not precondition.matches(12345)
+
+
+@pytest.mark.parametrize("issued", ["MQ==", "MTI=", "AAAAAAAAAAAAAAAAAAAAAA==", "AAAAAAAAJyY="])
+def test_if_match_matches_an_imported_version_when_the_bytes_are_equal(issued):
+    # The Node SQLite provider issues base64 of its counter's digits ("1" -> "MQ=="), SQL
+    # Server 8 bytes, Datasync 16: an imported row keeps matching the one its server issued.
+    precondition = parse_if_match(f'"{issued}"')
+    assert precondition.matches(0, issued)
+    assert not precondition.matches(0, "Mg==")
+    assert not parse_if_match('"Mg=="').matches(0, issued)
+    assert parse_if_match("*").matches(0, issued)
+
+
+def test_if_match_with_our_version_never_matches_an_imported_row():
+    # Until its next write here, an imported row's version is the imported one only.
+    assert not parse_if_match(f'"{encode_version(5)}"').matches(5, "MQ==")
+
+
+def test_etag_and_if_none_match_take_a_wire_version_text():
+    assert etag_for("MQ==") == '"MQ=="'
+    assert if_none_match_hits('"MQ=="', "MQ==") and not if_none_match_hits('"Mg=="', "MQ==")
 
 
 def test_if_none_match_hits_current_version_only():

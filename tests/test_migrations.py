@@ -24,6 +24,8 @@ from tests.factories import ItemFactory
 from tests.models import Item
 
 FROZEN_MS = 1_750_000_000_000
+#: The legacy app's last migration: adopting SyncModel (0002), then the column 0.2.0 added.
+LATEST = "0003"
 
 
 @pytest.mark.django_db
@@ -131,7 +133,7 @@ def test_adopting_migration_stamps_existing_rows_when_applied(legacy, monkeypatc
     before = stamping.now_ms()
     # Every row in one millisecond: the clock must still give each its own stamp.
     monkeypatch.setattr(stamping, "now_ms", lambda: max(before, FROZEN_MS))
-    call_command("migrate", "legacy", "0002", verbosity=0, skip_checks=True)
+    call_command("migrate", "legacy", LATEST, verbosity=0, skip_checks=True)
 
     Asset = apps.get_model("legacy", "Asset")
     rows = list(Asset.all_objects.order_by("pk"))
@@ -152,7 +154,7 @@ def test_adopting_migration_stamps_existing_rows_when_applied(legacy, monkeypatc
 
 def test_adopted_table_behaves_as_a_sync_model_when_keeping_an_integer_pk(legacy):
     _seed_old_rows(3)
-    call_command("migrate", "legacy", "0002", verbosity=0, skip_checks=True)
+    call_command("migrate", "legacy", LATEST, verbosity=0, skip_checks=True)
     Asset = apps.get_model("legacy", "Asset")
     cursor = Asset.objects.order_by("-updated_at").first().updated_at
 
@@ -175,19 +177,19 @@ def test_adopted_table_behaves_as_a_sync_model_when_keeping_an_integer_pk(legacy
 
 
 def test_adopting_migration_matches_the_model_when_checked(legacy):
-    call_command("migrate", "legacy", "0002", verbosity=0, skip_checks=True)
+    call_command("migrate", "legacy", LATEST, verbosity=0, skip_checks=True)
     call_command("makemigrations", "legacy", "--check", "--dry-run", verbosity=0)
 
 
 def test_adopting_migration_stamps_nothing_when_the_table_is_empty(legacy):
-    call_command("migrate", "legacy", "0002", verbosity=0, skip_checks=True)
+    call_command("migrate", "legacy", LATEST, verbosity=0, skip_checks=True)
     Asset = apps.get_model("legacy", "Asset")
     assert not Asset.all_objects.exists()
 
 
 def test_adopting_migration_reverses_when_migrated_back(legacy):
     pks = _seed_old_rows(2)
-    call_command("migrate", "legacy", "0002", verbosity=0, skip_checks=True)
+    call_command("migrate", "legacy", LATEST, verbosity=0, skip_checks=True)
     call_command("migrate", "legacy", "0001", verbosity=0, skip_checks=True)
     OldAsset = _historical_asset("0001_initial")
     assert list(OldAsset.objects.order_by("pk").values_list("pk", flat=True)) == pks

@@ -7,6 +7,7 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from django_offline_sync.serializers import Representer
+from django_offline_sync.wire import encode_version
 from example_project.tasks.models import Task
 from tests.factories import TaskFactory
 
@@ -24,10 +25,11 @@ UTC = dt.UTC
         dt.datetime(1999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC),
     ],
 )
-def test_sql_formatted_page_equals_python_rendering(v2, due):
+@pytest.mark.parametrize("imported", [None, "MQ==", "AAAAAAAAJyY=", "AAAAAAAAAAAAAAAAAAAAAA=="])
+def test_sql_formatted_page_equals_python_rendering(v2, due, imported):
     task = TaskFactory(due_date=due, priority=-3)
     # A negative version too, written around the stamping update() on purpose.
-    QuerySet.update(Task.all_objects.filter(pk=task.pk), version=-(2**62))
+    QuerySet.update(Task.all_objects.filter(pk=task.pk), version=-(2**62), imported_version=imported)
     listed = v2.get("/tables/Task").json()[0]
     single = v2.get(f"/tables/Task/{task.id}").json()
     assert listed == single
@@ -35,10 +37,12 @@ def test_sql_formatted_page_equals_python_rendering(v2, due):
     select, converters = representer.select_plan(connection.vendor)
     row = Task.all_objects.filter(pk=task.pk).values_list(*select).get()
     assert representer.from_values(row, converters) == representer.from_instance(Task.all_objects.get(pk=task.pk))
+    assert single["version"] == (imported or encode_version(-(2**62)))
 
 
 # -- rows written as JSON by the database -------------------------------------------------------
 
+import base64  # noqa: E402
 import decimal  # noqa: E402
 import json  # noqa: E402
 import uuid  # noqa: E402
@@ -82,11 +86,16 @@ _text = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x
     | st.datetimes(min_value=dt.datetime(1900, 1, 1), max_value=dt.datetime(2200, 1, 1), timezones=st.just(UTC)),
     day=st.none() | st.dates(min_value=dt.date(1, 1, 1)),
     ref=st.none() | st.uuids(version=4),  # MariaDB's UUID type refuses some other variants
+    imported=st.none() | st.binary(min_size=1, max_size=16).map(lambda raw: base64.b64encode(raw).decode()),
 )
-def test_rows_written_by_the_database_equal_the_python_rendering(db, name, count, price, ratio, flag, when, day, ref):
+def test_rows_written_by_the_database_equal_the_python_rendering(
+    db, name, count, price, ratio, flag, when, day, ref, imported
+):
     Item.all_objects.all().hard_delete()
-    Item.objects.create(name=name, count=count, price=price, ratio=ratio, flag=flag, when=when, day=day, ref=ref)
+    item = Item.objects.create(name=name, count=count, price=price, ratio=ratio, flag=flag, when=when, day=day, ref=ref)
+    QuerySet.update(Item.all_objects.filter(pk=item.pk), imported_version=imported)
     by_sql, by_python = _rows_both_ways(Item)
+    assert by_python[item.pk]["version"] == (imported or encode_version(item.version))
     for pk, row in by_python.items():
         assert {k: v for k, v in by_sql[pk].items() if row[k] != v} == {}, row
     # Decimals read exactly: both paths carry the stored value, digit for digit.
@@ -109,10 +118,13 @@ def test_rows_with_json_columns_and_system_extremes_are_written_alike(db):
 def test_a_list_answer_is_the_same_whichever_path_wrote_it(v2, v3):
     for i in range(3):
         Item.objects.create(name=f"n{i}", price=decimal.Decimal("1.2500"), ref=uuid.uuid4(), flag=bool(i % 2))
+    QuerySet.update(Item.all_objects.filter(name="n1"), imported_version="MTI=")
     for client in (v2, v3):
         fast = client.get("/tables/Item?$orderby=name", HTTP_ACCEPT="application/json").json()
         slow = client.get("/tables/Item?$orderby=name", HTTP_ACCEPT="application/json; indent=2").json()
         assert fast == slow
+        rows = fast if isinstance(fast, list) else fast["items"]
+        assert [row["version"] for row in rows if row["name"] == "n1"] == ["MTI="]
 
 
 def test_models_with_columns_sql_cannot_write_take_the_python_path():
