@@ -369,3 +369,55 @@ def check_unstamped_rows(app_configs: Any = None, databases: Any = None, **kwarg
                 )
             )
     return errors
+
+
+# -- offline_sync.E040/W040: read replicas -------------------------------------------------
+
+
+@register(Tags.compatibility)
+def check_read_databases(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``READ_DATABASES`` must name configured replicas, and needs the router to take effect.
+
+    (Reads no database: the aliases and routers are settings.)
+    """
+    from django.utils.module_loading import import_string
+
+    from .replicas import ReplicaRouter
+
+    loaded, _ = validate(getattr(settings, SETTING_NAME, None))
+    replicas = loaded.READ_DATABASES
+    if not replicas:
+        return []
+    errors: list[CheckMessage] = []
+    routers = []
+    for entry in settings.DATABASE_ROUTERS:
+        router = import_string(entry) if isinstance(entry, str) else entry
+        routers.append(router if isinstance(router, type) else type(router))
+    replica_routers = [r for r in routers if issubclass(r, ReplicaRouter)]
+    primaries = {r.primary for r in replica_routers} or {ReplicaRouter.primary}
+    for alias in replicas:
+        if alias not in settings.DATABASES:
+            errors.append(
+                Error(
+                    f"{SETTING_NAME}['READ_DATABASES'] names {alias!r}, which is not in DATABASES.",
+                    hint=f"Known aliases: {', '.join(sorted(settings.DATABASES))}.",
+                    id="offline_sync.E040",
+                )
+            )
+        elif alias in primaries:
+            errors.append(
+                Error(
+                    f"{SETTING_NAME}['READ_DATABASES'] names the primary {alias!r}.",
+                    hint="List only replicas; writes and the clock always use the primary.",
+                    id="offline_sync.E040",
+                )
+            )
+    if not replica_routers:
+        errors.append(
+            Warning(
+                f"{SETTING_NAME}['READ_DATABASES'] is set but no ReplicaRouter is installed; pulls read the primary.",
+                hint="Add 'django_offline_sync.replicas.ReplicaRouter' to DATABASE_ROUTERS.",
+                id="offline_sync.W040",
+            )
+        )
+    return errors

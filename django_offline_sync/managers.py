@@ -39,6 +39,7 @@ class SyncQuerySet(models.QuerySet[_M]):
         ``imported_version`` is cleared), as on any write.
         """
         model = self.model
+        self._for_write = True  # as QuerySet.update: the write database, not a read replica
         using = self.db
         if _has_imported_version(model):
             kwargs = {**kwargs, IMPORTED_VERSION_FIELD: None}
@@ -104,6 +105,7 @@ class SyncQuerySet(models.QuerySet[_M]):
         objs = list(objs)
         if not objs:
             return objs
+        self._for_write = True  # as QuerySet.bulk_create: the write database (and its clock)
         using = self.db
         with stamping.atomic(using):
             for obj, stamp in zip(objs, stamping.reserve(self.model, len(objs), using), strict=True):

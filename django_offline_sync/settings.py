@@ -120,6 +120,9 @@ class SyncSettings:
     EVENTS_COALESCE_MS: int = 250
     #: Seconds between keep-alive comments on an idle stream.
     EVENTS_KEEPALIVE_SECONDS: int = 15
+    #: Database aliases of streaming replicas that serve the sync tables' reads (pulls and
+    #: reads by id) through ``django_offline_sync.replicas.ReplicaRouter``; empty: the primary.
+    READ_DATABASES: tuple[str, ...] = ()
 
 
 DEFAULTS: Final = SyncSettings()
@@ -163,6 +166,10 @@ def _value_problem(key: str, value: Any) -> tuple[str, str] | None:
         if value and all(g in GENERATIONS for g in value):
             return None
         return "offline_sync.E003", f"must be a non-empty subset of {list(GENERATIONS)}"
+    if key == "READ_DATABASES":
+        if isinstance(value, (list, tuple)) and all(isinstance(a, str) and a for a in value):
+            return None
+        return "offline_sync.E002", "must be a list of database aliases"
     if key in ("NEXT_LINK_FORMAT", "STAMPING"):
         allowed = get_args(NextLinkFormat if key == "NEXT_LINK_FORMAT" else StampingMode)
         if not isinstance(value, str):
@@ -237,7 +244,7 @@ def validate(raw: object) -> tuple[SyncSettings, list[SettingProblem]]:
             message = f"{SETTING_NAME}[{key!r}] {why} (got {value!r})."
             problems.append(SettingProblem(check_id, message, f"The default is {getattr(DEFAULTS, name)!r}."))
             continue
-        values[name] = tuple(value) if name == "ENABLED_GENERATIONS" else value
+        values[name] = tuple(value) if name in ("ENABLED_GENERATIONS", "READ_DATABASES") else value
     result = dataclasses.replace(DEFAULTS, **values)
     if result.DEFAULT_GENERATION is not None and result.DEFAULT_GENERATION not in result.ENABLED_GENERATIONS:
         problems.append(

@@ -40,3 +40,19 @@ def database_from_env(default_url: str, **kwargs: Any) -> DBConfig:
         config.setdefault("OPTIONS", {})["charset"] = "utf8mb4"
         config["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_bin"}
     return config
+
+
+def replicas_from_env(urls: str, **kwargs: Any) -> dict[str, DBConfig]:
+    """``{"replica1": …, "replica2": …}`` from URLs separated by spaces or commas ("" gives {}).
+
+    Each replica is a test mirror of ``default``: the test runner points it at the test
+    primary rather than creating a database on a read-only server.
+    """
+    replicas: dict[str, DBConfig] = {}
+    for index, url in enumerate(urls.replace(",", " ").split(), start=1):
+        config = dj_database_url.parse(url, **kwargs)
+        if config["ENGINE"] != "django.db.backends.postgresql":
+            raise ValueError(f"REPLICA_DATABASE_URL: replica {index} is not a PostgreSQL URL ({config['ENGINE']})")
+        config["TEST"] = {"MIRROR": "default"}
+        replicas[f"replica{index}"] = config
+    return replicas

@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from example_project.database import database_from_env
+from example_project.database import database_from_env, replicas_from_env
 from example_project.secret_key import load_or_create
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -74,6 +74,19 @@ DATABASES = {
     )
 }
 
+# Streaming replicas that serve the pulls (docs/scaling.rst): REPLICA_DATABASE_URL holds one or
+# more URLs separated by spaces or commas. Writes, their re-reads and the clock stay on the
+# primary above. TEST MIRROR: the test runner points a replica at the test primary instead of
+# creating a database on a read-only server.
+DATABASES.update(
+    replicas_from_env(
+        os.environ.get("REPLICA_DATABASE_URL", ""),
+        conn_max_age=int(os.environ.get("CONN_MAX_AGE", "60")),
+        conn_health_checks=True,
+    )
+)
+DATABASE_ROUTERS = ["django_offline_sync.replicas.ReplicaRouter"]
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -101,7 +114,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-OFFLINE_SYNC = {}
+OFFLINE_SYNC = {"READ_DATABASES": [alias for alias in DATABASES if alias != "default"]}
 
 # CORS, for browser and Cordova clients served from another origin (django-cors-headers).
 # Allowed: localhost on any port and scheme (as the v2 Node server's default hostnames

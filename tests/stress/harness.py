@@ -2,8 +2,13 @@
 
 Writers change ``Task`` rows through the ORM (own threads, own connections), some inside long
 transactions that sleep before commit. Pullers replay each client generation's incremental
-pull over HTTP exactly as docs/protocol.rst §4 describes, keep a replica and a persisted delta token,
+pull over HTTP exactly as docs/protocol.rst §4 describes, keep a local copy and a persisted delta token,
 and are "killed" now and then: they abandon a pull mid-way and resume from the stored token.
+
+The harness's own reads and writes name the primary (``PRIMARY``) explicitly, so that it measures
+the truth even when a database router sends the site's reads to a streaming replica. A puller
+may be given several base URLs (app servers behind a load balancer): it sends each request to
+the next one in turn, next links included.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
-from django.db import DatabaseError, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from django.db.models import F
 
 from django_offline_sync import stamping
@@ -30,6 +35,7 @@ from example_project.tasks.models import Task
 EPOCH_MS = 0
 PAGE = 50  # the v1/v2 clients' page size (MaxPageSize / pageSize)
 MAX_REQUESTS_PER_PULL = 400
+PRIMARY = DEFAULT_DB_ALIAS
 LINK_RE = re.compile(r"^(?P<uri>.*?);\s*rel\s*=\s*(?P<rel>\w+)\s*$")  # NETCLI LinkHeaderValue
 
 
@@ -84,11 +90,12 @@ class KilledPull(Exception):
 class Puller:
     """One device: a client algorithm, a local replica and a persisted delta token."""
 
-    def __init__(self, name: str, algorithm: str, base_url: str, *, path: str = "/tables/Task",
+    def __init__(self, name: str, algorithm: str, base_url: str | list[str], *, path: str = "/tables/Task",
                  kill_rate: float = 0.25, seed: int = 0, clock_versions: bool = True) -> None:
         self.name = name
         self.algorithm = algorithm
-        self.base_url = base_url.rstrip("/")
+        self.base_urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        self.base_url = self.base_urls[0].rstrip("/")
         self.path = path
         self.kill_rate = kill_rate
         self.rng = random.Random(seed)
@@ -97,13 +104,15 @@ class Puller:
         self.token_ms = EPOCH_MS  # the persisted delta token (ms)
         self.stats = PullerStats()
         self.stale_seen: set[tuple[str, int]] = set()
-        self.http = httpx.Client(base_url=self.base_url, timeout=60.0)
+        self.clients = [httpx.Client(base_url=b.rstrip("/"), timeout=60.0) for b in self.base_urls]
+        self._turn = seed  # the next server of the round robin
         self._kill_after = -1  # requests left before the simulated kill, -1: none
         self._kill_item = -1
 
     # -- plumbing ----------------------------------------------------------------------------
     def close(self) -> None:
-        self.http.close()
+        for client in self.clients:
+            client.close()
 
     def _headers(self) -> dict[str, str]:
         if self.algorithm.startswith("v1"):
@@ -119,7 +128,8 @@ class Puller:
         if self._kill_after > 0:
             self._kill_after -= 1
         self.stats.requests += 1
-        response = self.http.get(url, headers=self._headers())
+        self._turn += 1
+        response = self.clients[self._turn % len(self.clients)].get(url, headers=self._headers())
         if response.status_code != 200:
             raise AssertionError(f"{self.name}: GET {url} -> {response.status_code} {response.text[:300]}")
         return response
@@ -231,7 +241,7 @@ class Puller:
         if not match or match.group("rel").lower() != "next":
             return None
         uri = urlsplit(match.group("uri"))
-        base = urlsplit(self.base_url)
+        base = urlsplit(str(response.request.url))  # the server that answered
         if (uri.scheme, uri.netloc) != (base.scheme, base.netloc):  # IsNextLinkValid
             return None
         return f"{uri.path}?{uri.query}"
@@ -315,12 +325,13 @@ def server_snapshot() -> dict[str, tuple[int, int]]:
     """``{id: (version, updated_ms)}`` of the whole table, read in one statement."""
     return {
         pk: (version, stamping.datetime_to_ms(updated))
-        for pk, version, updated in Task.all_objects.values_list("id", "version", "updated_at")
+        for pk, version, updated in Task.all_objects.using(PRIMARY).values_list("id", "version", "updated_at")
     }
 
 
 def server_state() -> dict[str, tuple[int, bool]]:
-    return {pk: (version, deleted) for pk, version, deleted in Task.all_objects.values_list("id", "version", "deleted")}
+    rows = Task.all_objects.using(PRIMARY).values_list("id", "version", "deleted")
+    return {pk: (version, deleted) for pk, version, deleted in rows}
 
 
 def compare(replica: dict[str, Copy], server: dict[str, tuple[int, bool]]) -> dict[str, int]:
@@ -421,7 +432,7 @@ class Writer:
             return
         if roll < 0.80:
             pk = self.pool.pick(self.rng, hot=roll < 0.55)
-            task = Task.all_objects.filter(pk=pk).first()
+            task = Task.all_objects.using(PRIMARY).filter(pk=pk).first()
             if task is None:
                 return
             task.text = f"{task.text[:40]}+{self.index}"
@@ -431,7 +442,7 @@ class Writer:
             self.stats.updates += 1
             transaction.on_commit(lambda pk=pk: self.pool.touch(pk))
         elif roll < 0.90:
-            task = Task.all_objects.filter(pk=self.pool.pick(self.rng, hot=False)).first()
+            task = Task.all_objects.using(PRIMARY).filter(pk=self.pool.pick(self.rng, hot=False)).first()
             if task is None:
                 return
             if task.deleted:
@@ -442,7 +453,7 @@ class Writer:
                 self.stats.deletes += 1
         else:
             pks = {self.pool.pick(self.rng, hot=False) for _ in range(self.rng.randint(2, 6))}
-            Task.all_objects.filter(pk__in=pks).update(priority=F("priority") + 1)
+            Task.all_objects.using(PRIMARY).filter(pk__in=pks).update(priority=F("priority") + 1)
             self.stats.bulk_updates += 1
 
 
@@ -490,7 +501,7 @@ class RunResult:
 
 
 def run(
-    base_url: str,
+    base_url: str | list[str],
     *,
     mode: str,
     pullers: list[tuple[str, str, str]],
@@ -500,15 +511,20 @@ def run(
     kill_rate: float = 0.25,
     until: Callable[[list[Puller]], bool] | None = None,
     writer_options: dict[str, Any] | None = None,
+    snapshot: Callable[[], dict[str, tuple[int, int]]] = server_snapshot,
+    settle: Callable[[], None] | None = None,
 ) -> RunResult:
     """Writers and pullers for ``seconds`` (or until ``until`` says so), then final pulls.
 
-    ``pullers`` are ``(name, algorithm, table path)``.
+    ``pullers`` are ``(name, algorithm, table path)``. ``snapshot`` reads what every pull must
+    cover, before the pull begins: the primary's rows by default; with pulls served by a
+    replica, the replica's (a replica shows what it has replayed, never less later).
+    ``settle`` runs once the writers stopped, before the final pulls (wait for the replicas).
     """
     vendor = connections["default"].vendor
     pool = Pool()
-    Task.all_objects.bulk_create([Task(text=f"seed-{i}") for i in range(seed_rows)])
-    for pk in Task.all_objects.values_list("pk", flat=True):
+    Task.all_objects.using(PRIMARY).bulk_create([Task(text=f"seed-{i}") for i in range(seed_rows)])
+    for pk in Task.all_objects.using(PRIMARY).values_list("pk", flat=True):
         pool.add(pk)
     stop, stop_pullers = threading.Event(), threading.Event()
     the_writers = [Writer(i, pool, stop, **(writer_options or {})) for i in range(writers)]
@@ -521,9 +537,9 @@ def run(
     def puller_loop(p: Puller) -> None:
         try:
             while not stop_pullers.is_set():
-                snapshot = server_snapshot()
+                covered = snapshot()
                 if p.pull():
-                    p.check_covers(snapshot)
+                    p.check_covers(covered)
                 time.sleep(p.rng.uniform(0.0, 0.15))
         except BaseException as exc:  # surfaced by the caller
             failures.append(exc)
@@ -551,6 +567,8 @@ def run(
     if failures:
         raise failures[0]
     # Writers are stopped: one complete pull per device, then compare with the server.
+    if settle is not None:
+        settle()
     final_state = server_state()
     final: dict[str, dict[str, int]] = {}
     for p in the_pullers:

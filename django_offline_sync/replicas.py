@@ -1,0 +1,108 @@
+"""Pulls from PostgreSQL streaming replicas: a Django database router for the sync tables.
+
+Install it and name the replicas' aliases::
+
+    DATABASES = {"default": {...primary...}, "replica1": {...}, "replica2": {...}}
+    DATABASE_ROUTERS = ["django_offline_sync.replicas.ReplicaRouter"]
+    OFFLINE_SYNC = {"READ_DATABASES": ["replica1", "replica2"]}
+
+Reads of ``SyncModel`` tables (pull lists, ``$count``, reads by id) then go to one of the
+replicas, chosen once per request so that a list page and its count come from one server.
+Everything else goes to the primary (``ReplicaRouter.primary``, the ``default`` database):
+
+* writes, and the clock (``stamping``), whose row lock orders the commits;
+* every read a write makes: the writer (``writer.py``) loads the row it is about to change,
+  and the entity a 409/412 answers with, from the database it writes to, under the table's
+  lock, never from a replica that may lag;
+* any read made while the primary has a transaction open (``transaction.atomic`` on it,
+  or ``ATOMIC_REQUESTS``): such code reads what it is about to write;
+* tables of other apps (users, tokens, sessions): authentication must see a password change
+  or a revoked token at once.
+
+Why a replica may serve pulls without losing rows: stamps are commit-ordered (a row committed
+later has a larger stamp, ``docs/gap-free-pull.rst``) and a streaming replica shows a prefix
+of the primary's commit order, so whatever a replica lacks is stamped above everything it
+shows. A cursor or delta token taken from one replica is therefore valid on any other, and on
+the primary: what it skips is nothing, what lags arrives in a later pull. ``docs/scaling.rst``
+has the argument, read-your-writes, and the deployment advice.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from typing import Any
+
+from django.core.signals import request_finished, request_started
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import Model
+
+from .settings import get_settings
+
+__all__ = ["ReplicaRouter"]
+
+_chosen = threading.local()  # the replica of the current request (thread-local, like Django's connections)
+
+
+def _forget_choice(**kwargs: Any) -> None:
+    _chosen.alias = None
+
+
+request_started.connect(_forget_choice)
+request_finished.connect(_forget_choice)
+
+
+def _is_sync_model(model: type[Model]) -> bool:
+    from .models import SyncModel  # models imports the settings chain; import on use
+
+    return issubclass(model, SyncModel)
+
+
+class ReplicaRouter:
+    """Sync-table reads to ``OFFLINE_SYNC["READ_DATABASES"]``, the rest to ``primary``.
+
+    With ``READ_DATABASES`` empty (the default) it routes everything to ``primary``, so it can
+    stay installed on a site without replicas. Subclass and set ``primary`` when the sync
+    tables live in another database than ``default``; override ``choose`` to pick replicas
+    another way (by load, by region).
+    """
+
+    #: The database the replicas follow: every write, lock and clock goes here.
+    primary: str = DEFAULT_DB_ALIAS
+
+    def choose(self, replicas: tuple[str, ...]) -> str:
+        """The replica of the current request: one at random, kept until the request ends.
+
+        Random spreads the load without shared state between app servers. Keeping one per
+        request makes a page, its ``$count`` and its next-link cursor come from one server.
+        Outside a request (a shell, a task queue) the choice is kept by the thread until a
+        request starts on it.
+        """
+        alias: str | None = getattr(_chosen, "alias", None)
+        if alias is None or alias not in replicas:
+            alias = _chosen.alias = random.choice(replicas)
+        return alias
+
+    def db_for_read(self, model: type[Model], **hints: Any) -> str | None:
+        if not _is_sync_model(model):
+            return None
+        replicas = get_settings().READ_DATABASES
+        if not replicas or connections[self.primary].in_atomic_block:
+            return self.primary
+        return self.choose(replicas)
+
+    def db_for_write(self, model: type[Model], **hints: Any) -> str | None:
+        # Explicit, not None: Django's fallback is the database an instance was read from,
+        # which for a row read from a replica would be the replica.
+        return self.primary if _is_sync_model(model) else None
+
+    def allow_relation(self, obj1: Model, obj2: Model, **hints: Any) -> bool | None:
+        # A replica holds the primary's rows: objects read from either may be related.
+        pool = {self.primary, *get_settings().READ_DATABASES}
+        if obj1._state.db in pool and obj2._state.db in pool:
+            return True
+        return None
+
+    def allow_migrate(self, db: str, app_label: str, model_name: str | None = None, **hints: Any) -> bool | None:
+        # A replica is read-only; it receives the schema by replication.
+        return False if db in get_settings().READ_DATABASES else None

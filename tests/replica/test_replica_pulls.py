@@ -1,0 +1,195 @@
+"""Pulls served by a real streaming replica while writers hit the primary.
+
+The site under test routes sync-table reads to ``replica1`` (``ReplicaRouter``); writes, their
+409/412 re-reads and the clock go to the primary. A replica shows a prefix of the primary's
+commit order and stamps are commit-ordered, so nothing a pull skips can appear below its cursor
+later: the stress run must miss no row, and a cursor or delta token taken while the replica
+lagged must stay good once it caught up.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from django.db import connections
+from django.test import override_settings
+
+from django_offline_sync import stamping
+from example_project.tasks.models import Task
+from tests import pgcluster
+from tests.stress import harness
+
+# replica1 is listed so that the live server may connect to it; as a test mirror it is never flushed.
+pytestmark = [pytest.mark.replica, pytest.mark.django_db(transaction=True, databases=["default", "replica1"])]
+
+ROUTER = "django_offline_sync.replicas.ReplicaRouter"
+SECONDS = float(os.environ.get("STRESS_SECONDS", "25"))
+V3 = {"ZUMO-API-VERSION": "3.0.0"}
+
+
+@pytest.fixture(autouse=True)
+def routed(replica_alias: str) -> Iterator[None]:
+    with override_settings(
+        ROOT_URLCONF="tests.stress.urls", DATABASE_ROUTERS=[ROUTER], OFFLINE_SYNC={"READ_DATABASES": [replica_alias]}
+    ):
+        yield
+
+
+def primary_db_name() -> str:
+    return str(connections["default"].settings_dict["NAME"])
+
+
+def pull_v3(http: httpx.Client, token_ms: int | None, copy: dict[str, dict[str, Any]]) -> tuple[int | None, int]:
+    """One Datasync pull (``updatedAt gt token``, follow nextLink); the new token and pages read."""
+    params = {"$orderby": "updatedAt", "__includedeleted": "true"}
+    if token_ms is not None:
+        params["$filter"] = f"(updatedAt gt cast({harness.iso_ms(token_ms)},Edm.DateTimeOffset))"
+    url, pages = f"/tables/Task?{harness.encode(list(params.items()))}", 0
+    while url:
+        body = http.get(url).json()
+        pages += 1
+        for item in body["items"]:
+            copy[item["id"]] = item
+            ms = harness.parse_wire_ms(item["updatedAt"])
+            token_ms = ms if token_ms is None else max(token_ms, ms)
+        url = f"/tables/Task?{body['nextLink']}" if body.get("nextLink") else ""
+    return token_ms, pages
+
+
+def test_a_lagging_replica_serves_reads_and_the_primary_decides_writes(live_server, pg_cluster):
+    """Read-your-writes on a lagging replica: the push is decided on the primary; the pull
+    that follows may not show it yet, the next one after replay does, from the same token."""
+    http = httpx.Client(base_url=live_server.url, headers=V3, timeout=30)
+    first = http.post("/tables/Task", json={"text": "first"})
+    assert first.status_code == 201, first.text
+    pg_cluster.wait_replayed()
+    copy: dict[str, dict[str, Any]] = {}
+    token, _ = pull_v3(http, None, copy)
+    assert set(copy) == {first.json()["id"]}
+    row_id, v1_etag = first.json()["id"], first.headers["ETag"]
+
+    with pg_cluster.replay_paused():
+        second = {"id": row_id, "text": "second"}
+        updated = http.put(f"/tables/Task/{row_id}", json=second, headers={"If-Match": v1_etag})
+        assert updated.status_code == 200, updated.text  # the precondition was read on the primary
+        inserted = http.post("/tables/Task", json={"text": "third"})
+        assert inserted.status_code == 201
+        # Reads by id come from the replica, which has not replayed either write...
+        assert http.get(f"/tables/Task/{row_id}").json()["version"] == first.json()["version"]
+        assert http.get(f"/tables/Task/{inserted.json()['id']}").status_code == 404
+        # ...but a write with the replica's (stale) version is refused by the primary, with
+        # the primary's entity, not the replica's.
+        stale = http.put(f"/tables/Task/{row_id}", json={"id": row_id, "text": "lost"}, headers={"If-Match": v1_etag})
+        assert stale.status_code == 412
+        assert stale.json()["version"] == updated.json()["version"]
+        # The pull right after the push: nothing new yet, and the token does not move.
+        assert pull_v3(http, token, copy)[0] == token
+        assert copy[row_id]["text"] == "first"
+    pg_cluster.wait_replayed()
+    # The next pull, from the same token: both writes.
+    token, _ = pull_v3(http, token, copy)
+    assert copy[row_id]["version"] == updated.json()["version"] and copy[row_id]["text"] == "second"
+    assert inserted.json()["id"] in copy
+    assert Task.all_objects.using("default").get(pk=row_id).text == "second"
+
+
+def test_a_cursor_taken_on_a_lagging_replica_stays_valid_after_it_catches_up(live_server, pg_cluster):
+    http = httpx.Client(base_url=live_server.url, headers=V3, timeout=30)
+    ids = [http.post("/tables/Task", json={"text": f"r{i}"}).json()["id"] for i in range(6)]
+    pg_cluster.wait_replayed()
+    copy: dict[str, dict[str, Any]] = {}
+    with override_settings(OFFLINE_SYNC={"READ_DATABASES": ["replica1"], "V3_PAGE_SIZE": 2}):
+        with pg_cluster.replay_paused():
+            body = http.get("/tables/Task?$orderby=updatedAt&__includedeleted=true").json()
+            copy.update({item["id"]: item for item in body["items"]})
+            next_link = body["nextLink"]
+            # Writes the replica does not show yet: one to a row already pulled, one new row.
+            etag = f'"{copy[ids[0]]["version"]}"'
+            assert http.put(f"/tables/Task/{ids[0]}", json={"id": ids[0], "text": "moved"},
+                            headers={"If-Match": etag}).status_code == 200  # fmt: skip
+            late = http.post("/tables/Task", json={"text": "late"}).json()["id"]
+        pg_cluster.wait_replayed()
+        url = f"/tables/Task?{next_link}"
+        while url:
+            response = http.get(url)
+            assert response.status_code == 200, response.text
+            body = response.json()
+            copy.update({item["id"]: item for item in body["items"]})
+            url = f"/tables/Task?{body['nextLink']}" if body.get("nextLink") else ""
+    assert set(copy) == {*ids, late}
+    assert copy[ids[0]]["text"] == "moved"  # stamped above the cursor, so the same pull met it
+
+
+class ReplicaReader:
+    """What the replica has replayed, read in one statement (one connection per thread)."""
+
+    def __init__(self, server: pgcluster.Server, dbname: str) -> None:
+        self.server, self.dbname = server, dbname
+        self.local = threading.local()
+        self.connections: list[psycopg.Connection[Any]] = []
+
+    def snapshot(self) -> dict[str, tuple[int, int]]:
+        conn = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = self.local.conn = self.server.connect(self.dbname)
+            self.connections.append(conn)
+        rows = conn.execute(f"SELECT id, version, updated_at FROM {Task._meta.db_table}").fetchall()
+        return {pk: (version, stamping.datetime_to_ms(updated)) for pk, version, updated in rows}
+
+    def close(self) -> None:
+        for conn in self.connections:
+            conn.close()
+
+
+class LagSampler(threading.Thread):
+    """Samples the replica's replay lag (bytes of WAL) while the stress run goes."""
+
+    def __init__(self, cluster: pgcluster.Cluster) -> None:
+        super().__init__(daemon=True)
+        self.cluster, self.stop, self.samples = cluster, threading.Event(), []
+
+    def run(self) -> None:
+        while not self.stop.wait(0.05):
+            self.samples.append(self.cluster.lag_bytes(self.cluster.replicas[0]))
+
+
+def test_pulls_on_a_streaming_replica_miss_no_row_while_writers_hit_the_primary(live_server, pg_cluster):
+    """The gap-free stress run (every client algorithm, killed pulls, long transactions) with
+    the site's pulls on the replica: every pull covers what the replica showed when it began,
+    and after the writers stop and the replica replays, every device equals the primary."""
+    reader = ReplicaReader(pg_cluster.replicas[0], primary_db_name())
+    sampler = LagSampler(pg_cluster)
+    (before,) = pg_cluster.replicas[0].sql(
+        "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()", primary_db_name()
+    )[0]
+    devices = [("v3-ctk-a", "v3-ctk", "/tables/Task"), ("v3-ctk-b", "v3-ctk", "/tables/Task")]
+    devices += [(a, a, "/tables/Task") for a in ("v1-net", "v2-net", "v2-js", "v2-android")]
+    sampler.start()
+    try:
+        result = harness.run(live_server.url, mode="clock", pullers=devices, seconds=SECONDS,
+                             snapshot=reader.snapshot, settle=pg_cluster.wait_replayed)  # fmt: skip
+    finally:
+        sampler.stop.set()
+        sampler.join()
+        reader.close()
+    (after,) = pg_cluster.replicas[0].sql(
+        "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()", primary_db_name()
+    )[0]
+    lagging = sum(1 for s in sampler.samples if s > 0)
+    print(f"\n{result.report()}\nreplica: {int(after) - int(before)} transactions served, lag > 0 in "  # type: ignore[call-overload]
+          f"{lagging}/{len(sampler.samples)} samples, max {max(sampler.samples, default=0)} bytes of WAL")
+    assert result.operations > 200, "the writers barely ran; the test would prove nothing"
+    assert sum(p.stats.killed for p in result.pullers) > 0
+    assert sum(p.stats.completed for p in result.pullers) > 20
+    assert int(after) - int(before) > 100, "the pulls did not read the replica"  # type: ignore[call-overload]
+    assert lagging > 0, "the replica never lagged; the run would not test lag"
+    for p in result.pullers:
+        assert p.stats.truncated == 0, p.name
+        assert p.stats.stale_after_pull == 0, (p.name, p.stats.stale_examples)
+        assert result.final_misses(p.name) == 0, (p.name, result.final[p.name])
