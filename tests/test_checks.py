@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from django.db import connection, models
+from django.db import connection, connections, models
 from django.test import override_settings
 from django.test.utils import isolate_apps
 
@@ -267,3 +267,38 @@ def test_e031_when_rest_framework_is_not_installed():
     assert ids(messages) == ["offline_sync.E031"]
     assert "'rest_framework'" in messages[0].msg and "INSTALLED_APPS" in messages[0].hint
     assert checks.check_installed_apps() == []
+
+
+# -- E040/W040: read replicas ------------------------------------------------------------------
+
+REPLICA_ROUTER = "django_offline_sync.replicas.ReplicaRouter"
+
+
+def read_ids() -> list[str]:
+    return [m.id for m in checks.check_read_databases()]
+
+
+@pytest.fixture
+def replica_alias(monkeypatch, settings):
+    monkeypatch.setitem(settings.DATABASES, "replica1", {**connections["default"].settings_dict})
+    return "replica1"
+
+
+def test_read_databases_pass_with_a_known_replica_and_the_router(replica_alias):
+    with override_settings(DATABASE_ROUTERS=[REPLICA_ROUTER], OFFLINE_SYNC={"READ_DATABASES": [replica_alias]}):
+        assert read_ids() == []
+
+
+def test_e040_when_a_replica_alias_is_unknown_or_the_primary(replica_alias):
+    replicas = {"READ_DATABASES": ["replica9", "default"]}
+    with override_settings(DATABASE_ROUTERS=[REPLICA_ROUTER], OFFLINE_SYNC=replicas):
+        assert read_ids() == ["offline_sync.E040", "offline_sync.E040"]
+
+
+def test_w040_when_replicas_are_set_without_the_router(replica_alias):
+    with override_settings(DATABASE_ROUTERS=[], OFFLINE_SYNC={"READ_DATABASES": [replica_alias]}):
+        assert read_ids() == ["offline_sync.W040"]
+
+
+def test_no_replica_checks_without_read_databases():
+    assert read_ids() == []

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import User
 from django.core.signals import request_finished, request_started
-from django.db import close_old_connections, connections, transaction
+from django.db import close_old_connections, transaction
 from django.test import override_settings
 
 from django_offline_sync import checks
@@ -107,11 +107,7 @@ def test_a_row_read_from_a_replica_is_saved_to_the_primary():
     assert Task.all_objects.using("default").get(pk=task.pk).text == "y"
 
 
-# -- READ_DATABASES and its checks -----------------------------------------------------------
-
-
-def read_ids() -> list[str]:
-    return [m.id for m in checks.check_read_databases()]
+# -- READ_DATABASES (its checks are in test_checks.py) ----------------------------------------
 
 
 @pytest.mark.parametrize("value", ["replica1", [1], [""], None])
@@ -119,30 +115,6 @@ def test_e002_when_read_databases_is_not_a_list_of_aliases(value):
     with override_settings(OFFLINE_SYNC={"READ_DATABASES": value}):
         assert [m.id for m in checks.check_settings()] == ["offline_sync.E002"]
 
-
-@pytest.fixture
-def replica_alias(monkeypatch, settings):
-    monkeypatch.setitem(settings.DATABASES, "replica1", {**connections["default"].settings_dict})
-    return "replica1"
-
-
-def test_read_databases_pass_with_a_known_replica_and_the_router(replica_alias):
-    with override_settings(DATABASE_ROUTERS=[ROUTER], OFFLINE_SYNC={"READ_DATABASES": [replica_alias]}):
-        assert read_ids() == []
-
-
-def test_e040_when_a_replica_alias_is_unknown_or_the_primary(replica_alias):
-    with override_settings(DATABASE_ROUTERS=[ROUTER], OFFLINE_SYNC={"READ_DATABASES": ["replica9", "default"]}):
-        assert read_ids() == ["offline_sync.E040", "offline_sync.E040"]
-
-
-def test_w040_when_replicas_are_set_without_the_router(replica_alias):
-    with override_settings(DATABASE_ROUTERS=[], OFFLINE_SYNC={"READ_DATABASES": [replica_alias]}):
-        assert read_ids() == ["offline_sync.W040"]
-
-
-def test_no_replica_checks_without_read_databases():
-    assert read_ids() == []
 
 
 # -- the example site's REPLICA_DATABASE_URL -----------------------------------------------------
