@@ -30,9 +30,9 @@ has the argument, read-your-writes, and the deployment advice.
 from __future__ import annotations
 
 import random
-import threading
 from typing import Any
 
+from asgiref.local import Local
 from django.core.signals import request_finished, request_started
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model
@@ -41,7 +41,9 @@ from .settings import get_settings
 
 __all__ = ["ReplicaRouter"]
 
-_chosen = threading.local()  # the replica of the current request (thread-local, like Django's connections)
+# The replica of the current request: per thread, and per task under ASGI (asgiref's Local, as
+# Django's own connections use).
+_chosen = Local()
 
 
 def _forget_choice(**kwargs: Any) -> None:

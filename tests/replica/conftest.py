@@ -16,6 +16,7 @@ import pytest
 from tests import pgcluster
 
 
+@pytest.hookimpl(trylast=True)  # after -m has deselected what will not run
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # The session's default database is the throwaway primary: other tests must not share it.
     here = [item for item in items if item.path.is_relative_to(__file__.rsplit("/", 1)[0])]
