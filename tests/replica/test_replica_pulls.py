@@ -193,3 +193,23 @@ def test_pulls_on_a_streaming_replica_miss_no_row_while_writers_hit_the_primary(
         assert p.stats.truncated == 0, p.name
         assert p.stats.stale_after_pull == 0, (p.name, p.stats.stale_examples)
         assert result.final_misses(p.name) == 0, (p.name, result.final[p.name])
+
+
+def test_a_batch_push_reads_its_own_writes_on_the_primary_while_the_replica_lags(live_server, pg_cluster):
+    """Inside the batch's transaction every read goes to the primary: an update of a row the
+    same batch inserted finds it, though the replica has replayed neither."""
+    http = httpx.Client(base_url=live_server.url, headers=V3, timeout=30)
+    with pg_cluster.replay_paused():
+        body = {
+            "batchId": "replica-batch-1",
+            "operations": [
+                {"op": "insert", "table": "Task", "item": {"id": "b1", "text": "new"}},
+                {"op": "update", "table": "Task", "id": "b1", "item": {"id": "b1", "text": "edited"}, "version": "*"},
+            ],
+        }
+        response = http.post("/tables/$batch", json=body)
+        assert response.status_code == 200, response.text
+        assert [r["status"] for r in response.json()["results"]] == [201, 200]
+        assert http.get("/tables/Task/b1").status_code == 404  # the replica has not replayed it
+    pg_cluster.wait_replayed()
+    assert http.get("/tables/Task/b1").json()["text"] == "edited"
