@@ -135,6 +135,16 @@ CATALOG: Final[tuple[CheckDoc, ...]] = (
         "(``TemplateDoesNotExist``).",
         "Add ``\"rest_framework\"`` to ``INSTALLED_APPS``.",
     ),
+    CheckDoc(
+        "offline_sync.E040",
+        "``READ_DATABASES`` names an alias that is not in ``DATABASES``, or names the primary.",
+        "List only the aliases of streaming replicas; writes and the clock always use the primary.",
+    ),
+    CheckDoc(
+        "offline_sync.W040",
+        "``READ_DATABASES`` is set but no ``ReplicaRouter`` is in ``DATABASE_ROUTERS``: pulls read the primary.",
+        "Add ``django_offline_sync.replicas.ReplicaRouter`` to ``DATABASE_ROUTERS``.",
+    ),
 )
 
 
