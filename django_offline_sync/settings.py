@@ -62,7 +62,8 @@ class SyncSettings:
     ENABLED_GENERATIONS: tuple[GenerationName, ...] = GENERATIONS
     #: v1/v2 paging: page size when ``$top`` is absent (a ``$top`` is served whole, §3.3).
     PAGE_SIZE: int = 50
-    #: v1/v2: the largest ``$top`` accepted (above it: 400, ``docs/protocol.rst`` §3.3).
+    #: v1/v2: the largest ``$top`` accepted (above it: 400, ``docs/protocol.rst`` §3.3). Was
+    #: ``MAX_PAGE_SIZE``, still read (warning ``W003``) while ``MAX_TOP`` is not set.
     MAX_TOP: int = 1000
     #: v3 paging: the largest page the server returns.
     V3_PAGE_SIZE: int = 100
@@ -81,13 +82,14 @@ class SyncSettings:
     #: ``concat``/``replace``: nested ``replace`` calls multiply lengths inside the database.
     MAX_FILTER_STRING: int = 65536
     #: Longest a statement reading a list page or its count may run, in milliseconds; it is
-    #: stopped and answered 503 ``query_timeout``. 0: no limit.
+    #: stopped and answered 503 ``query_timeout``. 0: no limit; at most 2147483647.
     QUERY_TIMEOUT_MS: int = 10_000
     #: Largest JSON request body accepted by the table endpoints, in bytes.
     MAX_BODY_BYTES: int = 1_048_576
     #: v3 ``nextLink`` form when the client does not ask for one (``X-ZUMO-Options``): ``"auto"``
-    #: chooses per client family from its user agent (``docs/protocol.rst`` §3.4); ``"query"``,
-    #: ``"path"`` or ``"absolute"`` is used for every client.
+    #: chooses per client family from its user agent (absolute for the TypeScript and
+    #: Microsoft.Datasync.Client clients, a query string for the others; ``docs/protocol.rst``
+    #: §3.4); ``"query"``, ``"path"`` or ``"absolute"`` is used for every client.
     NEXT_LINK_FORMAT: NextLinkFormat = "auto"
     #: Salt for the signed keyset cursor in next links (signed with ``SECRET_KEY``).
     CURSOR_SALT: str = "django_offline_sync.cursor"
@@ -210,7 +212,7 @@ def validate(raw: object) -> tuple[SyncSettings, list[SettingProblem]]:
             SettingProblem(
                 "offline_sync.E001",
                 f"{SETTING_NAME} must be a dict.",
-                "Set OFFLINE_SYNC = {...} with the keys listed in the README.",
+                "Set OFFLINE_SYNC = {...} with the keys listed in the settings reference (docs/settings.rst).",
             )
         )
         return DEFAULTS, problems
