@@ -32,12 +32,12 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
+# README and CHANGES are checked as the package index renders them (plain docutils); docs/ is
+# checked by Sphinx in `make docs`, whose directives and roles plain docutils does not know.
 lint: install
 	$(BIN)/python -m pip install --quiet -e ".[lint]"
 	$(BIN)/mypy
 	$(BIN)/ruff check .
-	# README and CHANGES as the package index renders them (plain docutils); docs/ is checked by
-	# Sphinx in `make docs`, whose cross-references plain docutils does not know.
 	for doc in README.rst CHANGES.rst; do $(BIN)/python -m docutils --halt=warning $$doc /dev/null || exit 1; done
 
 docs: install

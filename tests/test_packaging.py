@@ -7,6 +7,7 @@ docs/ resolves inside an unpacked sdist; the build prints no setuptools warning 
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -17,6 +18,10 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# Nothing here touches a database: run once, in the SQLite run, not again per backend.
+pytestmark = pytest.mark.skipif(
+    bool(os.environ.get("DATABASE_URL")), reason="database-independent: runs in the run without DATABASE_URL"
+)
 LINK = re.compile(r"`[^`<]*<([^>`:]+\.rst)(?:#[^>]*)?>`_")
 
 
