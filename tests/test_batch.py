@@ -289,3 +289,24 @@ def test_table_names_match_in_any_case(client):
     response = client.post_json(BATCH, batch({"op": "insert", "table": "task", "item": {"text": "x"}}))
     assert response.status_code == 200
     assert Task.objects.get().text == "x"
+
+
+def test_expired_batch_records_are_purged(client):
+    import datetime as dt
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    body = batch({"op": "insert", "table": "Task", "item": {}})
+    assert client.post_json(BATCH, body).status_code == 200
+    SyncBatch.objects.update(created_at=timezone.now() - dt.timedelta(days=8))
+    fresh = batch({"op": "insert", "table": "Task", "item": {}})
+    assert client.post_json(BATCH, fresh).status_code == 200
+    assert SyncBatch.objects.count() == 1  # the caller's own expired record went with its next batch
+    SyncBatch.objects.update(created_at=timezone.now() - dt.timedelta(days=8))
+    from io import StringIO
+
+    out = StringIO()
+    call_command("purge_sync_batches", stdout=out)
+    assert "Deleted 1 batch record(s)" in out.getvalue()
+    assert not SyncBatch.objects.exists()
