@@ -130,6 +130,13 @@ class SyncManager(models.Manager.from_queryset(SyncQuerySet)):  # type: ignore[m
         queryset: SyncQuerySet[Any] = super().get_queryset()
         return queryset.filter(deleted=False)
 
+    def create(self, **kwargs: Any) -> Any:
+        # An INSERT has no WHERE: skip the live-rows filter, a queryset clone that cost about
+        # 50 µs of every insert (DRF's ModelSerializer creates through ``_default_manager``).
+        return super().get_queryset().create(**kwargs)
+
+    create.alters_data = True  # type: ignore[attr-defined]
+
 
 class AllObjectsManager(models.Manager.from_queryset(SyncQuerySet)):  # type: ignore[misc]
     """``all_objects``: live and soft-deleted rows."""

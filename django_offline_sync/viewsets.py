@@ -54,7 +54,7 @@ from .serializers import (
 from .settings import get_settings
 from .stamping import Stamp
 from .wire import IDS_HEADER, SERVER_ASSIGNED_IDS, SYSTEM_WIRE_NAMES
-from .writer import Writer, lookup_pk
+from .writer import Writer, lookup_pk, row_by_pk
 
 __all__ = ["SyncViewSet"]
 
@@ -240,7 +240,7 @@ class SyncViewSet(_ViewSetBase):
         return self.get_paginated_response(items)
 
     def retrieve(self, request: Request, pk: Any = None, *args: Any, **kwargs: Any) -> Response:
-        obj = self.get_queryset().filter(pk=lookup_pk(self._table().model, pk)).first()
+        obj = row_by_pk(self.get_queryset(), lookup_pk(self._table().model, pk))
         if obj is None:
             raise ItemNotFound()
         self.check_object_permissions(request, obj)

@@ -41,7 +41,7 @@ from .signals import sync_committed
 from .stamping import Stamp
 from .wire import ID_MAX_LENGTH, IMPORTED_VERSION_FIELD
 
-__all__ = ["LockedRow", "Operation", "Writer", "WriterView", "lookup_pk"]
+__all__ = ["LockedRow", "Operation", "Writer", "WriterView", "lookup_pk", "row_by_pk"]
 
 Operation = Literal["insert", "update", "delete", "undelete"]
 
@@ -98,6 +98,17 @@ def lookup_pk(model: type[SyncModel], pk: str) -> Any:
     return value
 
 
+def row_by_pk(queryset: QuerySet[Any], pk: Any) -> Any:
+    """The row of ``queryset`` with primary key ``pk``, or None.
+
+    ``.first()`` without the ``ORDER BY pk`` it adds to an unordered queryset: a primary key
+    matches one row at most, and the ordering was a clone and a compile on every write.
+    """
+    for obj in queryset.filter(pk=pk)[:1]:
+        return obj
+    return None
+
+
 def _storable_text(value: object) -> bool:
     if not isinstance(value, str) or not value or len(value) > ID_MAX_LENGTH or "\x00" in value:
         return False
@@ -131,7 +142,7 @@ class Writer:
         try:
             with transaction.atomic(using=self.using):
                 stamp = self._lock(value)
-                obj = self.view.get_queryset().using(self.using).filter(pk=value).first()
+                obj = row_by_pk(self.view.get_queryset().using(self.using), value)
                 if obj is None:
                     raise ItemNotFound()
                 self.view.check_object_permissions(self.view.request, obj)
