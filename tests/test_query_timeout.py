@@ -15,6 +15,7 @@ from urllib.parse import quote
 import pytest
 from django.db import OperationalError, connection, transaction
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from django_offline_sync.exceptions import QueryTimeout
 from django_offline_sync.query import evaluation_guard
@@ -124,6 +125,10 @@ def test_outside_a_transaction_the_guard_opens_one_for_the_timeout():
     with evaluation_guard(timeout_ms=1200):
         assert connection.in_atomic_block and current_timeout() == "1200ms"
     assert not connection.in_atomic_block and current_timeout() == "0"
+    # The transaction's end takes the setting with it: one statement sets it, none restores it.
+    with CaptureQueriesContext(connection) as queries, evaluation_guard(timeout_ms=1200):
+        pass
+    assert sum(q["sql"].count("set_config") for q in queries.captured_queries) == 1
     with pytest.raises(QueryTimeout), evaluation_guard(timeout_ms=100):
         run_slow_sql()
     assert Task.objects.count() == 0

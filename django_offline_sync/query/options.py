@@ -117,11 +117,13 @@ def evaluation_guard(
     connection = connections[alias]
     if timeout_ms is None:
         timeout_ms = get_settings().QUERY_TIMEOUT_MS
-    transactional = connection.in_atomic_block or (timeout_ms > 0 and connection.vendor == "postgresql")
+    outer = connection.in_atomic_block
+    transactional = outer or (timeout_ms > 0 and connection.vendor == "postgresql")
     block = transaction.atomic(using=alias) if transactional else nullcontext()
     limit = TimeLimit()
     try:
-        with block, time_limit(connection, timeout_ms, limit):
+        # A transaction of the block's own ends with it, and PostgreSQL's timeout with it.
+        with block, time_limit(connection, timeout_ms, limit, restore=outer):
             yield
     except OperationalError as exc:
         if not is_timeout(connection, exc, limit):

@@ -50,16 +50,20 @@ class TimeLimit:
 
 
 @contextmanager
-def time_limit(connection: BaseDatabaseWrapper, timeout_ms: int, limit: TimeLimit) -> Iterator[None]:
+def time_limit(
+    connection: BaseDatabaseWrapper, timeout_ms: int, limit: TimeLimit, *, restore: bool = True
+) -> Iterator[None]:
     """Stop statements run in this block on ``connection`` after ``timeout_ms`` milliseconds.
 
     On PostgreSQL the caller must be inside a transaction (``transaction.atomic``): the
-    setting is transaction-local. ``timeout_ms <= 0`` installs nothing.
+    setting is transaction-local. ``restore=False`` when that transaction ends right after
+    the block (and the setting with it): the previous value is then not put back, one round
+    trip fewer. ``timeout_ms <= 0`` installs nothing.
     """
     if timeout_ms <= 0:
         yield
     elif connection.vendor == "postgresql":
-        with _postgresql(connection, timeout_ms):
+        with _postgresql(connection, timeout_ms, restore):
             yield
     elif connection.vendor == "mysql":
         with connection.execute_wrapper(_mysql_wrapper(connection, timeout_ms)):
@@ -85,7 +89,7 @@ def is_timeout(connection: BaseDatabaseWrapper, exc: OperationalError, limit: Ti
 
 
 @contextmanager
-def _postgresql(connection: BaseDatabaseWrapper, timeout_ms: int) -> Iterator[None]:
+def _postgresql(connection: BaseDatabaseWrapper, timeout_ms: int, restore: bool) -> Iterator[None]:
     with connection.cursor() as cursor:
         # pg_settings gives the value in milliseconds; 0 means no timeout.
         cursor.execute(
@@ -99,7 +103,7 @@ def _postgresql(connection: BaseDatabaseWrapper, timeout_ms: int) -> Iterator[No
     # Reached only when the block succeeded: a failed statement rolls the transaction (or the
     # caller's savepoint) back, and the setting with it. Within an outer transaction the
     # setting would outlive the savepoint, so put the previous value back.
-    if row is not None:
+    if restore and row is not None:
         with connection.cursor() as cursor:
             cursor.execute("SELECT set_config('statement_timeout', %s, true)", [row[0]])
 
