@@ -24,6 +24,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and os.envi
         f"-c synchronous_commit={os.environ['BENCH_PG_SYNC_COMMIT']}")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 30})
+    # BENCH_SQLITE_ENGINE=django.db.backends.sqlite3 measures Django's own backend instead.
+    DATABASES["default"]["ENGINE"] = os.environ.get("BENCH_SQLITE_ENGINE", "django_offline_sync.backends.sqlite3")
 
 OFFLINE_SYNC = {
     **OFFLINE_SYNC,

@@ -1,0 +1,1 @@
+"""Database backends (``ENGINE`` values) for sync sites."""
