@@ -6,8 +6,9 @@ Each client is a thread with its own keep-alive connection, sending what a devic
 sends (v2): ``POST /tables/Task`` with a new id, then ``PATCH /tables/Task/{id}`` with
 ``If-Match`` set to the version it holds (a conditional update, 412 if stale; each client
 updates its own rows, so every update should succeed). Each phase runs for a fixed time on
-a fresh clone of the seeded table; reported: ops/s, latency p50/p99, failures, and the
-ratio to one client in the same run.
+a fresh clone of the seeded table; reported: ops/s, latency p50/p99, failures, the ratio to
+one client in the same run, and the share of a raw psycopg loop running the same statements
+with as many threads (``raw_phase``).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import time
 import uuid
 
 import psycopg
-from common import TABLE, V2, Http, Site, log, machine_note, pct, print_table
-from datagen import PG_ADMIN, pg_name, pg_url, seed_pg
+from common import SERVERS, TABLE, V2, Http, Site, log, machine_note, pct, print_table
+from datagen import PG_ADMIN, ms_to_dt, pg_name, pg_url, seed_pg
 
 
 def task_body(n: int, item_id: str) -> bytes:
@@ -100,6 +101,70 @@ def run_phase(host, clients: int, seconds: float, kind: str, owned: list[list[tu
     return phase
 
 
+def raw_phase(url: str, clients: int, seconds: float, kind: str, owned: list[list[tuple[str, int]]]) -> Phase:
+    """The raw limit: the same statements from ``clients`` psycopg threads, no HTTP, no Django.
+
+    Per insert: the clock's ``UPDATE … RETURNING`` (the stamp, and the table's write lock), the
+    row's ``INSERT``, ``COMMIT``. Per update: the clock, the row's ``UPDATE … WHERE id AND
+    version`` (the precondition), ``COMMIT``. Synchronous commit as the site's sessions.
+    """
+    phase = Phase()
+    start = threading.Barrier(clients + 1)
+    stop_at = [0.0]
+    clock = ('UPDATE offline_sync_clock SET last_ms = GREATEST(%s, last_ms + 1) '
+             'WHERE "table" = \'tasks_task\' RETURNING last_ms')
+
+    def worker(c: int) -> None:
+        mine = owned[c]
+        lat: list[float] = []
+        ok = 0
+        n = 0
+        with psycopg.connect(url) as conn:
+            start.wait()
+            while time.perf_counter() < stop_at[0]:
+                t = time.perf_counter()
+                with conn.transaction():
+                    (stamp,) = conn.execute(clock, [time.time_ns() // 1_000_000]).fetchone()
+                    when = ms_to_dt(stamp)
+                    if kind == "insert":
+                        item_id = uuid.uuid4().hex
+                        conn.execute(
+                            "INSERT INTO tasks_task (id, created_at, updated_at, version, deleted, text, complete,"
+                            " priority, due_date) VALUES (%s, %s, %s, %s, false, %s, false, %s, %s)",
+                            [item_id, when, when, stamp, f"pushed task {n}", n % 5, when])
+                        mine.append((item_id, stamp))
+                        done = True
+                    else:
+                        if not mine:
+                            break
+                        idx = n % len(mine)
+                        item_id, version = mine[idx]
+                        cur = conn.execute(
+                            "UPDATE tasks_task SET text = %s, complete = %s, updated_at = %s, version = %s"
+                            " WHERE id = %s AND version = %s",
+                            [f"edited {n}", n % 2 == 0, when, stamp, item_id, version])
+                        done = cur.rowcount == 1
+                        if done:
+                            mine[idx] = (item_id, stamp)
+                lat.append(time.perf_counter() - t)
+                ok += done
+                n += 1
+        with phase.lock:
+            phase.ok += ok
+            phase.latencies.extend(lat)
+
+    threads = [threading.Thread(target=worker, args=(c,), daemon=True) for c in range(clients)]
+    for t in threads:
+        t.start()
+    stop_at[0] = time.perf_counter() + seconds
+    t0 = time.perf_counter()
+    start.wait()
+    for t in threads:
+        t.join(seconds + 120)
+    phase.seconds = time.perf_counter() - t0
+    return phase
+
+
 def fresh_clone(template: str, name: str) -> str:
     """A new database copied from the seeded one (CREATE DATABASE … TEMPLATE is a file copy)."""
     with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
@@ -118,8 +183,11 @@ def main(argv=None) -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--seconds", type=float, default=8.0, help="duration of each phase (default 8)")
     parser.add_argument("--rows", type=int, default=100_000, help="rows already in the table (default 100000)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
-    parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (default 1: sync)")
+    parser.add_argument("--workers", type=int, default=2, help="server workers (default 2)")
+    parser.add_argument("--threads", type=int, default=1, help="threads per worker (default 1)")
+    parser.add_argument("--server", choices=SERVERS, default="granian",
+                        help="application server (default granian, as the README recommends)")
+    parser.add_argument("--no-raw", action="store_true", help="skip the raw psycopg loops")
     parser.add_argument("--synchronous-commit", choices=["on", "off"], default="on",
                         help="PostgreSQL synchronous_commit for the site's sessions (default on: durable)")
     args = parser.parse_args(argv)
@@ -134,25 +202,39 @@ def main(argv=None) -> None:
         url = fresh_clone(template, name)
         try:
             env = {"BENCH_PG_SYNC_COMMIT": args.synchronous_commit}
-            with Site(url, workers=args.workers, threads=args.threads, env=env) as site:
+            ours: dict[str, Phase] = {}
+            with Site(url, workers=args.workers, threads=args.threads, env=env, server=args.server) as site:
                 owned: list[list[tuple[str, str]]] = [[] for _ in range(clients)]
                 for kind in ("insert", "update"):
                     log(f"{clients} client(s): {kind} for {args.seconds:g}s ...")
-                    ph = run_phase(site.host, clients, args.seconds, kind, owned)
-                    base.setdefault(kind, ph.ops)
-                    fails = ", ".join(f"{k}x{v}" for k, v in sorted(ph.statuses.items())) or "0"
-                    rows.append([kind, clients, ph.ok, ph.ops, f"{ph.ops / base[kind]:.2f}x",
-                                 pct(ph.latencies, 50) * 1e3, pct(ph.latencies, 99) * 1e3, fails])
+                    ours[kind] = run_phase(site.host, clients, args.seconds, kind, owned)
+                    base.setdefault(kind, ours[kind].ops)
+            raw: dict[str, Phase] = {}
+            if not args.no_raw:
+                raw_owned: list[list[tuple[str, int]]] = [[] for _ in range(clients)]
+                if args.synchronous_commit == "off":
+                    url += "?options=-c%20synchronous_commit%3Doff"
+                for kind in ("insert", "update"):
+                    log(f"{clients} raw psycopg thread(s): {kind} for {args.seconds:g}s ...")
+                    raw[kind] = raw_phase(url, clients, args.seconds, kind, raw_owned)
+            for kind, ph in ours.items():
+                fails = ", ".join(f"{k}x{v}" for k, v in sorted(ph.statuses.items())) or "0"
+                limit = raw[kind].ops if kind in raw else 0.0
+                rows.append([kind, clients, ph.ok, ph.ops, f"{ph.ops / base[kind]:.2f}x",
+                             f"{limit:.0f}" if limit else "-", f"{ph.ops / limit:.0%}" if limit else "-",
+                             pct(ph.latencies, 50) * 1e3, pct(ph.latencies, 99) * 1e3, fails])
         finally:
             drop(name)
     print_table(
-        f"Push on PostgreSQL ({args.rows:,} rows present), gunicorn {args.workers} workers"
+        f"Push on PostgreSQL ({args.rows:,} rows present), {args.server} {args.workers} workers"
         f"{f' x {args.threads} threads' if args.threads > 1 else ''}, synchronous_commit={args.synchronous_commit}"
         f" ({machine_note()})",
-        ["operation", "clients", "ok", "ops/s", "vs 1 client", "p50 ms", "p99 ms", "failures"],
+        ["operation", "clients", "ok", "ops/s", "vs 1 client", "raw ops/s", "share of raw", "p50 ms", "p99 ms",
+         "failures"],
         rows,
-        note="Conditional update = PATCH with If-Match of the client's last version. "
-             "Target: >= 1,000 ops/s with 8 clients. Clients run on the same 2 cores as the server.")
+        note="Conditional update = PATCH with If-Match of the client's last version. Raw: the same statements "
+             "(clock, row, commit) from as many psycopg threads, no HTTP, no Django. Targets with 8 clients: "
+             ">= 1,000 ops/s, and in any case >= 40 % of raw. Clients run on the same 2 cores as the server.")
 
 
 if __name__ == "__main__":
