@@ -21,7 +21,9 @@ def database_from_env(default_url: str, **kwargs: Any) -> DBConfig:
         # on a lock upgrade ("database is locked"); writers queue for up to `timeout` seconds.
         # synchronous=FULL: a commit is on disk before the 2xx goes out. A device deletes its
         # queued operation on the 2xx, so a commit lost to a power cut would be lost data
-        # (NORMAL, faster in WAL mode, can lose the last commits).
+        # (NORMAL, faster in WAL mode, can lose the last commits). The package's engine queues
+        # writers of every process on a lock file rather than in SQLite's sleeping busy handler.
+        config["ENGINE"] = "django_offline_sync.backends.sqlite3"
         config["OPTIONS"] = {
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,
