@@ -36,6 +36,8 @@ OFFLINE_SYNC = {
     "PAGE_SIZE": 1000,
     "MAX_TOP": 1000,
 }
+if os.environ.get("BENCH_QUERY_TIMEOUT_MS"):  # bench/cpu.py --callgrind: pages run ~50x slower
+    OFFLINE_SYNC["QUERY_TIMEOUT_MS"] = int(os.environ["BENCH_QUERY_TIMEOUT_MS"])
 if os.environ.get("BENCH_V3_PAGE_SIZE"):
     OFFLINE_SYNC["V3_PAGE_SIZE"] = int(os.environ["BENCH_V3_PAGE_SIZE"])
 
