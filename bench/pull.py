@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/pull.py --rows 100000
 
-In one run, on one seeded table served by gunicorn:
+In one run, on one seeded table served by granian (``--server gunicorn`` for the other):
 * the bare HTTP loops issuing the exact client queries: v2 as the JS client ($top 50, and
   $top 1000), v3 as the CTK client (no $top, follow nextLink, $count=true);
 * the Python client (``SyncClient.pull``) in v2 and v3, storing into its local SQLite file;
@@ -177,7 +177,7 @@ def main(argv=None) -> None:
         p99 = pct(st.latencies, 99) * 1e3 if st.latencies else None
         rows.append([name, page, st.requests, st.rows, st.rows_per_s, p50, p99, share])
     print_table(
-        f"Pull of {args.rows:,} rows on PostgreSQL, gunicorn {args.workers} workers, best of {args.rounds} "
+        f"Pull of {args.rows:,} rows on PostgreSQL, {args.server} {args.workers} workers, best of {args.rounds} "
         f"interleaved rounds ({machine_note()})",
         ["pull", "page", "requests", "rows", "rows/s", "p50 ms", "p99 ms", "of limit"],
         rows,
