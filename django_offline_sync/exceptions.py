@@ -50,6 +50,7 @@ __all__ = [
     "PayloadTooLarge",
     "PreconditionFailed",
     "QueryTimeout",
+    "ReadConflict",
     "SchemaNotMigrated",
     "UniqueConflict",
     "UnknownFields",
@@ -245,6 +246,22 @@ def is_missing_schema(exc: BaseException) -> bool:
         return sqlstate in _POSTGRES_MISSING
     text = str(exc)
     return any(phrase in text for phrase in _SQLITE_MISSING)
+
+
+class ReadConflict(APIException):
+    """A list or count read the database cancelled for a conflicting change (503, retry).
+
+    On a PostgreSQL streaming replica: replaying the primary's WAL needed what the read held
+    (a row version vacuum removed, a table lock) for longer than ``max_standby_streaming_delay``
+    ("canceling statement due to conflict with recovery", SQLSTATE 40001). The same read a
+    moment later succeeds, so the answer says to retry, with ``Retry-After``
+    (``docs/scaling.rst``).
+    """
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = _("The read conflicted with a concurrent change on the database and was cancelled; retry.")
+    default_code = "read_conflict"
+    wait = 1  # seconds; DRF's handler sends it as Retry-After
 
 
 class ItemNotFound(APIException):

@@ -16,13 +16,13 @@ from typing import TypeVar
 from django.db import DEFAULT_DB_ALIAS, DataError, IntegrityError, OperationalError, connections, transaction
 from django.db.models import OrderBy, Q
 
-from ..exceptions import ODataError, QueryTimeout
+from ..exceptions import ODataError, QueryTimeout, ReadConflict
 from ..settings import get_settings
 from .errors import ODataSyntaxError
 from .fields import FieldMap
 from .nodes import Node, OrderTerm
 from .parser import parse_filter, parse_orderby, parse_select
-from .timeout import TimeLimit, is_timeout, time_limit
+from .timeout import TimeLimit, is_read_conflict, is_timeout, time_limit
 from .translator import translate_filter, translate_orderby
 
 T = TypeVar("T")
@@ -126,9 +126,11 @@ def evaluation_guard(
         with block, time_limit(connection, timeout_ms, limit, restore=outer):
             yield
     except OperationalError as exc:
-        if not is_timeout(connection, exc, limit):
-            raise
-        raise QueryTimeout(timeout_ms) from exc
+        if is_timeout(connection, exc, limit):
+            raise QueryTimeout(timeout_ms) from exc
+        if is_read_conflict(connection, exc):
+            raise ReadConflict() from exc
+        raise
     except (DataError, IntegrityError) as exc:
         # MySQL/MariaDB report a double out of range (error 1690) as an IntegrityError;
         # a SELECT cannot violate a constraint, so here it is always a range error.

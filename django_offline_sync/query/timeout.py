@@ -31,12 +31,13 @@ from django.db import OperationalError
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
 
-__all__ = ["SQLITE_PROGRESS_STEPS", "TimeLimit", "is_timeout", "time_limit"]
+__all__ = ["SQLITE_PROGRESS_STEPS", "TimeLimit", "is_read_conflict", "is_timeout", "time_limit"]
 
 #: SQLite virtual-machine instructions between two deadline checks: a few rows, even when each
 #: row calls an expensive string function (a check costs a few percent of a plain scan).
 SQLITE_PROGRESS_STEPS = 100
 _PG_QUERY_CANCELED = "57014"
+_PG_SERIALIZATION_FAILURE = "40001"  # also what a hot standby cancels a conflicting query with
 _MYSQL_TIMEOUTS = (1969, 3024)  # MariaDB ER_STATEMENT_TIMEOUT, MySQL ER_QUERY_TIMEOUT
 _SELECT = re.compile(r"\s*(?:SELECT|WITH)\b", re.IGNORECASE)
 _SELECT_KEYWORD = re.compile(r"^(\s*SELECT\b)", re.IGNORECASE)
@@ -86,6 +87,17 @@ def is_timeout(connection: BaseDatabaseWrapper, exc: OperationalError, limit: Ti
         args = getattr(cause, "args", None) or exc.args
         return bool(args) and args[0] in _MYSQL_TIMEOUTS
     return False
+
+
+def is_read_conflict(connection: BaseDatabaseWrapper, exc: OperationalError) -> bool:
+    """Whether ``exc`` is a read PostgreSQL cancelled for a conflict, to be retried.
+
+    A read-only statement under READ COMMITTED meets SQLSTATE 40001 only as a hot standby's
+    recovery conflict (or under SERIALIZABLE, where the answer is the same: retry).
+    """
+    cause = exc.__cause__
+    code = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+    return connection.vendor == "postgresql" and code == _PG_SERIALIZATION_FAILURE
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +22,8 @@ from django.db import connections
 from django.test import override_settings
 
 from django_offline_sync import stamping
+from django_offline_sync.exceptions import ReadConflict
+from django_offline_sync.query import evaluation_guard
 from example_project.tasks.models import Task
 from tests import pgcluster
 from tests.stress import harness
@@ -213,3 +216,34 @@ def test_a_batch_push_reads_its_own_writes_on_the_primary_while_the_replica_lags
         assert http.get("/tables/Task/b1").status_code == 404  # the replica has not replayed it
     pg_cluster.wait_replayed()
     assert http.get("/tables/Task/b1").json()["text"] == "edited"
+
+
+def test_a_read_the_replica_cancels_for_a_recovery_conflict_is_a_503_to_retry(pg_cluster, replica_alias):
+    """A list read holding a table the primary then locks: replay cancels it (SQLSTATE 40001,
+    ``max_standby_streaming_delay = 0`` here), and the page answers 503 ``read_conflict`` with
+    ``Retry-After`` instead of a 500."""
+    replica, table = pg_cluster.replicas[0], Task._meta.db_table
+    replica.sql("ALTER SYSTEM SET max_standby_streaming_delay = 0")
+    replica.sql("SELECT pg_reload_conf()")
+
+    def lock_on_primary() -> None:
+        time.sleep(1.0)  # the read below is running by then
+        with pg_cluster.primary.connect(primary_db_name()) as conn, conn.transaction():
+            conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")  # WAL-logged for the standby
+
+    locker = threading.Thread(target=lock_on_primary)
+    locker.start()
+    try:
+        started = time.monotonic()
+        with (
+            pytest.raises(ReadConflict) as caught,
+            evaluation_guard(using=replica_alias),
+            connections[replica_alias].cursor() as cursor,
+        ):
+            cursor.execute(f"SELECT count(*) FROM {table}, pg_sleep(5)")
+        assert time.monotonic() - started < 4.5, "the read was not cancelled; it ran to its end"
+        assert (caught.value.status_code, caught.value.default_code, caught.value.wait) == (503, "read_conflict", 1)
+    finally:
+        locker.join()
+        replica.sql("ALTER SYSTEM RESET max_standby_streaming_delay")
+        replica.sql("SELECT pg_reload_conf()")
