@@ -34,7 +34,9 @@ from django_offline_sync.client import SyncClient
 from django_offline_sync.wire import parse_timestamp
 from example_project.tasks.models import Task
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+# The first test of the module pays for ``npm ci`` (sqlite3 is compiled from source when no
+# prebuilt binary can be fetched): minutes on a busy machine, past the suite's 300 s default.
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.timeout(1500)]
 
 PEER_DIR = Path(__file__).resolve().parents[1] / "bench" / "peer"
 V2 = {"ZUMO-API-VERSION": "2.0.0", "Content-Type": "application/json"}
