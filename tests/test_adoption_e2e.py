@@ -22,6 +22,7 @@ import textwrap
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -148,21 +149,24 @@ class Site:
     def migrations(self) -> list[str]:
         return sorted(p.name for p in (self.path / "inventory" / "migrations").glob("0*.py"))
 
+    @contextmanager
     def serve(self) -> Iterator[str]:
+        """``runserver`` on a free port until the block ends; its log goes to ``runserver.log``."""
         port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload", "--skip-checks"],
-            cwd=self.path,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        log_path = self.path / "runserver.log"
+        with log_path.open("w") as log:
+            server = subprocess.Popen(
+                [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload", "--skip-checks"],
+                cwd=self.path,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 60
             while True:
-                assert server.poll() is None, server.stdout.read() if server.stdout else "runserver exited"
+                assert server.poll() is None, f"runserver exited: {log_path.read_text()}"
                 try:
                     httpx.get(f"{url}/tables/Asset", headers={"ZUMO-API-VERSION": "3.0.0"}, timeout=2)
                     break
@@ -177,8 +181,6 @@ class Site:
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
-            if server.stdout:
-                server.stdout.close()
 
 
 BEFORE = """\
@@ -267,7 +269,7 @@ def test_an_existing_site_adopted_by_the_docs_serves_every_old_row(existing_site
     check = site.manage("check", "--database", "default")
     assert "offline_sync" not in check.stdout + check.stderr
 
-    for url in site.serve():
+    with site.serve() as url:
         for generation in ("v3", "v2"):
             with SyncClient(url, site.path / f"device-{generation}.db", generation=generation) as client:
                 pulled = client.pull("Asset")
