@@ -5,7 +5,8 @@ precision), ``version`` (opaque, new on every write) and ``deleted`` (soft delet
 and ``delete()`` keep them right; see ``stamping`` for how ``updated_at`` is made gap-free.
 ``imported_version`` holds the version another server issued for a row imported from it
 (``import_sync_table``), which the row keeps showing and honouring until its next write here.
-``SyncClock`` is the one concrete model: a row per synced table holding its last stamp.
+``SyncClock`` holds a row per synced table with its last stamp; ``SyncHorizon`` a row per
+table whose tombstones were purged (``retention.py``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
     "ID_MAX_LENGTH",
     "SyncBatch",
     "SyncClock",
+    "SyncHorizon",
     "SyncImport",
     "SyncModel",
     "accepts_stamp",
@@ -280,3 +282,25 @@ class SyncImport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.target} <- {self.source}"
+
+
+class SyncHorizon(models.Model):
+    """How far ``purge_tombstones`` has removed one table's tombstones.
+
+    ``horizon`` is the newest ``updated_at`` of a purged tombstone: a device whose delta token
+    is older may still hold a row whose tombstone it never pulled, and must start afresh
+    (``retention.py``, ``docs/fleet.rst``).
+    """
+
+    table = models.CharField(_("table"), max_length=255, primary_key=True)
+    horizon = models.DateTimeField(_("horizon"))
+    purged = models.BigIntegerField(_("tombstones purged"), default=0)
+    purged_at = models.DateTimeField(_("last purge"), null=True, blank=True)
+
+    class Meta:
+        db_table = "offline_sync_horizon"
+        verbose_name = _("sync horizon")
+        verbose_name_plural = _("sync horizons")
+
+    def __str__(self) -> str:
+        return f"{self.table}: {self.horizon.isoformat()}"

@@ -21,6 +21,7 @@ problems at start-up, and reading invalid settings at run time raises
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, get_args
@@ -125,6 +126,16 @@ class SyncSettings:
     #: Database aliases of streaming replicas that serve the sync tables' reads (pulls and
     #: reads by id) through ``django_offline_sync.replicas.ReplicaRouter``; empty: the primary.
     READ_DATABASES: tuple[str, ...] = ()
+    #: How long ``manage.py purge_tombstones`` keeps soft-deleted rows (a ``timedelta`` or
+    #: seconds). ``None``, the default: tombstones are kept for ever. Keep it longer than
+    #: the longest time a device stays offline (``docs/fleet.rst``).
+    TOMBSTONE_RETENTION: dt.timedelta | None = None
+    #: How long ``manage.py purge_rejections`` keeps the entries of the conflict and
+    #: rejection ledger (a ``timedelta`` or seconds). ``None``, the default: for ever.
+    REJECTION_RETENTION: dt.timedelta | None = None
+    #: Record every write refused after its body was understood (409, 412, and 400, 403 or
+    #: 404 on a write) in the ledger (``SyncRejection``, shown in the admin).
+    RECORD_REJECTIONS: bool = True
 
 
 DEFAULTS: Final = SyncSettings()
@@ -142,6 +153,13 @@ class SettingProblem:
 
 
 _MAX_TIMEOUT_MS: Final = 2**31 - 1
+#: Keys holding a retention: ``None``, a ``timedelta`` or whole seconds (stored as a timedelta).
+_DURATIONS: Final = ("TOMBSTONE_RETENTION", "REJECTION_RETENTION")
+
+
+def _as_duration(value: int | dt.timedelta) -> dt.timedelta:
+    return value if isinstance(value, dt.timedelta) else dt.timedelta(seconds=value)
+
 _LIMITS: Final = (
     "MAX_FILTER_LENGTH", "MAX_FILTER_DEPTH", "MAX_FILTER_NODES", "MAX_FILTER_STRING", "MAX_BODY_BYTES", "CURSOR_MAX_AGE"
 )
@@ -158,6 +176,17 @@ def _value_problem(key: str, value: Any) -> tuple[str, str] | None:
     key allows has the key's own id (stable since 0.1).
     """
     default = getattr(DEFAULTS, key)
+    if key in _DURATIONS:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, dt.timedelta)):
+            return "offline_sync.E002", "must be None, a datetime.timedelta or a number of seconds"
+        try:
+            if _as_duration(value) >= dt.timedelta(seconds=1):
+                return None
+        except OverflowError:
+            return "offline_sync.E009", "is longer than a datetime.timedelta can hold"
+        return "offline_sync.E009", "must be None (keep for ever) or at least one second"
     if key == "DEFAULT_GENERATION":
         if value is None or value in GENERATIONS:
             return None
@@ -246,7 +275,11 @@ def validate(raw: object) -> tuple[SyncSettings, list[SettingProblem]]:
             message = f"{SETTING_NAME}[{key!r}] {why} (got {value!r})."
             problems.append(SettingProblem(check_id, message, f"The default is {getattr(DEFAULTS, name)!r}."))
             continue
-        values[name] = tuple(value) if name in ("ENABLED_GENERATIONS", "READ_DATABASES") else value
+        if name in ("ENABLED_GENERATIONS", "READ_DATABASES"):
+            value = tuple(value)
+        elif name in _DURATIONS and value is not None:
+            value = _as_duration(value)
+        values[name] = value
     result = dataclasses.replace(DEFAULTS, **values)
     if result.DEFAULT_GENERATION is not None and result.DEFAULT_GENERATION not in result.ENABLED_GENERATIONS:
         problems.append(

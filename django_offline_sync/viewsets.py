@@ -41,6 +41,7 @@ from .models import SyncModel, accepts_stamp
 from .pagination import SyncPagination
 from .query import FieldMap, ODataQuery, parse_query
 from .renderers import SyncContentNegotiation, SyncJSONRenderer
+from .retention import HORIZON_HEADER, horizon_of_pull
 from .serializers import (
     Body,
     Representer,
@@ -237,7 +238,10 @@ class SyncViewSet(_ViewSetBase):
         if page is None:  # pragma: no cover - __init_subclass__ requires SyncPagination
             raise ImproperlyConfigured(f"{type(self).__name__} has no paginator.")
         items = self.generation.render(request, page, query.select)  # the generation's shape
-        return self.get_paginated_response(items)
+        response = self.get_paginated_response(items)
+        # Read after the page, never before: retention.py says why that order is safe.
+        horizon_of_pull(response, self._table().model, query.filter_node, queryset.db)  # may resync
+        return response
 
     def retrieve(self, request: Request, pk: Any = None, *args: Any, **kwargs: Any) -> Response:
         obj = row_by_pk(self.get_queryset(), lookup_pk(self._table().model, pk))
@@ -350,7 +354,7 @@ class SyncViewSet(_ViewSetBase):
         response = super().finalize_response(request, response, *args, **kwargs)
         response["Cache-Control"] = "no-cache"
         # Browser clients read these (§1.4); a CORS middleware adds the rest.
-        response["Access-Control-Expose-Headers"] = f"ETag, Link, Location, {IDS_HEADER}"
+        response["Access-Control-Expose-Headers"] = f"ETag, Link, Location, {IDS_HEADER}, {HORIZON_HEADER}"
         if self._server_assigns_ids():
             # Tells clients up front that an offline insert (a client-chosen id) cannot succeed.
             response[IDS_HEADER] = SERVER_ASSIGNED_IDS

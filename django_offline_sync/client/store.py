@@ -739,6 +739,42 @@ class LocalStore:
             )
         return new_token
 
+    def set_token(self, table: str, query_id: str, token: str | None) -> None:
+        """Store (or, with None, forget) the delta token of ``query_id``."""
+        with self.transaction() as conn:
+            if token is None:
+                conn.execute("DELETE FROM sync_cursors WHERE table_name = ? AND query_id = ?", (table, query_id))
+            else:
+                conn.execute(
+                    "INSERT INTO sync_cursors (table_name, query_id, token) VALUES (?, ?, ?) "
+                    "ON CONFLICT (table_name, query_id) DO UPDATE SET token = excluded.token",
+                    (table, query_id, token),
+                )
+
+    def unseen_ids(self, table: str, seen: set[str], not_after: str) -> list[str]:
+        """Local rows not in ``seen``, without a pending operation, stamped at or before ``not_after``."""
+        self.ensure_table(table)
+        limit = parse_timestamp(not_after)
+        pending = {
+            row[0] for row in self._conn.execute("SELECT item_id FROM sync_operations WHERE table_name = ?", (table,))
+        }
+        found = []
+        for row in self._conn.execute(f"SELECT id, updated_at FROM {self._rows_table(table)}"):
+            if row[0] in seen or row[0] in pending:
+                continue
+            if row[1] is None or parse_timestamp(row[1]) <= limit:
+                found.append(row[0])
+        return found
+
+    def remove(self, table: str, item_ids: Sequence[str]) -> int:
+        """Remove local rows that the server no longer has (never one with a pending operation)."""
+        self.ensure_table(table)
+        with self.transaction() as conn:
+            pending = {
+                row[0] for row in conn.execute("SELECT item_id FROM sync_operations WHERE table_name = ?", (table,))
+            }
+            return sum(self._remove(table, item_id) for item_id in item_ids if item_id not in pending)
+
     def remove_missing(self, table: str, keep_ids: set[str]) -> int:
         """After a full pull: remove local rows the server no longer has (unless pending)."""
         self.ensure_table(table)

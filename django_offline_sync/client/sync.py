@@ -40,6 +40,13 @@ Progress = Callable[[str, int, "int | None"], None]
 #: How often one operation may be re-sent after client-wins/merge before the push gives up.
 MAX_CONFLICT_ROUNDS = 3
 
+#: The header a server adds to a delta pull's pages when tombstones newer than the pull's
+#: token were purged (``docs/protocol.rst`` §13.1): the table must be pulled afresh.
+HORIZON_HEADER = "X-Offline-Sync-Horizon"
+
+#: Ids per request when a filtered resync asks the server which unseen local rows still exist.
+_PROBE_BATCH = 50
+
 #: Test hook only: seconds to sleep after each pulled page and before committing each pushed
 #: operation, so a test can kill the process at a known point. Never set it in production.
 SLOW_ENV = "OFFLINE_SYNC_TEST_SLOW"
@@ -104,12 +111,25 @@ class PullResult:
     skipped: int = 0
     token: str | None = None
     pushed: PushResult | None = None
+    #: The server's horizon when this pull had to start afresh (its token predated a purge).
+    resynced_from: str | None = None
 
     def summary(self) -> str:
-        return (
+        text = (
             f"{self.table}: {self.received} row(s) received in {self.pages} page(s), {self.upserted} stored, "
             f"{self.deleted} deleted, {self.skipped} kept for pending local changes"
         )
+        if self.resynced_from:
+            text += f" (full resync: the server purged deletions up to {self.resynced_from})"
+        return text
+
+
+class _HorizonPassed(Exception):
+    """A delta pull's token predates the server's purge horizon (``HORIZON_HEADER``)."""
+
+    def __init__(self, horizon: str) -> None:
+        super().__init__(horizon)
+        self.horizon = horizon
 
 
 def body_for(item: Item) -> Item:
@@ -430,14 +450,85 @@ class Synchronizer:
         result = PullResult(table, qid, pushed=pushed)
         token = self.store.cursor(table, qid).token if qid is not None else None
         seen: set[str] | None = set() if full and filter is None else None
-        if self.generation == "v3":
-            self._pull_v3(table, qid, filter, token, result, seen, progress)
-        else:
-            self._pull_v2(table, qid, filter, token, result, seen, progress)
+        try:
+            self._pull_pages(table, qid, filter, token, result, seen, progress)
+        except _HorizonPassed as passed:
+            self._resync(table, qid, filter, result, progress, passed.horizon)
         if seen is not None:
             result.deleted += self.store.remove_missing(table, seen)
         self.store.ensure_table(table)  # only now: a table the server does not have leaves no trace
         return result
+
+    def _pull_pages(
+        self,
+        table: str,
+        qid: str | None,
+        user_filter: str | None,
+        token: str | None,
+        result: PullResult,
+        seen: set[str] | None,
+        progress: Progress | None,
+    ) -> None:
+        if self.generation == "v3":
+            self._pull_v3(table, qid, user_filter, token, result, seen, progress)
+        else:
+            self._pull_v2(table, qid, user_filter, token, result, seen, progress)
+
+    def _resync(
+        self,
+        table: str,
+        qid: str | None,
+        user_filter: str | None,
+        result: PullResult,
+        progress: Progress | None,
+        horizon: str,
+    ) -> None:
+        """Pull ``table`` afresh after the server purged tombstones this device never saw.
+
+        Pending operations stay queued (and their rows untouched). The pull runs without a
+        token and stores its token only at the end, so an interrupted resync starts again
+        from scratch next time instead of passing the horizon with rows left to remove.
+        Local rows the full pull did not return are gone from the server; with a ``filter``
+        the pull does not return every row, so those older than the horizon are looked up.
+        """
+        result.resynced_from = horizon
+        seen: set[str] = set()
+        fresh = PullResult(table, None)
+        self._pull_pages(table, None, user_filter, None, fresh, seen, progress)
+        if user_filter is None:
+            removed = self.store.remove_missing(table, seen)
+        else:
+            removed = self.store.remove(table, self._gone(table, self.store.unseen_ids(table, seen, horizon)))
+        for name in ("pages", "received", "upserted", "deleted", "skipped"):
+            setattr(result, name, getattr(result, name) + getattr(fresh, name))
+        result.deleted += removed
+        result.token = fresh.token
+        if qid is not None:
+            self.store.set_token(table, qid, fresh.token)
+
+    def _gone(self, table: str, item_ids: list[str]) -> list[str]:
+        """Which of ``item_ids`` the server has no live row for (deleted, purged or never there)."""
+        gone: list[str] = []
+        deleted_name = "__includedeleted" if self.generation == "v3" else "__includeDeleted"
+        for start in range(0, len(item_ids), _PROBE_BATCH):
+            chunk = item_ids[start : start + _PROBE_BATCH]
+            quoted = ",".join("'" + item_id.replace("'", "''") + "'" for item_id in chunk)
+            params = {"$filter": f"id in ({quoted})", "$top": str(len(chunk)), deleted_name: "true"}
+            response = self.transport.request("GET", self.transport.table_path(table), params=params)
+            _raise_if_no_table(response, table, collection=True)
+            _raise_for_status(response)
+            body = decode_json(response)
+            if isinstance(body, dict):
+                body = body.get("items", body.get("results"))
+            live = {item["id"] for item in _page_items(response, body) if not item.get("deleted")}
+            gone.extend(item_id for item_id in chunk if item_id not in live)
+        return gone
+
+    @staticmethod
+    def _check_horizon(response: httpx.Response, watch: bool) -> None:
+        horizon = response.headers.get(HORIZON_HEADER)
+        if watch and horizon:
+            raise _HorizonPassed(horizon)
 
     def _apply(
         self, table: str, qid: str | None, items: list[Item], result: PullResult, seen: set[str] | None
@@ -479,6 +570,7 @@ class Synchronizer:
             response = self.transport.request("GET", url, params=params)
             _raise_if_no_table(response, table, collection=True)
             _raise_for_status(response)
+            self._check_horizon(response, watch=token is not None)
             body = decode_json(response)
             self._learn(table, response)
             if not isinstance(body, dict) or "items" not in body:
@@ -510,6 +602,7 @@ class Synchronizer:
         skip = 0
         total: int | None = None
         distinct: set[str] = set()  # `ge` re-reads boundary rows; progress counts each row once
+        watch = token is not None  # a pull from a stored token may have passed the horizon
         while True:
             clauses = [f"({user_filter})"] if user_filter else []
             if token:
@@ -527,6 +620,7 @@ class Synchronizer:
             response = self.transport.request("GET", path, params=params)
             _raise_if_no_table(response, table, collection=True)
             _raise_for_status(response)
+            self._check_horizon(response, watch)
             body = decode_json(response)
             self._learn(table, response)
             if isinstance(body, dict):
