@@ -8,6 +8,7 @@ separate action with its own confirmation page.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -24,10 +25,11 @@ from django.utils.html import format_html
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from rest_framework.exceptions import ValidationError as DRFValidationError
 
-from . import wire
+from . import ledger, wire
 from .managers import SyncQuerySet
-from .models import SyncClock, SyncImport, SyncModel
+from .models import SyncClock, SyncHorizon, SyncImport, SyncModel, SyncRejection
 
 if TYPE_CHECKING:
     from django.contrib.admin.filters import _ListFilterChoices
@@ -39,8 +41,11 @@ if TYPE_CHECKING:
     _SyncModelAdminBase = admin.ModelAdmin[SyncModel]
     _SyncClockAdminBase = admin.ModelAdmin[SyncClock]
     _SyncImportAdminBase = admin.ModelAdmin[SyncImport]
+    _SyncHorizonAdminBase = admin.ModelAdmin[SyncHorizon]
+    _SyncRejectionAdminBase = admin.ModelAdmin[SyncRejection]
 else:
     _SyncModelAdminBase = _SyncClockAdminBase = _SyncImportAdminBase = admin.ModelAdmin
+    _SyncHorizonAdminBase = _SyncRejectionAdminBase = admin.ModelAdmin
 
 #: The system fields shown read-only on every change form (``id`` only once saved).
 SYSTEM_READONLY_FIELDS = ("created_at", "updated_at", "version", "deleted")
@@ -271,3 +276,175 @@ class SyncImportAdmin(_SyncImportAdminBase):
 
     def has_change_permission(self, request: HttpRequest, obj: SyncImport | None = None) -> bool:
         return False
+
+
+# -- the resync horizon and the conflict and rejection ledger ---------------------------------
+
+
+@admin.register(SyncHorizon)
+class SyncHorizonAdmin(_SyncHorizonAdminBase):
+    """Read-only: how far ``purge_tombstones`` went per table (``docs/fleet.rst``)."""
+
+    list_display = ("table", "horizon", "purged", "purged_at")
+    ordering = ("table",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: SyncHorizon | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: SyncHorizon | None = None) -> bool:
+        # Lowering or removing a horizon would let stranded devices skip their resync.
+        return False
+
+
+def viewable_models(request: HttpRequest) -> list[str]:
+    """``app_label.model_name`` of every synced table the user may view (the ledger's scope)."""
+    from .retention import sync_models
+
+    user = request.user
+    return [
+        m._meta.label_lower
+        for m in sync_models()
+        if user.has_perm(f"{m._meta.app_label}.view_{m._meta.model_name}")
+        or user.has_perm(f"{m._meta.app_label}.change_{m._meta.model_name}")
+    ]
+
+
+class TableListFilter(admin.SimpleListFilter):
+    """The tables the user may view, and only those (the ledger never names another)."""
+
+    title = gettext_lazy("table")
+    parameter_name = "table"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, _StrOrPromise]]:
+        from .retention import sync_models
+
+        allowed = set(viewable_models(request))
+        return [
+            (m._meta.label_lower, capfirst(str(m._meta.verbose_name_plural)))
+            for m in sync_models()
+            if m._meta.label_lower in allowed
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(model=value) if value else queryset
+
+
+class OutcomeListFilter(admin.SimpleListFilter):
+    """Conflicts (409/412), still open or resolved, and rejections (400/403/404/410)."""
+
+    title = gettext_lazy("kind")
+    parameter_name = "kind"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, _StrOrPromise]]:
+        return [
+            ("open", gettext_lazy("Open conflicts")),
+            ("conflict", gettext_lazy("All conflicts (409, 412)")),
+            ("rejection", gettext_lazy("Rejections (400, 403, 404, 410)")),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value == "open":
+            return queryset.filter(status__in=(409, 412), resolution="")
+        if value == "conflict":
+            return queryset.filter(status__in=(409, 412))
+        if value == "rejection":
+            return queryset.exclude(status__in=(409, 412))
+        return queryset
+
+
+def _pretty(value: Any) -> str:
+    if value is None:
+        return "—"
+    text = json.dumps(value, indent=2, sort_keys=True, default=str)
+    return format_html("<pre style='white-space: pre-wrap'>{}</pre>", text)
+
+
+@admin.register(SyncRejection)
+class SyncRejectionAdmin(_SyncRejectionAdminBase):
+    """The conflict and rejection ledger: read-only entries, resolved with two actions.
+
+    A staff user sees only entries of tables they may view (``view`` or ``change``
+    permission on the table's model); applying a client's item also needs ``change`` on it.
+    """
+
+    list_display = ("created_at", "status", "operation", "table", "row_id", "user", "generation", "error_code",
+                    "resolution_shown")
+    list_filter = (OutcomeListFilter, TableListFilter, "status", ("user", admin.RelatedOnlyFieldListFilter),
+                   "created_at", "resolution")
+    date_hierarchy = "created_at"
+    search_fields = ("=row_id",)
+    actions = ["keep_server_row", "apply_client_item"]
+    list_select_related = ("user",)
+    fields = ("created_at", "status", "error_code", "message", "operation", "generation", "table", "model",
+              "row_id", "user", "base_version", "client_item_shown", "server_version", "server_item_shown",
+              "resolution", "resolved_at", "resolved_by", "applied_version")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[SyncRejection]:
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(model__in=viewable_models(request))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: SyncRejection | None = None) -> tuple[str, ...]:
+        return self.fields
+
+    @admin.display(description=gettext_lazy("resolution"), ordering="resolution")
+    def resolution_shown(self, obj: SyncRejection) -> str:
+        if obj.resolution:
+            return str(obj.get_resolution_display())
+        return str(_("open")) if obj.is_conflict else "—"
+
+    @admin.display(description=gettext_lazy("client's item"))
+    def client_item_shown(self, obj: SyncRejection) -> str:
+        return _pretty(obj.client_item)
+
+    @admin.display(description=gettext_lazy("server's item"))
+    def server_item_shown(self, obj: SyncRejection) -> str:
+        return _pretty(obj.server_item)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: SyncRejection | None = None) -> bool:
+        return False  # the retention (``purge_rejections``) removes entries
+
+    @admin.action(permissions=["change"], description=gettext_lazy("Resolve: keep the server's row"))
+    def keep_server_row(self, request: HttpRequest, queryset: QuerySet[SyncRejection]) -> None:
+        done = 0
+        for entry in queryset.filter(status__in=(409, 412), resolution=""):
+            ledger.keep_server_row(entry, request.user if request.user.is_authenticated else None)
+            done += 1
+        self._report(request, queryset, done, _("Kept the server's row for %(count)d conflict(s)."))
+
+    @admin.action(permissions=["change"], description=gettext_lazy("Resolve: apply the client's item"))
+    def apply_client_item(self, request: HttpRequest, queryset: QuerySet[SyncRejection]) -> None:
+        done = 0
+        for entry in queryset.filter(status__in=(409, 412), resolution=""):
+            app_label, _dot, model_name = entry.model.partition(".")
+            if not request.user.has_perm(f"{app_label}.change_{model_name}"):
+                self.message_user(
+                    request, _("%(entry)s: you may not change this table.") % {"entry": entry}, messages.ERROR
+                )
+                continue
+            try:
+                ledger.apply_client_item(entry, request.user if request.user.is_authenticated else None)
+            except (ledger.ResolveError, DRFValidationError) as exc:
+                self.message_user(request, f"{entry}: {exc}", messages.ERROR)
+                continue
+            done += 1
+        self._report(request, queryset, done, _("Applied the client's item for %(count)d conflict(s)."))
+
+    def _report(self, request: HttpRequest, queryset: QuerySet[SyncRejection], done: int, text: str) -> None:
+        self.message_user(request, text % {"count": done}, messages.SUCCESS if done else messages.WARNING)
+        skipped = queryset.count() - done
+        if skipped:
+            self.message_user(
+                request,
+                _("%(count)d selected entries were not open conflicts or could not be applied.") % {"count": skipped},
+                messages.WARNING,
+            )

@@ -16,8 +16,11 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any, ClassVar
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, router
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from . import stamping
@@ -44,6 +47,7 @@ __all__ = [
     "SyncHorizon",
     "SyncImport",
     "SyncModel",
+    "SyncRejection",
     "accepts_stamp",
     "check_id",
     "decode_version",
@@ -304,3 +308,58 @@ class SyncHorizon(models.Model):
 
     def __str__(self) -> str:
         return f"{self.table}: {self.horizon.isoformat()}"
+
+
+class SyncRejection(models.Model):
+    """One write the server refused after understanding its body: the conflict and rejection ledger.
+
+    Recorded by ``ledger.record`` outside the refused transaction (it survives the rollback);
+    shown in the admin, where a conflict is resolved by keeping the server's row or applying
+    the client's item (``docs/fleet.rst``).
+    """
+
+    class Resolution(models.TextChoices):
+        OPEN = "", _("open")
+        SERVER = "server", _("kept the server's row")
+        CLIENT = "client", _("applied the client's item")
+
+    table = models.CharField(_("table"), max_length=255, db_index=True)
+    model = models.CharField(_("model"), max_length=255, help_text=_("app_label.model_name of the table."))
+    row_id = models.CharField(_("row id"), max_length=255, blank=True)
+    operation = models.CharField(_("operation"), max_length=16)
+    generation = models.CharField(_("generation"), max_length=4)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("user")
+    )
+    status = models.PositiveSmallIntegerField(_("status"), db_index=True)
+    error_code = models.CharField(_("error code"), max_length=64, blank=True)
+    message = models.TextField(_("message"), blank=True)
+    client_item = models.JSONField(_("client's item"), null=True, blank=True, encoder=DjangoJSONEncoder)
+    base_version = models.CharField(_("client's base version"), max_length=255, blank=True)
+    server_item = models.JSONField(_("server's item"), null=True, blank=True, encoder=DjangoJSONEncoder)
+    server_version = models.CharField(_("server's version"), max_length=255, blank=True)
+    created_at = models.DateTimeField(_("time"), default=timezone.now, db_index=True)
+    resolution = models.CharField(_("resolution"), max_length=16, blank=True, choices=Resolution.choices)
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("resolved by"),
+    )
+    applied_version = models.CharField(_("version written"), max_length=255, blank=True)
+
+    class Meta:
+        db_table = "offline_sync_rejection"
+        verbose_name = _("rejected write")
+        verbose_name_plural = _("conflicts and rejected writes")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.operation} {self.table}/{self.row_id}"
+
+    @property
+    def is_conflict(self) -> bool:
+        return self.status in (409, 412)
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolution == ""

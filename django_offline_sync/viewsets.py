@@ -37,6 +37,7 @@ from .concurrency import Precondition, etag_for, if_none_match_hits, parse_if_ma
 from .exceptions import BodyNotAllowed, EntityConflict, IdMismatch, ItemNotFound, exception_handler
 from .filters import ODataFilterBackend
 from .generations import Generation, ZumoVersioning, policy_for
+from .ledger import record_refusal
 from .models import SyncModel, accepts_stamp
 from .pagination import SyncPagination
 from .query import FieldMap, ODataQuery, parse_query
@@ -347,8 +348,11 @@ class SyncViewSet(_ViewSetBase):
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, EntityConflict):
             # The protocol's answer, not an error body: the server's entity and its ETag (§9).
-            return Response(exc.entity, status=exc.status_code, headers={"ETag": exc.etag} if exc.etag else None)
-        return super().handle_exception(exc)
+            response = Response(exc.entity, status=exc.status_code, headers={"ETag": exc.etag} if exc.etag else None)
+        else:
+            response = super().handle_exception(exc)
+        record_refusal(self, exc, response)  # the ledger: after the write's transaction unwound
+        return response
 
     def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)
