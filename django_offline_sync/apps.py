@@ -1,5 +1,5 @@
 """Django application config: registers the system checks, the migrate handlers, the change-event
-notifier (and the OpenAPI extension when drf-spectacular is installed).
+notifier, the ledger's request hooks (and the OpenAPI extension when drf-spectacular is installed).
 
 ``post_migrate`` stamps rows that predate a table's adoption of ``SyncModel``; ``pre_migrate``
 refuses a migration that would change a synced table's primary key type (``adoption``).
@@ -20,11 +20,13 @@ class OfflineSyncConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.core.signals import request_finished, request_started
         from django.db.backends.signals import connection_created
         from django.db.models.signals import post_migrate, pre_migrate
 
         from . import checks  # noqa: F401  (registers the checks)
         from .adoption import refuse_key_changes, stamp_after_migrate
+        from .ledger import discard_pending, flush_pending
 
         try:
             import drf_spectacular  # noqa: F401
@@ -43,6 +45,9 @@ class OfflineSyncConfig(AppConfig):
 
         # On PostgreSQL, tell every process's change-event subscribers (docs/events.rst).
         sync_committed.connect(notify_committed, dispatch_uid="offline_sync_notify_committed")
+        # The ledger's entries of refusals inside a transaction, written once it has ended.
+        request_started.connect(discard_pending, dispatch_uid="offline_sync_ledger_discard")
+        request_finished.connect(flush_pending, dispatch_uid="offline_sync_ledger_flush")
 
 
 def _register_sqlite_functions(sender: Any, connection: Any, **kwargs: Any) -> None:

@@ -10,8 +10,9 @@ resolve in them, and recording them would let anyone fill the table.
 
 The entry is written outside the refused transaction so that it survives the rollback: at
 once in autocommit mode (the write's ``atomic`` block has already unwound), or, when the
-request runs inside an outer transaction (``ATOMIC_REQUESTS``), once the response is closed,
-after that transaction ended. A failure to record is logged, never turned into a 500.
+write ran inside an outer transaction that the refusal rolls back (``ATOMIC_REQUESTS``, an
+operation of a ``$batch``), when the request has finished (``request_finished``), after that
+transaction ended. A failure to record is logged, never turned into a 500.
 
 The success path does not pass through here at all; ``bench/ledger.py`` measures it.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -114,18 +116,52 @@ def record_refusal(view: SyncViewSet, exc: Exception, response: HttpResponseBase
         return
     using = router.db_for_write(SyncRejection)
     if connections[using].in_atomic_block:
-        # Inside the request's own transaction (ATOMIC_REQUESTS), which is about to roll back:
-        # write once the response is closed, after it ended.
-        response._resource_closers.append(lambda: _save(entry, using))  # type: ignore[attr-defined]  # Django's, untyped
+        # Inside a transaction the refusal will roll back (ATOMIC_REQUESTS, a $batch): keep
+        # the entry until the request has finished, after that transaction ended.
+        _pending().append((entry, using))
     else:
         _save(entry, using)
 
 
+_local = threading.local()
+
+
+def _pending() -> list[tuple[SyncRejection, str]]:
+    entries: list[tuple[SyncRejection, str]] | None = getattr(_local, "entries", None)
+    if entries is None:
+        entries = _local.entries = []
+    return entries
+
+
+def flush_pending(**kwargs: Any) -> None:
+    """Write the entries kept during the request (``request_finished``; ``apps.py`` connects it).
+
+    By then the request's transactions have ended; an atomic block still open belongs to
+    whoever runs the request in-process (a test), and the entry joins it.
+    """
+    entries = getattr(_local, "entries", None)
+    if not entries:
+        return
+    _local.entries = []
+    for entry, using in entries:
+        _save(entry, using)
+
+
+def discard_pending(**kwargs: Any) -> None:
+    """Forget entries left by a request that never finished (``request_started``)."""
+    _local.entries = []
+
+
 def _save(entry: SyncRejection, using: str) -> None:
+    connection = connections[using]
+    was_closed = connection.connection is None  # request_finished may have closed it already
     try:
         entry.save(using=using)
     except DatabaseError:
         logger.exception("Could not record a refused write in the ledger")
+    finally:
+        if was_closed and not connection.in_atomic_block:
+            connection.close()
 
 
 def _entry(view: SyncViewSet, exc: Exception, response: HttpResponseBase, operation: str) -> SyncRejection | None:

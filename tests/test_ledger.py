@@ -242,3 +242,23 @@ def test_entries_are_json_with_the_wire_shape(task):
     entry = SyncRejection.objects.get()
     assert entry.generation == "v1"
     json.dumps(entry.server_item)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_operation_of_a_batch_is_recorded_after_the_batch_rolled_back():
+    task = Task.objects.create(text="server")
+    stale = encode_version(task.version)
+    task.save()
+    body = {
+        "batchId": "b-1",
+        "operations": [
+            {"op": "insert", "table": "Task", "item": {"id": "fresh-row", "text": "a"}},
+            {"op": "update", "table": "Task", "id": task.pk, "item": {"text": "late"}, "version": stale},
+        ],
+    }
+    response = ZumoClient("v3").post_json("/tables/$batch", body)
+    assert response.status_code == 412, response.content
+    assert not Task.all_objects.filter(pk="fresh-row").exists()  # the batch rolled back
+    entry = SyncRejection.objects.get()
+    assert (entry.status, entry.row_id, entry.client_item) == (412, task.pk, {"text": "late"})
+    assert entry.base_version == stale
