@@ -1,4 +1,5 @@
-"""Admin for synced tables: ``SyncModelAdmin`` and a read-only view of the sync clocks.
+"""Admin for synced tables: ``SyncModelAdmin``, the read-only clocks and horizons, the conflict
+and rejection ledger (``SyncRejectionAdmin``) and the sync status page (``SyncStatusAdmin``).
 
 Deleting in the admin is a soft delete, as it is over the API: the row becomes a tombstone
 that devices pull, and the "restore" action brings it back. Removing rows for good is a
@@ -17,10 +18,12 @@ from django.contrib.admin import helpers
 from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.admin.utils import get_deleted_objects, model_ngettext, quote
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Count, Max, Q, QuerySet
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
@@ -29,7 +32,7 @@ from rest_framework.exceptions import ValidationError as DRFValidationError
 
 from . import ledger, wire
 from .managers import SyncQuerySet
-from .models import SyncClock, SyncHorizon, SyncImport, SyncModel, SyncRejection
+from .models import SyncActivity, SyncClock, SyncHorizon, SyncImport, SyncModel, SyncRejection
 
 if TYPE_CHECKING:
     from django.contrib.admin.filters import _ListFilterChoices
@@ -43,9 +46,10 @@ if TYPE_CHECKING:
     _SyncImportAdminBase = admin.ModelAdmin[SyncImport]
     _SyncHorizonAdminBase = admin.ModelAdmin[SyncHorizon]
     _SyncRejectionAdminBase = admin.ModelAdmin[SyncRejection]
+    _SyncActivityAdminBase = admin.ModelAdmin[SyncActivity]
 else:
     _SyncModelAdminBase = _SyncClockAdminBase = _SyncImportAdminBase = admin.ModelAdmin
-    _SyncHorizonAdminBase = _SyncRejectionAdminBase = admin.ModelAdmin
+    _SyncHorizonAdminBase = _SyncRejectionAdminBase = _SyncActivityAdminBase = admin.ModelAdmin
 
 #: The system fields shown read-only on every change form (``id`` only once saved).
 SYSTEM_READONLY_FIELDS = ("created_at", "updated_at", "version", "deleted")
@@ -448,3 +452,89 @@ class SyncRejectionAdmin(_SyncRejectionAdminBase):
                 _("%(count)d selected entries were not open conflicts or could not be applied.") % {"count": skipped},
                 messages.WARNING,
             )
+
+
+# -- the sync status page --------------------------------------------------------------------
+
+
+@admin.register(SyncActivity)
+class SyncStatusAdmin(_SyncActivityAdminBase):
+    """"Sync status" in the admin: one page with every table's figures and who synced when.
+
+    Registered on ``SyncActivity`` so that it is listed under *Offline sync* like any model;
+    its changelist is the status page. Tables appear only to users who may view them.
+    """
+
+    activity_limit = 500
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: SyncActivity | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: SyncActivity | None = None) -> bool:
+        return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        from .retention import sync_models
+
+        allowed = set(viewable_models(request))
+        now = timezone.now()
+        models_ = [m for m in sync_models() if request.user.is_superuser or m._meta.label_lower in allowed]
+        horizons = dict(SyncHorizon.objects.values_list("table", "horizon"))
+        open_conflicts = dict(
+            SyncRejection.objects.filter(status__in=(409, 412), resolution="")
+            .values("model")
+            .annotate(n=Count("id"))
+            .values_list("model", "n")
+        )
+        tables = []
+        for model in models_:
+            figures = model.all_objects.aggregate(
+                live=Count("pk", filter=Q(deleted=False)),
+                tombstones=Count("pk", filter=Q(deleted=True)),
+                hour=Count("pk", filter=Q(updated_at__gte=now - dt.timedelta(hours=1))),
+                day=Count("pk", filter=Q(updated_at__gte=now - dt.timedelta(days=1))),
+                newest=Max("updated_at"),
+            )
+            label = model._meta.label_lower
+            try:
+                changelist: str | None = reverse(
+                    f"{self.admin_site.name}:{model._meta.app_label}_{model._meta.model_name}_changelist"
+                )
+            except NoReverseMatch:
+                changelist = None
+            tables.append(
+                {
+                    **figures,
+                    "label": label,
+                    "name": capfirst(str(model._meta.verbose_name_plural)),
+                    "db_table": model._meta.db_table,
+                    "horizon": horizons.get(model._meta.db_table),
+                    "conflicts": open_conflicts.get(label, 0),
+                    "changelist": changelist,
+                }
+            )
+        visible = {m._meta.label_lower for m in models_}
+        activity = list(
+            SyncActivity.objects.filter(table__in=visible)
+            .select_related("user")
+            .order_by(Coalesce("last_push", "last_pull").desc(nulls_last=True), "id")[: self.activity_limit + 1]
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Sync status"),
+            "opts": self.model._meta,
+            "now": now,
+            "tables": tables,
+            "activity": activity[: self.activity_limit],
+            "activity_truncated": len(activity) > self.activity_limit,
+            "activity_limit": self.activity_limit,
+            "ledger": reverse(f"{self.admin_site.name}:offline_sync_syncrejection_changelist"),
+            **(extra_context or {}),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "offline_sync/admin/sync_status.html", context)

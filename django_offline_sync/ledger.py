@@ -47,10 +47,11 @@ from .exceptions import (
     UnsupportedVersion,
     describe,
 )
+from .generations import policy_for
 from .models import SyncModel, SyncRejection
 from .settings import get_settings
 from .signals import sync_committed
-from .wire import SYSTEM_WIRE_NAMES, V1_SYSTEM_WIRE_NAMES, encode_version
+from .wire import encode_version
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -301,7 +302,7 @@ def apply_client_item(entry: SyncRejection, user: AbstractBaseUser | None) -> Sy
     else:
         representer = Representer(model, None)
         serializer_class = serializer_class_for(model, None)
-    system_names = V1_SYSTEM_WIRE_NAMES if entry.generation == "v1" else SYSTEM_WIRE_NAMES
+    system_names = policy_for(entry.generation).system_names  # the names the client's item uses
     using = router.db_for_write(model)
     with transaction.atomic(using=using):
         (stamp,) = stamping.reserve(model, 1, using)

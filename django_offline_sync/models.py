@@ -42,6 +42,7 @@ from .wire import (
 
 __all__ = [
     "ID_MAX_LENGTH",
+    "SyncActivity",
     "SyncBatch",
     "SyncClock",
     "SyncHorizon",
@@ -363,3 +364,25 @@ class SyncRejection(models.Model):
     @property
     def is_open(self) -> bool:
         return self.resolution == ""
+
+
+class SyncActivity(models.Model):
+    """When a user last pulled from and pushed to one table (``activity.py``).
+
+    Updated at most once a minute per user, table and direction, so it costs a pull or a
+    push almost nothing; the admin's sync status page shows it.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="+", verbose_name=_("user"))
+    table = models.CharField(_("table"), max_length=255)
+    last_pull = models.DateTimeField(_("last pull"), null=True, blank=True)
+    last_push = models.DateTimeField(_("last push"), null=True, blank=True)
+
+    class Meta:
+        db_table = "offline_sync_activity"
+        verbose_name = _("sync status")
+        verbose_name_plural = _("sync status")
+        constraints = [models.UniqueConstraint(fields=["user", "table"], name="offline_sync_activity_user_table")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.table}"

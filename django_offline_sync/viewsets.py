@@ -33,6 +33,7 @@ from rest_framework.serializers import BaseSerializer, Serializer
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.viewsets import GenericViewSet
 
+from .activity import note as note_activity
 from .concurrency import Precondition, etag_for, if_none_match_hits, parse_if_match
 from .exceptions import BodyNotAllowed, EntityConflict, IdMismatch, ItemNotFound, exception_handler
 from .filters import ODataFilterBackend
@@ -356,6 +357,7 @@ class SyncViewSet(_ViewSetBase):
 
     def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)
+        note_activity(self, response)  # last pull/push per user and table, at most once a minute
         response["Cache-Control"] = "no-cache"
         # Browser clients read these (§1.4); a CORS middleware adds the rest.
         response["Access-Control-Expose-Headers"] = f"ETag, Link, Location, {IDS_HEADER}, {HORIZON_HEADER}"
