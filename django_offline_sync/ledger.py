@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from django.apps import apps
-from django.db import DatabaseError, connections, router, transaction
+from django.db import connections, router, transaction
 from django.http.response import HttpResponseBase
 from django.urls import get_resolver
 from django.utils import timezone
@@ -153,12 +153,27 @@ def discard_pending(**kwargs: Any) -> None:
     _local.entries = []
 
 
+def _storable(value: Any) -> Any:
+    """``value`` with every string made storable: a body may hold what no database column
+    takes (a lone surrogate, a NUL byte); the ledger keeps it escaped, as ``\\udc00``."""
+    if isinstance(value, str):
+        if "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value):
+            return value.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+        return value
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
+
+
 def _save(entry: SyncRejection, using: str) -> None:
     connection = connections[using]
     was_closed = connection.connection is None  # request_finished may have closed it already
     try:
-        entry.save(using=using)
-    except DatabaseError:
+        with transaction.atomic(using=using):  # a savepoint when inside a caller's transaction
+            entry.save(using=using)
+    except Exception:  # never let bookkeeping turn an answered request into a 500
         logger.exception("Could not record a refused write in the ledger")
     finally:
         if was_closed and not connection.in_atomic_block:
@@ -214,16 +229,16 @@ def _entry(view: SyncViewSet, exc: Exception, response: HttpResponseBase, operat
     return SyncRejection(
         table=stamping.clock_key(model),
         model=model._meta.label_lower,
-        row_id=str(row_id)[:255],
+        row_id=_storable(str(row_id))[:255],
         operation=operation,
         generation=generation.name,
         user=user if user is not None and user.is_authenticated else None,
         status=response.status_code,
         error_code=error_code[:64],
-        message=message,
-        client_item=client_item,
-        base_version=base_version[:255],
-        server_item=server_item,
+        message=_storable(message),
+        client_item=_storable(client_item),
+        base_version=_storable(base_version)[:255],
+        server_item=_storable(server_item),
         server_version=server_version,
     )
 

@@ -262,3 +262,12 @@ def test_a_refused_operation_of_a_batch_is_recorded_after_the_batch_rolled_back(
     entry = SyncRejection.objects.get()
     assert (entry.status, entry.row_id, entry.client_item) == (412, task.pk, {"text": "late"})
     assert entry.base_version == stale
+
+
+def test_what_no_column_can_store_is_kept_escaped():
+    body = '{"id": "\\udc00", "text": "nul\\u0000here"}'
+    response = ZumoClient("v2").post("/tables/Task", body, content_type="application/json")
+    assert response.status_code == 400
+    entry = SyncRejection.objects.get()
+    assert entry.client_item == {"id": "\\udc00", "text": "nul\\x00here"}
+    assert entry.row_id == "\\udc00"
