@@ -83,6 +83,12 @@ CATALOG: Final[tuple[CheckDoc, ...]] = (
         "Rename the key.",
     ),
     CheckDoc(
+        "offline_sync.E009",
+        "``TOMBSTONE_RETENTION`` or ``REJECTION_RETENTION`` is not ``None``, a ``timedelta`` or whole "
+        "seconds of at least 1.",
+        "``None`` (keep for ever), ``datetime.timedelta(days=90)`` or ``90 * 86400``.",
+    ),
+    CheckDoc(
         "offline_sync.E010",
         "A ``SyncModel`` subclass lost one of the system fields.",
         "Do not remove or shadow ``SyncModel``'s fields.",
