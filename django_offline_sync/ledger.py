@@ -30,7 +30,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from django.apps import apps
-from django.db import connections, router, transaction
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, connections, router, transaction
 from django.http.response import HttpResponseBase
 from django.urls import get_resolver
 from django.utils import timezone
@@ -298,9 +299,7 @@ def apply_client_item(entry: SyncRejection, user: AbstractBaseUser | None) -> Sy
     a soft delete; a row deleted since is restored with the client's values. ``ResolveError``
     when the entry is not an open conflict or the item is no longer valid.
     """
-    from rest_framework.exceptions import ValidationError
-
-    from .serializers import Representer, serializer_class_for, split_body
+    from .serializers import Representer, serializer_class_for
 
     if not entry.is_open:
         raise ResolveError("This entry is already resolved.")
@@ -319,6 +318,28 @@ def apply_client_item(entry: SyncRejection, user: AbstractBaseUser | None) -> Sy
         serializer_class = serializer_class_for(model, None)
     system_names = policy_for(entry.generation).system_names  # the names the client's item uses
     using = router.db_for_write(model)
+    try:
+        written = _write_client_item(entry, model, using, representer, serializer_class, system_names)
+    except APIException as exc:  # a column the table no longer has, say
+        raise ResolveError(f"The client's item is no longer valid: {exc.detail}") from exc
+    except (IntegrityError, DjangoValidationError) as exc:
+        raise ResolveError(f"The database refused the client's item: {exc}") from exc
+    _resolve(entry, SyncRejection.Resolution.CLIENT, user, encode_version(written.version) or "")
+    return written
+
+
+def _write_client_item(
+    entry: SyncRejection,
+    model: type[SyncModel],
+    using: str,
+    representer: Any,
+    serializer_class: Any,
+    system_names: Mapping[str, str],
+) -> SyncModel:
+    from rest_framework.exceptions import ValidationError
+
+    from .serializers import split_body
+
     with transaction.atomic(using=using):
         (stamp,) = stamping.reserve(model, 1, using)
         obj = model.all_objects.using(using).filter(pk=entry.row_id).first()
@@ -350,7 +371,6 @@ def apply_client_item(entry: SyncRejection, user: AbstractBaseUser | None) -> Sy
             lambda: sync_committed.send(sender=model, instance=written, operation=operation, request=None),
             using=using,
         )
-    _resolve(entry, SyncRejection.Resolution.CLIENT, user, encode_version(written.version) or "")
     return written
 
 

@@ -271,3 +271,12 @@ def test_what_no_column_can_store_is_kept_escaped():
     entry = SyncRejection.objects.get()
     assert entry.client_item == {"id": "\\udc00", "text": "nul\\x00here"}
     assert entry.row_id == "\\udc00"
+
+
+def test_an_item_naming_a_column_the_table_lost_is_refused(task):
+    entry = _conflict(task, {"text": "mine"})
+    entry.client_item = {"text": "mine", "colour": "red"}
+    entry.save()
+    with pytest.raises(ResolveError, match="no longer valid"):
+        apply_client_item(entry, None)
+    assert Task.objects.get().text == "server text"
