@@ -23,6 +23,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from django_offline_sync.client import SyncClient
+from django_offline_sync.models import SyncHorizon
 from django_offline_sync.retention import purge_tombstones
 from django_offline_sync.wire import truncate_ms
 from example_project.tasks.models import Task
@@ -48,7 +49,7 @@ def test_purge_under_concurrent_writers_and_pullers(live_server, tmp_path, gener
     random.Random(7).shuffle(mixed)  # live rows between the tombstones, as in a real table
     _old(mixed, 50)
 
-    stop, final, go, first_batch = (threading.Event() for _ in range(4))
+    stop, final, go = threading.Event(), threading.Event(), threading.Event()
     ready = threading.Barrier(3)  # the two devices and the test: all pulled once before anything runs
     holdings: dict[int, set[str]] = {}
     errors: list[BaseException] = []
@@ -105,15 +106,17 @@ def test_purge_under_concurrent_writers_and_pullers(live_server, tmp_path, gener
         nonlocal resyncs
         with SyncClient(live_server.url, tmp_path / f"d{number}.db", generation=generation, timeout=20) as device:
             device.pull("Task")  # holds every old row, with a token 50 days old
-            ready.wait(60)
-            go.wait(60)
-            if number == 1:  # the other device races the purge from its first batch on
-                first_batch.wait(60)
+            ready.wait(300)
+            go.wait(300)
+            if number == 1:  # this one starts once the purge has committed a horizon; the other races it
+                deadline = time.monotonic() + 300
+                while not SyncHorizon.objects.exists() and time.monotonic() < deadline:
+                    time.sleep(0.01)
             while not stop.is_set():
                 if device.pull("Task").resynced_from is not None:
                     with lock:
                         resyncs += 1
-            final.wait(60)
+            final.wait(300)
             device.pull("Task")
             holdings[number] = {row["id"] for row in device.table("Task").query()}
 
@@ -121,14 +124,12 @@ def test_purge_under_concurrent_writers_and_pullers(live_server, tmp_path, gener
         nonlocal purged
         while not stop.is_set():
             purged += purge_tombstones(Task, RETENTION, batch_size=7).purged
-            if purged:
-                first_batch.set()
             time.sleep(0.05)
 
     pullers = [threading.Thread(target=guarded(lambda n=n: puller(n))) for n in range(2)]
     for thread in pullers:
         thread.start()
-    ready.wait(60)
+    ready.wait(300)
     # While the devices were offline, 240 of their rows were deleted 35 days ago.
     for task in old_dead:
         task.delete()
@@ -141,11 +142,11 @@ def test_purge_under_concurrent_writers_and_pullers(live_server, tmp_path, gener
     time.sleep(SECONDS)
     stop.set()
     for thread in threads:
-        thread.join(60)
+        thread.join(300)
     purged += purge_tombstones(Task, RETENTION).purged
     final.set()
     for thread in pullers:
-        thread.join(60)
+        thread.join(300)
     assert not errors, errors
 
     rows = dict(Task.all_objects.values_list("pk", "deleted"))
