@@ -4,7 +4,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('offline_sync', '0002_syncbatch'),
+        ('offline_sync', '0003_sync_import'),
     ]
 
     operations = [

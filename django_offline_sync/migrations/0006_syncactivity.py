@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("offline_sync", "0004_syncrejection"),
+        ("offline_sync", "0005_syncrejection"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -9,7 +9,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("offline_sync", "0003_synchorizon"),
+        ("offline_sync", "0004_synchorizon"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
