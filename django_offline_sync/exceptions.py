@@ -19,15 +19,15 @@ from django.db import DatabaseError
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 from rest_framework import status
-from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import APIException, AuthenticationFailed, NotFound, PermissionDenied, ValidationError
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 from .wire import InvalidId
 
 logger = logging.getLogger("django_offline_sync")
 
 __all__ = [
+    "AuthenticationError",
     "BadRequest",
     "BodyNotAllowed",
     "BodyNotObject",
@@ -37,11 +37,14 @@ __all__ = [
     "IdMismatch",
     "IdNotAccepted",
     "IdUnavailable",
+    "InactiveUser",
     "InvalidBodyId",
+    "InvalidCredentials",
     "InvalidCursor",
     "InvalidId",
     "InvalidPrecondition",
     "InvalidQueryParameter",
+    "InvalidToken",
     "ItemGone",
     "ItemNotFound",
     "MalformedBody",
@@ -49,11 +52,18 @@ __all__ = [
     "ODataError",
     "PayloadTooLarge",
     "PreconditionFailed",
+    "ProviderTokenRejected",
+    "ProviderUnavailable",
     "QueryTimeout",
     "ReadConflict",
     "SchemaNotMigrated",
+    "SignInRefused",
+    "TokenExpired",
+    "TokenRevoked",
     "UniqueConflict",
     "UnknownFields",
+    "UnknownProvider",
+    "UnknownUser",
     "UnsupportedVersion",
     "exception_handler",
 ]
@@ -307,6 +317,82 @@ class PreconditionFailed(EntityConflict):
     default_code = "precondition_failed"
 
 
+# -- sign-in (django_offline_sync.auth) ------------------------------------------------------
+# Every 401 says what was wrong with the credentials, never echoing them: an app tells "sign in
+# again" (expired, revoked) from "this build is misconfigured" (bad signature, wrong audience).
+
+
+class AuthenticationError(AuthenticationFailed):
+    """Base of the sign-in 401s."""
+
+    default_detail = _("The sign-in token is not valid.")
+    default_code = "authentication_failed"
+
+
+class InvalidToken(AuthenticationError):
+    """Not a token this site issued: malformed, bad signature, unknown key, wrong issuer or audience."""
+
+    default_detail = _("The sign-in token is not valid.")
+    default_code = "invalid_token"
+
+
+class TokenExpired(AuthenticationError):
+    default_detail = _("The sign-in token has expired; sign in again or refresh it.")
+    default_code = "token_expired"
+
+
+class TokenRevoked(AuthenticationError):
+    """The token was signed out (``/.auth/logout``) or the user's password changed since it was issued."""
+
+    default_detail = _("The sign-in token has been revoked; sign in again.")
+    default_code = "token_revoked"
+
+
+class UnknownUser(AuthenticationError):
+    default_detail = _("The user this token names no longer exists.")
+    default_code = "unknown_user"
+
+
+class InactiveUser(AuthenticationError):
+    default_detail = _("The user this token names is inactive.")
+    default_code = "inactive_user"
+
+
+class InvalidCredentials(AuthenticationError):
+    """A custom login whose username and password do not match an active user."""
+
+    default_detail = _("The username or password is incorrect.")
+    default_code = "invalid_credentials"
+
+
+class ProviderTokenRejected(AuthenticationError):
+    """A provider token (``access_token``/``id_token``/``authorization_code``) that did not validate."""
+
+    default_detail = _("The identity provider's token was not accepted.")
+    default_code = "provider_token_rejected"
+
+
+class SignInRefused(PermissionDenied):
+    """A valid provider identity with no Django user, on a site that does not create users (403)."""
+
+    default_detail = _("This identity has no account on this site.")
+    default_code = "sign_in_refused"
+
+
+class UnknownProvider(APIException):
+    status_code = status.HTTP_404_NOT_FOUND
+    default_detail = _("No such sign-in provider.")
+    default_code = "unknown_provider"
+
+
+class ProviderUnavailable(APIException):
+    """The identity provider could not be reached or answered nonsense (502)."""
+
+    status_code = status.HTTP_502_BAD_GATEWAY
+    default_detail = _("The identity provider could not be reached.")
+    default_code = "provider_unavailable"
+
+
 # -- rendering -------------------------------------------------------------------------------
 
 
@@ -337,6 +423,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     ``Http404``/``PermissionDenied`` mapping); only the body is replaced, and only for a view
     that has a ``generation`` (a ``SyncViewSet``): other views keep DRF's body.
     """
+    # Imported here: rest_framework.views imports the authentication classes, which import this module.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     if is_missing_schema(exc) and getattr(context.get("view"), "generation", None) is not None:
         logger.error("A table of %s is not migrated", type(context["view"]).__name__, exc_info=exc)
         exc = SchemaNotMigrated()

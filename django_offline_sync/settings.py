@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, get_args
@@ -33,8 +34,11 @@ from django.core.signals import setting_changed
 __all__ = [
     "GENERATIONS",
     "SETTING_NAME",
+    "AuthSettings",
     "GenerationName",
+    "OIDCProvider",
     "SettingProblem",
+    "SigningKey",
     "SyncSettings",
     "get_settings",
     "sync_settings",
@@ -48,8 +52,78 @@ NextLinkFormat = Literal["auto", "query", "path", "absolute"]
 StampingMode = Literal["clock", "now"]
 GENERATIONS: Final[tuple[GenerationName, ...]] = get_args(GenerationName)
 
+#: Shortest HMAC key accepted for signing sign-in tokens (RFC 7518 §3.2: at least the hash size).
+MIN_KEY_BYTES: Final = 32
+#: Provider names the login URLs reserve for themselves.
+RESERVED_PROVIDERS: Final = frozenset({"custom", "done", "me", "refresh", "logout", "iframereceiver"})
+_PROVIDER_NAME: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
+
 #: Old names still accepted, with a warning (``offline_sync.W003``).
 RENAMED: Final[Mapping[str, str]] = {"MAX_PAGE_SIZE": "MAX_TOP"}
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """One key that signs or verifies sign-in tokens; ``kid`` names it in the token header."""
+
+    kid: str
+    key: str = dataclasses.field(repr=False)
+
+
+@dataclass(frozen=True)
+class OIDCProvider:
+    """An OpenID Connect provider the site accepts (``OFFLINE_SYNC["AUTH"]["PROVIDERS"]``)."""
+
+    #: The name in the login URLs (``/.auth/login/{name}``), lower case.
+    name: str
+    #: The provider's issuer (``iss``); discovery is read from ``{issuer}/.well-known/openid-configuration``.
+    issuer: str
+    client_id: str
+    client_secret: str = dataclasses.field(default="", repr=False)
+    #: Accepted ``aud`` values of its tokens; empty: the client id alone.
+    audiences: tuple[str, ...] = ()
+    scopes: tuple[str, ...] = ("openid", "profile", "email")
+    #: Discovery document URL when it is not under the issuer.
+    discovery_url: str = ""
+    #: Create a Django user on a first sign-in; ``None``: ``AUTH["CREATE_USERS"]``.
+    create_users: bool | None = None
+
+    @property
+    def accepted_audiences(self) -> tuple[str, ...]:
+        return self.audiences or (self.client_id,)
+
+    @property
+    def discovery(self) -> str:
+        return self.discovery_url or self.issuer.rstrip("/") + "/.well-known/openid-configuration"
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """``OFFLINE_SYNC["AUTH"]``: sign-in tokens and login endpoints (``django_offline_sync.auth``)."""
+
+    #: Keys that sign tokens (HS256), newest first: the first signs, every one verifies.
+    #: Empty: a key derived from ``SECRET_KEY`` signs, and keys derived from
+    #: ``SECRET_KEY_FALLBACKS`` verify, so Django's own key rotation rotates tokens too.
+    SIGNING_KEYS: tuple[SigningKey, ...] = ()
+    #: ``iss`` and ``aud`` of the tokens the site issues (and requires).
+    ISSUER: str = "django-offline-sync"
+    AUDIENCE: str = "django-offline-sync"
+    #: Seconds a token is valid.
+    TOKEN_LIFETIME: int = 86_400
+    #: Seconds after expiry during which ``/.auth/refresh`` still renews a token (App Service: 72 h).
+    REFRESH_GRACE: int = 259_200
+    #: Clock skew tolerated when checking ``exp``/``nbf``/``iat``, in seconds.
+    LEEWAY: int = 30
+    #: ``POST /.auth/login/custom`` with a Django username and password.
+    CUSTOM_LOGIN: bool = True
+    #: Sign-in attempts per client address and per username (``POST /.auth/login/…``), DRF rate syntax.
+    LOGIN_RATE: str = "10/min"
+    #: Create a Django user on a provider's first sign-in of an unknown subject.
+    CREATE_USERS: bool = False
+    PROVIDERS: tuple[OIDCProvider, ...] = ()
+
+    def provider(self, name: str) -> OIDCProvider | None:
+        return next((p for p in self.PROVIDERS if p.name == name), None)
 
 
 @dataclass(frozen=True)
@@ -136,6 +210,8 @@ class SyncSettings:
     #: Record every write refused after its body was understood (409, 412, and 400, 403 or
     #: 404 on a write) in the ledger (``SyncRejection``, shown in the admin).
     RECORD_REJECTIONS: bool = True
+    #: Sign-in (``django_offline_sync.auth``): a dict of ``AuthSettings`` keys.
+    AUTH: AuthSettings = AuthSettings()
 
 
 DEFAULTS: Final = SyncSettings()
@@ -227,6 +303,168 @@ def _value_problem(key: str, value: Any) -> tuple[str, str] | None:
     return None if isinstance(value, type(default)) else ("offline_sync.E002", f"must be a {type(default).__name__}")
 
 
+_AUTH_FIELDS: Final = {f.name: f for f in dataclasses.fields(AuthSettings)}
+_PROVIDER_FIELDS: Final = {f.name: f for f in dataclasses.fields(OIDCProvider)}
+_RATE: Final = re.compile(r"^\d+/(s|sec|second|m|min|minute|h|hour|d|day)$")
+
+
+def _auth_problem(message: str, check_id: str = "offline_sync.E040", hint: str | None = None) -> SettingProblem:
+    return SettingProblem(check_id, f"{SETTING_NAME}['AUTH']{message}", hint)
+
+
+def _string_tuple(value: Any) -> tuple[str, ...] | None:
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        return None
+    return tuple(value)
+
+
+def _signing_keys(raw: Any, problems: list[SettingProblem]) -> tuple[SigningKey, ...]:
+    hint = f'A list of {{"kid": "2026-01", "key": "<at least {MIN_KEY_BYTES} random bytes>"}}, newest first.'
+    if not isinstance(raw, (list, tuple)):
+        problems.append(_auth_problem("['SIGNING_KEYS'] must be a list.", "offline_sync.E041", hint))
+        return ()
+    keys: list[SigningKey] = []
+    for index, entry in enumerate(raw):
+        where = f"['SIGNING_KEYS'][{index}]"
+        if not isinstance(entry, Mapping) or set(entry) != {"kid", "key"}:
+            problems.append(
+                _auth_problem(f"{where} must be a dict with exactly 'kid' and 'key'.", "offline_sync.E041", hint)
+            )
+            continue
+        kid, key = entry["kid"], entry["key"]
+        if not isinstance(kid, str) or not kid:
+            problems.append(_auth_problem(f"{where}['kid'] must be a non-empty string.", "offline_sync.E041", hint))
+        elif not isinstance(key, str) or len(key.encode()) < MIN_KEY_BYTES:
+            # The key itself is never quoted in the message: check output ends up in logs.
+            problems.append(
+                _auth_problem(
+                    f"{where}['key'] (kid {kid!r}) must be a string of at least {MIN_KEY_BYTES} bytes.",
+                    "offline_sync.E041",
+                    hint,
+                )
+            )
+        elif any(k.kid == kid for k in keys):
+            problems.append(_auth_problem(f"{where}: the kid {kid!r} is used twice.", "offline_sync.E041", hint))
+        else:
+            keys.append(SigningKey(kid, key))
+    return tuple(keys)
+
+
+def _providers(raw: Any, problems: list[SettingProblem]) -> tuple[OIDCProvider, ...]:
+    hint = 'A dict {"name": {"issuer": "https://…", "client_id": "…", "client_secret": "…"}}.'
+    if not isinstance(raw, Mapping):
+        problems.append(
+            _auth_problem("['PROVIDERS'] must be a dict of provider name → settings.", "offline_sync.E042", hint)
+        )
+        return ()
+    providers: list[OIDCProvider] = []
+    for name, config in raw.items():
+        where = f"['PROVIDERS'][{name!r}]"
+        if not isinstance(name, str) or not _PROVIDER_NAME.match(name) or name in RESERVED_PROVIDERS:
+            problems.append(
+                _auth_problem(
+                    f"{where}: a provider name is lower-case letters, digits, '-' and '_', and not one of "
+                    f"{sorted(RESERVED_PROVIDERS)}.",
+                    "offline_sync.E042",
+                )
+            )
+            continue
+        if not isinstance(config, Mapping):
+            problems.append(_auth_problem(f"{where} must be a dict.", "offline_sync.E042", hint))
+            continue
+        values: dict[str, Any] = {"name": name}
+        bad = False
+        for key, value in config.items():
+            field = _PROVIDER_FIELDS.get(key) if key != "name" else None
+            if field is None:
+                problems.append(
+                    _auth_problem(
+                        f"{where}: unknown key {key!r}.",
+                        "offline_sync.E042",
+                        f"Known keys: {', '.join(sorted(set(_PROVIDER_FIELDS) - {'name'}))}.",
+                    )
+                )
+                bad = True
+            elif key in ("audiences", "scopes"):
+                strings = _string_tuple(value)
+                if strings is None:
+                    problems.append(_auth_problem(f"{where}[{key!r}] must be a list of strings.", "offline_sync.E042"))
+                    bad = True
+                else:
+                    values[key] = strings
+            elif key == "create_users":
+                if value is not None and not isinstance(value, bool):
+                    problems.append(
+                        _auth_problem(f"{where}['create_users'] must be True, False or None.", "offline_sync.E042")
+                    )
+                    bad = True
+                else:
+                    values[key] = value
+            elif not isinstance(value, str):
+                problems.append(_auth_problem(f"{where}[{key!r}] must be a string.", "offline_sync.E042"))
+                bad = True
+            else:
+                values[key] = value
+        for required in ("issuer", "client_id"):
+            if not values.get(required):
+                problems.append(_auth_problem(f"{where} needs {required!r}.", "offline_sync.E042", hint))
+                bad = True
+        for url_key in ("issuer", "discovery_url"):
+            url = values.get(url_key, "")
+            if url and not url.startswith(("https://", "http://")):
+                problems.append(_auth_problem(f"{where}[{url_key!r}] must be an http(s) URL.", "offline_sync.E042"))
+                bad = True
+        if not bad:
+            providers.append(OIDCProvider(**values))
+    return tuple(providers)
+
+
+def _auth_settings(raw: Any) -> tuple[AuthSettings, list[SettingProblem]]:
+    """``AuthSettings`` from ``OFFLINE_SYNC["AUTH"]`` and what is wrong with it (E040-E042, W040)."""
+    problems: list[SettingProblem] = []
+    default = AuthSettings()
+    if not isinstance(raw, Mapping):
+        problems.append(_auth_problem(" must be a dict.", hint="Set AUTH to a dict of the keys in the README."))
+        return default, problems
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in _AUTH_FIELDS:
+            problems.append(
+                SettingProblem(
+                    "offline_sync.W040",
+                    f"Unknown {SETTING_NAME}['AUTH'] key {key!r}.",
+                    f"Known keys: {', '.join(sorted(_AUTH_FIELDS))}.",
+                    error=False,
+                )
+            )
+            continue
+        if key == "SIGNING_KEYS":
+            values[key] = _signing_keys(value, problems)
+            continue
+        if key == "PROVIDERS":
+            values[key] = _providers(value, problems)
+            continue
+        current = getattr(default, key)
+        if isinstance(current, bool):
+            ok = isinstance(value, bool)
+            why = "must be True or False"
+        elif isinstance(current, int):
+            minimum = 0 if key in ("LEEWAY", "REFRESH_GRACE") else 1
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+            why = f"must be an integer of at least {minimum}"
+        elif key == "LOGIN_RATE":
+            ok = isinstance(value, str) and bool(_RATE.match(value))
+            why = "must be a DRF rate such as '10/min'"
+        else:
+            ok = isinstance(value, str) and bool(value)
+            why = "must be a non-empty string"
+        if ok:
+            values[key] = value
+        else:
+            problems.append(_auth_problem(f"[{key!r}] {why} (got {value!r}).", hint=f"The default is {current!r}."))
+    return dataclasses.replace(default, **values), problems
+
+
 def validate(raw: object) -> tuple[SyncSettings, list[SettingProblem]]:
     """Build ``SyncSettings`` from a raw ``OFFLINE_SYNC`` value and list what is wrong with it.
 
@@ -268,6 +506,10 @@ def validate(raw: object) -> tuple[SyncSettings, list[SettingProblem]]:
                     error=False,
                 )
             )
+            continue
+        if name == "AUTH":
+            values[name], auth_problems = _auth_settings(value)
+            problems.extend(auth_problems)
             continue
         problem = _value_problem(name, value)
         if problem is not None:

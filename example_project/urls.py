@@ -1,4 +1,4 @@
-"""Example site: the sync tables under /tables/, the admin, and the OpenAPI schema."""
+"""Example site: the sync tables under /tables/, sign-in under /.auth/, the admin, and the OpenAPI schema."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -14,6 +14,7 @@ router.register("Inspection", InspectionViewSet, basename="inspection")
 
 urlpatterns = [
     path("tables/", include(router.urls)),
+    path("", include("django_offline_sync.auth.urls")),  # /.auth/login/…, /.auth/me, /login/… (v1)
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file (no inline script, so a strict

@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_offline_sync",
+    "django_offline_sync.auth",
     "example_project.tasks",
     "tests",
 ]
@@ -57,6 +58,7 @@ DATABASES = {"default": database_from_env("sqlite://:memory:", conn_max_age=0)}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "django_offline_sync.auth.authentication.ZumoTokenAuthentication",
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],

@@ -1,0 +1,54 @@
+"""Brute-force protection for the login endpoints (DRF throttles, Django's cache).
+
+Two limits, both at ``AUTH["LOGIN_RATE"]``: per client address (one attacker, many accounts)
+and per username (many addresses, one account). Only sign-in attempts count: a GET of the
+server-directed flow or ``/.auth/me`` does not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from django.http.request import RawPostDataException
+from rest_framework.request import Request
+from rest_framework.throttling import SimpleRateThrottle
+
+from ..settings import get_settings
+
+__all__ = ["LoginAddressThrottle", "LoginUsernameThrottle"]
+
+
+class _LoginThrottle(SimpleRateThrottle):
+    scope = "offline_sync_login"
+
+    def get_rate(self) -> str:
+        return get_settings().AUTH.LOGIN_RATE
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        # The rate is read per request so override_settings and reloads apply.
+        self.rate = self.get_rate()
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        if request.method != "POST":
+            return True
+        return super().allow_request(request, view)
+
+
+class LoginAddressThrottle(_LoginThrottle):
+    def get_cache_key(self, request: Request, view: Any) -> str:
+        return f"offline_sync_login:addr:{self.get_ident(request)}"
+
+
+class LoginUsernameThrottle(_LoginThrottle):
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        try:  # the view reports a malformed body; here it only has no username
+            data = json.loads(request.body)
+        except (ValueError, RawPostDataException):
+            return None
+        username = data.get("username") if isinstance(data, dict) else None
+        if not isinstance(username, str) or not username:
+            return None
+        # Hashed: the cache backend (e.g. Redis) need not hold usernames, and any length fits a key.
+        digest = hashlib.sha256(username.casefold().encode()).hexdigest()
+        return f"offline_sync_login:user:{digest}"
