@@ -20,13 +20,6 @@ pytestmark = pytest.mark.django_db
 PASSWORD = "wonderland-42"
 
 
-@pytest.fixture(autouse=True)
-def _clear_throttles():
-    cache.clear()
-    yield
-    cache.clear()
-
-
 @pytest.fixture
 def alice():
     return User.objects.create_user("alice", password=PASSWORD, email="alice@example.org")
