@@ -3,6 +3,10 @@ import re
 import pytest
 from rest_framework.test import APIClient
 
+# The loopback OpenID Connect providers (tests/auth/provider), for the sign-in tests here and
+# in tests/browser/: one process each per session.
+from tests.auth.provider.fixtures import _provider_key, oidc_site, provider, rogue_provider  # noqa: F401
+
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
 

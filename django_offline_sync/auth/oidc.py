@@ -154,7 +154,9 @@ def _looks_like_jwt(token: str) -> bool:
     return token.count(".") == 2
 
 
-def identity_from_token(provider: OIDCProvider, kind: str, token: str, *, redirect_uri: str) -> ProviderClaims:
+def identity_from_token(
+    provider: OIDCProvider, kind: str, token: str, *, redirect_uri: str, code_verifier: str | None = None
+) -> ProviderClaims:
     """Client-directed login: who ``token`` (``id_token``, ``access_token`` or ``authorization_code``) names."""
     if kind == "id_token":
         return validate_jwt(provider, token)
@@ -162,7 +164,7 @@ def identity_from_token(provider: OIDCProvider, kind: str, token: str, *, redire
         # A JWT access token is validated like an id_token (its audience must be accepted);
         # an opaque one only the provider can check.
         return validate_jwt(provider, token) if _looks_like_jwt(token) else _userinfo(provider, token)
-    return exchange_code(provider, token, redirect_uri=redirect_uri)
+    return exchange_code(provider, token, redirect_uri=redirect_uri, code_verifier=code_verifier)
 
 
 def authorization_url(provider: OIDCProvider, *, redirect_uri: str, state: str, nonce: str, code_verifier: str) -> str:

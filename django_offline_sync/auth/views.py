@@ -169,7 +169,12 @@ class ProviderLoginView(_AuthView):
                 'Send exactly one of {"access_token": …}, {"id_token": …} or {"authorization_code": …} as a string.'
             )
         kind = sent[0]
-        identity = oidc.identity_from_token(config, kind, body[kind], redirect_uri=_callback_uri(request, config))
+        verifier = body.get("code_verifier") if kind == "authorization_code" else None
+        if verifier is not None and not isinstance(verifier, str):
+            raise InvalidSignInRequest("code_verifier must be a string.")
+        identity = oidc.identity_from_token(
+            config, kind, body[kind], redirect_uri=_callback_uri(request, config), code_verifier=verifier
+        )
         user = oidc.user_for_identity(identity)
         return Response(issue_token(user, config.name).login_body())
 

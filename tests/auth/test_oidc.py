@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import time
 
@@ -13,14 +15,15 @@ from django.contrib.auth.models import User
 from django_offline_sync.auth.models import ProviderIdentity
 from django_offline_sync.auth.tokens import decode_token
 from example_project.tasks.models import Inspection
-
-from .conftest import OTHER_CLIENT, SHORT_CLIENT, SITE_CLIENT
+from tests.auth.provider.fixtures import OTHER_CLIENT, SHORT_CLIENT, SITE_CLIENT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 def _login(live_server, body, provider="oidc", prefix="/.auth/login", version="2.0.0"):
-    return httpx.post(f"{live_server.url}{prefix}/{provider}", json=body, headers={"ZUMO-API-VERSION": version}, timeout=20)
+    return httpx.post(
+        f"{live_server.url}{prefix}/{provider}", json=body, headers={"ZUMO-API-VERSION": version}, timeout=20
+    )
 
 
 def test_id_token_signs_in_and_creates_the_user(live_server, oidc_site):
@@ -67,6 +70,19 @@ def test_authorization_code_is_exchanged_by_the_site(live_server, oidc_site):
     assert response.status_code == 200, response.text
     replay = _login(live_server, {"authorization_code": code})
     assert (replay.status_code, replay.json()["errorCode"]) == (401, "provider_token_rejected")
+
+
+def test_authorization_code_with_pkce(live_server, oidc_site):
+    verifier = "v" * 50
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    callback = f"{live_server.url}/.auth/login/oidc/callback"
+    pkce = {"code_challenge": challenge, "code_challenge_method": "S256"}
+    code = oidc_site.sign_in("ada", "analytical-engine", SITE_CLIENT, callback, **pkce)
+    without = _login(live_server, {"authorization_code": code})
+    assert (without.status_code, without.json()["errorCode"]) == (401, "provider_token_rejected")
+    code = oidc_site.sign_in("ada", "analytical-engine", SITE_CLIENT, callback, **pkce)
+    response = _login(live_server, {"authorization_code": code, "code_verifier": verifier})
+    assert response.status_code == 200, response.text
 
 
 def test_token_for_another_audience_is_refused(live_server, oidc_site):

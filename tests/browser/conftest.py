@@ -9,7 +9,8 @@ Shared by every test under ``tests/browser/``:
 * ``browser`` is one headless Chromium per session, the system's (``/usr/bin/chromium``, or
   ``$CHROMIUM``); Playwright never downloads a browser here.
 * ``page`` is a fresh browser context (no cookies) whose every request to a host other than the
-  live server is aborted and recorded in ``external_requests``: the tests need no network, and a
+  live server (and the ``other_origins`` a test names) is aborted and recorded in
+  ``external_requests``: the tests need no network, and a
   page that tries to load something from the internet is a defect the tests can assert on.
 * a test that fails leaves a screenshot of its page in its ``tmp_path`` (the path is printed).
 * ``login(username, password)`` (a fixture returning a function) signs ``page`` in through the
@@ -90,8 +91,15 @@ def external_requests() -> list[str]:
 
 
 @pytest.fixture
-def page(request, browser, live_server, external_requests, tmp_path) -> Iterator[object]:
-    origin = urlsplit(live_server.url).netloc
+def other_origins() -> list[str]:
+    """Hosts (``host:port``) besides the live server that the page may load from; a test
+    overrides it for another loopback server it started (an identity provider, say)."""
+    return []
+
+
+@pytest.fixture
+def page(request, browser, live_server, external_requests, other_origins, tmp_path) -> Iterator[object]:
+    allowed = {urlsplit(live_server.url).netloc, *other_origins}
     context = browser.new_context(base_url=live_server.url, locale="en-US", timezone_id="UTC")
     context.set_default_timeout(TIMEOUT_MS)
     context.set_default_navigation_timeout(TIMEOUT_MS)
@@ -100,7 +108,7 @@ def page(request, browser, live_server, external_requests, tmp_path) -> Iterator
     def route(route) -> None:
         url = route.request.url
         parts = urlsplit(url)
-        if parts.scheme in ("data", "blob") or parts.netloc == origin:
+        if parts.scheme in ("data", "blob") or parts.netloc in allowed:
             route.continue_()
         else:
             external_requests.append(url)
