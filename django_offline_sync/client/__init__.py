@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .conflicts import Conflict, ConflictHandler, Resolution, cancel, client_wins, server_wins
 from .errors import (
+    AuthenticationRequired,
     ConflictError,
     InvalidTableName,
     InvalidURL,
@@ -23,16 +24,18 @@ from .errors import (
     UnexpectedResponse,
     UnknownTable,
 )
-from .store import LocalStore, PendingOperation
+from .store import Credentials, LocalStore, PendingOperation
 from .sync import PullResult, PushResult, Synchronizer
 from .tables import OnlineTable, SyncClient, SyncTable
 from .transport import HttpTransport
 from .watch import Watcher
 
 __all__ = [
+    "AuthenticationRequired",
     "Conflict",
     "ConflictError",
     "ConflictHandler",
+    "Credentials",
     "HttpTransport",
     "InvalidTableName",
     "InvalidURL",

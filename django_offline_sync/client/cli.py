@@ -1,6 +1,10 @@
-"""The ``offline-sync`` command: pull, push, watch, status, queue, discard and purge from a shell or a script.
+"""The ``offline-sync`` command: login, pull, push, watch, status, queue, discard, purge and logout from a
+shell or a script.
 
 Example: ``offline-sync --url http://127.0.0.1:8000 --db device.db pull Task Note``.
+``offline-sync … login --username ada`` asks for the password (or reads it from stdin) and keeps
+the token in the store; later commands send it. Secrets are never taken as arguments, which
+other users of the machine could read in the process list.
 Exit codes are stable so scripts can branch on them (see ``EXIT_*``); progress goes to
 stderr, summaries to stdout, and every failure is one line on stderr. A reader that goes
 away (``offline-sync status | head``) only silences the rest of the output.
@@ -9,6 +13,7 @@ away (``offline-sync status | head``) only silences the rest of the output.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import signal
@@ -21,6 +26,7 @@ import httpx
 
 from .conflicts import HANDLERS, Conflict
 from .errors import (
+    AuthenticationRequired,
     InvalidURL,
     PendingOperationsError,
     PushIncomplete,
@@ -45,6 +51,7 @@ EXIT_PENDING = 5  # purge refused because the table has pending operations
 EXIT_SERVER_FAILED = 6  # the server was reached but kept answering 5xx after all retries
 EXIT_NOT_API = 7  # the answer is not the sync API's: an HTML page, a redirect, not JSON (captive portal, wrong URL)
 EXIT_STORE = 8  # the --db file is not a client store (another application's database), or is corrupted
+EXIT_AUTH = 9  # the server refused the sign-in (not signed in, token expired or revoked, wrong password)
 
 #: What each exit code means, as ``--help`` lists them (``docs/client.rst`` has the same table).
 EXIT_MEANINGS: dict[int, str] = {
@@ -57,6 +64,8 @@ EXIT_MEANINGS: dict[int, str] = {
     EXIT_SERVER_FAILED: "the server failed: it answered 5xx after all retries",
     EXIT_NOT_API: "not the sync API: an HTML page, a redirect or not JSON (a captive portal or a wrong --url?)",
     EXIT_STORE: "--db is not a client store (another application's SQLite file), or is corrupted",
+    EXIT_AUTH: "sign-in refused: not signed in, the token expired or was revoked, or a wrong password "
+    "(run login; queued changes are kept)",
 }
 
 
@@ -196,6 +205,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     discard.add_argument("sequences", nargs="+", type=int, metavar="NUMBER")
 
+    login = commands.add_parser(
+        "login",
+        help="sign in and keep the token in the store (password or provider token read from stdin or a prompt)",
+    )
+    login.add_argument(
+        "provider", nargs="?", default="custom", help="sign-in provider (default custom: username/password)"
+    )
+    login.add_argument("--username", help="the custom provider's username")
+    login.add_argument(
+        "--token-type",
+        choices=["id_token", "access_token", "authorization_code"],
+        default="id_token",
+        help="what the provider token read from stdin is (default id_token)",
+    )
+    commands.add_parser("logout", help="sign out: the server revokes the token, the store forgets it")
+
     purge = commands.add_parser("purge", help="clear a table's local rows and delta tokens")
     purge.add_argument("tables", nargs="+", metavar="TABLE")
     purge.add_argument("--force", action="store_true", help="also discard pending local changes")
@@ -217,13 +242,15 @@ def main(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
     transport: httpx.BaseTransport | None = None,
+    stdin: TextIO | None = None,
 ) -> int:
     """Run the command line; returns the exit code. ``transport`` lets tests drive an in-process app."""
+    source = stdin or sys.stdin
     out = Output(stdout or sys.stdout)
     err = Output(stderr or sys.stderr)
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command in ("pull", "push", "watch") and not args.url:
+    if args.command in ("pull", "push", "watch", "login") and not args.url:
         parser.error(f"{args.command} needs --url")
 
     try:
@@ -255,6 +282,8 @@ def main(
             transport=transport,
             batch=args.batch,
         )
+        if args.command in ("login", "logout"):
+            return _sign_in(args, client, source, say, warn)
         return _run(args, client, bar, say, warn)
     except SyncClientError as exc:
         bar.finish()
@@ -272,8 +301,46 @@ def main(
         err.flush()
 
 
+def _secret(source: TextIO, prompt: str) -> str:
+    """A password or token: typed at a prompt (not echoed) on a terminal, else stdin's first line."""
+    if source.isatty():
+        return getpass.getpass(prompt)
+    return source.readline().rstrip("\r\n")
+
+
+def _sign_in(
+    args: argparse.Namespace,
+    client: SyncClient,
+    source: TextIO,
+    say: Callable[[str], None],
+    warn: Callable[[str], None],
+) -> int:
+    if args.command == "logout":
+        try:
+            client.logout()
+        except TransportError as exc:  # signed out locally all the same
+            warn(f"the server was not told (its token stays valid until it expires): {exc}")
+        say("signed out")
+        return EXIT_OK
+    if args.provider == "custom":
+        if not args.username:
+            warn("login with the custom provider needs --username (the password is read from stdin or a prompt)")
+            return EXIT_USAGE
+        password = _secret(source, f"password for {args.username}: ")
+        user_id = client.login(username=args.username, password=password)
+    else:
+        token = _secret(source, f"{args.provider} {args.token_type}: ")
+        if not token:
+            warn(f"no {args.token_type} on stdin")
+            return EXIT_USAGE
+        user_id = client.login(args.provider, token={args.token_type: token})
+    say(f"signed in as user {user_id} ({args.provider}); the token is kept in {args.db}")
+    return EXIT_OK
+
+
 #: The exit code of each error, first match wins (subclasses before their bases).
 _EXIT_CODES: tuple[tuple[type[SyncClientError], int], ...] = (
+    (AuthenticationRequired, EXIT_AUTH),
     (PushIncomplete, EXIT_INCOMPLETE),
     (PendingOperationsError, EXIT_PENDING),
     (StoreError, EXIT_STORE),
@@ -303,6 +370,8 @@ def _failure(exc: SyncClientError) -> tuple[int, str]:
     code = next((code for kind, code in _EXIT_CODES if isinstance(exc, kind)), EXIT_ERROR)
     if code == EXIT_UNREACHABLE:
         return code, f"server unreachable: {exc}"
+    if code == EXIT_AUTH:
+        return code, f"{exc} (offline-sync login; queued changes are kept)"
     if isinstance(exc, PushIncomplete) and (conflict := exc.result.blocking_conflict) is not None:
         what = f"pull of {exc.table}" if exc.table else "pull"
         return code, f"{what} blocked by a conflict: {conflict.describe()}; {resolve_hint(conflict)}"

@@ -107,6 +107,21 @@ class ServerError(SyncClientError):
         self.body = body
 
 
+class AuthenticationRequired(ServerError):
+    """The server answered 401: not signed in, or the sign-in token expired or was revoked.
+
+    ``code`` is the server's ``errorCode`` (``token_expired``, ``invalid_token``,
+    ``token_revoked``, ``invalid_credentials``, ``not_authenticated``…) when it sent one. A push
+    stopped by it leaves every queued operation in the queue.
+    """
+
+    def __init__(self, message: str, body: Any = None, code: str | None = None) -> None:
+        SyncClientError.__init__(self, message)
+        self.status = 401
+        self.body = body
+        self.code = code
+
+
 class UnknownTable(ServerError):
     """The server has no such table: its URL answered 404 with a page, not the API's own 404."""
 

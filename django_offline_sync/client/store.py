@@ -15,6 +15,8 @@ client's own tables) is recognised and marked.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -22,7 +24,7 @@ import re
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Self
 
 # The wire rules come from ``wire`` (Django-free, shared with the server); the ones the client
@@ -40,6 +42,7 @@ __all__ = [
     "STORE_FORMAT",
     "SYSTEM_FIELDS",
     "UPDATE",
+    "Credentials",
     "Cursor",
     "Item",
     "LocalStore",
@@ -73,7 +76,7 @@ APPLICATION_ID = 0x4F53594E
 STORE_FORMAT = 2
 
 #: The client's own tables besides ``rows_<Table>`` (``sqlite_*`` ones are SQLite's).
-_CLIENT_TABLES = frozenset({"sync_operations", "sync_cursors", "sync_tables"})
+_CLIENT_TABLES = frozenset({"sync_operations", "sync_cursors", "sync_tables", "sync_credentials"})
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ITEM_JSON = json.JSONEncoder(sort_keys=True).encode  # json.dumps(sort_keys=True) without a new encoder per call
@@ -147,6 +150,16 @@ class PageOutcome:
     deleted: int
     skipped: int
     token: str | None
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The sign-in kept in the store: the server's token for one user, and where it came from."""
+
+    server: str
+    token: str = field(repr=False)
+    user_id: str
+    provider: str
 
 
 class LocalStore:
@@ -796,6 +809,41 @@ class LocalStore:
             self._put(table, item)
 
     # -- purge ---------------------------------------------------------------------------------
+
+    # -- sign-in ---------------------------------------------------------------------------
+    # Kept in the store so that every command run on the device is signed in, as the Azure
+    # clients keep currentUser. A table created on first use: stores written before it exist.
+
+    def save_credentials(self, credentials: Credentials) -> None:
+        """Keep the sign-in (one per store), and make the store file readable by its owner only."""
+        with self.transaction() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS sync_credentials (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            conn.execute("DELETE FROM sync_credentials")
+            conn.execute(
+                "INSERT INTO sync_credentials (name, value) VALUES ('sign_in', ?)",
+                (json.dumps(dataclasses.asdict(credentials)),),
+            )
+        if self.path != ":memory:" and not self.path.startswith("file:"):
+            for path in (self.path, f"{self.path}-wal", f"{self.path}-shm"):
+                with contextlib.suppress(OSError):
+                    os.chmod(path, 0o600)
+
+    def credentials(self) -> Credentials | None:
+        try:
+            row = self._conn.execute("SELECT value FROM sync_credentials WHERE name = 'sign_in'").fetchone()
+        except sqlite3.OperationalError:  # no such table: never signed in
+            return None
+        if row is None:
+            return None
+        try:
+            return Credentials(**json.loads(row[0]))
+        except (TypeError, ValueError):
+            return None
+
+    def clear_credentials(self) -> None:
+        with self.transaction() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS sync_credentials (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            conn.execute("DELETE FROM sync_credentials")
 
     def purge(self, table: str, force: bool = False) -> int:
         """Clear a table's local rows and delta tokens; returns the number of rows removed.

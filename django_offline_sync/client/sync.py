@@ -21,7 +21,7 @@ import httpx
 from django_offline_sync.wire import ID_NOT_ACCEPTED, IDS_HEADER, SERVER_ASSIGNED_IDS, parse_timestamp
 
 from .conflicts import CANCEL, CLIENT_WINS, MERGE, SERVER_WINS, Conflict, ConflictHandler, cancel, same_value
-from .errors import ItemNotFound, PushIncomplete, ServerError, UnknownTable
+from .errors import AuthenticationRequired, ItemNotFound, PushIncomplete, ServerError, UnknownTable
 from .store import DELETE, INSERT, SYSTEM_FIELDS, UPDATE, Item, LocalStore, PendingOperation, check_name
 from .transport import HttpTransport, decode_json, error_text, etag, looks_like_html, unexpected
 
@@ -361,6 +361,8 @@ class Synchronizer:
                 self.store.complete(op, None)  # already gone: the delete has happened
                 result.pushed += 1
                 return True
+            if status == 401:  # the operation stays queued; signing in again and pushing resumes here
+                raise authentication_required(response)
             is_conflict = status in (409, 412) or (op.kind == UPDATE and status in (404, 410))
             if op.kind == INSERT and status == 400 and _error_code(response) == ID_NOT_ACCEPTED:
                 # The table's ids come from the server: this insert can never succeed. Set it
@@ -774,6 +776,22 @@ def _raise_if_no_table(response: httpx.Response, table: str, *, collection: bool
         raise UnknownTable(table, response.content)
 
 
+def authentication_required(response: httpx.Response) -> AuthenticationRequired:
+    """A 401 as the error to raise: what the server said was wrong, and what to do."""
+    code = None
+    try:
+        body = response.json()
+        code = body.get("errorCode") if isinstance(body, dict) else None
+    except ValueError:
+        pass
+    reason = error_text(response)
+    return AuthenticationRequired(
+        f"the server refused the sign-in ({code or 'HTTP 401'}: {reason}); sign in again", response.content, code
+    )
+
+
 def _raise_for_status(response: httpx.Response) -> None:
+    if response.status_code == 401:
+        raise authentication_required(response)
     if response.status_code >= 400:
         raise ServerError(response.status_code, error_text(response), response.content)

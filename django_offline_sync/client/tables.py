@@ -10,14 +10,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Self
+from urllib.parse import quote
 
 import httpx
 
 from .conflicts import ConflictHandler, cancel
 from .errors import ConflictError, ItemNotFound, ServerError, UnknownTable
-from .store import Item, LocalStore, PendingOperation, check_name
-from .sync import Progress, PullResult, PushResult, Synchronizer, body_for
-from .transport import HttpTransport, decode_json, error_text, etag, looks_like_html
+from .store import Credentials, Item, LocalStore, PendingOperation, check_name
+from .sync import Progress, PullResult, PushResult, Synchronizer, authentication_required, body_for
+from .transport import HttpTransport, decode_json, error_text, etag, looks_like_html, unexpected
 from .watch import Watcher
 
 
@@ -66,6 +67,65 @@ class SyncClient:
         self.synchronizer = Synchronizer(
             self.store, self.http, conflict_handler, page_size=page_size, batch=batch, batch_size=batch_size
         )
+        self._server = url.rstrip("/")
+        # A sign-in kept in the store (``login``) is used, unless the caller sends credentials itself.
+        own = {name.lower() for name in (headers or {})} & {"authorization", "x-zumo-auth"}
+        saved = self.store.credentials()
+        if saved is not None and saved.server == self._server and not own:
+            self.http.set_token(saved.token)
+
+    @property
+    def user_id(self) -> str | None:
+        """The ``userId`` of the signed-in user (``login``), or None."""
+        saved = self.store.credentials()
+        return saved.user_id if saved is not None and saved.server == self._server else None
+
+    def login(
+        self,
+        provider: str = "custom",
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        token: Mapping[str, str] | None = None,
+    ) -> str:
+        """Sign in and keep the token in the store for every later request; returns the ``userId``.
+
+        ``provider="custom"`` with ``username`` and ``password`` (the site's Django users), or a
+        provider name with ``token``, e.g. ``{"id_token": …}`` or ``{"access_token": …}`` from the
+        provider's own SDK (``POST /.auth/login/{provider}``, ``docs/auth.rst``). A refused
+        sign-in raises ``AuthenticationRequired``.
+        """
+        if provider == "custom":
+            if not username or password is None:
+                raise ValueError("the custom provider needs a username and a password")
+            body: Mapping[str, str] = {"username": username, "password": password}
+        elif token:
+            body = token
+        else:
+            raise ValueError(f"signing in with {provider!r} needs its token, e.g. token={{'id_token': …}}")
+        response = self.http.request("POST", f"/.auth/login/{quote(provider, safe='')}", json=dict(body))
+        if response.status_code == 401:
+            raise authentication_required(response)
+        if response.status_code >= 400:
+            raise ServerError(response.status_code, error_text(response), response.content)
+        answer = decode_json(response)
+        token_value = answer.get("authenticationToken") if isinstance(answer, dict) else None
+        user = answer.get("user") if isinstance(answer, dict) else None
+        if not isinstance(token_value, str) or not isinstance(user, dict) or not isinstance(user.get("userId"), str):
+            raise unexpected(response, "is not a sign-in answer ({authenticationToken, user: {userId}})")
+        self.store.save_credentials(Credentials(self._server, token_value, user["userId"], provider))
+        self.http.set_token(token_value)
+        return str(user["userId"])
+
+    def logout(self) -> None:
+        """Sign out: the server revokes the token (if reachable), and the store forgets it."""
+        saved = self.store.credentials()
+        try:
+            if saved is not None and saved.server == self._server:
+                self.http.request("POST", "/.auth/logout")
+        finally:
+            self.store.clear_credentials()
+            self.http.set_token(None)
 
     @property
     def generation(self) -> str:

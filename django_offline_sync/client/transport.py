@@ -73,6 +73,19 @@ class HttpTransport:
             follow_redirects=False,
         )
 
+    def set_token(self, token: str | None) -> None:
+        """Send the sign-in token with every request, as the generation's clients do
+        (``X-ZUMO-AUTH`` for v2, ``Authorization: Bearer`` for v3); ``None`` stops sending it."""
+        self._client.headers.pop("X-ZUMO-AUTH", None)
+        if self._client.headers.get("Authorization", "").lower().startswith("bearer "):
+            self._client.headers.pop("Authorization")
+        if token is None:
+            return
+        if self.generation == "v2":
+            self._client.headers["X-ZUMO-AUTH"] = token
+        else:
+            self._client.headers["Authorization"] = f"Bearer {token}"
+
     def close(self) -> None:
         self._client.close()
 
