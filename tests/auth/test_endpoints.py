@@ -186,3 +186,12 @@ def test_kid_header_names_the_signing_key(alice):
     with override_settings(OFFLINE_SYNC={"AUTH": {"SIGNING_KEYS": [{"kid": "k1", "key": "k" * 40}]}}):
         token = _login(ZumoClient("v2")).json()["authenticationToken"]
     assert jwt.get_unverified_header(token) == {"alg": "HS256", "kid": "k1", "typ": "JWT"}
+
+
+def test_provider_identities_in_the_admin(admin_client, alice):
+    from django_offline_sync.auth.models import ProviderIdentity
+
+    ProviderIdentity.objects.create(user=alice, provider="corp", issuer="https://id.example", subject="s-1")
+    response = admin_client.get("/admin/offline_sync_auth/provideridentity/?q=alice")
+    assert response.status_code == 200
+    assert b"s-1" in response.content

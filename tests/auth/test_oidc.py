@@ -118,13 +118,13 @@ def test_expired_provider_token_is_refused(live_server, oidc_site, settings):
 
 
 def test_site_token_expiry_on_a_live_server(live_server, oidc_site, settings):
-    settings.OFFLINE_SYNC = dict(settings.OFFLINE_SYNC, AUTH=dict(settings.OFFLINE_SYNC["AUTH"], TOKEN_LIFETIME=1))
+    settings.OFFLINE_SYNC = dict(settings.OFFLINE_SYNC, AUTH=dict(settings.OFFLINE_SYNC["AUTH"], TOKEN_LIFETIME=4))
     token = _login(live_server, {"id_token": oidc_site.tokens("ada", "analytical-engine")["id_token"]}).json()[
         "authenticationToken"
     ]
     headers = {"ZUMO-API-VERSION": "2.0.0", "X-ZUMO-AUTH": token}
     assert httpx.get(f"{live_server.url}/tables/Inspection", headers=headers).status_code == 200
-    time.sleep(2.1)
+    time.sleep(max(0.0, decode_token(token)["exp"] - time.time()) + 1.1)  # until just past exp
     response = httpx.get(f"{live_server.url}/tables/Inspection", headers=headers)
     assert (response.status_code, response.json()["errorCode"]) == (401, "token_expired")
     refreshed = httpx.get(f"{live_server.url}/.auth/refresh", headers=headers)
