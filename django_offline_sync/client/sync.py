@@ -289,6 +289,8 @@ class Synchronizer:
         body = {"batchId": _batch_id(self.store.path, chunk), "operations": [self._batch_op(op) for op in chunk]}
         response = self.transport.request("POST", BATCH_PATH, json=body)
         self._pause()
+        if response.status_code == 401:  # nothing applied, nothing dequeued: sign in again, push again
+            raise authentication_required(response)
         if response.status_code == 200:
             answer = decode_json(response)
             results = answer.get("results") if isinstance(answer, dict) else None
