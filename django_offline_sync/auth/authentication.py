@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.views.decorators.debug import sensitive_variables
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
@@ -47,6 +48,7 @@ def token_from_request(request: Any) -> str | None:
 class ZumoTokenAuthentication(BaseAuthentication):
     """``X-ZUMO-AUTH`` / ``Authorization: Bearer`` with a site-issued sign-in token."""
 
+    @sensitive_variables("token")
     def authenticate(self, request: Request) -> tuple[AbstractBaseUser, dict[str, Any]] | None:
         token = token_from_request(request)
         if token is None:

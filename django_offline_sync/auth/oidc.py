@@ -26,7 +26,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from ..exceptions import ProviderTokenRejected, ProviderUnavailable, SignInRefused
+from ..exceptions import InactiveUser, ProviderTokenRejected, ProviderUnavailable, SignInRefused
 from ..settings import OIDCProvider, get_settings
 
 __all__ = ["ProviderClaims", "authorization_url", "exchange_code", "identity_from_token", "user_for_identity"]
@@ -273,8 +273,6 @@ def user_for_identity(identity: ProviderClaims) -> AbstractBaseUser:
                 raise
     user = found.user
     if not user.is_active:
-        from ..exceptions import InactiveUser
-
         raise InactiveUser("This account is inactive.")
     ProviderIdentity.objects.filter(pk=found.pk).update(last_login=timezone.now())
     return user

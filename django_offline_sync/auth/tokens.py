@@ -23,6 +23,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.utils.crypto import constant_time_compare, salted_hmac
+from django.views.decorators.debug import sensitive_variables
 
 from ..exceptions import InactiveUser, InvalidToken, TokenExpired, TokenRevoked, UnknownUser
 from ..settings import AuthSettings, SigningKey, get_settings
@@ -97,6 +98,7 @@ def issue_token(user: AbstractBaseUser, provider: str, *, now: dt.datetime | Non
     return IssuedToken(token, user_id(user), provider, expires)
 
 
+@sensitive_variables("token", "key")
 def decode_token(token: str, *, allow_expired_for: int = 0) -> dict[str, Any]:
     """The claims of a token this site issued; raises ``InvalidToken`` or ``TokenExpired``.
 

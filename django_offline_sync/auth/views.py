@@ -28,6 +28,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpRespons
 from django.urls import reverse
 from django.utils.html import escape
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_variables
 from rest_framework.exceptions import APIException
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
@@ -125,6 +126,7 @@ class TokenLoginView(_AuthView):
 
     authentication_classes: list[Any] = []
 
+    @sensitive_variables("token")
     def post(self, request: Request) -> Response:
         token = self._body(request).get("authenticationToken")
         if not isinstance(token, str) or not token:
@@ -140,6 +142,8 @@ class CustomLoginView(_AuthView):
     authentication_classes: list[Any] = []
     throttle_classes = [LoginAddressThrottle, LoginUsernameThrottle]
 
+    # Kept out of error reports' tracebacks, should anything below fail.
+    @sensitive_variables("body", "password")
     def post(self, request: Request) -> Response:
         if not get_settings().AUTH.CUSTOM_LOGIN:
             raise UnknownProvider("Username and password sign-in is turned off on this site.")
@@ -160,6 +164,7 @@ class ProviderLoginView(_AuthView):
     authentication_classes: list[Any] = []
     throttle_classes = [LoginAddressThrottle]
 
+    @sensitive_variables("body", "verifier")
     def post(self, request: Request, provider: str) -> Response:
         config = _provider(provider)
         body = self._body(request)

@@ -195,3 +195,20 @@ def test_provider_identities_in_the_admin(admin_client, alice):
     response = admin_client.get("/admin/offline_sync_auth/provideridentity/?q=alice")
     assert response.status_code == 200
     assert b"s-1" in response.content
+
+
+def test_a_failing_login_leaves_the_password_out_of_the_error_report(alice, caplog, settings):
+    """A 500 inside the login (a broken backend) is reported with its traceback, but not the password."""
+    from django.test import Client
+    from django.views.debug import ExceptionReporter
+
+    settings.AUTHENTICATION_BACKENDS = ["tests.auth.failing_backend.BrokenBackend"]
+    secret = "never-in-a-report-42"
+    response = Client(raise_request_exception=False).post(
+        "/.auth/login/custom", {"username": "alice", "password": secret}, content_type="application/json"
+    )
+    assert response.status_code == 500
+    [record] = [r for r in caplog.records if r.name == "django.request" and r.exc_info]
+    report = ExceptionReporter(record.request, *record.exc_info).get_traceback_html()  # with each frame's locals
+    assert "the directory is down" in report and "CustomLoginView" in report
+    assert secret not in report
