@@ -151,6 +151,29 @@ CATALOG: Final[tuple[CheckDoc, ...]] = (
         "``READ_DATABASES`` is set but no ``ReplicaRouter`` is in ``DATABASE_ROUTERS``: pulls read the primary.",
         "Add ``django_offline_sync.replicas.ReplicaRouter`` to ``DATABASE_ROUTERS``.",
     ),
+    CheckDoc(
+        "offline_sync.E050",
+        "``OFFLINE_SYNC[\"AUTH\"]`` is not a dict, or one of its values is wrong: a lifetime, grace or "
+        "leeway out of range, a ``LOGIN_RATE`` that is not a DRF rate, an empty issuer or audience.",
+        "Fix the value the message names (keys in ``docs/auth.rst``).",
+    ),
+    CheckDoc(
+        "offline_sync.E051",
+        "``AUTH[\"SIGNING_KEYS\"]``: an entry without exactly ``kid`` and ``key``, a key shorter than "
+        "32 bytes, or a ``kid`` used twice.",
+        "List ``{\"kid\": …, \"key\": …}`` dicts, newest first, each key at least 32 random bytes.",
+    ),
+    CheckDoc(
+        "offline_sync.E052",
+        "``AUTH[\"PROVIDERS\"]``: a bad or reserved provider name, a missing ``issuer`` or ``client_id``, "
+        "a URL that is not http(s), or an unknown or mistyped key.",
+        "Give each provider a lower-case name and at least ``issuer`` and ``client_id``.",
+    ),
+    CheckDoc(
+        "offline_sync.W050",
+        "An ``OFFLINE_SYNC[\"AUTH\"]`` key that is not a setting (a typo?); it is ignored.",
+        "Use one of the keys in ``docs/auth.rst``.",
+    ),
 )
 
 
