@@ -125,6 +125,7 @@ class TokenLoginView(_AuthView):
     """``POST /.auth/login`` ``{"authenticationToken"}``: a kept token, checked and echoed."""
 
     authentication_classes: list[Any] = []
+    throttle_classes = [LoginAddressThrottle]
 
     @sensitive_variables("token")
     def post(self, request: Request) -> Response:
