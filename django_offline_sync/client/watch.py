@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING
 import httpx
 from httpx_sse import EventSource
 
-from .errors import PushIncomplete, ServerError, SyncClientError, TransportError, UnknownTable
+from .errors import AuthenticationRequired, PushIncomplete, ServerError, SyncClientError, TransportError, UnknownTable
 from .store import check_name
-from .sync import PullResult
+from .sync import PullResult, authentication_required
 from .transport import error_text
 
 if TYPE_CHECKING:
@@ -101,6 +101,8 @@ class Watcher:
         ) as response:
             if response.status_code != 200:
                 response.read()
+                if response.status_code == 401:  # not signed in, or the token expired: no retry helps
+                    raise authentication_required(response)
                 if response.status_code in (429,) or response.status_code >= 500:
                     raise _Retry(f"HTTP {response.status_code}: {error_text(response)}")
                 if response.status_code == 404 and len(self.tables) == 1 and "table" in error_text(response):
@@ -133,7 +135,7 @@ class Watcher:
         except PushIncomplete as exc:
             self._error(f"pull of {table} waits: {exc}")
             return
-        except UnknownTable:
+        except (UnknownTable, AuthenticationRequired):
             raise
         except (ServerError, SyncClientError) as exc:
             if isinstance(exc, TransportError):
