@@ -308,7 +308,7 @@ _PROVIDER_FIELDS: Final = {f.name: f for f in dataclasses.fields(OIDCProvider)}
 _RATE: Final = re.compile(r"^\d+/(s|sec|second|m|min|minute|h|hour|d|day)$")
 
 
-def _auth_problem(message: str, check_id: str = "offline_sync.E040", hint: str | None = None) -> SettingProblem:
+def _auth_problem(message: str, check_id: str = "offline_sync.E050", hint: str | None = None) -> SettingProblem:
     return SettingProblem(check_id, f"{SETTING_NAME}['AUTH']{message}", hint)
 
 
@@ -321,30 +321,30 @@ def _string_tuple(value: Any) -> tuple[str, ...] | None:
 def _signing_keys(raw: Any, problems: list[SettingProblem]) -> tuple[SigningKey, ...]:
     hint = f'A list of {{"kid": "2026-01", "key": "<at least {MIN_KEY_BYTES} random bytes>"}}, newest first.'
     if not isinstance(raw, (list, tuple)):
-        problems.append(_auth_problem("['SIGNING_KEYS'] must be a list.", "offline_sync.E041", hint))
+        problems.append(_auth_problem("['SIGNING_KEYS'] must be a list.", "offline_sync.E051", hint))
         return ()
     keys: list[SigningKey] = []
     for index, entry in enumerate(raw):
         where = f"['SIGNING_KEYS'][{index}]"
         if not isinstance(entry, Mapping) or set(entry) != {"kid", "key"}:
             problems.append(
-                _auth_problem(f"{where} must be a dict with exactly 'kid' and 'key'.", "offline_sync.E041", hint)
+                _auth_problem(f"{where} must be a dict with exactly 'kid' and 'key'.", "offline_sync.E051", hint)
             )
             continue
         kid, key = entry["kid"], entry["key"]
         if not isinstance(kid, str) or not kid:
-            problems.append(_auth_problem(f"{where}['kid'] must be a non-empty string.", "offline_sync.E041", hint))
+            problems.append(_auth_problem(f"{where}['kid'] must be a non-empty string.", "offline_sync.E051", hint))
         elif not isinstance(key, str) or len(key.encode()) < MIN_KEY_BYTES:
             # The key itself is never quoted in the message: check output ends up in logs.
             problems.append(
                 _auth_problem(
                     f"{where}['key'] (kid {kid!r}) must be a string of at least {MIN_KEY_BYTES} bytes.",
-                    "offline_sync.E041",
+                    "offline_sync.E051",
                     hint,
                 )
             )
         elif any(k.kid == kid for k in keys):
-            problems.append(_auth_problem(f"{where}: the kid {kid!r} is used twice.", "offline_sync.E041", hint))
+            problems.append(_auth_problem(f"{where}: the kid {kid!r} is used twice.", "offline_sync.E051", hint))
         else:
             keys.append(SigningKey(kid, key))
     return tuple(keys)
@@ -354,7 +354,7 @@ def _providers(raw: Any, problems: list[SettingProblem]) -> tuple[OIDCProvider, 
     hint = 'A dict {"name": {"issuer": "https://…", "client_id": "…", "client_secret": "…"}}.'
     if not isinstance(raw, Mapping):
         problems.append(
-            _auth_problem("['PROVIDERS'] must be a dict of provider name → settings.", "offline_sync.E042", hint)
+            _auth_problem("['PROVIDERS'] must be a dict of provider name → settings.", "offline_sync.E052", hint)
         )
         return ()
     providers: list[OIDCProvider] = []
@@ -365,12 +365,12 @@ def _providers(raw: Any, problems: list[SettingProblem]) -> tuple[OIDCProvider, 
                 _auth_problem(
                     f"{where}: a provider name is lower-case letters, digits, '-' and '_', and not one of "
                     f"{sorted(RESERVED_PROVIDERS)}.",
-                    "offline_sync.E042",
+                    "offline_sync.E052",
                 )
             )
             continue
         if not isinstance(config, Mapping):
-            problems.append(_auth_problem(f"{where} must be a dict.", "offline_sync.E042", hint))
+            problems.append(_auth_problem(f"{where} must be a dict.", "offline_sync.E052", hint))
             continue
         values: dict[str, Any] = {"name": name}
         bad = False
@@ -380,7 +380,7 @@ def _providers(raw: Any, problems: list[SettingProblem]) -> tuple[OIDCProvider, 
                 problems.append(
                     _auth_problem(
                         f"{where}: unknown key {key!r}.",
-                        "offline_sync.E042",
+                        "offline_sync.E052",
                         f"Known keys: {', '.join(sorted(set(_PROVIDER_FIELDS) - {'name'}))}.",
                     )
                 )
@@ -388,31 +388,31 @@ def _providers(raw: Any, problems: list[SettingProblem]) -> tuple[OIDCProvider, 
             elif key in ("audiences", "scopes"):
                 strings = _string_tuple(value)
                 if strings is None:
-                    problems.append(_auth_problem(f"{where}[{key!r}] must be a list of strings.", "offline_sync.E042"))
+                    problems.append(_auth_problem(f"{where}[{key!r}] must be a list of strings.", "offline_sync.E052"))
                     bad = True
                 else:
                     values[key] = strings
             elif key == "create_users":
                 if value is not None and not isinstance(value, bool):
                     problems.append(
-                        _auth_problem(f"{where}['create_users'] must be True, False or None.", "offline_sync.E042")
+                        _auth_problem(f"{where}['create_users'] must be True, False or None.", "offline_sync.E052")
                     )
                     bad = True
                 else:
                     values[key] = value
             elif not isinstance(value, str):
-                problems.append(_auth_problem(f"{where}[{key!r}] must be a string.", "offline_sync.E042"))
+                problems.append(_auth_problem(f"{where}[{key!r}] must be a string.", "offline_sync.E052"))
                 bad = True
             else:
                 values[key] = value
         for required in ("issuer", "client_id"):
             if not values.get(required):
-                problems.append(_auth_problem(f"{where} needs {required!r}.", "offline_sync.E042", hint))
+                problems.append(_auth_problem(f"{where} needs {required!r}.", "offline_sync.E052", hint))
                 bad = True
         for url_key in ("issuer", "discovery_url"):
             url = values.get(url_key, "")
             if url and not url.startswith(("https://", "http://")):
-                problems.append(_auth_problem(f"{where}[{url_key!r}] must be an http(s) URL.", "offline_sync.E042"))
+                problems.append(_auth_problem(f"{where}[{url_key!r}] must be an http(s) URL.", "offline_sync.E052"))
                 bad = True
         if not bad:
             providers.append(OIDCProvider(**values))
@@ -420,7 +420,7 @@ def _providers(raw: Any, problems: list[SettingProblem]) -> tuple[OIDCProvider, 
 
 
 def _auth_settings(raw: Any) -> tuple[AuthSettings, list[SettingProblem]]:
-    """``AuthSettings`` from ``OFFLINE_SYNC["AUTH"]`` and what is wrong with it (E040-E042, W040)."""
+    """``AuthSettings`` from ``OFFLINE_SYNC["AUTH"]`` and what is wrong with it (E050-E052, W050)."""
     problems: list[SettingProblem] = []
     default = AuthSettings()
     if not isinstance(raw, Mapping):
@@ -431,7 +431,7 @@ def _auth_settings(raw: Any) -> tuple[AuthSettings, list[SettingProblem]]:
         if key not in _AUTH_FIELDS:
             problems.append(
                 SettingProblem(
-                    "offline_sync.W040",
+                    "offline_sync.W050",
                     f"Unknown {SETTING_NAME}['AUTH'] key {key!r}.",
                     f"Known keys: {', '.join(sorted(_AUTH_FIELDS))}.",
                     error=False,

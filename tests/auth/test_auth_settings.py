@@ -1,4 +1,4 @@
-"""OFFLINE_SYNC["AUTH"]: validation and the system checks it feeds (E040-E042, W040)."""
+"""OFFLINE_SYNC["AUTH"]: validation and the system checks it feeds (E050-E052, W050)."""
 
 from __future__ import annotations
 
@@ -18,27 +18,27 @@ def _ids(raw):
     ("raw", "ids"),
     [
         ({}, []),
-        ("yes", ["offline_sync.E040"]),
-        ({"TOKEN_LIFETIME": 0}, ["offline_sync.E040"]),
-        ({"TOKEN_LIFETIME": True}, ["offline_sync.E040"]),
+        ("yes", ["offline_sync.E050"]),
+        ({"TOKEN_LIFETIME": 0}, ["offline_sync.E050"]),
+        ({"TOKEN_LIFETIME": True}, ["offline_sync.E050"]),
         ({"LEEWAY": 0, "REFRESH_GRACE": 0}, []),
-        ({"LOGIN_RATE": "lots"}, ["offline_sync.E040"]),
-        ({"ISSUER": ""}, ["offline_sync.E040"]),
-        ({"CUSTOM_LOGIN": "no"}, ["offline_sync.E040"]),
-        ({"TOKEN_LIFETIM": 60}, ["offline_sync.W040"]),
-        ({"SIGNING_KEYS": "k"}, ["offline_sync.E041"]),
-        ({"SIGNING_KEYS": [{"kid": "a", "key": "short"}]}, ["offline_sync.E041"]),
-        ({"SIGNING_KEYS": [{"kid": "a", "key": "k" * 32}, {"kid": "a", "key": "j" * 32}]}, ["offline_sync.E041"]),
-        ({"SIGNING_KEYS": [{"kid": "", "key": "k" * 32}]}, ["offline_sync.E041"]),
-        ({"SIGNING_KEYS": [{"key": "k" * 32}]}, ["offline_sync.E041"]),
-        ({"PROVIDERS": []}, ["offline_sync.E042"]),
-        ({"PROVIDERS": {"idp": {"issuer": "https://idp.example"}}}, ["offline_sync.E042"]),
-        ({"PROVIDERS": {"idp": {"issuer": "idp.example", "client_id": "c"}}}, ["offline_sync.E042"]),
-        ({"PROVIDERS": {"custom": {"issuer": "https://idp.example", "client_id": "c"}}}, ["offline_sync.E042"]),
-        ({"PROVIDERS": {"Bad Name": {"issuer": "https://idp.example", "client_id": "c"}}}, ["offline_sync.E042"]),
-        ({"PROVIDERS": {"idp": {"issuer": "https://i", "client_id": "c", "scope": "x"}}}, ["offline_sync.E042"]),
-        ({"PROVIDERS": {"idp": {"issuer": "https://i", "client_id": "c", "scopes": "openid"}}}, ["offline_sync.E042"]),
-        ({"PROVIDERS": {"idp": {"issuer": "https://i", "client_id": "c", "create_users": 1}}}, ["offline_sync.E042"]),
+        ({"LOGIN_RATE": "lots"}, ["offline_sync.E050"]),
+        ({"ISSUER": ""}, ["offline_sync.E050"]),
+        ({"CUSTOM_LOGIN": "no"}, ["offline_sync.E050"]),
+        ({"TOKEN_LIFETIM": 60}, ["offline_sync.W050"]),
+        ({"SIGNING_KEYS": "k"}, ["offline_sync.E051"]),
+        ({"SIGNING_KEYS": [{"kid": "a", "key": "short"}]}, ["offline_sync.E051"]),
+        ({"SIGNING_KEYS": [{"kid": "a", "key": "k" * 32}, {"kid": "a", "key": "j" * 32}]}, ["offline_sync.E051"]),
+        ({"SIGNING_KEYS": [{"kid": "", "key": "k" * 32}]}, ["offline_sync.E051"]),
+        ({"SIGNING_KEYS": [{"key": "k" * 32}]}, ["offline_sync.E051"]),
+        ({"PROVIDERS": []}, ["offline_sync.E052"]),
+        ({"PROVIDERS": {"idp": {"issuer": "https://idp.example"}}}, ["offline_sync.E052"]),
+        ({"PROVIDERS": {"idp": {"issuer": "idp.example", "client_id": "c"}}}, ["offline_sync.E052"]),
+        ({"PROVIDERS": {"custom": {"issuer": "https://idp.example", "client_id": "c"}}}, ["offline_sync.E052"]),
+        ({"PROVIDERS": {"Bad Name": {"issuer": "https://idp.example", "client_id": "c"}}}, ["offline_sync.E052"]),
+        ({"PROVIDERS": {"idp": {"issuer": "https://i", "client_id": "c", "scope": "x"}}}, ["offline_sync.E052"]),
+        ({"PROVIDERS": {"idp": {"issuer": "https://i", "client_id": "c", "scopes": "openid"}}}, ["offline_sync.E052"]),
+        ({"PROVIDERS": {"idp": {"issuer": "https://i", "client_id": "c", "create_users": 1}}}, ["offline_sync.E052"]),
     ],
 )
 def test_auth_validation(raw, ids):
@@ -83,6 +83,6 @@ def test_key_material_is_never_in_messages():
 
 def test_checks_report_and_get_settings_refuses():
     with override_settings(OFFLINE_SYNC={"AUTH": {"TOKEN_LIFETIME": -1}}):
-        assert "offline_sync.E040" in [m.id for m in run_checks()]
+        assert "offline_sync.E050" in [m.id for m in run_checks()]
         with pytest.raises(ImproperlyConfigured, match="TOKEN_LIFETIME"):
             get_settings()
