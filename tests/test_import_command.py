@@ -173,8 +173,14 @@ def test_headers_are_sent_to_the_old_server(live_server, monkeypatch):
         return original(self, method, url, **kwargs)
 
     monkeypatch.setattr(transport.HttpTransport, "request", spy)
-    run(live_server, "v2", "--header", "X-ZUMO-AUTH: secret-token")
-    assert seen and all(h.get("x-zumo-auth") == "secret-token" for h in seen)
+    # The test site checks X-ZUMO-AUTH (django_offline_sync.auth): send a token it issued.
+    from django.contrib.auth.models import User
+
+    from django_offline_sync.auth.tokens import issue_token
+
+    token = issue_token(User.objects.create_user("importer"), "custom").token
+    run(live_server, "v2", "--header", f"X-ZUMO-AUTH: {token}")
+    assert seen and all(h.get("x-zumo-auth") == token for h in seen)
 
 
 def test_imported_rows_reach_devices_with_their_old_versions(live_server, generation, client):
