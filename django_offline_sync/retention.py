@@ -255,6 +255,25 @@ def parse_age(text: str) -> dt.timedelta:
     return age
 
 
+def command_age(older_than: str | None, setting: str, what: str) -> dt.timedelta:
+    """The age a purge command removes past: ``--older-than`` when given, else the retention
+    setting ``OFFLINE_SYNC[setting]``. ``CommandError`` (which the management command prints)
+    when the argument is not an age or the setting is off."""
+    from django.core.management.base import CommandError
+
+    from .settings import get_settings
+
+    if older_than is not None:
+        try:
+            return parse_age(older_than)
+        except ValueError as exc:
+            raise CommandError(f"--older-than: {exc}") from exc
+    retention: dt.timedelta | None = getattr(get_settings(), setting)
+    if retention is None:
+        raise CommandError(f"{what} retention is off: set OFFLINE_SYNC[{setting!r}] or pass --older-than.")
+    return retention
+
+
 def find_models(names: Iterable[str]) -> list[type[SyncModel]]:
     """The synced tables named by label (``tasks.Task``), model name or table name; ``LookupError``
     naming the first unknown one."""

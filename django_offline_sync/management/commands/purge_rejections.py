@@ -7,8 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_offline_sync.ledger import purge_rejections
-from django_offline_sync.retention import parse_age
-from django_offline_sync.settings import get_settings
+from django_offline_sync.retention import command_age
 
 
 class Command(BaseCommand):
@@ -27,18 +26,7 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=1000, help="Entries deleted per transaction.")
 
     def handle(self, *args: Any, older_than: str | None, dry_run: bool, batch_size: int, **options: Any) -> None:
-        if older_than is not None:
-            try:
-                age = parse_age(older_than)
-            except ValueError as exc:
-                raise CommandError(f"--older-than: {exc}") from exc
-        else:
-            retention = get_settings().REJECTION_RETENTION
-            if retention is None:
-                raise CommandError(
-                    "Ledger retention is off: set OFFLINE_SYNC['REJECTION_RETENTION'] or pass --older-than."
-                )
-            age = retention
+        age = command_age(older_than, "REJECTION_RETENTION", "Ledger")
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
         count = purge_rejections(age, dry_run=dry_run, batch_size=batch_size)

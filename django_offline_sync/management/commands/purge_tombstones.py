@@ -10,8 +10,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_offline_sync.retention import DEFAULT_BATCH_SIZE, find_models, parse_age, purge_tombstones, sync_models
-from django_offline_sync.settings import get_settings
+from django_offline_sync.retention import DEFAULT_BATCH_SIZE, command_age, find_models, purge_tombstones, sync_models
 from django_offline_sync.wire import format_timestamp
 
 
@@ -43,18 +42,7 @@ class Command(BaseCommand):
     def handle(
         self, *args: Any, older_than: str | None, table: list[str], dry_run: bool, batch_size: int, **options: Any
     ) -> None:
-        if older_than is not None:
-            try:
-                age = parse_age(older_than)
-            except ValueError as exc:
-                raise CommandError(f"--older-than: {exc}") from exc
-        else:
-            retention = get_settings().TOMBSTONE_RETENTION
-            if retention is None:
-                raise CommandError(
-                    "Tombstone retention is off: set OFFLINE_SYNC['TOMBSTONE_RETENTION'] or pass --older-than."
-                )
-            age = retention
+        age = command_age(older_than, "TOMBSTONE_RETENTION", "Tombstone")
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
         try:
