@@ -23,7 +23,7 @@ from pathlib import Path
 
 import psycopg
 from common import TABLE, V3, Http, Site, log, machine_note, pct, print_table
-from datagen import PG_ADMIN, migrate, pg_url
+from datagen import PG_ADMIN, fresh_database
 
 PG_NAME = "bench_batch_run"
 
@@ -79,18 +79,6 @@ def run(host, clients: int, seconds: float, size: int) -> tuple[int, list[float]
     return totals["rows"], latencies, failures, time.perf_counter() - began
 
 
-def database(kind: str, work: Path) -> str:
-    if kind == "postgresql":
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{PG_NAME}" WITH (FORCE)')
-            admin.execute(f'CREATE DATABASE "{PG_NAME}"')
-        url = pg_url(PG_NAME)
-    else:
-        url = f"sqlite:///{work / 'batch.sqlite3'}"
-    migrate(url)
-    return url
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8)
@@ -102,7 +90,7 @@ def main(argv=None) -> None:
     rows_out = []
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.databases:
-            url = database(kind, Path(tmp))
+            url = fresh_database(kind, PG_NAME, Path(tmp))
             try:
                 with Site(url, workers=args.workers) as site:
                     single = None

@@ -113,6 +113,20 @@ def migrate(database_url: str) -> None:
                    env=env, cwd=ROOT, check=True)
 
 
+
+def fresh_database(kind: str, name: str, work: Path) -> str:
+    """A migrated, empty database for one benchmark run: PostgreSQL database ``name`` dropped and
+    made again, or a SQLite file ``name.sqlite3`` under ``work``; returns its URL."""
+    if kind == "postgresql":
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{name}"')
+        url = pg_url(name)
+    else:
+        url = f"sqlite:///{work / f'{name}.sqlite3'}"
+    migrate(url)
+    return url
+
 def create_pg(name: str, drop: bool = False) -> None:
     assert name.startswith("bench_")
     with psycopg.connect(PG_ADMIN, autocommit=True) as admin:

@@ -47,7 +47,7 @@ from common import (
     pct,
     print_table,
 )
-from datagen import PG_ADMIN, migrate, pg_url
+from datagen import PG_ADMIN, fresh_database
 
 PG_NAME = "bench_events_run"
 SUBSCRIBE = "/tables/$events?tables=Task,Note"
@@ -165,18 +165,6 @@ def load(port: int, writes: Site, writers: int, listeners: int, seconds: float) 
     return [listeners, writers, written[0] / seconds, len(delays), pct(delays, 50) * 1e3, pct(delays, 99) * 1e3]
 
 
-def database(kind: str, work: Path) -> str:
-    if kind == "postgresql":
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{PG_NAME}" WITH (FORCE)')
-            admin.execute(f'CREATE DATABASE "{PG_NAME}"')
-        url = pg_url(PG_NAME)
-    else:
-        url = f"sqlite:///{work / 'events.sqlite3'}"
-    migrate(url)
-    return url
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=1000)
@@ -188,7 +176,7 @@ def main(argv=None) -> None:
     idle_rows, load_rows = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.databases:
-            url = database(kind, Path(tmp))
+            url = fresh_database(kind, PG_NAME, Path(tmp))
             try:
                 with Uvicorn(url) as server, Site(url, workers=2) as writes:
                     log(f"{kind}: {args.subscribers} idle subscribers ...")
