@@ -57,6 +57,21 @@ def generation(request) -> str:
 
 
 @pytest.fixture
+def device(live_server, tmp_path, generation):
+    """``device("phone")`` → a SyncClient with its own store file, talking to the live server over HTTP."""
+    clients: list[SyncClient] = []
+
+    def make(name: str, **kwargs) -> SyncClient:
+        client = SyncClient(live_server.url, tmp_path / f"{name}.db", generation=generation, timeout=10, **kwargs)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
 def make_client(db, tmp_path, wsgi_app, generation):
     """``make_client("phone")`` → a SyncClient with its own store file, talking to the app in-process."""
     clients: list[SyncClient] = []

@@ -42,11 +42,6 @@ class Recorder(httpx.HTTPTransport):
         return [(r.method, r.url.path) for r in self.requests if r.method != "GET"]
 
 
-@pytest.fixture(params=["v2", "v3"])
-def generation(request) -> str:
-    return request.param
-
-
 @pytest.fixture
 def device(live_server, tmp_path, generation):
     clients: list[SyncClient] = []

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from django_offline_sync.client import LocalStore, Resolution, SyncClient
+from django_offline_sync.client import LocalStore, Resolution
 from django_offline_sync.client.cli import EXIT_OK, EXIT_PENDING
 from django_offline_sync.client.sync import SLOW_ENV
 from example_project.tasks.models import Note, Task
@@ -24,25 +24,6 @@ from example_project.tasks.models import Note, Task
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(params=["v2", "v3"])
-def generation(request) -> str:
-    return request.param
-
-
-@pytest.fixture
-def device(live_server, tmp_path, generation):
-    clients: list[SyncClient] = []
-
-    def make(name: str, **kwargs) -> SyncClient:
-        client = SyncClient(live_server.url, tmp_path / f"{name}.db", generation=generation, timeout=10, **kwargs)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
 
 
 def cli(live_server, db, generation, *args, slow: float = 0.0) -> subprocess.Popen:

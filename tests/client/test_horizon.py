@@ -15,30 +15,10 @@ from django.core.management import call_command
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from django_offline_sync.client import SyncClient
 from django_offline_sync.wire import truncate_ms
 from example_project.tasks.models import Task
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(params=["v2", "v3"])
-def generation(request) -> str:
-    return request.param
-
-
-@pytest.fixture
-def device(live_server, tmp_path, generation):
-    clients: list[SyncClient] = []
-
-    def make(name: str, **kwargs) -> SyncClient:
-        client = SyncClient(live_server.url, tmp_path / f"{name}.db", generation=generation, timeout=10, **kwargs)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
 
 
 def backdate(pks, days: float) -> None:
