@@ -13,7 +13,13 @@ from dj_database_url import DBConfig
 
 
 def database_from_env(default_url: str, **kwargs: Any) -> DBConfig:
-    config = dj_database_url.config(default=default_url, **kwargs)
+    """The settings of ``DATABASE_URL``, or of ``default_url`` when it is not set."""
+    return database_from_url(dj_database_url.config(default=default_url, **kwargs))
+
+
+def database_from_url(url: str | DBConfig, **kwargs: Any) -> DBConfig:
+    """The settings of exactly ``url`` (a URL, or settings already parsed), ``DATABASE_URL`` aside."""
+    config = dj_database_url.parse(url, **kwargs) if isinstance(url, str) else url
     engine = config["ENGINE"]
     if engine == "django.db.backends.sqlite3" and config.get("NAME") not in (None, "", ":memory:"):
         # Concurrent requests on one SQLite file: WAL lets readers run beside the writer, and

@@ -47,10 +47,12 @@ def django_db_modify_db_settings(
     from django.conf import settings
     from django.db import connections
 
-    from example_project.database import database_from_env
+    from example_project.database import database_from_url
 
     db = settings.DATABASES["default"]  # Django's connections share this dict
-    db.update(database_from_env(pg_cluster.primary.url("offline_sync")))
+    # database_from_url, not database_from_env: DATABASE_URL (CI sets it for the other runs)
+    # must not win over the throwaway primary.
+    db.update(database_from_url(pg_cluster.primary.url("offline_sync")))
     db["OPTIONS"] = {}
     db["TEST"] = {"CHARSET": None, "COLLATION": None, "MIGRATE": True, "MIRROR": None, "NAME": None}
     if hasattr(connections._connections, "default"):  # a wrapper made before the switch

@@ -49,14 +49,22 @@ def start_server(name: str, env: dict[str, str], log: Path) -> tuple[subprocess.
 
 def wait_ready(process: subprocess.Popen[bytes], base: str, log: Path, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
+    last = "no answer"
     while True:
         if process.poll() is not None:
             raise RuntimeError(f"{base} exited ({process.returncode}):\n{log.read_text(errors='replace')[-2000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base}/tables/Task?$top=1", headers=V2, timeout=5).status_code == 200:
+        try:
+            response = httpx.get(f"{base}/tables/Task?$top=1", headers=V2, timeout=5)
+        except httpx.HTTPError as exc:
+            last = repr(exc)
+        else:
+            if response.status_code == 200:
                 return
+            last = f"{response.status_code}: {response.text[:500]}"
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{base} not ready after {timeout:.0f} s:\n{log.read_text(errors='replace')[-2000:]}")
+            raise RuntimeError(
+                f"{base} not ready after {timeout:.0f} s (last: {last}):\n{log.read_text(errors='replace')[-2000:]}"
+            )
         time.sleep(0.3)
 
 
