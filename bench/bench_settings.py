@@ -38,6 +38,8 @@ OFFLINE_SYNC = {
 }
 if os.environ.get("BENCH_QUERY_TIMEOUT_MS"):  # bench/cpu.py --callgrind: pages run ~50x slower
     OFFLINE_SYNC["QUERY_TIMEOUT_MS"] = int(os.environ["BENCH_QUERY_TIMEOUT_MS"])
+if os.environ.get("BENCH_COUNT_ESTIMATE_ABOVE"):  # latency.py: the v3 first page with an estimated count
+    OFFLINE_SYNC["COUNT_ESTIMATE_ABOVE"] = int(os.environ["BENCH_COUNT_ESTIMATE_ABOVE"])
 if os.environ.get("BENCH_V3_PAGE_SIZE"):
     OFFLINE_SYNC["V3_PAGE_SIZE"] = int(os.environ["BENCH_V3_PAGE_SIZE"])
 

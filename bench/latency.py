@@ -4,7 +4,9 @@
 
 For each table size the served site answers pages at random positions in the table:
 * v2: the JS client's ``updatedAt ge <token>`` query, ``$top`` 50;
-* v3 first page: the CTK client's ``updatedAt gt cast(<token>)`` query (``$count=true``);
+* v3 first page: the CTK client's ``updatedAt gt cast(<token>)`` query (``$count=true``),
+  counted exactly (the default), and again on a site with ``COUNT_ESTIMATE_ABOVE`` set
+  (``--count-estimate-above``, default 10,000: PostgreSQL's planner estimate above it);
 * v3 nextLink page: the page a clean v3 pull requests after p rows (the server's keyset
   cursor, where the server controls paging), for random p.
 Reported: p50/p99 per size and the 1M / 10k ratio (target <= 1.3x). Then the query plans of
@@ -42,8 +44,28 @@ def cursor_url(position: int, rows: int) -> str:
 
     params = [("$orderby", "updatedAt"), ("$count", "true"), ("__includedeleted", "true")]
     token = cursors.dump(cursors.Cursor(updated_ms=task_ms(position), last_id=task_id(position), count=rows),
-                         cursors.query_digest(params))
+                         cursors.query_digest(params, TABLE, caller=cursors.ANONYMOUS))
     return f"{TABLE}?$orderby=updatedAt&$count=true&__includedeleted=true&__cursor={quote(token, safe='')}"
+
+
+ESTIMATED = "v3 first page ($count estimated)"
+
+
+def sample_estimated(host, rows: int, samples: int, seed: int = 7) -> dict[str, list[float]]:
+    """The v3 first page on a site with ``COUNT_ESTIMATE_ABOVE`` set, at the same positions."""
+    rng = random.Random(seed)
+    positions = [rng.randrange(0, rows - 2000) for _ in range(samples)]
+    out: dict[str, list[float]] = {ESTIMATED: []}
+    h3 = Http(host, V3)
+    for warm in positions[:20]:
+        h3.get_json(v3_first_url(iso_ms(ms_to_dt(task_ms(warm)))))
+    for i in positions:
+        url = v3_first_url(iso_ms(ms_to_dt(task_ms(i))))
+        t = time.perf_counter()
+        h3.get_json(url)
+        out[ESTIMATED].append(time.perf_counter() - t)
+    h3.close()
+    return out
 
 
 def sample(host, rows: int, samples: int, seed: int = 7) -> dict[str, list[float]]:
@@ -78,6 +100,8 @@ def main(argv=None) -> None:
     parser.add_argument("--samples", type=int, default=300, help="pages sampled per query and size")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-plans", action="store_true", help="skip the EXPLAIN part")
+    parser.add_argument("--count-estimate-above", type=int, default=10_000,
+                        help="COUNT_ESTIMATE_ABOVE of the second site (the estimated v3 first page; default 10000)")
     args = parser.parse_args(argv)
 
     results = {}
@@ -87,6 +111,10 @@ def main(argv=None) -> None:
         with Site(url, workers=args.workers) as site:
             log(f"sampling {args.samples} pages at {rows} rows ...")
             results[rows] = sample(site.host, rows, args.samples)
+        estimate_env = {"BENCH_COUNT_ESTIMATE_ABOVE": str(args.count_estimate_above)}
+        with Site(url, workers=args.workers, env=estimate_env) as site:
+            log(f"sampling {args.samples} v3 first pages at {rows} rows, COUNT_ESTIMATE_ABOVE={args.count_estimate_above} ...")
+            results[rows].update(sample_estimated(site.host, rows, args.samples))
     table = []
     for name in results[args.small]:
         small, large = results[args.small][name], results[args.large][name]
