@@ -23,7 +23,7 @@ from django.db import models, router
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import stamping
+from . import rowsql, stamping
 from .managers import AllObjectsManager, DeletedObjectsManager, SyncManager
 from .stamping import Stamp
 from .wire import (
@@ -175,6 +175,21 @@ class SyncModel(models.Model):
             super().save(*args, **kwargs)
 
     save.alters_data = True  # type: ignore[attr-defined]
+
+    # Django's own hooks below save(): the statements themselves, compiled once per model
+    # (``rowsql``); anything they do not cover goes to Django's implementation, and so does
+    # a Django whose hooks take more arguments than 5.2's.
+    def _do_update(self, base_qs: Any, using: Any, pk_val: Any, values: Any, *args: Any) -> Any:
+        if len(args) == 2:  # update_fields, forced_update (Django 5.2)
+            updated = rowsql.update_row(base_qs.model, using, pk_val, values)
+            if updated is not None:
+                return updated
+        return super()._do_update(base_qs, using, pk_val, values, *args)
+
+    def _do_insert(self, manager: Any, using: Any, fields: Any, returning_fields: Any, *args: Any) -> Any:
+        if len(args) == 1 and rowsql.insert_row(self, using, fields, returning_fields, raw=args[0]):
+            return []
+        return super()._do_insert(manager, using, fields, returning_fields, *args)  # type: ignore[misc]  # not in the stubs
 
     def validate_unique(self, exclude: Any = None) -> None:
         """Also refuse the id of a soft-deleted row: the tombstone still owns it.

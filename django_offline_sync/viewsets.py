@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import NOT_PROVIDED, QuerySet
+from django.db.models.manager import BaseManager
 from rest_framework import status
 from rest_framework.permissions import BasePermission
 
@@ -39,6 +40,7 @@ from .exceptions import BodyNotAllowed, EntityConflict, IdMismatch, ItemNotFound
 from .filters import ODataFilterBackend
 from .generations import Generation, ZumoVersioning, policy_for
 from .ledger import record_refusal
+from .managers import SyncQuerySet
 from .models import SyncModel, accepts_stamp
 from .pagination import SyncPagination
 from .query import FieldMap, ODataQuery, parse_query
@@ -81,6 +83,8 @@ class _Table:
     representer: Representer
     field_map: FieldMap
     serializer_class: type[SyncModelSerializer]
+    #: the class keeps ``get_queryset`` and the model ``all_objects`` (``SyncViewSet.plain_data_view``)
+    plain_data_view: bool
 
 
 def _column_defaults(serializer: Serializer[Any], model: type[SyncModel]) -> dict[str, Any]:
@@ -162,6 +166,14 @@ class SyncViewSet(_ViewSetBase):
             return queryset.all()  # build it from ``all_objects`` so tombstones stay visible
         everything: QuerySet[Any] = self._table().model.all_objects.all()
         return everything
+
+    @property
+    def plain_data_view(self) -> bool:
+        """Whether the data view is every row of the table, as ``get_queryset`` gives it
+        unless overridden: the library's own ``get_queryset`` without a ``queryset``
+        attribute, and the model's ``all_objects`` of the library's manager and queryset.
+        The writer then loads a row with a statement compiled once (``rowsql``)."""
+        return getattr(self, "queryset", None) is None and self._table().plain_data_view
 
     def get_serializer_class(self) -> type[BaseSerializer[Any]]:
         return self.serializer_class or self._table().serializer_class
@@ -392,6 +404,12 @@ def _call_hook(hook: Callable[..., Any], instance: SyncModel | None, stamp: Stam
         hook(*args)
 
 
+def _plain_manager(model: type[SyncModel]) -> bool:
+    """Whether ``model.all_objects.all()`` is every row: the library's manager, unchanged."""
+    manager = model.all_objects
+    return type(manager).get_queryset is BaseManager.get_queryset and manager._queryset_class is SyncQuerySet
+
+
 @cache
 def _table_of(view_class: type[SyncViewSet]) -> _Table:
     """The model, row representer, OData field map and serializer of a view class."""
@@ -408,6 +426,7 @@ def _table_of(view_class: type[SyncViewSet]) -> _Table:
             representer=Representer(model, fields),
             field_map=FieldMap.for_model(model, odata),
             serializer_class=serializer_class_for(model, fields),
+            plain_data_view=view_class.get_queryset is SyncViewSet.get_queryset and _plain_manager(model),
         )
     except ValueError as exc:
         raise ImproperlyConfigured(f"{view_class.__name__}: {exc}") from exc

@@ -31,7 +31,7 @@ from django.db.models import F, QuerySet
 from rest_framework.request import Request
 from rest_framework.serializers import BaseSerializer
 
-from . import stamping
+from . import rowsql, stamping
 from .concurrency import Precondition, etag_for
 from .exceptions import ConstraintViolation, IdUnavailable, ItemNotFound
 from .generations import Generation
@@ -54,6 +54,8 @@ class WriterView(Protocol):
     @property
     def generation(self) -> Generation: ...
     def get_queryset(self) -> QuerySet[Any]: ...
+    @property
+    def plain_data_view(self) -> bool: ...
     def check_object_permissions(self, request: Request, obj: Any) -> None: ...
     @property
     def representer(self) -> Representer: ...
@@ -142,13 +144,26 @@ class Writer:
         try:
             with transaction.atomic(using=self.using):
                 stamp = self._lock(value)
-                obj = row_by_pk(self.view.get_queryset().using(self.using), value)
+                obj = self._load(value)
                 if obj is None:
                     raise ItemNotFound()
                 self.view.check_object_permissions(self.view.request, obj)
                 yield LockedRow(obj, stamp, self)
         except IntegrityError as exc:
             raise ConstraintViolation(f"The item violates a database constraint: {exc}") from exc
+
+    def _load(self, pk: Any) -> Any:
+        """The row in the caller's data view, or None.
+
+        Where the data view is every row of the table (``plain_data_view``), with a
+        statement compiled once per model (``rowsql.RowLoader``) instead of a queryset
+        filtered and compiled on every write.
+        """
+        if self.view.plain_data_view:
+            loader = rowsql.row_loader(self.model, self.using)
+            if loader is not None:
+                return loader.load(self.using, pk)
+        return row_by_pk(self.view.get_queryset().using(self.using), pk)
 
     def _lock(self, pk: Any) -> Stamp | None:
         """Serialize with the table's other writers; the reserved stamp in clock mode."""
