@@ -144,6 +144,8 @@ def callgrind(args: argparse.Namespace) -> None:
                "--requests", str(args.requests), "--warm", str(args.warm), "--rows", str(args.rows)]
         if args.postgres:
             cmd.append("--postgres")
+            if args.pg_name:
+                cmd += ["--pg-name", args.pg_name]
         log("running the cases under callgrind (a few minutes) ...")
         errors = Path(tmp) / "stderr.txt"
         # Under valgrind a page runs some 50 times slower: lift QUERY_TIMEOUT_MS out of its way
@@ -171,6 +173,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--postgres", action="store_true",
                         help="a PostgreSQL database (bench_cpu_<rows> on 127.0.0.1:5432) instead of a SQLite file")
+    parser.add_argument("--pg-name", default=None,
+                        help="with --postgres: the database to seed and use (default bench_cpu_<rows>); "
+                             "must start with bench_")
     parser.add_argument("--requests", type=int, default=200, help="requests per batch (pull 1000: a fifth)")
     parser.add_argument("--batches", type=int, default=5)
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated subset of: " + ", ".join(CASES))
@@ -186,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
         callgrind(args)
         return
     if args.postgres:
-        url = seed_pg(args.rows, 0, name=f"bench_cpu_{args.rows}", log=log)
+        url = seed_pg(args.rows, 0, name=args.pg_name or f"bench_cpu_{args.rows}", log=log)
     else:
         seed_sqlite(args.rows, 0, log=log)
         db = fresh_copy(sqlite_path(args.rows, "site"), "cpu_site.sqlite3")

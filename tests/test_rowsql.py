@@ -1,0 +1,225 @@
+"""rowsql: the write's statements compiled once per model, and the cases left to Django.
+
+Each behaviour is checked both ways: through the cached statements (the common case) and
+through Django's own implementation where rowsql steps aside (expressions, save() overrides
+that change what is saved, signal receivers, a data view of the project's own).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+
+import pytest
+from django.db import DatabaseError, connection
+from django.db.models import F
+from django.db.models.signals import post_save, pre_save
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIRequestFactory
+
+from django_offline_sync import rowsql
+from django_offline_sync.managers import AllObjectsManager
+from django_offline_sync.viewsets import SyncViewSet, _plain_manager
+from example_project.tasks.models import Task
+from example_project.tasks.views import InspectionViewSet, NoteViewSet, TaskViewSet
+from tests.models import Coded, Item
+
+pytestmark = pytest.mark.django_db
+
+
+class ShoutingTask(Task):
+    """A save() override that changes what is saved, on a proxy (same table, same rowsql)."""
+
+    class Meta:
+        proxy = True
+        app_label = "tests"
+
+    def save(self, *args, **kwargs):
+        self.text = self.text.upper()
+        super().save(*args, **kwargs)
+
+
+class ScopedTaskViewSet(SyncViewSet):
+    model = Task
+
+    def get_queryset(self):
+        return super().get_queryset().filter(priority__lt=5)
+
+
+class QuerysetTaskViewSet(SyncViewSet):
+    queryset = Task.all_objects.filter(complete=False)
+
+
+class _HidingManager(AllObjectsManager):
+    def get_queryset(self):
+        return super().get_queryset().filter(priority__lt=5)
+
+
+def _statements(queries):
+    return [q["sql"] for q in queries.captured_queries]
+
+
+def test_an_update_runs_the_cached_statement_and_writes_every_column():
+    task = Task.objects.create(text="a", priority=1)
+    task.text, task.priority, task.complete = "b", 2, True
+    with CaptureQueriesContext(connection) as queries:
+        task.save()
+    updates = [sql for sql in _statements(queries) if sql.startswith('UPDATE "tasks_task"')]
+    assert len(updates) == 1
+    assert "WHERE \"tasks_task\".\"id\" = " in updates[0]
+    stored = Task.all_objects.get(pk=task.pk)
+    assert (stored.text, stored.priority, stored.complete) == ("b", 2, True)
+    assert stored.updated_at == task.updated_at and stored.version == task.version
+
+
+def test_an_update_with_update_fields_writes_those_and_the_stamp_only():
+    task = Task.objects.create(text="a", priority=1)
+    Task.all_objects.filter(pk=task.pk).update(priority=7)  # behind the instance's back
+    task.text = "b"
+    task.save(update_fields=["text"])
+    stored = Task.all_objects.get(pk=task.pk)
+    assert (stored.text, stored.priority, stored.version) == ("b", 7, task.version)
+
+
+def test_an_update_of_a_missing_row_inserts_it_as_django_does():
+    task = Task(id="gone", text="a")
+    task.save()
+    Task.all_objects.filter(pk="gone").hard_delete()
+    task._state.adding = False
+    task.text = "again"
+    task.save()  # the UPDATE finds no row: Django inserts
+    assert Task.all_objects.get(pk="gone").text == "again"
+
+
+def test_an_update_with_update_fields_of_a_missing_row_fails_as_django_does():
+    task = Task.objects.create(text="a")
+    Task.all_objects.filter(pk=task.pk).hard_delete()
+    with pytest.raises(DatabaseError, match="did not affect any rows"):
+        task.save(update_fields=["text"])
+
+
+def test_an_expression_falls_back_to_django():
+    task = Task.objects.create(text="a", priority=1)
+    task.priority = F("priority") + 41
+    task.save()
+    assert Task.all_objects.get(pk=task.pk).priority == 42
+
+
+def test_an_insert_runs_the_cached_statement():
+    with CaptureQueriesContext(connection) as queries:
+        task = Task.objects.create(text="x", priority=3, due_date=dt.datetime(2024, 6, 1, 12, tzinfo=dt.UTC))
+    inserts = [sql for sql in _statements(queries) if sql.startswith('INSERT INTO "tasks_task"')]
+    assert len(inserts) == 1
+    stored = Task.all_objects.get(pk=task.pk)
+    assert stored.due_date == dt.datetime(2024, 6, 1, 12, tzinfo=dt.UTC)
+    assert (stored.created_at, stored.updated_at, stored.version) == (task.created_at, task.updated_at, task.version)
+
+
+def test_every_column_type_round_trips_through_the_cached_statements():
+    values = {
+        "name": "n", "count": 3, "price": Decimal("12.3400"), "ratio": 0.5, "flag": True,
+        "when": dt.datetime(2024, 1, 2, 3, 4, 5, 678000, tzinfo=dt.UTC), "day": dt.date(2024, 1, 2),
+        "ref": uuid.UUID(int=7), "label": None,
+    }
+    item = Item.objects.create(**values)
+    stored = Item.all_objects.get(pk=item.pk)
+    assert {k: getattr(stored, k) for k in values} == values
+    item.flag, item.label, item.price = False, "l", None
+    item.save()
+    stored = Item.all_objects.get(pk=item.pk)
+    assert (stored.flag, stored.label, stored.price) == (False, "l", None)
+    coded = Coded.objects.create(tags=["a", {"b": 1}])
+    coded.tags = {"c": [1, 2]}
+    coded.save()
+    assert Coded.all_objects.get(pk=coded.pk).tags == {"c": [1, 2]}
+
+
+def test_a_save_override_and_the_signals_see_and_change_what_is_saved():
+    seen = []
+
+    def before(sender, instance, **kwargs):
+        instance.priority = 9  # a receiver that changes the row: it must be written
+        seen.append(("pre", instance.text))
+
+    def after(sender, instance, created, **kwargs):
+        seen.append(("post", created, instance.version))
+
+    pre_save.connect(before, sender=ShoutingTask)
+    post_save.connect(after, sender=ShoutingTask)
+    try:
+        task = ShoutingTask.objects.create(text="quiet")
+        task.text = "still quiet"
+        task.save()
+    finally:
+        pre_save.disconnect(before, sender=ShoutingTask)
+        post_save.disconnect(after, sender=ShoutingTask)
+    stored = Task.all_objects.get(pk=task.pk)
+    assert (stored.text, stored.priority) == ("STILL QUIET", 9)
+    assert seen == [("pre", "QUIET"), ("post", True, seen[1][2]), ("pre", "STILL QUIET"), ("post", False, task.version)]
+
+
+def test_the_loader_reads_a_row_as_the_orm_does():
+    task = Task.objects.create(text="t", complete=True, due_date=dt.datetime(2024, 6, 1, tzinfo=dt.UTC))
+    loader = rowsql.row_loader(Task, "default")
+    assert loader is not None
+    loaded = loader.load("default", task.pk)
+    orm = Task.all_objects.get(pk=task.pk)
+    fields = [f.attname for f in Task._meta.concrete_fields]
+    assert [getattr(loaded, f) for f in fields] == [getattr(orm, f) for f in fields]
+    assert loaded._state.adding is False and loaded._state.db == "default"
+    assert loader.load("default", "no-such-row") is None
+
+
+def test_the_loader_finds_tombstones_too():
+    task = Task.objects.create(text="t")
+    task.delete()
+    loaded = rowsql.row_loader(Task, "default").load("default", task.pk)
+    assert loaded is not None and loaded.deleted is True
+
+
+def test_only_the_librarys_own_data_view_is_loaded_with_the_cached_statement(monkeypatch):
+    assert TaskViewSet._table().plain_data_view is True
+    assert NoteViewSet._table().plain_data_view is True
+    assert InspectionViewSet._table().plain_data_view is False  # get_queryset overridden
+    assert ScopedTaskViewSet._table().plain_data_view is False
+    view = QuerysetTaskViewSet()
+    assert view._table().plain_data_view is True and view.plain_data_view is False  # a queryset attribute
+    view = TaskViewSet(queryset=Task.all_objects.filter(complete=False))  # as_view(queryset=…)
+    assert view.plain_data_view is False
+    monkeypatch.setattr(Task, "all_objects", _HidingManager())
+    Task.all_objects.model = Task
+    assert _plain_manager(Task) is False
+
+
+GENERATION_HEADERS = {
+    "v1": {"HTTP_X_ZUMO_APPLICATION": "app-key"},
+    "v2": {"HTTP_ZUMO_API_VERSION": "2.0.0"},
+    "v3": {"HTTP_ZUMO_API_VERSION": "3.0.0"},
+}
+
+
+@pytest.mark.parametrize("generation", ["v1", "v2", "v3"])
+def test_a_data_view_of_the_projects_own_still_decides_what_a_write_finds(generation):
+    visible = Task.objects.create(text="v", priority=1)
+    hidden = Task.objects.create(text="h", priority=7)
+    view = ScopedTaskViewSet.as_view({"patch": "partial_update"})
+    factory = APIRequestFactory()
+    for task, status in ((visible, 200), (hidden, 404)):
+        req = factory.patch(f"/tables/Task/{task.pk}", {"text": "new"}, format="json", **GENERATION_HEADERS[generation])
+        response = view(req, pk=task.pk)
+        assert response.status_code == status, response.data
+    assert Task.all_objects.get(pk=hidden.pk).text == "h"
+    assert Task.all_objects.get(pk=visible.pk).text == "new"
+
+
+def test_a_model_with_its_own_base_manager_is_left_to_django():
+    assert rowsql._simple_table(Task) is True
+    opts = Task._meta
+    original = opts.base_manager_name
+    opts.base_manager_name = "all_objects"
+    try:
+        assert rowsql._simple_table(Task) is False
+        assert rowsql._update_sql(Task, connection, (opts.get_field("text"),)) is None
+    finally:
+        opts.base_manager_name = original
