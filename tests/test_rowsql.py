@@ -21,7 +21,7 @@ from rest_framework.test import APIRequestFactory
 from django_offline_sync import rowsql
 from django_offline_sync.managers import AllObjectsManager
 from django_offline_sync.viewsets import SyncViewSet, _plain_manager
-from example_project.tasks.models import Task
+from example_project.tasks.models import Note, Task
 from example_project.tasks.views import InspectionViewSet, NoteViewSet, TaskViewSet
 from tests.models import Coded, Item
 
@@ -223,3 +223,24 @@ def test_a_model_with_its_own_base_manager_is_left_to_django():
         assert rowsql._update_sql(Task, connection, (opts.get_field("text"),)) is None
     finally:
         opts.base_manager_name = original
+
+
+# -- the serializer's nested-write check ------------------------------------------------------
+
+
+def test_a_writable_dotted_source_is_still_refused_as_drf_refuses_it():
+    from rest_framework import serializers
+
+    from django_offline_sync.serializers import SyncModelSerializer
+
+    class NoteSerializer(SyncModelSerializer):
+        task_text = serializers.CharField(source="task.text")
+
+        class Meta:
+            model = Note
+            fields = ["body", "task_text"]
+
+    serializer = NoteSerializer(data={"body": "b", "task_text": "x"})
+    assert serializer.is_valid(), serializer.errors
+    with pytest.raises(AssertionError, match="writable dotted-source"):
+        serializer.save()
