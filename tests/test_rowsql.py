@@ -12,14 +12,15 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, models
 from django.db.models import F
 from django.db.models.signals import post_save, pre_save
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIRequestFactory
 
-from django_offline_sync import rowsql
+from django_offline_sync import rowsql, stamping
 from django_offline_sync.managers import AllObjectsManager
+from django_offline_sync.models import SyncClock
 from django_offline_sync.viewsets import SyncViewSet, _plain_manager
 from example_project.tasks.models import Note, Task
 from example_project.tasks.views import InspectionViewSet, NoteViewSet, TaskViewSet
@@ -109,11 +110,49 @@ def test_an_expression_falls_back_to_django():
 def test_an_insert_runs_the_cached_statement():
     with CaptureQueriesContext(connection) as queries:
         task = Task.objects.create(text="x", priority=3, due_date=dt.datetime(2024, 6, 1, 12, tzinfo=dt.UTC))
-    inserts = [sql for sql in _statements(queries) if sql.startswith('INSERT INTO "tasks_task"')]
+    statements = _statements(queries)
+    inserts = [sql for sql in statements if 'INSERT INTO "tasks_task"' in sql]
     assert len(inserts) == 1
+    if connection.vendor == "postgresql":  # the stamp is taken in the same statement
+        assert inserts[0].startswith('WITH "clock" AS (INSERT INTO "offline_sync_clock"')
+        assert not any(sql.startswith('UPDATE "offline_sync_clock"') for sql in statements)
     stored = Task.all_objects.get(pk=task.pk)
     assert stored.due_date == dt.datetime(2024, 6, 1, 12, tzinfo=dt.UTC)
     assert (stored.created_at, stored.updated_at, stored.version) == (task.created_at, task.updated_at, task.version)
+    assert task.created_at == task.updated_at and task.version == stamping.datetime_to_ms(task.updated_at)
+    assert SyncClock.objects.get(table="tasks_task").last_ms == task.version
+
+
+def test_inserts_take_strictly_increasing_stamps_from_the_clock_and_create_it():
+    SyncClock.objects.filter(table="tasks_task").delete()  # a table's first write makes its clock row
+    future = stamping.now_ms() + 3_600_000
+    first = Task.objects.create(text="a")
+    SyncClock.objects.filter(table="tasks_task").update(last_ms=future)  # a clock ahead of now
+    second = Task.objects.create(text="b")
+    third = Task.objects.create(text="c")
+    assert first.version < future
+    assert (second.version, third.version) == (future + 1, future + 2)
+    assert third.updated_at == stamping.ms_to_datetime(future + 2)
+    assert SyncClock.objects.get(table="tasks_task").last_ms == future + 2
+
+
+def test_a_pre_save_receiver_sees_the_stamp_and_an_expression_falls_back():
+    seen = []
+
+    def before(sender, instance, **kwargs):
+        seen.append(instance.version)
+
+    pre_save.connect(before, sender=Task)
+    try:
+        task = Task.objects.create(text="a")
+    finally:
+        pre_save.disconnect(before, sender=Task)
+    assert seen == [task.version] and task.version > 0
+    from django.db.models.functions import Upper
+
+    shouted = Task.objects.create(text=Upper(models.Value("quiet")))  # not a plain value: Django's INSERT
+    stored = Task.all_objects.get(pk=shouted.pk)
+    assert stored.text == "QUIET" and stored.version == shouted.version > task.version
 
 
 def test_every_column_type_round_trips_through_the_cached_statements():
@@ -244,3 +283,19 @@ def test_a_writable_dotted_source_is_still_refused_as_drf_refuses_it():
     assert serializer.is_valid(), serializer.errors
     with pytest.raises(AssertionError, match="writable dotted-source"):
         serializer.save()
+
+
+def test_a_post_save_receiver_and_a_save_override_see_the_stamped_row():
+    seen = []
+
+    def after(sender, instance, created, **kwargs):
+        seen.append((created, instance.version, instance.updated_at, instance.created_at))
+
+    post_save.connect(after, sender=ShoutingTask)
+    try:
+        task = ShoutingTask.objects.create(text="quiet")  # no pre_save receiver: one statement on PostgreSQL
+    finally:
+        post_save.disconnect(after, sender=ShoutingTask)
+    stored = Task.all_objects.get(pk=task.pk)
+    assert stored.text == "QUIET"
+    assert seen == [(True, stored.version, stored.updated_at, stored.created_at)]
