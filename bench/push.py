@@ -190,15 +190,20 @@ def main(argv=None) -> None:
     parser.add_argument("--no-raw", action="store_true", help="skip the raw psycopg loops")
     parser.add_argument("--synchronous-commit", choices=["on", "off"], default="on",
                         help="PostgreSQL synchronous_commit for the site's sessions (default on: durable)")
+    parser.add_argument("--pg-prefix", default="bench_",
+                        help="prefix of the databases it seeds and clones (default bench_; must start with bench_), "
+                             "to keep one's runs apart from others' on a shared server")
     args = parser.parse_args(argv)
+    if not args.pg_prefix.startswith("bench_"):
+        parser.error("--pg-prefix must start with bench_")
 
     log(f"seeding PostgreSQL with {args.rows} Task rows ...")
-    seed_pg(args.rows, args.rows // 2, log=log)
-    template = pg_name(args.rows)
+    template = args.pg_prefix + pg_name(args.rows).removeprefix("bench_")
+    seed_pg(args.rows, args.rows // 2, name=template, log=log)
     rows = []
     base: dict[str, float] = {}
     for clients in args.clients:
-        name = "bench_push_run"
+        name = f"{args.pg_prefix}push_run"
         url = fresh_clone(template, name)
         try:
             env = {"BENCH_PG_SYNC_COMMIT": args.synchronous_commit}
