@@ -113,7 +113,8 @@ def main(argv=None) -> None:
             results[rows] = sample(site.host, rows, args.samples)
         estimate_env = {"BENCH_COUNT_ESTIMATE_ABOVE": str(args.count_estimate_above)}
         with Site(url, workers=args.workers, env=estimate_env) as site:
-            log(f"sampling {args.samples} v3 first pages at {rows} rows, COUNT_ESTIMATE_ABOVE={args.count_estimate_above} ...")
+            log(f"sampling {args.samples} v3 first pages at {rows} rows, "
+                f"COUNT_ESTIMATE_ABOVE={args.count_estimate_above} ...")
             results[rows].update(sample_estimated(site.host, rows, args.samples))
     table = []
     for name in results[args.small]:
