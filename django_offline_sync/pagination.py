@@ -86,6 +86,11 @@ class SyncPagination(BasePagination):
         self.next_query: str | None = None
         self.request: Request | None = None
         self.generation: Generation | None = None
+        #: One more column for the page's statement (an expression the view sets before
+        #: paging: the resync horizon, ``retention.horizon_column``), and the value it held,
+        #: as a 1-tuple, once a page with at least one row has been read.
+        self.read_along: Any = None
+        self.read_along_value: tuple[Any] | None = None
 
     # DRF's stub ties a page's items to the queryset's rows; ours are wire dicts built from them.
     def paginate_queryset(  # type: ignore[override]
@@ -130,12 +135,19 @@ class SyncPagination(BasePagination):
         else:
             select, converters = representer.select_plan(vendor)
             key_columns = representer.attnames
+        along = self.read_along
+        if along is not None:
+            select = [*select, along]  # last: the row's own columns keep their places
         with evaluation_guard(using=queryset.db):
             if query.count:
                 known = current.count if current is not None else None
                 self.count = known if known is not None else _count(queryset, boundary, held)
             # One row more than the page: whether a next page exists, without an empty last page.
             rows = list(qs.values_list(*select)[skip : skip + take + 1]) if take > 0 else []
+        if along is not None and rows:
+            self.read_along_value = (rows[0][-1],)
+            if row_json is None:
+                rows = [row[:-1] for row in rows]
         has_more = len(rows) > take
         rows = rows[:take]
         left = None if remaining is None else remaining - len(rows)

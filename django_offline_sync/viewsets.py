@@ -45,7 +45,7 @@ from .models import SyncModel, accepts_stamp
 from .pagination import SyncPagination
 from .query import FieldMap, ODataQuery, parse_query
 from .renderers import SyncContentNegotiation, SyncJSONRenderer
-from .retention import HORIZON_HEADER, horizon_of_pull
+from .retention import HORIZON_HEADER, delta_boundary, horizon_column, horizon_of_pull
 from .serializers import (
     Body,
     Representer,
@@ -248,13 +248,18 @@ class SyncViewSet(_ViewSetBase):
             queryset = queryset.filter(deleted=False)  # tombstones only on request
         queryset = self.filter_queryset(queryset)  # $filter and any other backend
         queryset = queryset.order_by(*query.order_by)  # $orderby, id last
+        paginator = self.paginator
+        if isinstance(paginator, SyncPagination) and delta_boundary(query.filter_node) is not None:
+            # A delta pull reads the resync horizon in the page's own statement (retention.py).
+            paginator.read_along = horizon_column(self._table().model, queryset.db)
         page = self.paginate_queryset(queryset)  # one page, and the link to the next
         if page is None:  # pragma: no cover - __init_subclass__ requires SyncPagination
             raise ImproperlyConfigured(f"{type(self).__name__} has no paginator.")
         items = self.generation.render(request, page, query.select)  # the generation's shape
         response = self.get_paginated_response(items)
-        # Read after the page, never before: retention.py says why that order is safe.
-        horizon_of_pull(response, self._table().model, query.filter_node, queryset.db)  # may resync
+        # With the page, or after it, never before: retention.py says why that is safe.
+        read = paginator.read_along_value if isinstance(paginator, SyncPagination) else None
+        horizon_of_pull(response, self._table().model, query.filter_node, queryset.db, read=read)  # may resync
         return response
 
     def retrieve(self, request: Request, pk: Any = None, *args: Any, **kwargs: Any) -> Response:

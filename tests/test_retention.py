@@ -227,3 +227,46 @@ def test_a_pull_older_than_the_horizon_is_told(generation, v2, v3):
     # A pull that already saw the purged tombstone, and a first pull, are not.
     assert HORIZON_HEADER not in _pull(client, format_timestamp(gone.updated_at + dt.timedelta(seconds=1)))
     assert HORIZON_HEADER not in client.get("/tables/Task")
+
+
+@pytest.mark.parametrize("generation", ["v1", "v2", "v3"])
+def test_a_page_with_rows_reads_the_horizon_in_its_own_statement(generation, v1, v2, v3):
+    """Every delta pull page has a boundary: its horizon comes with its rows, no query of its own."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = {"v1": v1, "v2": v2, "v3": v3}[generation]
+    gone = tombstone("gone", 40)
+    before = format_timestamp(gone.updated_at - dt.timedelta(seconds=1))
+    purge("--older-than", "30d")
+    Task.objects.create(text="still here")  # the page has a row
+    if generation == "v1":
+        query = f"$filter=(__updatedAt ge datetimeoffset'{before}')&__includeDeleted=true&$orderby=__updatedAt"
+        pull = lambda: client.get(f"/tables/Task?{query}")  # noqa: E731
+    else:
+        pull = lambda: _pull(client, before)  # noqa: E731
+    with CaptureQueriesContext(connection) as queries:
+        told = pull()
+    assert told.status_code == 200 and len(told.json() if generation != "v3" else told.json()["items"]) == 1
+    assert told[HORIZON_HEADER] == format_timestamp(gone.updated_at)
+    horizon_reads = [q["sql"] for q in queries if "offline_sync_horizon" in q["sql"]]
+    assert len(horizon_reads) == 1 and "tasks_task" in horizon_reads[0], horizon_reads
+    # Past the horizon: the same statement, and no header.
+    after = format_timestamp(gone.updated_at + dt.timedelta(seconds=1))
+    assert HORIZON_HEADER not in _pull(v2, after)
+
+
+def test_an_empty_page_reads_the_horizon_after_it(v2):
+    gone = tombstone("gone", 40)
+    purge("--older-than", "30d")
+    assert not Task.all_objects.exists()
+    told = _pull(v2, format_timestamp(gone.updated_at - dt.timedelta(seconds=1)))
+    assert told.status_code == 200 and told.json() == []
+    assert told[HORIZON_HEADER] == format_timestamp(gone.updated_at)
+
+
+def test_no_horizon_row_reads_as_none_in_the_page(v2):
+    Task.objects.create(text="x")
+    told = _pull(v2, "2000-01-01T00:00:00.000Z")
+    assert told.status_code == 200 and len(told.json()) == 1
+    assert HORIZON_HEADER not in told
