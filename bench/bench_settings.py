@@ -43,6 +43,23 @@ if os.environ.get("BENCH_COUNT_ESTIMATE_ABOVE"):  # latency.py: the v3 first pag
 if os.environ.get("BENCH_V3_PAGE_SIZE"):
     OFFLINE_SYNC["V3_PAGE_SIZE"] = int(os.environ["BENCH_V3_PAGE_SIZE"])
 
+if os.environ.get("BENCH_MIDDLEWARE") == "api":
+    # bench/cpu.py measuring an API-only process (docs/deployment.rst): no session, CSRF,
+    # messages or clickjacking middleware, and token authentication only. Never the default:
+    # the example site serves the admin, which needs them.
+    MIDDLEWARE = [
+        "django.middleware.security.SecurityMiddleware",
+        "corsheaders.middleware.CorsMiddleware",
+        "django.middleware.common.CommonMiddleware",
+    ]
+    REST_FRAMEWORK = {
+        **REST_FRAMEWORK,  # noqa: F405
+        "DEFAULT_AUTHENTICATION_CLASSES": [
+            "django_offline_sync.auth.authentication.ZumoTokenAuthentication",
+            "rest_framework.authentication.TokenAuthentication",
+        ],
+    }
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
