@@ -43,15 +43,18 @@ if os.environ.get("BENCH_COUNT_ESTIMATE_ABOVE"):  # latency.py: the v3 first pag
 if os.environ.get("BENCH_V3_PAGE_SIZE"):
     OFFLINE_SYNC["V3_PAGE_SIZE"] = int(os.environ["BENCH_V3_PAGE_SIZE"])
 
-if os.environ.get("BENCH_MIDDLEWARE") == "api":
+_MIDDLEWARE_VARIANT = os.environ.get("BENCH_MIDDLEWARE", "")
+if _MIDDLEWARE_VARIANT in ("api", "middleware"):
     # bench/cpu.py measuring an API-only process (docs/deployment.rst): no session, CSRF,
-    # messages or clickjacking middleware, and token authentication only. Never the default:
-    # the example site serves the admin, which needs them.
+    # messages or clickjacking middleware. Never the default: the example site serves the
+    # admin, which needs them.
     MIDDLEWARE = [
         "django.middleware.security.SecurityMiddleware",
         "corsheaders.middleware.CorsMiddleware",
         "django.middleware.common.CommonMiddleware",
     ]
+if _MIDDLEWARE_VARIANT in ("api", "auth"):
+    # ... and token authentication only (no SessionAuthentication, which reads the session).
     REST_FRAMEWORK = {
         **REST_FRAMEWORK,  # noqa: F405
         "DEFAULT_AUTHENTICATION_CLASSES": [
