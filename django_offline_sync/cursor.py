@@ -21,8 +21,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
+from django.conf import settings as django_settings
 from django.core import signing
 from django.utils.crypto import salted_hmac
 
@@ -52,7 +54,14 @@ def caller_of(request: Any) -> str:
 
 def _caller_tag(caller: str) -> str:
     """A keyed tag of ``caller``: it binds the cursor without revealing a pk (pks are guessable)."""
-    return salted_hmac(get_settings().CURSOR_SALT + ".caller", caller, algorithm="sha256").hexdigest()[:16]
+    return _tag(get_settings().CURSOR_SALT, django_settings.SECRET_KEY, caller)
+
+
+@lru_cache(maxsize=1024)
+def _tag(salt: str, secret: str, caller: str) -> str:
+    # Keyed on everything the tag depends on (a changed SECRET_KEY or salt makes new tags):
+    # every page of a pull needs its caller's tag, and the HMAC is the same each time.
+    return salted_hmac(salt + ".caller", caller, secret=secret, algorithm="sha256").hexdigest()[:16]
 
 
 def query_digest(params: Iterable[tuple[str, str]], path: str = "", caller: str | None = None) -> str:

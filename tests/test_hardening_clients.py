@@ -286,6 +286,19 @@ def cursor_link(client, path="/tables/Inspection?$orderby=updatedAt&$count=true"
     return body
 
 
+def test_the_caller_tag_follows_the_secret_key_and_the_salt(settings):
+    """The tags are cached per caller: a new SECRET_KEY or CURSOR_SALT still makes new ones."""
+    from django_offline_sync.cursor import _caller_tag
+
+    first = _caller_tag("user:1")
+    assert _caller_tag("user:1") == first and _caller_tag("user:2") != first
+    settings.SECRET_KEY = "another secret key, long enough for the checks: 0123456789abcdef"
+    rotated = _caller_tag("user:1")
+    assert rotated != first
+    settings.OFFLINE_SYNC = {"CURSOR_SALT": "another.salt"}
+    assert _caller_tag("user:1") not in (first, rotated)
+
+
 def test_another_user_cannot_replay_a_cursor_and_read_its_count(settings):
     settings.OFFLINE_SYNC = {"V3_PAGE_SIZE": 1}
     alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
