@@ -7,13 +7,15 @@ and bound to a digest of the table and query it came from and to a keyed tag of 
 move it to another query, nor replay another user's. It expires after ``CURSOR_MAX_AGE``
 seconds. It only ever *adds* a condition to the caller's data view, so even a valid cursor
 cannot widen what a user sees. It also carries the ``$count`` of the first page, so a
-multi-page pull counts once.
+multi-page pull counts once, and the clock of the database that served the page
+(``watermark``), so that the next page is never read from a database behind it
+(``replicas.at_watermark``; several app servers, read replicas: ``docs/scaling.rst``).
 
 The payload is signed, not encrypted: base64 JSON that the holder can read. What it could
 read is its own data: the stamp and id of the last row of the page it was just sent, the count
-it asked for and the rows left of its ``$top``. The caller and the query appear only as
-digests. Encrypting would need a cryptography library as a dependency of every install and
-would hide nothing the same response does not show (``docs/protocol.rst`` §3.4).
+it asked for, the rows left of its ``$top`` and the table's last stamp when the page was read.
+The caller and the query appear only as digests. Encrypting would need a cryptography library
+as a dependency of every install and would hide nothing the same response does not show (``docs/protocol.rst`` §3.4).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class Cursor:
     last_id: str
     count: int | None = None
     remaining: int | None = None  # rows left of the client's $top, if it sent one
+    watermark: int | None = None  # the table's clock as the database that read the page showed it
 
 
 def caller_of(request: Any) -> str:
@@ -78,6 +81,8 @@ def dump(cursor: Cursor, digest: str) -> str:
         payload["c"] = cursor.count
     if cursor.remaining is not None:
         payload["r"] = cursor.remaining
+    if cursor.watermark is not None:
+        payload["w"] = cursor.watermark
     return signing.dumps(payload, salt=get_settings().CURSOR_SALT, compress=False)
 
 
@@ -103,10 +108,11 @@ def load(token: str, digest: str) -> Cursor:
     updated, last_id = payload.get("u"), payload.get("i")
     if (updated is not None and not isinstance(updated, int)) or not isinstance(last_id, str):
         raise InvalidCursor()
-    count, remaining = payload.get("c"), payload.get("r")
+    count, remaining, watermark = payload.get("c"), payload.get("r"), payload.get("w")
     return Cursor(
         updated,
         last_id,
         count if isinstance(count, int) else None,
         remaining if isinstance(remaining, int) else None,
+        watermark if isinstance(watermark, int) else None,
     )

@@ -7,6 +7,8 @@ order, ``(updatedAt, id)`` or ``id`` alone, the next page is a signed keyset cur
 mid-pull can be neither skipped nor cycled. Any other ``$orderby`` falls back to ``$skip``.
 v1/v2 pull pages apply their ``$skip`` past the boundary stamp (``query.pull.past_boundary``).
 Where the link goes (``nextLink`` or a ``Link`` header) is the generation's choice.
+A cursor also carries the serving database's clock, and its page is read from a database at
+least that far along (``replicas.at_watermark``: several app servers, read replicas).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from . import cursor as cursors
+from . import replicas
 from .generations import Generation, Item
 from .query.options import ODataQuery, evaluation_guard
 from .query.pull import KEYSET_UPDATED, after, keyset_of, past_boundary
@@ -114,6 +117,11 @@ class SyncPagination(BasePagination):
         if remaining is not None:
             take = min(take, remaining)
 
+        if current is not None and current.watermark is not None:
+            # Never continue on a database behind the one that read the previous page.
+            with evaluation_guard(using=queryset.db):
+                queryset = replicas.at_watermark(queryset, current.watermark)
+
         skip, qs = query.skip, queryset
         boundary, held = None, 0
         if current is not None and keyset is not None:
@@ -144,6 +152,7 @@ class SyncPagination(BasePagination):
                 self.count = known if known is not None else _count(queryset, boundary, held)
             # One row more than the page: whether a next page exists, without an empty last page.
             rows = list(qs.values_list(*select)[skip : skip + take + 1]) if take > 0 else []
+            mark = replicas.watermark(queryset) if len(rows) > take and keyset is not None else None
         if along is not None and rows:
             self.read_along_value = (rows[0][-1],)
             if row_json is None:
@@ -153,7 +162,7 @@ class SyncPagination(BasePagination):
         left = None if remaining is None else remaining - len(rows)
         if has_more and rows and (left is None or left > 0):
             last = rows[-1][: len(key_columns)]  # (a row may carry the imported version last)
-            self.next_query = self._next_query(params, digest, keyset, key_columns, last, skip, len(rows), left)
+            self.next_query = self._next_query(params, digest, keyset, key_columns, last, skip, len(rows), left, mark)
         if row_json is not None:
             return [orjson.Fragment(row[2]) for row in rows]
         return [representer.from_values(row, converters) for row in rows]
@@ -179,6 +188,7 @@ class SyncPagination(BasePagination):
         skip: int,
         sent: int,
         left: int | None,
+        mark: int | None = None,
     ) -> str:
         """The query string of the next page: a keyset cursor where the order allows, else ``$skip``."""
         next_params = [(k, v) for k, v in params if k.lower() not in ("$skip", "$top", self.cursor_param.lower())]
@@ -194,6 +204,7 @@ class SyncPagination(BasePagination):
                 last_id=str(last["id"]),
                 count=self.count,
                 remaining=left,
+                watermark=mark,
             )
             next_params.append((self.cursor_param, cursors.dump(cursor, digest)))
         else:

@@ -22,9 +22,18 @@ Everything else goes to the primary (``ReplicaRouter.primary``, the ``default`` 
 Why a replica may serve pulls without losing rows: stamps are commit-ordered (a row committed
 later has a larger stamp, ``docs/gap-free-pull.rst``) and a streaming replica shows a prefix
 of the primary's commit order, so whatever a replica lacks is stamped above everything it
-shows. A cursor or delta token taken from one replica is therefore valid on any other, and on
-the primary: what it skips is nothing, what lags arrives in a later pull. ``docs/scaling.rst``
-has the argument, read-your-writes, and the deployment advice.
+shows. A cursor or delta token taken from one replica is therefore a valid position on any
+other, and on the primary: what lags arrives in a later pull. ``docs/scaling.rst`` has the
+argument, read-your-writes, and the deployment advice.
+
+One thing a position does not carry is how far the database that served the page had got. A
+next link followed on a database *behind* that one (page 1 from the primary, page 2 from a
+lagging replica, through a load balancer without affinity) would find a row that was updated
+meanwhile at its old place, below the cursor, and at its new place nowhere: the pull would end
+without a row that every server showed before the pull began. So a cursor also carries the
+table's clock as the serving database showed it (``watermark``, read after the page) and the
+next page is read from a database that shows at least that (``at_watermark``), else from the
+primary: the pages of one pull then come from ever newer states, as on a single server.
 """
 
 from __future__ import annotations
@@ -34,12 +43,13 @@ from typing import Any
 
 from asgiref.local import Local
 from django.core.signals import request_finished, request_started
-from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import Model
+from django.db import DEFAULT_DB_ALIAS, connections, router
+from django.db.models import Model, QuerySet
 
 from .settings import get_settings
+from .stamping import CLOCK_TABLE, clock_key, uses_clock
 
-__all__ = ["ReplicaRouter"]
+__all__ = ["ReplicaRouter", "at_watermark", "high_water", "watermark"]
 
 # The replica of the current request: per thread, and per task under ASGI (asgiref's Local, as
 # Django's own connections use).
@@ -108,3 +118,53 @@ class ReplicaRouter:
     def allow_migrate(self, db: str, app_label: str, model_name: str | None = None, **hints: Any) -> bool | None:
         # A replica is read-only; it receives the schema by replication.
         return False if db in get_settings().READ_DATABASES else None
+
+
+# -- the database a next page may be read from -------------------------------------------------
+
+
+def high_water(model: type[Model], using: str) -> int | None:
+    """The last stamp of ``model``'s table as database ``using`` shows it (its clock row).
+
+    On a replica that is how far it has replayed this table: it shows every write stamped at
+    or below it (stamps are commit-ordered) and none above. ``None`` before the table's first
+    write.
+    """
+    connection = connections[using]
+    qn = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {qn('last_ms')} FROM {qn(CLOCK_TABLE)} WHERE {qn('table')} = %s", [clock_key(model)]
+        )
+        row = cursor.fetchone()
+    return None if row is None else int(row[0])
+
+
+def watermark(queryset: QuerySet[Any]) -> int | None:
+    """The ``watermark`` of a cursor for a page just read from ``queryset``'s database.
+
+    Read after the page, so it is at or above the state the page was read from; too high is
+    safe (the next page may go to the primary when a replica would have done), too low is not.
+    ``None`` with ``STAMPING = "now"``, which promises no order to keep.
+    """
+    if not uses_clock():
+        return None
+    return high_water(queryset.model, queryset.db)
+
+
+def at_watermark(queryset: QuerySet[Any], mark: int | None) -> QuerySet[Any]:
+    """``queryset`` if its database shows the table's clock at ``mark`` or later, else the same
+    query on the write database (the primary), which shows everything any replica does.
+
+    The check reads the replica before the page does, and a replica only moves forward, so the
+    page's state holds every write of the state that issued ``mark``.
+    """
+    if mark is None:
+        return queryset
+    primary = router.db_for_write(queryset.model)
+    if queryset.db == primary:
+        return queryset
+    shown = high_water(queryset.model, queryset.db)
+    if shown is not None and shown >= mark:
+        return queryset
+    return queryset.using(primary)

@@ -3,8 +3,11 @@
 from urllib.parse import parse_qsl
 
 import pytest
+from django.core import signing
 
 from django_offline_sync import cursor as cursors
+from django_offline_sync.models import SyncClock
+from django_offline_sync.settings import get_settings
 from example_project.tasks.models import Task
 from tests.factories import TaskFactory
 
@@ -144,6 +147,17 @@ def test_cursor_cannot_be_moved_to_another_query(v3, settings):
 def test_cursor_payload_is_opaque_and_signed(v3):
     token = cursors.dump(cursors.Cursor(1, "a"), "digest")
     assert cursors.load(token, "digest").last_id == "a"
+
+
+def test_cursor_carries_the_clock_of_the_database_that_read_the_page(v3, settings):
+    """The next page must not be read from a database behind this one (``replicas.at_watermark``)."""
+    settings.OFFLINE_SYNC = {"V3_PAGE_SIZE": 2}
+    TaskFactory.create_batch(5)
+    link = v3.get("/tables/Task?$orderby=updatedAt").json()["nextLink"]
+    token = dict(parse_qsl(link))["__cursor"]
+    digest = signing.loads(token, salt=get_settings().CURSOR_SALT)["q"]  # signed, not encrypted
+    assert cursors.load(token, digest).watermark == SyncClock.objects.get(table=Task._meta.db_table).last_ms
+    assert cursors.load(cursors.dump(cursors.Cursor(1, "a", watermark=7), "d"), "d").watermark == 7
 
 
 def test_insert_returns_201_with_etag_and_location(v3):

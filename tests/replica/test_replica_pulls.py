@@ -21,7 +21,7 @@ import pytest
 from django.db import connections
 from django.test import override_settings
 
-from django_offline_sync import stamping
+from django_offline_sync import replicas, stamping
 from django_offline_sync.exceptions import ReadConflict
 from django_offline_sync.query import evaluation_guard
 from example_project.tasks.models import Task
@@ -127,6 +127,57 @@ def test_a_cursor_taken_on_a_lagging_replica_stays_valid_after_it_catches_up(liv
             url = f"/tables/Task?{body['nextLink']}" if body.get("nextLink") else ""
     assert set(copy) == {*ids, late}
     assert copy[ids[0]]["text"] == "moved"  # stamped above the cursor, so the same pull met it
+
+
+def test_a_next_link_from_the_primary_is_not_followed_on_a_replica_behind_it(live_server, pg_cluster):
+    """Two app servers behind a load balancer without affinity, one reading the primary and one
+    a lagging replica: page 1 from the primary, its next link to the replica. A row updated
+    while the replica was not replaying sits above the cursor on the primary and at its old
+    place, below the cursor, on the replica. The pull must still bring it: the cursor carries
+    the primary's clock, and a replica behind it leaves the page to the primary."""
+    http = httpx.Client(base_url=live_server.url, headers=V3, timeout=30)
+    ids = [http.post("/tables/Task", json={"text": f"r{i}"}).json()["id"] for i in range(6)]
+    pg_cluster.wait_replayed()
+    copy: dict[str, dict[str, Any]] = {}
+    server_b = {"READ_DATABASES": [], "V3_PAGE_SIZE": 2}  # reads the primary
+    server_a = {"READ_DATABASES": ["replica1"], "V3_PAGE_SIZE": 2}  # reads the replica
+    with pg_cluster.replay_paused():
+        etag = http.get(f"/tables/Task/{ids[0]}").headers["ETag"]
+        moved = http.put(f"/tables/Task/{ids[0]}", json={"id": ids[0], "text": "moved"}, headers={"If-Match": etag})
+        assert moved.status_code == 200
+        with override_settings(OFFLINE_SYNC=server_b):
+            body = http.get("/tables/Task?$orderby=updatedAt&__includedeleted=true").json()
+        assert [item["id"] for item in body["items"]] == ids[1:3]  # ids[0] moved to the end
+        copy.update({item["id"]: item for item in body["items"]})
+        url = f"/tables/Task?{body['nextLink']}"
+        with override_settings(OFFLINE_SYNC=server_a):
+            while url:
+                response = http.get(url)
+                assert response.status_code == 200, response.text
+                body = response.json()
+                copy.update({item["id"]: item for item in body["items"]})
+                url = f"/tables/Task?{body['nextLink']}" if body.get("nextLink") else ""
+    assert set(copy) == set(ids), "the pull ended without the row updated above its cursor"
+    assert copy[ids[0]]["text"] == "moved"
+
+
+def test_at_watermark_keeps_a_replica_that_shows_the_mark_and_leaves_one_behind_it(pg_cluster, replica_alias):
+    Task.objects.create(text="a")
+    pg_cluster.wait_replayed()
+    routed_qs = Task.all_objects.all()
+    assert routed_qs.db == replica_alias
+    mark = replicas.watermark(Task.all_objects.using("default"))
+    assert mark is not None and replicas.watermark(routed_qs) == mark
+    assert replicas.at_watermark(routed_qs, mark).db == replica_alias
+    assert replicas.at_watermark(routed_qs, None).db == replica_alias
+    with pg_cluster.replay_paused():
+        Task.objects.create(text="b")
+        newer = replicas.watermark(Task.all_objects.using("default"))
+        assert newer is not None and newer > mark
+        assert replicas.at_watermark(routed_qs, mark).db == replica_alias  # it shows that much
+        assert replicas.at_watermark(routed_qs, newer).db == "default"  # it does not show this
+    pg_cluster.wait_replayed()
+    assert replicas.at_watermark(routed_qs, newer).db == replica_alias
 
 
 class ReplicaReader:
