@@ -7,8 +7,9 @@ order, ``(updatedAt, id)`` or ``id`` alone, the next page is a signed keyset cur
 mid-pull can be neither skipped nor cycled. Any other ``$orderby`` falls back to ``$skip``.
 v1/v2 pull pages apply their ``$skip`` past the boundary stamp (``query.pull.past_boundary``).
 Where the link goes (``nextLink`` or a ``Link`` header) is the generation's choice.
-A cursor also carries the serving database's clock, and its page is read from a database at
-least that far along (``replicas.at_watermark``: several app servers, read replicas).
+A cursor also carries the serving database's clock, and a replica answers a page only if it
+shows that clock, or the delta token of a first page (``replicas.at_watermark``; several app
+servers, read replicas).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from . import cursor as cursors
 from . import replicas
 from .generations import Generation, Item
 from .query.options import ODataQuery, evaluation_guard
-from .query.pull import KEYSET_UPDATED, after, keyset_of, past_boundary
+from .query.pull import KEYSET_UPDATED, after, keyset_of, past_boundary, pull_floor
 from .renderers import SyncJSONRenderer
 from .serializers import Representer
 from .settings import get_settings
@@ -117,10 +118,16 @@ class SyncPagination(BasePagination):
         if remaining is not None:
             take = min(take, remaining)
 
-        if current is not None and current.watermark is not None:
-            # Never continue on a database behind the one that read the previous page.
+        if replicas.reads_replica(queryset):
+            # Never answer from a replica behind what the device has already seen: the state
+            # that read the cursor's page (its watermark), or the row its delta token came from.
+            if current is not None:
+                mark = current.watermark if current.watermark is not None else current.updated_ms
+            else:
+                floor = pull_floor(query.filter_node)
+                mark = None if floor is None else datetime_to_ms(floor)
             with evaluation_guard(using=queryset.db):
-                queryset = replicas.at_watermark(queryset, current.watermark)
+                queryset = replicas.at_watermark(queryset, mark)
 
         skip, qs = query.skip, queryset
         boundary, held = None, 0

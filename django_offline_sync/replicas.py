@@ -49,7 +49,7 @@ from django.db.models import Model, QuerySet
 from .settings import get_settings
 from .stamping import CLOCK_TABLE, clock_key, uses_clock
 
-__all__ = ["ReplicaRouter", "at_watermark", "high_water", "watermark"]
+__all__ = ["ReplicaRouter", "at_watermark", "high_water", "reads_replica", "watermark"]
 
 # The replica of the current request: per thread, and per task under ASGI (asgiref's Local, as
 # Django's own connections use).
@@ -152,6 +152,11 @@ def watermark(queryset: QuerySet[Any]) -> int | None:
     return high_water(queryset.model, queryset.db)
 
 
+def reads_replica(queryset: QuerySet[Any]) -> bool:
+    """Whether ``queryset`` reads another database than the one its model writes to."""
+    return bool(queryset.db != router.db_for_write(queryset.model))
+
+
 def at_watermark(queryset: QuerySet[Any], mark: int | None) -> QuerySet[Any]:
     """``queryset`` if its database shows the table's clock at ``mark`` or later, else the same
     query on the write database (the primary), which shows everything any replica does.
@@ -159,7 +164,7 @@ def at_watermark(queryset: QuerySet[Any], mark: int | None) -> QuerySet[Any]:
     The check reads the replica before the page does, and a replica only moves forward, so the
     page's state holds every write of the state that issued ``mark``.
     """
-    if mark is None:
+    if mark is None or not uses_clock():
         return queryset
     primary = router.db_for_write(queryset.model)
     if queryset.db == primary:

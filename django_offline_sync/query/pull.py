@@ -20,7 +20,7 @@ from django.db.models import F, Model, OrderBy, Q, QuerySet, Subquery
 from ..wire import UTC, ms_to_datetime, truncate_ms
 from .nodes import BinaryOp, BoolOp, Literal, Node, Property
 
-__all__ = ["KEYSET_ID", "KEYSET_UPDATED", "after", "keyset_of", "past_boundary", "pull_boundary"]
+__all__ = ["KEYSET_ID", "KEYSET_UPDATED", "after", "keyset_of", "past_boundary", "pull_boundary", "pull_floor"]
 
 KEYSET_UPDATED: Final = ("updated_at", "id")
 KEYSET_ID: Final = ("id",)
@@ -82,13 +82,24 @@ def pull_boundary(node: Node | None) -> dt.datetime | None:
     Looks at the top-level conjuncts of the parsed tree (the clients AND their own filter in
     front) for ``updatedAt``/``__updatedAt`` ``ge`` a datetime literal.
     """
+    return _updated_at_bound(node, ("ge",))
+
+
+def pull_floor(node: Node | None) -> dt.datetime | None:
+    """``T`` when a ``$filter`` asks for rows from a delta token on: ``updatedAt ge T`` (v1/v2)
+    or ``updatedAt gt T`` (v3), as a top-level conjunct. The client holds rows up to ``T``,
+    so a read replica that answers it must show ``T`` (``replicas.at_watermark``)."""
+    return _updated_at_bound(node, ("ge", "gt"))
+
+
+def _updated_at_bound(node: Node | None, ops: tuple[str, ...]) -> dt.datetime | None:
     if node is None:
         return None
     conjuncts = node.operands if isinstance(node, BoolOp) and node.op == "and" else (node,)
     for term in reversed(conjuncts):
         if (
             isinstance(term, BinaryOp)
-            and term.op == "ge"
+            and term.op in ops
             and isinstance(term.left, Property)
             and term.left.name.lower().lstrip("_") == "updatedat"
             and isinstance(term.right, Literal)

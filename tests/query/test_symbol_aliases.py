@@ -15,7 +15,7 @@ from django.db.models import QuerySet
 from django_offline_sync.generations import policy_for
 from django_offline_sync.query import FieldMap, ODataSyntaxError, parse_filter, parse_orderby, parse_query
 from django_offline_sync.query.lexer import tokenize
-from django_offline_sync.query.pull import pull_boundary
+from django_offline_sync.query.pull import pull_boundary, pull_floor
 from example_project.tasks.models import Task
 from tests.factories import TaskFactory
 
@@ -67,6 +67,18 @@ def test_the_articles_filter_parses_to_the_v1_pull_condition():
     assert shape(node) == shape(parse_filter("(__updatedAt ge datetimeoffset'2015-01-01T00:00:00.000Z')"))
     assert pull_boundary(node) == dt.datetime(2015, 1, 1, tzinfo=UTC)
     assert pull_boundary(parse_filter(f"complete = false and {ARTICLE}")) == dt.datetime(2015, 1, 1, tzinfo=UTC)
+
+
+def test_the_pull_floor_is_a_delta_token_in_either_generations_shape():
+    """``ge`` (v1/v2) and ``gt`` (v3): the stamp a read replica must show to answer the query."""
+    t, v3 = dt.datetime(2015, 1, 1, 0, 0, 0, 123000, tzinfo=UTC), "cast(2015-01-01T00:00:00.123Z,Edm.DateTimeOffset)"
+    assert pull_floor(parse_filter(ARTICLE)) == dt.datetime(2015, 1, 1, tzinfo=UTC)
+    assert pull_floor(parse_filter(f"(updatedAt gt {v3})")) == t
+    assert pull_floor(parse_filter(f"complete eq false and updatedAt gt {v3}")) == t
+    assert pull_boundary(parse_filter(f"updatedAt gt {v3}")) is None
+    for other in (f"updatedAt lt {v3}", "complete eq false", f"createdAt gt {v3}", f"updatedAt gt {v3} or complete"):
+        assert pull_floor(parse_filter(other)) is None
+    assert pull_floor(None) is None
 
 
 def test_the_pull_boundary_is_found_through_parse_query_and_the_generations():

@@ -161,6 +161,47 @@ def test_a_next_link_from_the_primary_is_not_followed_on_a_replica_behind_it(liv
     assert copy[ids[0]]["text"] == "moved"
 
 
+def test_a_delta_query_is_not_answered_by_a_replica_that_does_not_show_its_token(live_server, pg_cluster):
+    """The same with a client that builds each page's query itself (v2 JS and Android:
+    ``updatedAt ge T`` from the last row it received, an empty page ends the pull). Page 1
+    from the primary ends at a row the replica has not replayed; a row updated after it sits
+    above the page there, and at its old place below ``T`` on the replica, which would answer
+    page 2 empty: the pull would end without that row. A replica that does not show ``T``
+    leaves the page to the primary."""
+    http = httpx.Client(base_url=live_server.url, headers={"ZUMO-API-VERSION": "2.0.0"}, timeout=30)
+    ids = [http.post("/tables/Task", json={"text": f"r{i}"}).json()["id"] for i in range(5)]
+    pg_cluster.wait_replayed()
+    with pg_cluster.replay_paused():
+        late = http.post("/tables/Task", json={"text": "late"}).json()["id"]
+        etag = http.get(f"/tables/Task/{ids[0]}").headers["ETag"]
+        moved = http.patch(f"/tables/Task/{ids[0]}", json={"text": "moved"}, headers={"If-Match": etag})
+        assert moved.status_code == 200
+
+        def page(token_ms: int, skip: int) -> list[dict[str, Any]]:
+            since = f"(updatedAt ge datetimeoffset'{harness.iso_ms(token_ms)}')"
+            params = [("$filter", since), ("$orderby", "updatedAt"), ("$skip", str(skip)), ("$top", "5"),
+                      ("__includeDeleted", "true")]  # fmt: skip
+            response = http.get(f"/tables/Task?{harness.encode(params)}")
+            assert response.status_code == 200, response.text
+            return list(response.json())
+
+        copy: dict[str, dict[str, Any]] = {}
+        token, skip = 0, 0
+        with override_settings(OFFLINE_SYNC={"READ_DATABASES": []}):  # server B: the primary
+            rows = page(token, skip)
+        assert [row["id"] for row in rows] == [*ids[1:], late]  # ids[0] moved past the page
+        with override_settings(OFFLINE_SYNC={"READ_DATABASES": ["replica1"]}):  # server A: the replica
+            for _ in range(20):  # sync/pull.js: the next query from the last row's updatedAt
+                copy.update({row["id"]: row for row in rows})
+                last = harness.parse_wire_ms(rows[-1]["updatedAt"])
+                token, skip = (token, skip + len(rows)) if last == token else (last, 0)
+                rows = page(token, skip)
+                if not rows:
+                    break
+    assert set(copy) == {*ids, late}, "the pull ended without the row updated above its first page"
+    assert copy[ids[0]]["text"] == "moved"
+
+
 def test_at_watermark_keeps_a_replica_that_shows_the_mark_and_leaves_one_behind_it(pg_cluster, replica_alias):
     Task.objects.create(text="a")
     pg_cluster.wait_replayed()
