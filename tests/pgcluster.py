@@ -13,6 +13,13 @@ each replica with ``pg_basebackup -R`` (a hot standby streaming from the primary
 refuses to run as root, so when run as root the servers run as the ``postgres`` OS user and
 the directory is handed to it. ``stop()`` (also on ``with`` exit and at interpreter exit)
 stops every server it started and removes the directory.
+
+A process killed before it could stop its cluster leaves the servers running. With
+``PG_CLUSTER_RECORD`` set to a file, each cluster appends its directory there, and
+``python -m tests.pgcluster sweep FILE`` (CI, after the replica tests) stops what is still
+running in those directories (the PostgreSQL servers by their ``postmaster.pid``, any
+``*.gunicorn.pid`` process group put there by the tests), removes them, and exits 1 if it had
+anything to stop.
 """
 
 from __future__ import annotations
@@ -22,8 +29,10 @@ import contextlib
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -116,6 +125,10 @@ class Cluster:
         root = Path(tempfile.mkdtemp(prefix="offline_sync_pg_"))
         cluster = cls(root, bindir, Server("primary", root / "primary", 0, root / "primary.log"))
         atexit.register(cluster.stop)
+        record = os.environ.get("PG_CLUSTER_RECORD")
+        if record:
+            with open(record, "a") as f:
+                f.write(f"{root}\n")
         try:
             if os.geteuid() == 0:
                 shutil.chown(root, "postgres", "postgres")
@@ -218,3 +231,62 @@ class Cluster:
         for name, value in settings.items():
             self.primary.sql(f"ALTER SYSTEM SET {name} = '{value}'")
         self.primary.sql("SELECT pg_reload_conf()")
+
+
+# -- leftovers of a killed run --------------------------------------------------------------------
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _pid_in(path: Path) -> int | None:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return int(path.read_text().split()[0])
+    return None
+
+
+def sweep(record: Path) -> list[str]:
+    """Stop what the clusters listed in ``record`` left running and remove their directories.
+
+    Only those directories: another run's cluster on the same machine is not touched. Returns
+    what was still running.
+    """
+    found: list[str] = []
+    roots = record.read_text().split() if record.exists() else []
+    for root in map(Path, roots):
+        for pidfile in sorted(root.glob("*.gunicorn.pid")):
+            pid = _pid_in(pidfile)
+            if pid is not None and _alive(pid):
+                found.append(f"gunicorn {pid} ({pidfile})")
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)  # the tests start it as its own group's leader
+        for pidfile in sorted(root.glob("*/postmaster.pid")):
+            pid = _pid_in(pidfile)
+            if pid is None or not _alive(pid):
+                continue
+            found.append(f"postgres {pid} ({pidfile.parent})")
+            os.kill(pid, signal.SIGQUIT)  # the postmaster's immediate shutdown
+            deadline = time.monotonic() + 10
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(root, ignore_errors=True)
+    record.unlink(missing_ok=True)
+    return found
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] != "sweep":
+        sys.exit("usage: python -m tests.pgcluster sweep RECORD_FILE")
+    left = sweep(Path(sys.argv[2]))
+    for line in left:
+        print(f"left running, now stopped: {line}", file=sys.stderr)
+    sys.exit(1 if left else 0)

@@ -36,12 +36,14 @@ ROOT = Path(__file__).resolve().parents[2]
 V2 = {"ZUMO-API-VERSION": "2.0.0"}
 
 
-def start_server(name: str, env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(name: str, env: dict[str, str], log: Path, pidfile: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Its own process group; ``pidfile`` in the cluster's directory, where ``pgcluster.sweep``
+    finds it if this session is killed before it stops the server."""
     port = pgcluster.free_port()
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "example_project.wsgi:application", "--bind", f"127.0.0.1:{port}",
-             "--workers", "2", "--threads", "4", "--timeout", "60", "--graceful-timeout", "5"],
+             "--workers", "2", "--threads", "4", "--timeout", "60", "--graceful-timeout", "5", "--pid", str(pidfile)],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     return process, f"http://127.0.0.1:{port}"
@@ -97,7 +99,7 @@ def app_servers(replica_alias: str, pg_cluster: pgcluster.Cluster, tmp_path_fact
     started: list[tuple[subprocess.Popen[bytes], str, Path]] = []
     try:
         for name, env in envs.items():
-            process, base = start_server(name, env, logs / f"{name}.log")
+            process, base = start_server(name, env, logs / f"{name}.log", pg_cluster.root / f"{name}.gunicorn.pid")
             started.append((process, base, logs / f"{name}.log"))
         for process, base, log in started:
             wait_ready(process, base, log)
