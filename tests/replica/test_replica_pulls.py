@@ -202,6 +202,34 @@ def test_a_delta_query_is_not_answered_by_a_replica_that_does_not_show_its_token
     assert copy[ids[0]]["text"] == "moved"
 
 
+def test_what_the_rules_leave_a_pull_resumed_on_a_replica_after_a_killed_page_from_the_primary(live_server, pg_cluster):
+    """A v3 pull killed mid-page saves the token of the last item it stored, from a page the
+    primary served; a row moved there above the token still sits below it on a lagging replica
+    that does show the token. The pull resumed on that replica ends without the row (nothing in
+    the request says how far the primary was); the row is stamped above the token, and the next
+    pull brings it (docs/scaling.rst, "Replicas and next links"). The stress harness leaves such
+    a resumed pull to the final comparison."""
+    http = httpx.Client(base_url=live_server.url, headers=V3, timeout=30)
+    ids = [http.post("/tables/Task", json={"text": f"r{i}"}).json()["id"] for i in range(6)]
+    pg_cluster.wait_replayed()
+    copy: dict[str, dict[str, Any]] = {}
+    with pg_cluster.replay_paused():
+        etag = http.get(f"/tables/Task/{ids[0]}").headers["ETag"]
+        moved = http.patch(f"/tables/Task/{ids[0]}", json={"text": "moved"}, headers={"If-Match": etag})
+        assert moved.status_code == 200
+        with override_settings(OFFLINE_SYNC={"READ_DATABASES": [], "V3_PAGE_SIZE": 2}):  # the primary
+            first = http.get("/tables/Task?$orderby=updatedAt&__includedeleted=true").json()["items"]
+        assert [item["id"] for item in first] == ids[1:3]
+        copy[ids[1]] = first[0]  # killed after the first item: its stamp is the saved token
+        with override_settings(OFFLINE_SYNC={"READ_DATABASES": ["replica1"]}):
+            token, _ = pull_v3(http, harness.parse_wire_ms(first[0]["updatedAt"]), copy)
+        assert set(copy) == set(ids[1:])  # without ids[0]: below the token on the replica
+    pg_cluster.wait_replayed()
+    with override_settings(OFFLINE_SYNC={"READ_DATABASES": ["replica1"]}):
+        pull_v3(http, token, copy)
+    assert set(copy) == set(ids) and copy[ids[0]]["text"] == "moved"
+
+
 def test_at_watermark_keeps_a_replica_that_shows_the_mark_and_leaves_one_behind_it(pg_cluster, replica_alias):
     Task.objects.create(text="a")
     pg_cluster.wait_replayed()

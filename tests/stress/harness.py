@@ -81,6 +81,7 @@ class PullerStats:
     stale_after_pull: int = 0  # row versions committed before a pull began but absent after it completed
     stale_examples: list[str] = field(default_factory=list)
     truncated: int = 0  # pulls stopped at MAX_REQUESTS_PER_PULL
+    unchecked: int = 0  # completed pulls whose coverage is not promised (resumed over several servers)
 
 
 class KilledPull(Exception):
@@ -486,13 +487,13 @@ class RunResult:
             f"bulk {sum(x.bulk_updates for x in w)}, "
             f"long tx {sum(x.long_transactions for x in w)}, errors {sum(x.errors for x in w)})",
             f"{'puller':<16}{'pulls':>7}{'done':>6}{'killed':>8}{'requests':>10}{'rows':>8}{'dup':>7}"
-            f"{'stale/pull':>12}{'missing':>9}{'stale':>7}{'extra':>7}",
+            f"{'stale/pull':>12}{'unchecked':>11}{'missing':>9}{'stale':>7}{'extra':>7}",
         ]
         for p in self.pullers:
             s, f = p.stats, self.final[p.name]
             lines.append(
                 f"{p.name:<16}{s.pulls:>7}{s.completed:>6}{s.killed:>8}{s.requests:>10}{s.rows:>8}{s.redundant:>7}"
-                f"{s.stale_after_pull:>12}{f['missing']:>9}{f['stale']:>7}{f['extra']:>7}"
+                f"{s.stale_after_pull:>12}{s.unchecked:>11}{f['missing']:>9}{f['stale']:>7}{f['extra']:>7}"
             )
         errors = [e for x in w for e in x.error_examples][:3]
         if errors:
@@ -535,11 +536,24 @@ def run(
     failures: list[BaseException] = []
 
     def puller_loop(p: Puller) -> None:
+        resumed = False
         try:
             while not stop_pullers.is_set():
                 covered = snapshot()
                 if p.pull():
-                    p.check_covers(covered)
+                    # A pull that resumes a killed one starts from a token saved mid-page. Over
+                    # several servers that page may have come from a database ahead of the one
+                    # this pull reads, which moved rows above the token that the other still
+                    # shows below it: this pull may end without them and the next one brings
+                    # them (docs/scaling.rst, "Replicas and next links"). Only the final
+                    # comparison holds it to account.
+                    if resumed and len(p.base_urls) > 1:
+                        p.stats.unchecked += 1
+                    else:
+                        p.check_covers(covered)
+                    resumed = False
+                else:
+                    resumed = True
                 time.sleep(p.rng.uniform(0.0, 0.15))
         except BaseException as exc:  # surfaced by the caller
             failures.append(exc)
