@@ -122,12 +122,12 @@ class SyncPagination(BasePagination):
             # Never answer from a replica behind what the device has already seen: the state
             # that read the cursor's page (its watermark), or the row its delta token came from.
             if current is not None:
-                mark = current.watermark if current.watermark is not None else current.updated_ms
+                seen = current.watermark if current.watermark is not None else current.updated_ms
             else:
                 floor = pull_floor(query.filter_node)
-                mark = None if floor is None else datetime_to_ms(floor)
+                seen = None if floor is None else datetime_to_ms(floor)
             with evaluation_guard(using=queryset.db):
-                queryset = replicas.at_watermark(queryset, mark)
+                queryset = replicas.at_watermark(queryset, seen)
 
         skip, qs = query.skip, queryset
         boundary, held = None, 0
@@ -159,6 +159,7 @@ class SyncPagination(BasePagination):
                 self.count = known if known is not None else _count(queryset, boundary, held)
             # One row more than the page: whether a next page exists, without an empty last page.
             rows = list(qs.values_list(*select)[skip : skip + take + 1]) if take > 0 else []
+            # The next page's cursor carries how far this database was (replicas.watermark).
             mark = replicas.watermark(queryset) if len(rows) > take and keyset is not None else None
         if along is not None and rows:
             self.read_along_value = (rows[0][-1],)
