@@ -13,14 +13,16 @@ multi-page pull counts once, and the clock of the database that served the page
 
 The payload is signed, not encrypted: base64 JSON that the holder can read. What it could
 read is its own data: the stamp and id of the last row of the page it was just sent, the count
-it asked for, the rows left of its ``$top`` and the table's last stamp when the page was read.
-The caller and the query appear only as digests. Encrypting would need a cryptography library
+it asked for and the rows left of its ``$top``. The caller and the query appear only as
+digests, and the watermark (the table's last stamp, which tells of other users' writes) is
+masked with a keyed pad drawn from a random nonce (``_pad``). Encrypting would need a cryptography library
 as a dependency of every install and would hide nothing the same response does not show (``docs/protocol.rst`` §3.4).
 """
 
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -75,6 +77,12 @@ def query_digest(params: Iterable[tuple[str, str]], path: str = "", caller: str 
     return query if caller is None else f"{query}.{_caller_tag(caller)}"
 
 
+def _pad(nonce: str) -> int:
+    """63 bits keyed by ``SECRET_KEY`` and ``nonce``: the watermark goes out XORed with it."""
+    tag = salted_hmac(get_settings().CURSOR_SALT + ".watermark", nonce, algorithm="sha256").digest()
+    return int.from_bytes(tag[:8], "big") >> 1
+
+
 def dump(cursor: Cursor, digest: str) -> str:
     payload: dict[str, Any] = {"u": cursor.updated_ms, "i": cursor.last_id, "q": digest}
     if cursor.count is not None:
@@ -82,7 +90,8 @@ def dump(cursor: Cursor, digest: str) -> str:
     if cursor.remaining is not None:
         payload["r"] = cursor.remaining
     if cursor.watermark is not None:
-        payload["w"] = cursor.watermark
+        nonce = secrets.token_urlsafe(6)
+        payload["n"], payload["w"] = nonce, cursor.watermark ^ _pad(nonce)
     return signing.dumps(payload, salt=get_settings().CURSOR_SALT, compress=False)
 
 
@@ -108,11 +117,15 @@ def load(token: str, digest: str) -> Cursor:
     updated, last_id = payload.get("u"), payload.get("i")
     if (updated is not None and not isinstance(updated, int)) or not isinstance(last_id, str):
         raise InvalidCursor()
-    count, remaining, watermark = payload.get("c"), payload.get("r"), payload.get("w")
+    count, remaining, watermark, nonce = payload.get("c"), payload.get("r"), payload.get("w"), payload.get("n")
+    if isinstance(watermark, int) and isinstance(nonce, str):
+        watermark ^= _pad(nonce)
+    else:
+        watermark = None
     return Cursor(
         updated,
         last_id,
         count if isinstance(count, int) else None,
         remaining if isinstance(remaining, int) else None,
-        watermark if isinstance(watermark, int) else None,
+        watermark,
     )

@@ -12,6 +12,8 @@ from urllib.parse import parse_qsl
 import pytest
 from rest_framework.authtoken.models import Token
 
+from django_offline_sync.models import SyncClock
+from example_project.tasks.models import Inspection
 from tests.conftest import ZumoClient
 from tests.factories import InspectionFactory, TaskFactory, UserFactory
 
@@ -359,7 +361,9 @@ def test_the_cursor_names_neither_the_user_nor_the_query(settings):
     link = cursor_link(client_for(user), "/tables/Inspection?$orderby=updatedAt&$filter=site eq 'Hidden Site'")
     token = dict(parse_qsl(link["nextLink"]))["__cursor"]
     payload = json.loads(base64.urlsafe_b64decode(token.split(":")[0] + "=="))
-    assert set(payload) <= {"u", "i", "q", "c", "r"}
+    assert set(payload) <= {"u", "i", "q", "c", "r", "w", "n"}
+    # The watermark (the table's clock, which other users' writes move) is masked.
+    assert payload["w"] != SyncClock.objects.get(table=Inspection._meta.db_table).last_ms
     text = json.dumps(payload)
     assert "carol" not in text and f"user:{user.pk}" not in text and "Hidden" not in text
 
