@@ -15,8 +15,9 @@ The payload is signed, not encrypted: base64 JSON that the holder can read. What
 read is its own data: the stamp and id of the last row of the page it was just sent, the count
 it asked for and the rows left of its ``$top``. The caller and the query appear only as
 digests, and the watermark (the table's last stamp, which tells of other users' writes) is
-masked with a keyed pad drawn from a random nonce (``_pad``). Encrypting would need a cryptography library
-as a dependency of every install and would hide nothing the same response does not show (``docs/protocol.rst`` §3.4).
+masked with a keyed pad drawn from a random nonce (``_pad``). Encrypting would need a
+cryptography library as a dependency of every install and would hide nothing the same
+response does not show (``docs/protocol.rst`` §3.4).
 """
 
 from __future__ import annotations
