@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any, Protocol
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
 from urllib.parse import urlencode
 
 import orjson
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, DateTimeField, Model, Q, QuerySet
 from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -27,15 +29,42 @@ from rest_framework.response import Response
 from . import cursor as cursors
 from .generations import Generation, Item
 from .query.options import ODataQuery, evaluation_guard
-from .query.pull import KEYSET_UPDATED, after, keyset_of, past_boundary
+from .query.pull import KEYSET_UPDATED, after_condition, after_stamp, keyset_of, past_boundary
+from .query.shapes import NOT_TEMPLATABLE, SlotValue, SqlTemplate, compile_template, shape_cache
 from .renderers import SyncJSONRenderer
 from .serializers import Representer
 from .settings import get_settings
 from .wire import datetime_to_ms, parse_timestamp
 from .wire_sql import WireTimestamp
 
-__all__ = ["PagedView", "SyncPagination"]
+__all__ = ["PageSource", "PagedView", "SyncPagination"]
 
+#: The field a stamp bound as a slot is converted by (as ``updated_at``'s own lookups convert it).
+_STAMP_FIELD: Final = DateTimeField()
+
+
+@dataclass
+class PageSource:
+    """The rows a list page is cut from: a queryset built only when the page needs it.
+
+    ``key``: the view's part of the shape-cache key (``SyncViewSet.query_cache_key``), or None
+    to build and compile the page's statement on every request.
+    """
+
+    model: type[Model]
+    db: str
+    build: Callable[[], QuerySet[Any]]
+    key: Hashable | None = None
+    _built: QuerySet[Any] | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, queryset: QuerySet[Any]) -> PageSource:
+        return cls(queryset.model, queryset.db, lambda: queryset)
+
+    def queryset(self) -> QuerySet[Any]:
+        if self._built is None:
+            self._built = self.build()
+        return self._built
 
 
 def _count(queryset: QuerySet[Any], boundary: dt.datetime | None = None, held: int = 0) -> int:
@@ -97,6 +126,13 @@ class SyncPagination(BasePagination):
         self, queryset: QuerySet[Any], request: Request, view: Any = None
     ) -> list[Item] | list[orjson.Fragment]:
         """One page: wire dicts, or the rows' JSON as the database wrote it (``orjson.Fragment``)."""
+        return self.paginate_source(PageSource.of(queryset), request, view)
+
+    def paginate_source(
+        self, source: PageSource, request: Request, view: Any = None
+    ) -> list[Item] | list[orjson.Fragment]:
+        """``paginate_queryset`` for a queryset built only if needed; with ``source.key``, the
+        page's statement comes from the shape cache (``query.shapes``) where it can."""
         if view is None:
             raise ImproperlyConfigured("SyncPagination pages a SyncViewSet's list: pass the view.")
         paged: PagedView = view
@@ -105,7 +141,9 @@ class SyncPagination(BasePagination):
         take = paged.generation.page_size(query.top)
         params = [(k, v) for k, vs in request.GET.lists() for v in vs]
         digest = cursors.query_digest(params, request.path, caller=cursors.caller_of(request))
-        keyset = keyset_of(query.order_by, queryset.model._meta.pk.name)
+        pk_field = source.model._meta.pk
+        assert pk_field is not None
+        keyset = keyset_of(query.order_by, pk_field.name)
         token = next((v for k, v in params if k == self.cursor_param), None)
         current = cursors.load(token, digest) if token is not None else None
         if current is not None and keyset is None:
@@ -114,19 +152,26 @@ class SyncPagination(BasePagination):
         if remaining is not None:
             take = min(take, remaining)
 
-        skip, qs = query.skip, queryset
+        # What narrows the page beyond the caller's query: (kind, its values and their fields).
+        skip = query.skip
+        condition: tuple[Any, ...] | None = None
+        extra: list[tuple[Any, Any]] = []
         boundary, held = None, 0
         if current is not None and keyset is not None:
-            qs, skip = qs.filter(after(keyset, current.updated_ms, current.last_id)), 0
+            at = after_stamp(keyset, current.updated_ms)
+            condition, skip = ("after", at is None), 0
+            extra = [(at, _STAMP_FIELD)] if at is not None else []
+            extra.append((current.last_id, pk_field))
         elif self.boundary_skip and (skip > 0 or query.count) and keyset == KEYSET_UPDATED:
             boundary = paged.generation.pull_boundary(query)
             # The client holds the rows at the boundary it skips, or (no $skip) the row whose
             # stamp is its token: with clock stamps, the one row at that stamp.
             held = max(skip, 1)
             if boundary is not None and skip > 0:
-                qs, skip = past_boundary(qs, boundary, skip), 0
+                condition, skip = ("boundary", skip), 0
+                extra = [(boundary, _STAMP_FIELD)]
 
-        vendor = connections[queryset.db].vendor
+        vendor = connections[source.db].vendor
         row_json = representer.row_json(vendor) if self._json_rows_wanted(request, paged, query) else None
         if row_json is not None:
             # The database writes each row's JSON; the key columns come along for the cursor.
@@ -138,12 +183,46 @@ class SyncPagination(BasePagination):
         along = self.read_along
         if along is not None:
             select = [*select, along]  # last: the row's own columns keep their places
-        with evaluation_guard(using=queryset.db):
+
+        values = (*query.slot_values, *(value for value, _ in extra))
+
+        def page_queryset(*, slotted: bool) -> QuerySet[Any]:
+            """The page's rows (one more than the page), values bound as slots if ``slotted``."""
+            qs = source.queryset()
+            bound = [
+                SlotValue(value, field, len(query.slot_values) + i) if slotted else value
+                for i, (value, field) in enumerate(extra)
+            ]
+            if condition is not None and condition[0] == "after":
+                qs = qs.filter(after_condition(None if condition[1] else bound[0], bound[-1]))
+            elif condition is not None:
+                qs = past_boundary(qs, bound[0], condition[1])
+            return qs.values_list(*select)[skip : skip + take + 1]
+
+        template = None
+        size = get_settings().QUERY_CACHE_SIZE
+        if source.key is not None and size > 0 and take > 0:
+            key = (
+                source.key, type(self), paged.generation, source.db, vendor, query.shape,
+                keyset, condition, skip, take, row_json is not None, along is not None,
+            )
+            entry = shape_cache.get(key)
+            if entry is None:
+                entry = compile_template(page_queryset(slotted=True), source.db, len(values)) or NOT_TEMPLATABLE
+                shape_cache.put(key, entry, size)
+            template = entry if isinstance(entry, SqlTemplate) else None
+
+        with evaluation_guard(using=source.db):
             if query.count:
                 known = current.count if current is not None else None
-                self.count = known if known is not None else _count(queryset, boundary, held)
+                self.count = known if known is not None else _count(source.queryset(), boundary, held)
             # One row more than the page: whether a next page exists, without an empty last page.
-            rows = list(qs.values_list(*select)[skip : skip + take + 1]) if take > 0 else []
+            if take <= 0:
+                rows: list[Any] = []
+            elif template is not None:
+                rows = template.rows(values, connections[source.db])
+            else:
+                rows = list(page_queryset(slotted=False))
         if along is not None and rows:
             self.read_along_value = (rows[0][-1],)
             if row_json is None:
