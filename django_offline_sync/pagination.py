@@ -175,14 +175,11 @@ class SyncPagination(BasePagination):
         row_json = representer.row_json(vendor) if self._json_rows_wanted(request, paged, query) else None
         if row_json is not None:
             # The database writes each row's JSON; the key columns come along for the cursor.
-            select: list[Any] = [WireTimestamp("updated_at"), "pk", row_json]
             key_columns = ["updated_at", "id"]
         else:
-            select, converters = representer.select_plan(vendor)
+            plan, converters = representer.select_plan(vendor)
             key_columns = representer.attnames
         along = self.read_along
-        if along is not None:
-            select = [*select, along]  # last: the row's own columns keep their places
 
         values = (*query.slot_values, *(value for value, _ in extra))
 
@@ -197,6 +194,9 @@ class SyncPagination(BasePagination):
                 qs = qs.filter(after_condition(None if condition[1] else bound[0], bound[-1]))
             elif condition is not None:
                 qs = past_boundary(qs, bound[0], condition[1])
+            select: list[Any] = [WireTimestamp("updated_at"), "pk", row_json] if row_json is not None else list(plan)
+            if along is not None:
+                select.append(along)  # last: the row's own columns keep their places
             return qs.values_list(*select)[skip : skip + take + 1]
 
         template = None

@@ -33,8 +33,9 @@ from collections import OrderedDict
 from collections.abc import Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
+from weakref import WeakKeyDictionary
 
 from django.core.signals import setting_changed
 from django.db.models import Value
@@ -107,6 +108,10 @@ class SqlTemplate:
     fields: tuple[Any, ...]
     #: the selected columns when the statement has more (Django's extra select), else None
     trim: int | None
+    #: ``_converters`` per connection (connections are per thread; this outlives none of them)
+    converters: WeakKeyDictionary[Any, list[tuple[int, tuple[list[Any], Any]]]] = field(
+        default_factory=WeakKeyDictionary, compare=False, repr=False
+    )
 
     def bind(self, values: Sequence[Any], connection: Any) -> list[Any]:
         """The statement's parameters for this request's slot ``values``."""
@@ -125,7 +130,9 @@ class SqlTemplate:
             fetched = cursor.fetchall()
         if self.trim is not None:
             fetched = [row[: self.trim] for row in fetched]
-        converters = _converters(self.fields, connection)
+        converters = self.converters.get(connection)
+        if converters is None:
+            converters = self.converters[connection] = _converters(self.fields, connection)
         if not converters:
             return [tuple(row) for row in fetched]
         result = []
