@@ -181,6 +181,8 @@ def compile_template(queryset: Any, using: str, slots: int) -> SqlTemplate | Non
         return None
     col_count = compiler.col_count
     fields = tuple(s[0] for s in compiler.select[:col_count])
+    if not sql or compiler.has_composite_fields(list(fields)):
+        return None  # (as results_iter would treat them otherwise: leave them to it)
     trim = col_count if compiler.has_extra_select else None
     slotted = tuple((p, None) if isinstance(p, Slot) else (None, p) for p in params)
     # Every slot must come out as a marker: one bound some other way would leave the first
