@@ -30,7 +30,7 @@ from . import cursor as cursors
 from .generations import Generation, Item
 from .query.options import ODataQuery, evaluation_guard
 from .query.pull import KEYSET_UPDATED, after_condition, after_stamp, keyset_of, past_boundary
-from .query.shapes import NOT_TEMPLATABLE, SlotValue, SqlTemplate, compile_template, shape_cache
+from .query.shapes import SlotValue, SqlTemplate, compile_template, shape_cache
 from .renderers import SyncJSONRenderer
 from .serializers import Representer
 from .settings import get_settings
@@ -208,8 +208,9 @@ class SyncPagination(BasePagination):
             )
             entry = shape_cache.get(key)
             if entry is None:
-                entry = compile_template(page_queryset(slotted=True), source.db, len(values)) or NOT_TEMPLATABLE
-                shape_cache.put(key, entry, size)
+                entry = compile_template(page_queryset(slotted=True), source.db, len(values))
+                if entry is not None:  # (None: it failed to compile, which the ordinary path reports)
+                    shape_cache.put(key, entry, size)
             template = entry if isinstance(entry, SqlTemplate) else None
 
         with evaluation_guard(using=source.db):

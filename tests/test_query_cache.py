@@ -293,3 +293,16 @@ def _walk(node):
     from django_offline_sync.query.nodes import walk
 
     return list(walk(node))
+
+
+def test_a_value_bound_outside_a_slot_is_never_templated():
+    """A slot whose value reached the SQL some other way would stay as a constant: refused."""
+    from django_offline_sync.query.shapes import NOT_TEMPLATABLE, SlotValue, compile_template
+
+    plain = Task.all_objects.filter(text="x").values_list("pk")[:5]
+    assert compile_template(plain, "default", 1) is NOT_TEMPLATABLE
+    assert isinstance(compile_template(plain, "default", 0), SqlTemplate)
+    slotted = Task.all_objects.filter(text=SlotValue("x", Task._meta.get_field("text"), 0)).values_list("pk")[:5]
+    template = compile_template(slotted, "default", 1)
+    assert isinstance(template, SqlTemplate)
+    assert [slot.index for slot, _ in template.params if slot is not None] == [0]

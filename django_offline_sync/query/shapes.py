@@ -169,27 +169,33 @@ class _NotTemplatableMarker:
 NOT_TEMPLATABLE: Final = _NotTemplatableMarker()
 
 
-def compile_template(queryset: Any, using: str, slots: int) -> SqlTemplate | None:
+def compile_template(queryset: Any, using: str, slots: int) -> SqlTemplate | _NotTemplatableMarker | None:
     """The template of ``queryset`` (a sliced ``values_list``) whose ``SlotValue`` are numbered
-    ``0 … slots - 1``, or None if it has no usable one. Any error is left for the ordinary
-    evaluation to raise as it always has."""
+    ``0 … slots - 1``; ``NOT_TEMPLATABLE`` if its statement cannot be one; None if compiling
+    failed (the ordinary evaluation raises the error as it always has; nothing is cached)."""
     compiler = queryset.query.get_compiler(using=using)
     try:
         with _templating():
             sql, params = compiler.as_sql()
+    except _NotTemplatable:
+        return NOT_TEMPLATABLE
     except Exception:
         return None
     col_count = compiler.col_count
     fields = tuple(s[0] for s in compiler.select[:col_count])
     if not sql or compiler.has_composite_fields(list(fields)):
-        return None  # (as results_iter would treat them otherwise: leave them to it)
-    trim = col_count if compiler.has_extra_select else None
-    slotted = tuple((p, None) if isinstance(p, Slot) else (None, p) for p in params)
+        return NOT_TEMPLATABLE  # (results_iter treats them otherwise: leave them to it)
     # Every slot must come out as a marker: one bound some other way would leave the first
     # request's value in the template as a constant.
     if {p.index for p in params if isinstance(p, Slot)} != set(range(slots)):
-        return None
-    return SqlTemplate(sql=sql, params=slotted, fields=fields, trim=trim)
+        return NOT_TEMPLATABLE
+    slotted = tuple((p, None) if isinstance(p, Slot) else (None, p) for p in params)
+    return SqlTemplate(sql=sql, params=slotted, fields=fields, trim=trim_of(compiler))
+
+
+def trim_of(compiler: Any) -> int | None:
+    """The selected columns when the statement has more (Django's extra select), else None."""
+    return int(compiler.col_count) if compiler.has_extra_select else None
 
 
 # -- the shape of a $filter --------------------------------------------------------------------
