@@ -200,13 +200,15 @@ class SyncViewSet(_ViewSetBase):
 
     def _query_cache_key(self) -> Hashable | None:
         """``query_cache_key()``, where nothing else the list pipeline runs is overridden: other
-        filter backends read parameters the shape does not hold."""
+        filter backends read parameters the shape does not hold, and an overridden
+        ``paginate_queryset`` (the view's or the paginator's) would be bypassed."""
         cls = type(self)
         if (
             cls.filter_queryset is not GenericViewSet.filter_queryset
             or cls.paginate_queryset is not GenericViewSet.paginate_queryset
             or list(self.filter_backends) != [ODataFilterBackend]
             or not isinstance(self.paginator, SyncPagination)
+            or type(self.paginator).paginate_queryset is not SyncPagination.paginate_queryset
         ):
             return None
         return self.query_cache_key()
