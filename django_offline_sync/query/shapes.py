@@ -13,7 +13,8 @@ lifted out.
   value. ``filter_shape`` is the ``$filter`` tree with those literals replaced by their kind
   and the type they were bound as; every other literal (``in`` lists, ``substring``
   arguments, arithmetic, a constant predicate) stays in the shape with its value, since it
-  can change the SQL's text or structure.
+  can change the SQL's text or structure. The list page adds its own slots: the keyset
+  cursor's stamp and id, the v1/v2 pull boundary (``pagination.SyncPagination``).
 * ``SqlTemplate`` is the compiled statement with, for each parameter, either a constant or
   the slot whose value goes there (converted by the slot's output field for the current
   connection, as ``Value.as_sql`` converts it).
@@ -22,8 +23,9 @@ lifted out.
 
 Translation still runs on every request, so every 400 a bad query gives is raised by the same
 code as before. The statement is executed with the values of this request only; a shape
-whose SQL cannot be templated (a marker that does not come out as a single ``%s`` parameter)
-is executed the ordinary way and remembered as such.
+whose SQL cannot be templated (a marker that does not come out as a single ``%s`` parameter,
+or a slot whose value reached the SQL without its marker) is executed the ordinary way and
+remembered as such.
 """
 
 from __future__ import annotations
@@ -190,10 +192,10 @@ def compile_template(queryset: Any, using: str, slots: int) -> SqlTemplate | _No
     if {p.index for p in params if isinstance(p, Slot)} != set(range(slots)):
         return NOT_TEMPLATABLE
     slotted = tuple((p, None) if isinstance(p, Slot) else (None, p) for p in params)
-    return SqlTemplate(sql=sql, params=slotted, fields=fields, trim=trim_of(compiler))
+    return SqlTemplate(sql=sql, params=slotted, fields=fields, trim=_trim_of(compiler))
 
 
-def trim_of(compiler: Any) -> int | None:
+def _trim_of(compiler: Any) -> int | None:
     """The selected columns when the statement has more (Django's extra select), else None."""
     return int(compiler.col_count) if compiler.has_extra_select else None
 
