@@ -8,8 +8,8 @@
 The requests a device makes, exactly as bench/peer.py sends them (v2 headers): the JS
 client's pull page at $top 50 and 1000, an insert (POST), a conditional update (PATCH +
 If-Match), and a Datasync v3 client's next page (the ``nextLink`` of a first page: a signed
-keyset cursor, 100 rows). Each case runs ``--batches`` batches of ``--requests`` requests and reports the
-best batch's process CPU time (user + sys) per request: on a shared machine the best of
+keyset cursor, 100 rows). Each case runs ``--batches`` batches of ``--requests`` requests and
+reports the best batch's process CPU time (user + sys) per request: on a shared machine the best of
 several batches is a stable figure where wall-clock time is not. Database time spent in the
 SQLite library counts (it runs in this process); a PostgreSQL server's does not.
 """

@@ -190,11 +190,15 @@ class SyncViewSet(_ViewSetBase):
         with only the query's values bound per request: whatever else ``get_queryset`` depends
         on must be in this key, or one caller could be served another's rows. The default is
         ``()`` (one statement for every caller) when this class's own ``get_queryset`` is in
-        use, and None when a subclass overrides it. A view that scopes rows to the user
+        use over a ``queryset`` attribute or the library's own ``all_objects`` manager, and
+        None when a subclass overrides it or the model's manager is a project's own (it could
+        scope rows by request state the key does not see). A view that scopes rows to the user
         returns e.g. ``self.request.user.pk``; return None from a data view that the key cannot
         describe (one depending on the time of day, or on a lookup made per request).
         """
         if type(self).get_queryset is not SyncViewSet.get_queryset:
+            return None
+        if getattr(self, "queryset", None) is None and not _plain_manager(self._table().model):
             return None
         return ()
 

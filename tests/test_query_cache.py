@@ -240,6 +240,22 @@ def test_overridden_get_queryset_without_a_key_is_not_cached(settings):
         assert len(shape_cache) == 0
 
 
+def test_a_managers_own_data_view_is_not_cached(tasks, monkeypatch):
+    """A project's ``all_objects`` manager could scope rows by request state: not automatic."""
+    from django_offline_sync.managers import AllObjectsManager
+
+    class Scoping(AllObjectsManager):
+        def get_queryset(self):
+            return super().get_queryset().filter(priority__lt=2)
+
+    monkeypatch.setattr(Task, "all_objects", Scoping())
+    Task.all_objects.model = Task
+    with _with_size(64):
+        rows = ZumoClient("v2").get("/tables/Task?$filter=priority ge 0").json()
+        assert rows and all(r["priority"] < 2 for r in rows)
+        assert len(shape_cache) == 0
+
+
 def test_other_filter_backends_are_not_cached():
     """NoteViewSet adds django-filter (``?task=``), whose parameters no shape holds."""
     one, two = TaskFactory(), TaskFactory()
