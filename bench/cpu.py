@@ -7,8 +7,9 @@
 
 The requests a device makes, exactly as bench/peer.py sends them (v2 headers): the JS
 client's pull page at $top 50 and 1000, an insert (POST), a conditional update (PATCH +
-If-Match). Each case runs ``--batches`` batches of ``--requests`` requests and reports the
-best batch's process CPU time (user + sys) per request: on a shared machine the best of
+If-Match), and a Datasync v3 client's next page (the ``nextLink`` of a first page: a signed
+keyset cursor, 100 rows). Each case runs ``--batches`` batches of ``--requests`` requests and
+reports the best batch's process CPU time (user + sys) per request: on a shared machine the best of
 several batches is a stable figure where wall-clock time is not. Database time spent in the
 SQLite library counts (it runs in this process); a PostgreSQL server's does not.
 """
@@ -28,7 +29,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from common import TABLE, WORK, log, machine_note, print_table, v2_url
+from common import TABLE, WORK, log, machine_note, print_table, v2_url, v3_first_url
 from datagen import seed_pg, seed_sqlite, sqlite_path, task_ms
 from peer import fresh_copy
 
@@ -63,11 +64,13 @@ def environ(method: str, url: str, body: bytes = b"", headers: dict[str, str] | 
 
 
 class Runner:
-    def __init__(self, rows: int) -> None:
+    def __init__(self, rows: int, v3_links: int = 0) -> None:
         from django.core.wsgi import get_wsgi_application
 
         self.app = get_wsgi_application()
         self.rows = rows
+        self.v3_links_wanted = v3_links
+        self.v3_links: list[str] = []
         self.owned: list[tuple[str, str]] = []
         self.n = 0
         self.status = ""
@@ -91,6 +94,22 @@ class Runner:
         token = _iso(task_ms(i))
         self.call(environ("GET", v2_url(token, top)))
         assert self.status.startswith("200"), self.status
+
+    def v3_page(self) -> None:
+        # The next links are made up front (first pages, with their count), at the first call:
+        # the warm-up's, so that only the next pages are measured.
+        if not self.v3_links:
+            self._v3_first_pages()
+        self.call(environ("GET", self.v3_links.pop(), headers={"ZUMO-API-VERSION": "3.0.0"}))
+        assert self.status.startswith("200"), self.status
+
+    def _v3_first_pages(self) -> None:
+        for k in range(max(self.v3_links_wanted, 1)):
+            i = ((k + 1) * 7919) % max(self.rows - 300, 1)
+            data = self.call(environ("GET", v3_first_url(_iso(task_ms(i))), headers={"ZUMO-API-VERSION": "3.0.0"}))
+            link = json.loads(data)["nextLink"]
+            path = link.split("://", 1)[1].partition("/")[2] if "://" in link else link
+            self.v3_links.append(path if path.startswith("/") else f"{TABLE}?{path.lstrip('?')}")
 
     def insert(self) -> None:
         self.n += 1
@@ -123,6 +142,7 @@ CASES = {
     "pull 1000": lambda r: r.pull(1000),
     "insert": lambda r: r.insert(),
     "update": lambda r: r.update(),
+    "v3 page": lambda r: r.v3_page(),
 }
 
 
@@ -201,8 +221,9 @@ def main(argv: list[str] | None = None) -> None:
     import django
 
     django.setup()
-    runner = Runner(args.rows)
-    for case in ("pull 50", "pull 1000", "insert", "update"):  # warm every path (imports, caches)
+    measured = args.requests if args.callgrind_child or args.profile else args.requests * args.batches
+    runner = Runner(args.rows, v3_links=args.warm + measured)
+    for case in CASES:  # warm every path (imports, caches)
         for _ in range(args.warm):
             CASES[case](runner)
 

@@ -9,13 +9,14 @@ seconds. It only ever *adds* a condition to the caller's data view, so even a va
 cannot widen what a user sees. It also carries the ``$count`` of the first page, so a
 multi-page pull counts once, and the clock of the database that served the page
 (``watermark``), so that the next page is never read from a database behind it
-(``replicas.at_watermark``; several app servers, read replicas: ``docs/scaling.rst``).
+(``replicas.database_at``; several app servers, read replicas: ``docs/scaling.rst``).
 
 The payload is signed, not encrypted: base64 JSON that the holder can read. What it could
 read is its own data: the stamp and id of the last row of the page it was just sent, the count
 it asked for and the rows left of its ``$top``. The caller and the query appear only as
 digests, and the watermark (the table's last stamp, which tells of other users' writes) is
-masked with a keyed pad drawn from a random nonce (``_pad``). Encrypting would need a
+masked with a keyed pad drawn from the cursor's own position (``_pad``; deterministic, so the
+same page gives the same link). Encrypting would need a
 cryptography library as a dependency of every install and would hide nothing the same
 response does not show (``docs/protocol.rst`` §3.4).
 """
@@ -23,7 +24,6 @@ response does not show (``docs/protocol.rst`` §3.4).
 from __future__ import annotations
 
 import hashlib
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -78,9 +78,12 @@ def query_digest(params: Iterable[tuple[str, str]], path: str = "", caller: str 
     return query if caller is None else f"{query}.{_caller_tag(caller)}"
 
 
-def _pad(nonce: str) -> int:
-    """63 bits keyed by ``SECRET_KEY`` and ``nonce``: the watermark goes out XORed with it."""
-    tag = salted_hmac(get_settings().CURSOR_SALT + ".watermark", nonce, algorithm="sha256").digest()
+def _pad(digest: str, updated_ms: int | None, last_id: str) -> int:
+    """63 bits keyed by ``SECRET_KEY`` and the cursor's query and position: the watermark goes
+    out XORed with it. Two cursors for the same position show only whether the clock moved
+    between them."""
+    seed = f"{digest}|{updated_ms}|{last_id}"
+    tag = salted_hmac(get_settings().CURSOR_SALT + ".watermark", seed, algorithm="sha256").digest()
     return int.from_bytes(tag[:8], "big") >> 1
 
 
@@ -91,8 +94,7 @@ def dump(cursor: Cursor, digest: str) -> str:
     if cursor.remaining is not None:
         payload["r"] = cursor.remaining
     if cursor.watermark is not None:
-        nonce = secrets.token_urlsafe(6)
-        payload["n"], payload["w"] = nonce, cursor.watermark ^ _pad(nonce)
+        payload["w"] = cursor.watermark ^ _pad(digest, cursor.updated_ms, cursor.last_id)
     return signing.dumps(payload, salt=get_settings().CURSOR_SALT, compress=False)
 
 
@@ -118,9 +120,9 @@ def load(token: str, digest: str) -> Cursor:
     updated, last_id = payload.get("u"), payload.get("i")
     if (updated is not None and not isinstance(updated, int)) or not isinstance(last_id, str):
         raise InvalidCursor()
-    count, remaining, watermark, nonce = payload.get("c"), payload.get("r"), payload.get("w"), payload.get("n")
-    if isinstance(watermark, int) and isinstance(nonce, str):
-        watermark ^= _pad(nonce)
+    count, remaining, watermark = payload.get("c"), payload.get("r"), payload.get("w")
+    if isinstance(watermark, int):
+        watermark ^= _pad(payload["q"], updated, last_id)
     else:
         watermark = None
     return Cursor(

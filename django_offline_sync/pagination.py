@@ -8,7 +8,7 @@ mid-pull can be neither skipped nor cycled. Any other ``$orderby`` falls back to
 v1/v2 pull pages apply their ``$skip`` past the boundary stamp (``query.pull.past_boundary``).
 Where the link goes (``nextLink`` or a ``Link`` header) is the generation's choice.
 A cursor also carries the serving database's clock, and a replica answers a page only if it
-shows that clock, or the delta token of a first page (``replicas.at_watermark``; several app
+shows that clock, or the delta token of a first page (``replicas.database_at``; several app
 servers, read replicas).
 """
 
@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any, Protocol
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
 from urllib.parse import urlencode
 
 import orjson
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, DateTimeField, Model, Q, QuerySet
 from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -31,15 +33,42 @@ from . import cursor as cursors
 from . import replicas
 from .generations import Generation, Item
 from .query.options import ODataQuery, evaluation_guard
-from .query.pull import KEYSET_UPDATED, after, keyset_of, past_boundary, pull_floor
+from .query.pull import KEYSET_UPDATED, after_condition, after_stamp, keyset_of, past_boundary, pull_floor
+from .query.shapes import SlotValue, SqlTemplate, compile_template, shape_cache
 from .renderers import SyncJSONRenderer
 from .serializers import Representer
 from .settings import get_settings
 from .wire import datetime_to_ms, parse_timestamp
 from .wire_sql import WireTimestamp
 
-__all__ = ["PagedView", "SyncPagination"]
+__all__ = ["PageSource", "PagedView", "SyncPagination"]
 
+#: The field a stamp bound as a slot is converted by (as ``updated_at``'s own lookups convert it).
+_STAMP_FIELD: Final = DateTimeField()
+
+
+@dataclass
+class PageSource:
+    """The rows a list page is cut from: a queryset built only when the page needs it.
+
+    ``key``: the view's part of the shape-cache key (``SyncViewSet.query_cache_key``), or None
+    to build and compile the page's statement on every request.
+    """
+
+    model: type[Model]
+    db: str
+    build: Callable[[], QuerySet[Any]]
+    key: Hashable | None = None
+    _built: QuerySet[Any] | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, queryset: QuerySet[Any]) -> PageSource:
+        return cls(queryset.model, queryset.db, lambda: queryset)
+
+    def queryset(self) -> QuerySet[Any]:
+        if self._built is None:
+            self._built = self.build()
+        return self._built
 
 
 def _count(queryset: QuerySet[Any], boundary: dt.datetime | None = None, held: int = 0) -> int:
@@ -61,6 +90,11 @@ def _count(queryset: QuerySet[Any], boundary: dt.datetime | None = None, held: i
     counts = queryset.order_by().aggregate(rows=Count("pk"), at_boundary=Count("pk", filter=Q(updated_at=boundary)))
     rows, at_boundary = int(counts["rows"]), int(counts["at_boundary"])
     return rows - min(held, at_boundary)
+
+
+def _on(source: PageSource, db: str) -> Callable[[], QuerySet[Any]]:
+    """``source``'s queryset, read from database ``db`` (the primary, for a replica behind)."""
+    return lambda: source.queryset().using(db)
 
 
 class PagedView(Protocol):
@@ -101,6 +135,13 @@ class SyncPagination(BasePagination):
         self, queryset: QuerySet[Any], request: Request, view: Any = None
     ) -> list[Item] | list[orjson.Fragment]:
         """One page: wire dicts, or the rows' JSON as the database wrote it (``orjson.Fragment``)."""
+        return self.paginate_source(PageSource.of(queryset), request, view)
+
+    def paginate_source(
+        self, source: PageSource, request: Request, view: Any = None
+    ) -> list[Item] | list[orjson.Fragment]:
+        """``paginate_queryset`` for a queryset built only if needed; with ``source.key``, the
+        page's statement comes from the shape cache (``query.shapes``) where it can."""
         if view is None:
             raise ImproperlyConfigured("SyncPagination pages a SyncViewSet's list: pass the view.")
         paged: PagedView = view
@@ -109,7 +150,9 @@ class SyncPagination(BasePagination):
         take = paged.generation.page_size(query.top)
         params = [(k, v) for k, vs in request.GET.lists() for v in vs]
         digest = cursors.query_digest(params, request.path, caller=cursors.caller_of(request))
-        keyset = keyset_of(query.order_by, queryset.model._meta.pk.name)
+        pk_field = source.model._meta.pk
+        assert pk_field is not None
+        keyset = keyset_of(query.order_by, pk_field.name)
         token = next((v for k, v in params if k == self.cursor_param), None)
         current = cursors.load(token, digest) if token is not None else None
         if current is not None and keyset is None:
@@ -118,7 +161,7 @@ class SyncPagination(BasePagination):
         if remaining is not None:
             take = min(take, remaining)
 
-        if replicas.reads_replica(queryset):
+        if replicas.reads_replica(source.model, source.db):
             # Never answer from a replica behind what the device has already seen: the state
             # that read the cursor's page (its watermark), or the row its delta token came from.
             if current is not None:
@@ -126,41 +169,85 @@ class SyncPagination(BasePagination):
             else:
                 floor = pull_floor(query.filter_node)
                 seen = None if floor is None else datetime_to_ms(floor)
-            with evaluation_guard(using=queryset.db):
-                queryset = replicas.at_watermark(queryset, seen)
+            with evaluation_guard(using=source.db):
+                db = replicas.database_at(source.model, source.db, seen)
+            if db != source.db:
+                source = PageSource(source.model, db, _on(source, db), key=source.key)
 
-        skip, qs = query.skip, queryset
+        # What narrows the page beyond the caller's query: (kind, its values and their fields).
+        skip = query.skip
+        condition: tuple[Any, ...] | None = None
+        extra: list[tuple[Any, Any]] = []
         boundary, held = None, 0
         if current is not None and keyset is not None:
-            qs, skip = qs.filter(after(keyset, current.updated_ms, current.last_id)), 0
+            at = after_stamp(keyset, current.updated_ms)
+            condition, skip = ("after", at is None), 0
+            extra = [(at, _STAMP_FIELD)] if at is not None else []
+            extra.append((current.last_id, pk_field))
         elif self.boundary_skip and (skip > 0 or query.count) and keyset == KEYSET_UPDATED:
             boundary = paged.generation.pull_boundary(query)
             # The client holds the rows at the boundary it skips, or (no $skip) the row whose
             # stamp is its token: with clock stamps, the one row at that stamp.
             held = max(skip, 1)
             if boundary is not None and skip > 0:
-                qs, skip = past_boundary(qs, boundary, skip), 0
+                condition, skip = ("boundary", skip), 0
+                extra = [(boundary, _STAMP_FIELD)]
 
-        vendor = connections[queryset.db].vendor
+        vendor = connections[source.db].vendor
         row_json = representer.row_json(vendor) if self._json_rows_wanted(request, paged, query) else None
         if row_json is not None:
             # The database writes each row's JSON; the key columns come along for the cursor.
-            select: list[Any] = [WireTimestamp("updated_at"), "pk", row_json]
             key_columns = ["updated_at", "id"]
         else:
-            select, converters = representer.select_plan(vendor)
+            plan, converters = representer.select_plan(vendor)
             key_columns = representer.attnames
         along = self.read_along
-        if along is not None:
-            select = [*select, along]  # last: the row's own columns keep their places
-        with evaluation_guard(using=queryset.db):
+
+        values = (*query.slot_values, *(value for value, _ in extra))
+
+        def page_queryset(*, slotted: bool) -> QuerySet[Any]:
+            """The page's rows (one more than the page), values bound as slots if ``slotted``."""
+            qs = source.queryset()
+            bound = [
+                SlotValue(value, field, len(query.slot_values) + i) if slotted else value
+                for i, (value, field) in enumerate(extra)
+            ]
+            if condition is not None and condition[0] == "after":
+                qs = qs.filter(after_condition(None if condition[1] else bound[0], bound[-1]))
+            elif condition is not None:
+                qs = past_boundary(qs, bound[0], condition[1])
+            select: list[Any] = [WireTimestamp("updated_at"), "pk", row_json] if row_json is not None else list(plan)
+            if along is not None:
+                select.append(along)  # last: the row's own columns keep their places
+            return qs.values_list(*select)[skip : skip + take + 1]
+
+        template = None
+        size = get_settings().QUERY_CACHE_SIZE
+        if source.key is not None and size > 0 and take > 0:
+            key = (
+                source.key, type(self), paged.generation, source.db, vendor, query.shape,
+                keyset, condition, skip, take, row_json is not None, along is not None,
+            )
+            entry = shape_cache.get(key)
+            if entry is None:
+                entry = compile_template(page_queryset(slotted=True), source.db, len(values))
+                if entry is not None:  # (None: it failed to compile, which the ordinary path reports)
+                    shape_cache.put(key, entry, size)
+            template = entry if isinstance(entry, SqlTemplate) else None
+
+        with evaluation_guard(using=source.db):
             if query.count:
                 known = current.count if current is not None else None
-                self.count = known if known is not None else _count(queryset, boundary, held)
+                self.count = known if known is not None else _count(source.queryset(), boundary, held)
             # One row more than the page: whether a next page exists, without an empty last page.
-            rows = list(qs.values_list(*select)[skip : skip + take + 1]) if take > 0 else []
+            if take <= 0:
+                rows: list[Any] = []
+            elif template is not None:
+                rows = template.rows(values, connections[source.db])
+            else:
+                rows = list(page_queryset(slotted=False))
             # The next page's cursor carries how far this database was (replicas.watermark).
-            mark = replicas.watermark(queryset) if len(rows) > take and keyset is not None else None
+            mark = replicas.watermark(source.model, source.db) if len(rows) > take and keyset else None
         if along is not None and rows:
             self.read_along_value = (rows[0][-1],)
             if row_json is None:

@@ -32,7 +32,7 @@ lagging replica, through a load balancer without affinity) would find a row that
 meanwhile at its old place, below the cursor, and at its new place nowhere: the pull would end
 without a row that every server showed before the pull began. So a cursor also carries the
 table's clock as the serving database showed it (``watermark``, read after the page) and the
-next page is read from a database that shows at least that (``at_watermark``), else from the
+next page is read from a database that shows at least that (``database_at``), else from the
 primary: the pages of one pull then come from ever newer states, as on a single server.
 """
 
@@ -49,7 +49,7 @@ from django.db.models import Model, QuerySet
 from .settings import get_settings
 from .stamping import CLOCK_TABLE, clock_key, uses_clock
 
-__all__ = ["ReplicaRouter", "at_watermark", "high_water", "reads_replica", "watermark"]
+__all__ = ["ReplicaRouter", "at_watermark", "database_at", "high_water", "reads_replica", "watermark"]
 
 # The replica of the current request: per thread, and per task under ASGI (asgiref's Local, as
 # Django's own connections use).
@@ -140,8 +140,8 @@ def high_water(model: type[Model], using: str) -> int | None:
     return None if row is None else int(row[0])
 
 
-def watermark(queryset: QuerySet[Any]) -> int | None:
-    """The ``watermark`` of a cursor for a page just read from ``queryset``'s database.
+def watermark(model: type[Model], using: str) -> int | None:
+    """The ``watermark`` of a cursor for a page of ``model`` just read from database ``using``.
 
     Read after the page, so it is at or above the state the page was read from; too high is
     safe (the next page may go to the primary when a replica would have done), too low is not.
@@ -149,27 +149,32 @@ def watermark(queryset: QuerySet[Any]) -> int | None:
     """
     if not uses_clock():
         return None
-    return high_water(queryset.model, queryset.db)
+    return high_water(model, using)
 
 
-def reads_replica(queryset: QuerySet[Any]) -> bool:
-    """Whether ``queryset`` reads another database than the one its model writes to."""
-    return bool(queryset.db != router.db_for_write(queryset.model))
+def reads_replica(model: type[Model], using: str) -> bool:
+    """Whether reading ``model`` from ``using`` reads another database than its writes go to."""
+    return bool(using != router.db_for_write(model))
 
 
-def at_watermark(queryset: QuerySet[Any], mark: int | None) -> QuerySet[Any]:
-    """``queryset`` if its database shows the table's clock at ``mark`` or later, else the same
-    query on the write database (the primary), which shows everything any replica does.
+def database_at(model: type[Model], using: str, mark: int | None) -> str:
+    """``using`` if it shows ``model``'s clock at ``mark`` or later, else the write database
+    (the primary), which shows everything any replica does.
 
     The check reads the replica before the page does, and a replica only moves forward, so the
     page's state holds every write of the state that issued ``mark``.
     """
     if mark is None or not uses_clock():
-        return queryset
-    primary = router.db_for_write(queryset.model)
-    if queryset.db == primary:
-        return queryset
-    shown = high_water(queryset.model, queryset.db)
-    if shown is not None and shown >= mark:
-        return queryset
-    return queryset.using(primary)
+        return using
+    primary: str = router.db_for_write(model)
+    if using == primary:
+        return using
+    shown = high_water(model, using)
+    return using if shown is not None and shown >= mark else primary
+
+
+def at_watermark(queryset: QuerySet[Any], mark: int | None) -> QuerySet[Any]:
+    """``queryset``, or the same query on the primary when its database is behind ``mark``
+    (``database_at``)."""
+    db = database_at(queryset.model, queryset.db, mark)
+    return queryset if db == queryset.db else queryset.using(db)

@@ -159,6 +159,10 @@ class SyncSettings:
     #: Longest a statement reading a list page or its count may run, in milliseconds; it is
     #: stopped and answered 503 ``query_timeout``. 0: no limit; at most 2147483647.
     QUERY_TIMEOUT_MS: int = 10_000
+    #: List statements each process keeps compiled, one per query shape (``query.shapes``): an
+    #: LRU, so a client sending endless distinct shapes evicts old ones and never grows it.
+    #: An entry is the SQL text and its parameter plan (a few kilobytes). 0: no cache.
+    QUERY_CACHE_SIZE: int = 256
     #: Largest JSON request body accepted by the table endpoints, in bytes.
     MAX_BODY_BYTES: int = 1_048_576
     #: v3 ``nextLink`` form when the client does not ask for one (``X-ZUMO-Options``): ``"auto"``
@@ -292,6 +296,8 @@ def _value_problem(key: str, value: Any) -> tuple[str, str] | None:
             return "offline_sync.E002", "must be an integer"
         if key == "COUNT_ESTIMATE_ABOVE":  # 0: always count exactly
             return None if value >= 0 else ("offline_sync.E006", "must be 0 (always exact) or more")
+        if key == "QUERY_CACHE_SIZE":  # 0: no cache
+            return None if value >= 0 else ("offline_sync.E006", "must be 0 (no cache) or more")
         if key == "QUERY_TIMEOUT_MS":  # 0 turns the limit off; PostgreSQL takes at most an int4
             if 0 <= value <= _MAX_TIMEOUT_MS:
                 return None

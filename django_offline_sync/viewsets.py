@@ -13,7 +13,7 @@ Register it with ``SyncRouter`` under ``/tables/``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, cast
@@ -42,7 +42,7 @@ from .generations import Generation, ZumoVersioning, policy_for
 from .ledger import record_refusal
 from .managers import SyncQuerySet
 from .models import SyncModel, accepts_stamp
-from .pagination import SyncPagination
+from .pagination import PageSource, SyncPagination
 from .query import FieldMap, ODataQuery, parse_query
 from .renderers import SyncContentNegotiation, SyncJSONRenderer
 from .retention import HORIZON_HEADER, delta_boundary, horizon_column, horizon_of_pull
@@ -129,6 +129,13 @@ class SyncViewSet(_ViewSetBase):
     Hooks, as DRF's: ``get_queryset`` (the caller's data view), ``perform_create(serializer)``,
     ``perform_update(serializer)``, ``perform_destroy(instance, stamp)`` and
     ``perform_undelete(instance, stamp)``, each run inside the write's transaction.
+
+    List statements are compiled once per query shape and reused with each request's values
+    (``OFFLINE_SYNC["QUERY_CACHE_SIZE"]``, ``docs/odata.rst``). That is automatic only where
+    it is safe: the view keeps this class's ``get_queryset``, ``filter_queryset`` and
+    ``paginate_queryset`` and its ``filter_backends`` are ``[ODataFilterBackend]``. A view that
+    scopes ``get_queryset`` per caller opts in with ``query_cache_key``, returning what its
+    data view depends on (e.g. ``self.request.user.pk``), or None for no cache.
     """
 
     model: ClassVar[type[SyncModel] | None] = None
@@ -174,6 +181,41 @@ class SyncViewSet(_ViewSetBase):
         attribute, and the model's ``all_objects`` of the library's manager and queryset.
         The writer then loads a row with a statement compiled once (``rowsql``)."""
         return getattr(self, "queryset", None) is None and self._table().plain_data_view
+
+    def query_cache_key(self) -> Hashable | None:
+        """The caller's part of the key under which list statements are cached, or None to
+        compile each list request's SQL afresh.
+
+        A cached statement is the SQL of ``get_queryset()`` narrowed by the request's query,
+        with only the query's values bound per request: whatever else ``get_queryset`` depends
+        on must be in this key, or one caller could be served another's rows. The default is
+        ``()`` (one statement for every caller) when this class's own ``get_queryset`` is in
+        use over a ``queryset`` attribute or the library's own ``all_objects`` manager, and
+        None when a subclass overrides it or the model's manager is a project's own (it could
+        scope rows by request state the key does not see). A view that scopes rows to the user
+        returns e.g. ``self.request.user.pk``; return None from a data view that the key cannot
+        describe (one depending on the time of day, or on a lookup made per request).
+        """
+        if type(self).get_queryset is not SyncViewSet.get_queryset:
+            return None
+        if getattr(self, "queryset", None) is None and not _plain_manager(self._table().model):
+            return None
+        return ()
+
+    def _query_cache_key(self) -> Hashable | None:
+        """``query_cache_key()``, where nothing else the list pipeline runs is overridden: other
+        filter backends read parameters the shape does not hold, and an overridden
+        ``paginate_queryset`` (the view's or the paginator's) would be bypassed."""
+        cls = type(self)
+        if (
+            cls.filter_queryset is not GenericViewSet.filter_queryset
+            or cls.paginate_queryset is not GenericViewSet.paginate_queryset
+            or list(self.filter_backends) != [ODataFilterBackend]
+            or not isinstance(self.paginator, SyncPagination)
+            or type(self.paginator).paginate_queryset is not SyncPagination.paginate_queryset
+        ):
+            return None
+        return self.query_cache_key()
 
     def get_serializer_class(self) -> type[BaseSerializer[Any]]:
         return self.serializer_class or self._table().serializer_class
@@ -243,24 +285,39 @@ class SyncViewSet(_ViewSetBase):
     # -- read ---------------------------------------------------------------------------
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         query = self.odata_query  # parse (400 on a bad option)
-        queryset = self.get_queryset()  # the caller's data view
-        if not query.include_deleted:
-            queryset = queryset.filter(deleted=False)  # tombstones only on request
-        queryset = self.filter_queryset(queryset)  # $filter and any other backend
-        queryset = queryset.order_by(*query.order_by)  # $orderby, id last
+        data_view = self.get_queryset()  # the caller's data view
+        key = self._query_cache_key()
+        using = data_view.db
         paginator = self.paginator
         if isinstance(paginator, SyncPagination) and delta_boundary(query.filter_node) is not None:
             # A delta pull reads the resync horizon in the page's own statement (retention.py).
-            paginator.read_along = horizon_column(self._table().model, queryset.db)
-        page = self.paginate_queryset(queryset)  # one page, and the link to the next
+            paginator.read_along = horizon_column(self._table().model, using)
+        page: list[Any] | None
+        if key is None:
+            queryset = self._narrowed(data_view, query)
+            page = self.paginate_queryset(queryset)  # one page, and the link to the next
+            using = queryset.db
+        else:
+            # The same steps, run only if the page's statement is not in the shape cache.
+            source = PageSource(
+                data_view.model, using, lambda: self._narrowed(data_view, query),
+                key=(type(self), key, query.include_deleted),
+            )
+            page = cast(list[Any], cast(SyncPagination, paginator).paginate_source(source, request, self))
         if page is None:  # pragma: no cover - __init_subclass__ requires SyncPagination
             raise ImproperlyConfigured(f"{type(self).__name__} has no paginator.")
         items = self.generation.render(request, page, query.select)  # the generation's shape
         response = self.get_paginated_response(items)
         # With the page, or after it, never before: retention.py says why that is safe.
         read = paginator.read_along_value if isinstance(paginator, SyncPagination) else None
-        horizon_of_pull(response, self._table().model, query.filter_node, queryset.db, read=read)  # may resync
+        horizon_of_pull(response, self._table().model, query.filter_node, using, read=read)  # may resync
         return response
+
+    def _narrowed(self, queryset: QuerySet[Any], query: ODataQuery) -> QuerySet[Any]:
+        if not query.include_deleted:
+            queryset = queryset.filter(deleted=False)  # tombstones only on request
+        queryset = self.filter_queryset(queryset)  # $filter and any other backend
+        return queryset.order_by(*query.order_by)  # $orderby, id last
 
     def retrieve(self, request: Request, pk: Any = None, *args: Any, **kwargs: Any) -> Response:
         obj = row_by_pk(self.get_queryset(), lookup_pk(self._table().model, pk))

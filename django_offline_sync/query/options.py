@@ -8,10 +8,10 @@ differ per client generation and live with the generation policies (``generation
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, DataError, IntegrityError, OperationalError, connections, transaction
 from django.db.models import OrderBy, Q
@@ -22,8 +22,9 @@ from .errors import ODataSyntaxError
 from .fields import FieldMap
 from .nodes import Node, OrderTerm
 from .parser import parse_filter, parse_orderby, parse_select
+from .shapes import filter_shape
 from .timeout import TimeLimit, is_read_conflict, is_timeout, time_limit
-from .translator import translate_filter, translate_orderby
+from .translator import SlotRecorder, translate_filter, translate_orderby
 
 T = TypeVar("T")
 # ASCII spaces and digits only: \s and \d also match what int() refuses (U+001C, Arabic digits).
@@ -45,6 +46,11 @@ class ODataQuery:
     count: bool
     include_deleted: bool
     filter_node: Node | None = None
+    #: The request's options with the values bound per request lifted out (``query.shapes``):
+    #: two requests of one shape compile to the same SQL but for ``slot_values``.
+    shape: Hashable = None
+    #: The values of the ``$filter``'s ``SlotValue``, by slot index.
+    slot_values: tuple[Any, ...] = ()
 
 
 def _option(option: str, func: Callable[[], T]) -> T:
@@ -157,11 +163,12 @@ def parse_query(params: Mapping[str, str], field_map: FieldMap) -> ODataQuery:
     max_string = settings.MAX_FILTER_STRING
     filter_q: Q | None = None
     filter_node: Node | None = None
+    slots = SlotRecorder()
     raw_filter = params.get("$filter")
     if raw_filter is not None and raw_filter.strip():
         filter_node = _option("$filter", lambda: parse_filter(raw_filter, **limits))
         node = filter_node
-        filter_q = _option("$filter", lambda: translate_filter(node, field_map, max_string=max_string))
+        filter_q = _option("$filter", lambda: translate_filter(node, field_map, max_string=max_string, slots=slots))
 
     terms: tuple[OrderTerm, ...] = ()
     raw_orderby = params.get("$orderby")
@@ -192,6 +199,9 @@ def parse_query(params: Mapping[str, str], field_map: FieldMap) -> ODataQuery:
         count=_count(params),
         include_deleted=include_deleted_option(params),
         filter_node=filter_node,
+        # $orderby and $select as sent: their literals (rare) are never lifted.
+        shape=(filter_shape(filter_node, slots.kinds), raw_orderby, select),
+        slot_values=tuple(slots.values),
     )
 
 

@@ -20,7 +20,17 @@ from django.db.models import F, Model, OrderBy, Q, QuerySet, Subquery
 from ..wire import UTC, ms_to_datetime, truncate_ms
 from .nodes import BinaryOp, BoolOp, Literal, Node, Property
 
-__all__ = ["KEYSET_ID", "KEYSET_UPDATED", "after", "keyset_of", "past_boundary", "pull_boundary", "pull_floor"]
+__all__ = [
+    "KEYSET_ID",
+    "KEYSET_UPDATED",
+    "after",
+    "after_condition",
+    "after_stamp",
+    "keyset_of",
+    "past_boundary",
+    "pull_boundary",
+    "pull_floor",
+]
 
 KEYSET_UPDATED: Final = ("updated_at", "id")
 KEYSET_ID: Final = ("id",)
@@ -53,16 +63,26 @@ def keyset_of(order_by: Sequence[Any], pk_name: str = "id") -> tuple[str, ...] |
 
 def after(keyset: tuple[str, ...], updated_ms: int | None, last_id: str) -> Q:
     """The rows after ``(updated_ms, last_id)`` in ``keyset`` order."""
-    if keyset == KEYSET_ID or updated_ms is None:
+    return after_condition(after_stamp(keyset, updated_ms), last_id)
+
+
+def after_stamp(keyset: tuple[str, ...], updated_ms: int | None) -> dt.datetime | None:
+    """The stamp ``after`` compares with: None in the id order."""
+    return None if keyset == KEYSET_ID or updated_ms is None else ms_to_datetime(updated_ms)
+
+
+def after_condition(at: Any, last_id: Any) -> Q:
+    """``after`` from its values (or expressions binding them, ``query.shapes``): ``at`` is
+    ``after_stamp``'s, None in the id order."""
+    if at is None:
         return Q(pk__gt=last_id)
-    at = ms_to_datetime(updated_ms)
     # The redundant `updated_at >= at` is what makes this an index range scan: without it
     # PostgreSQL reads from the query's own lower bound and filters out every row already
     # sent, so the k-th page of a pull would cost k pages.
     return Q(updated_at__gte=at) & (Q(updated_at__gt=at) | Q(pk__gt=last_id))
 
 
-def past_boundary(queryset: QuerySet[_M], boundary: dt.datetime, skip: int) -> QuerySet[_M]:
+def past_boundary(queryset: QuerySet[_M], boundary: Any, skip: int) -> QuerySet[_M]:
     """A v1/v2 pull's ``$skip``, applied to the rows still at the boundary stamp ``T``.
 
     Every v1/v2 client (.NET, JS, Android, iOS; §4.1-§4.2) sends ``updatedAt ge T`` with
@@ -71,6 +91,7 @@ def past_boundary(queryset: QuerySet[_M], boundary: dt.datetime, skip: int) -> Q
     row, which the client's next token then passes for good. Skipping past the ``n``-th id
     still at ``T`` gives the same page when nothing moved and loses nothing when something
     did (exact with the clock's unique stamps). One statement, so one snapshot.
+    ``boundary`` is a datetime, or an expression binding one (``query.shapes``).
     """
     nth = queryset.filter(updated_at=boundary).order_by("pk").values("pk")[skip - 1 : skip]
     return queryset.filter(Q(updated_at__gt=boundary) | Q(updated_at=boundary, pk__gt=Subquery(nth)))

@@ -72,6 +72,7 @@ from .errors import ODataLimitError, ODataTypeError
 from .fields import INT64_BOUND, FieldMap
 from .functions import AsciiLower, AsciiUpper, CodePointEqual, CodePointOrder, IntDivide, IntModulo
 from .nodes import ARITHMETIC_OPS, COMPARISON_OPS, BinaryOp, BoolOp, Call, In, Literal, Node, Not, OrderTerm, Property
+from .shapes import SlotValue
 
 UTC = dt.UTC
 # Constant conditions as real SQL (``1 = 0``), not Django's empty-``IN`` shortcut, whose
@@ -125,9 +126,13 @@ def output_field(kind: str) -> Any:
 class Translator:
     """Translates the nodes of one tree against one ``FieldMap``."""
 
-    def __init__(self, field_map: FieldMap, *, max_string: int = DEFAULT_MAX_STRING) -> None:
+    def __init__(
+        self, field_map: FieldMap, *, max_string: int = DEFAULT_MAX_STRING, slots: SlotRecorder | None = None
+    ) -> None:
         self.field_map = field_map
         self.max_string = max_string
+        #: Where the literals bound as ``SlotValue`` are recorded (``shapes``); None: plain ``Value``.
+        self.slots = slots
 
     # -- predicates ----------------------------------------------------------------------
 
@@ -165,7 +170,7 @@ class Translator:
                     return FALSE
                 is_null = Q(IsNull(other.expression, True)) if other.nullable else FALSE
                 return is_null if node.op == "eq" else ~is_null
-        left, right = self.unify(left, right, node)
+        left, right = self.unify(left, right, node, slot=True)
         if node.op not in ("eq", "ne") and left.type == "bool":
             raise ODataTypeError(f"'{node.op}' cannot compare booleans", node.position, "eq or ne")
         lhs, rhs = left.expression, right.expression
@@ -239,10 +244,12 @@ class Translator:
         # A predicate used as a value (``contains(a,'x') eq true``): never null.
         return Operand(ExpressionWrapper(self.predicate(node), output_field=BooleanField()), "bool", False)
 
-    def materialize(self, operand: Operand, kind: str, *, string_id: bool = False) -> Operand:
+    def materialize(self, operand: Operand, kind: str, *, string_id: bool = False, slot: bool = False) -> Operand:
         """``operand`` as a database expression of type ``kind`` (binding a literal).
 
         ``string_id``: compared with an integer key the wire sends as a string (``id eq '7'``).
+        ``slot``: the literal's value changes nothing but the value bound (a column or
+        expression compared with it), so with a recorder it becomes a ``SlotValue``.
         """
         if operand.literal is None:
             return operand
@@ -256,14 +263,21 @@ class Translator:
         if value is None:
             return replace(operand, type="null")
         length = len(value) if isinstance(value, str) else None
-        return Operand(Value(value, output_field=output_field(bind)), kind, False, operand.bound, None, length)
+        if slot and self.slots is not None:
+            expression: Any = self.slots.add(operand.literal, value, output_field(bind), bind)
+        else:
+            expression = Value(value, output_field=output_field(bind))
+        return Operand(expression, kind, False, operand.bound, None, length)
 
-    def unify(self, left: Operand, right: Operand, node: BinaryOp) -> tuple[Operand, Operand]:
-        """Bring both sides of a comparison to one type, or raise a positioned type error."""
+    def unify(self, left: Operand, right: Operand, node: BinaryOp, *, slot: bool = False) -> tuple[Operand, Operand]:
+        """Bring both sides of a comparison to one type, or raise a positioned type error.
+
+        ``slot``: a literal met by a non-literal may be bound per request (``materialize``).
+        """
         if left.literal is not None and right.literal is None:
-            return self.materialize(left, right.type, string_id=right.string_id), right
+            return self.materialize(left, right.type, string_id=right.string_id, slot=slot), right
         if right.literal is not None and left.literal is None:
-            return left, self.materialize(right, left.type, string_id=left.string_id)
+            return left, self.materialize(right, left.type, string_id=left.string_id, slot=slot)
         if left.literal is not None and right.literal is not None:
             kind = left.type if left.type == right.type else _numeric_join(left, right, node)
             return self.materialize(left, kind), self.materialize(right, kind)
@@ -473,12 +487,30 @@ def _rounding(name: str, value: Any) -> Any:
     )
 
 
-def translate_filter(node: Node, field_map: FieldMap, *, max_string: int = DEFAULT_MAX_STRING) -> Q:
+def translate_filter(
+    node: Node, field_map: FieldMap, *, max_string: int = DEFAULT_MAX_STRING, slots: SlotRecorder | None = None
+) -> Q:
     """The ``Q`` selecting the rows where the ``$filter`` tree ``node`` is true.
 
     ``max_string`` bounds the worst-case length of every string the expression builds.
+    ``slots``: record the literals bound per request (``query.shapes``).
     """
-    return Translator(field_map, max_string=max_string).predicate(node)
+    return Translator(field_map, max_string=max_string, slots=slots).predicate(node)
+
+
+class SlotRecorder:
+    """The literals of one translation that were bound as ``SlotValue``, in order."""
+
+    def __init__(self) -> None:
+        #: ``id(literal)`` → the type it was bound as (``shapes.filter_shape``)
+        self.kinds: dict[int, str] = {}
+        #: the bound values, by slot index
+        self.values: list[Any] = []
+
+    def add(self, literal: Literal, value: Any, field: Any, bind: str) -> SlotValue:
+        self.kinds[id(literal)] = bind
+        self.values.append(value)
+        return SlotValue(value, field, len(self.values) - 1)
 
 
 def translate_orderby(

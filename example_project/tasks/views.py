@@ -31,5 +31,9 @@ class InspectionViewSet(SyncViewSet):
     def get_queryset(self):
         return super().get_queryset().filter(owner=self.request.user)
 
+    def query_cache_key(self):
+        # get_queryset depends on the user alone: one cached list statement per user.
+        return self.request.user.pk
+
     def perform_create(self, serializer):
         serializer.save(owner=self.request.user)

@@ -235,13 +235,13 @@ def test_at_watermark_keeps_a_replica_that_shows_the_mark_and_leaves_one_behind_
     pg_cluster.wait_replayed()
     routed_qs = Task.all_objects.all()
     assert routed_qs.db == replica_alias
-    mark = replicas.watermark(Task.all_objects.using("default"))
-    assert mark is not None and replicas.watermark(routed_qs) == mark
+    mark = replicas.watermark(Task, "default")
+    assert mark is not None and replicas.watermark(Task, replica_alias) == mark
     assert replicas.at_watermark(routed_qs, mark).db == replica_alias
     assert replicas.at_watermark(routed_qs, None).db == replica_alias
     with pg_cluster.replay_paused():
         Task.objects.create(text="b")
-        newer = replicas.watermark(Task.all_objects.using("default"))
+        newer = replicas.watermark(Task, "default")
         assert newer is not None and newer > mark
         assert replicas.at_watermark(routed_qs, mark).db == replica_alias  # it shows that much
         assert replicas.at_watermark(routed_qs, newer).db == "default"  # it does not show this
