@@ -196,9 +196,15 @@ def number_literal(match: re.Match[str], pos: int) -> Literal:
         raise ODataSyntaxError("The L suffix needs an integer", pos, "an integer before L")
     try:
         exact = decimal.Decimal(digits)
+        # copy_abs, not abs(): abs() rounds in the context and overflows on an exponent past its
+        # Emax (1e308000000000002726); an exponent past what Decimal holds at all overflows in
+        # the constructor. Either is a number out of range, not a server error.
+        in_range = exact == 0 or decimal.Decimal("1e-28") <= exact.copy_abs() < _DECIMAL_LIMIT
+    except decimal.Overflow:
+        in_range = False
     except decimal.InvalidOperation:  # pragma: no cover - the pattern only admits numbers
         raise ODataSyntaxError("Malformed number", pos, "a number") from None
-    if exact != 0 and not (decimal.Decimal("1e-28") <= abs(exact) < _DECIMAL_LIMIT):
+    if not in_range:
         raise ODataSyntaxError("Number literal out of range", pos, "a number between 1e-28 and 1e28 in magnitude")
     if kind == "decimal":
         return Literal(position=pos, kind="decimal", value=exact, text=digits)

@@ -120,6 +120,15 @@ def test_the_seed_filters_are_valid(client, data, text):
         "not " * 2000 + "flag",
         " or ".join(["flag"] * 1000),
         "'" * 5000,
+        "ratio eq X'1e308000000000002726'",
+        "ratio eq 1e308000000000002726",
+        "count eq 1e308000000000002726",
+        "ratio eq 1e308000000000002726m",
+        "ratio eq 9e999999999999999999999",
+        "ratio eq 1E-308000000000002726",
+        "count eq 1e308000000000002726L",
+        "ratio eq 1e308000000000002726d",
+        "ratio eq 1e308000000000002726f",
     ],
 )
 def test_hostile_filters(client, data, text):
