@@ -202,6 +202,10 @@ class SyncPagination(BasePagination):
             plan, converters = representer.select_plan(vendor)
             key_columns = representer.attnames
         along = self.read_along
+        # The next page's cursor carries how far this database was (replicas.watermark), read
+        # in the page's own statement: only keyset orders issue cursors.
+        mark_column = replicas.watermark_column(source.model, source.db) if keyset is not None else None
+        extra_columns = (along is not None) + (mark_column is not None)
 
         values = (*query.slot_values, *(value for value, _ in extra))
 
@@ -218,7 +222,9 @@ class SyncPagination(BasePagination):
                 qs = past_boundary(qs, bound[0], condition[1])
             select: list[Any] = [WireTimestamp("updated_at"), "pk", row_json] if row_json is not None else list(plan)
             if along is not None:
-                select.append(along)  # last: the row's own columns keep their places
+                select.append(along)  # after the row's own columns, which keep their places
+            if mark_column is not None:
+                select.append(mark_column)  # last
             return qs.values_list(*select)[skip : skip + take + 1]
 
         template = None
@@ -226,7 +232,7 @@ class SyncPagination(BasePagination):
         if source.key is not None and size > 0 and take > 0:
             key = (
                 source.key, type(self), paged.generation, source.db, vendor, query.shape,
-                keyset, condition, skip, take, row_json is not None, along is not None,
+                keyset, condition, skip, take, row_json is not None, along is not None, mark_column is not None,
             )
             entry = shape_cache.get(key)
             if entry is None:
@@ -246,12 +252,15 @@ class SyncPagination(BasePagination):
                 rows = template.rows(values, connections[source.db])
             else:
                 rows = list(page_queryset(slotted=False))
-            # The next page's cursor carries how far this database was (replicas.watermark).
-            mark = replicas.watermark(source.model, source.db) if len(rows) > take and keyset else None
-        if along is not None and rows:
-            self.read_along_value = (rows[0][-1],)
+        mark: int | None = None
+        if rows and extra_columns:
+            first = rows[0]
+            if along is not None:
+                self.read_along_value = (first[-extra_columns],)
+            if mark_column is not None and first[-1] is not None:
+                mark = int(first[-1])
             if row_json is None:
-                rows = [row[:-1] for row in rows]
+                rows = [row[:-extra_columns] for row in rows]
         has_more = len(rows) > take
         rows = rows[:take]
         left = None if remaining is None else remaining - len(rows)

@@ -31,9 +31,10 @@ next link followed on a database *behind* that one (page 1 from the primary, pag
 lagging replica, through a load balancer without affinity) would find a row that was updated
 meanwhile at its old place, below the cursor, and at its new place nowhere: the pull would end
 without a row that every server showed before the pull began. So a cursor also carries the
-table's clock as the serving database showed it (``watermark``, read after the page) and the
-next page is read from a database that shows at least that (``database_at``), else from the
-primary: the pages of one pull then come from ever newer states, as on a single server.
+table's clock as the serving database showed it (``watermark_column``, in the page's own
+statement) and the next page is read from a database that shows at least that
+(``database_at``), else from the primary: the pages of one pull then come from ever newer
+states, as on a single server.
 """
 
 from __future__ import annotations
@@ -44,12 +45,21 @@ from typing import Any
 from asgiref.local import Local
 from django.core.signals import request_finished, request_started
 from django.db import DEFAULT_DB_ALIAS, connections, router
-from django.db.models import Model, QuerySet
+from django.db.models import CharField, Model, QuerySet
+from django.db.models.expressions import RawSQL
 
 from .settings import get_settings
 from .stamping import CLOCK_TABLE, clock_key, uses_clock
 
-__all__ = ["ReplicaRouter", "at_watermark", "database_at", "high_water", "reads_replica", "watermark"]
+__all__ = [
+    "ReplicaRouter",
+    "at_watermark",
+    "database_at",
+    "high_water",
+    "reads_replica",
+    "watermark",
+    "watermark_column",
+]
 
 # The replica of the current request: per thread, and per task under ASGI (asgiref's Local, as
 # Django's own connections use).
@@ -150,6 +160,24 @@ def watermark(model: type[Model], using: str) -> int | None:
     if not uses_clock():
         return None
     return high_water(model, using)
+
+
+def watermark_column(model: type[Model], using: str) -> RawSQL | None:
+    """``watermark`` as one more column of a page's own statement (``None`` with
+    ``STAMPING = "now"``).
+
+    An uncorrelated scalar subquery on the clock's primary key, run once per statement in the
+    statement's snapshot: exactly the state the page was read from, which is what a cursor
+    must promise (no lower); and no round trip of its own on every page with a next link.
+    Raw SQL, as ``retention.horizon_column``, and typed as text for the same reason: an
+    integer output field gives every row an ``int()`` converter, and one converter makes
+    Django copy each row of the page; the one value used is converted by the caller.
+    """
+    if not uses_clock():
+        return None
+    qn = connections[using].ops.quote_name
+    sql = f"(SELECT {qn('last_ms')} FROM {qn(CLOCK_TABLE)} WHERE {qn('table')} = %s)"
+    return RawSQL(sql, (clock_key(model),), output_field=CharField())
 
 
 def reads_replica(model: type[Model], using: str) -> bool:

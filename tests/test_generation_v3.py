@@ -4,10 +4,13 @@ from urllib.parse import parse_qsl
 
 import pytest
 from django.core import signing
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from django_offline_sync import cursor as cursors
 from django_offline_sync.models import SyncClock
 from django_offline_sync.settings import get_settings
+from django_offline_sync.stamping import CLOCK_TABLE
 from example_project.tasks.models import Task
 from tests.factories import TaskFactory
 
@@ -158,6 +161,22 @@ def test_cursor_carries_the_clock_of_the_database_that_read_the_page(v3, setting
     digest = signing.loads(token, salt=get_settings().CURSOR_SALT)["q"]  # signed, not encrypted
     assert cursors.load(token, digest).watermark == SyncClock.objects.get(table=Task._meta.db_table).last_ms
     assert cursors.load(cursors.dump(cursors.Cursor(1, "a", watermark=7), "d"), "d").watermark == 7
+
+
+@pytest.mark.parametrize("cached", [True, False], ids=["shape-cached", "uncached"])
+def test_the_watermark_is_read_in_the_page_statement(v3, settings, cached):
+    """No statement of its own: the clock comes with the page's rows, as the page's snapshot saw it."""
+    settings.OFFLINE_SYNC = {"V3_PAGE_SIZE": 2, "QUERY_CACHE_SIZE": 256 if cached else 0}
+    TaskFactory.create_batch(5)
+    url = "/tables/Task?$orderby=updatedAt&__includedeleted=true"
+    v3.get(url)  # warm the shape cache
+    with CaptureQueriesContext(connection) as queries:
+        link = v3.get(url).json()["nextLink"]
+    clock_reads = [q["sql"] for q in queries if CLOCK_TABLE in q["sql"]]
+    assert len(clock_reads) == 1 and "ORDER BY" in clock_reads[0], [q["sql"] for q in queries]  # the page
+    token = dict(parse_qsl(link))["__cursor"]
+    digest = signing.loads(token, salt=get_settings().CURSOR_SALT)["q"]
+    assert cursors.load(token, digest).watermark == SyncClock.objects.get(table=Task._meta.db_table).last_ms
 
 
 def test_insert_returns_201_with_etag_and_location(v3):
