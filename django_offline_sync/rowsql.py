@@ -24,7 +24,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 from django.db import connections, models
 from django.db.models.query import ModelIterable
@@ -54,8 +54,34 @@ def _simple_table(model: type[models.Model]) -> bool:
     return not meta.parents and meta.base_manager_name is None and not meta.select_on_save and meta.pk is not None
 
 
-_UPDATES: dict[tuple[type[models.Model], str, tuple[models.Field[Any, Any], ...]], str | None] = {}
-_INSERTS: dict[tuple[type[models.Model], str, tuple[models.Field[Any, Any], ...]], str | None] = {}
+# A string: Field is generic in the stubs only, not at run time.
+_Key: TypeAlias = "tuple[type[models.Model], str, tuple[models.Field[Any, Any], ...]]"
+
+
+def _statement(cache: dict[_Key, str | None], key: _Key, build: Any, connection: Any) -> str | None:
+    """The statement of ``key`` (model, alias, fields), built once by ``build``; None: not cacheable."""
+    sql = cache.get(key, "")
+    if sql == "":
+        sql = cache[key] = build(key[0], connection, key[2])
+    return sql
+
+
+def _prepared(pairs: Any, connection: Any) -> list[Any] | None:
+    """The parameters of ``(field, value)`` pairs as Django's compilers prepare them for a
+    save, or None when a value is not plain data (see the module docstring)."""
+    params = []
+    for field, value in pairs:
+        if not _plain(value):
+            return None
+        prepared = field.get_db_prep_save(value, connection=connection)
+        if hasattr(prepared, "as_sql"):
+            return None
+        params.append(prepared)
+    return params
+
+
+_UPDATES: dict[_Key, str | None] = {}
+_INSERTS: dict[_Key, str | None] = {}
 
 
 def update_row(
@@ -69,20 +95,10 @@ def update_row(
     if not values:
         return None
     connection = connections[using]
-    key = (model, using, tuple(field for field, _, _ in values))
-    sql = _UPDATES.get(key, "")
-    if sql == "":
-        sql = _UPDATES[key] = _update_sql(model, connection, key[2])
-    if sql is None:
+    sql = _statement(_UPDATES, (model, using, tuple(field for field, _, _ in values)), _update_sql, connection)
+    params = None if sql is None else _prepared(((field, value) for field, _, value in values), connection)
+    if sql is None or params is None:
         return None
-    params = []
-    for field, _, value in values:
-        if not _plain(value):
-            return None
-        prepared = field.get_db_prep_save(value, connection=connection)
-        if hasattr(prepared, "as_sql"):
-            return None
-        params.append(prepared)
     pk_field = model._meta.pk
     assert pk_field is not None
     params.append(pk_field.get_db_prep_value(pk_field.get_prep_value(pk), connection, prepared=True))
@@ -116,21 +132,11 @@ def insert_row(
     model = obj._meta.concrete_model
     assert model is not None
     connection = connections[using]
-    key = (model, using, tuple(fields))
-    sql = _INSERTS.get(key, "")
-    if sql == "":
-        sql = _INSERTS[key] = _insert_sql(model, connection, key[2])
-    if sql is None:
+    sql = _statement(_INSERTS, (model, using, tuple(fields)), _insert_sql, connection)
+    # pre_save then prepare, field by field, as Django's insert compiler does
+    params = None if sql is None else _prepared(((f, f.pre_save(obj, True)) for f in fields), connection)
+    if sql is None or params is None:
         return False
-    values = [field.pre_save(obj, True) for field in fields]  # as Django's insert compiler
-    params = []
-    for field, value in zip(fields, values, strict=True):
-        if not _plain(value):
-            return False
-        prepared = field.get_db_prep_save(value, connection=connection)
-        if hasattr(prepared, "as_sql"):
-            return False
-        params.append(prepared)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
     return True
@@ -139,7 +145,7 @@ def insert_row(
 #: The columns an insert takes from its stamp (``SyncModel.stamp_from``).
 STAMPED: Final = frozenset({"created_at", "updated_at", "version"})
 
-_STAMPED_INSERTS: dict[tuple[type[models.Model], str, tuple[models.Field[Any, Any], ...]], str | None] = {}
+_STAMPED_INSERTS: dict[_Key, str | None] = {}
 
 
 def insert_stamped_row(obj: models.Model, using: str, fields: list[models.Field[Any, Any]], clock: str) -> int | None:
@@ -156,23 +162,12 @@ def insert_stamped_row(obj: models.Model, using: str, fields: list[models.Field[
     model = obj._meta.concrete_model
     assert model is not None
     connection = connections[using]
-    key = (model, using, tuple(fields))
-    sql = _STAMPED_INSERTS.get(key, "")
-    if sql == "":
-        sql = _STAMPED_INSERTS[key] = _stamped_insert_sql(model, connection, key[2])
-    if sql is None:
+    sql = _statement(_STAMPED_INSERTS, (model, using, tuple(fields)), _stamped_insert_sql, connection)
+    unstamped = (f for f in fields if f.attname not in STAMPED)
+    values = None if sql is None else _prepared(((f, f.pre_save(obj, True)) for f in unstamped), connection)
+    if sql is None or values is None:
         return None
-    params: list[Any] = [clock, stamping.now_ms()]
-    for field in fields:
-        if field.attname in STAMPED:
-            continue
-        value = field.pre_save(obj, True)
-        if not _plain(value):
-            return None
-        prepared = field.get_db_prep_save(value, connection=connection)
-        if hasattr(prepared, "as_sql"):
-            return None
-        params.append(prepared)
+    params: list[Any] = [clock, stamping.now_ms(), *values]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()

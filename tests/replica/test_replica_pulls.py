@@ -118,15 +118,19 @@ def test_a_cursor_taken_on_a_lagging_replica_stays_valid_after_it_catches_up(liv
                             headers={"If-Match": etag}).status_code == 200  # fmt: skip
             late = http.post("/tables/Task", json={"text": "late"}).json()["id"]
         pg_cluster.wait_replayed()
-        url = f"/tables/Task?{next_link}"
-        while url:
-            response = http.get(url)
-            assert response.status_code == 200, response.text
-            body = response.json()
-            copy.update({item["id"]: item for item in body["items"]})
-            url = f"/tables/Task?{body['nextLink']}" if body.get("nextLink") else ""
+        follow_next_links(http, f"/tables/Task?{next_link}", copy)
     assert set(copy) == {*ids, late}
     assert copy[ids[0]]["text"] == "moved"  # stamped above the cursor, so the same pull met it
+
+
+def follow_next_links(http: httpx.Client, url: str, copy: dict[str, dict[str, Any]]) -> None:
+    """Pull from ``url`` on, page after page, into ``copy``, as the v3 client does."""
+    while url:
+        response = http.get(url)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        copy.update({item["id"]: item for item in body["items"]})
+        url = f"/tables/Task?{body['nextLink']}" if body.get("nextLink") else ""
 
 
 def test_a_next_link_from_the_primary_is_not_followed_on_a_replica_behind_it(live_server, pg_cluster):
@@ -149,14 +153,8 @@ def test_a_next_link_from_the_primary_is_not_followed_on_a_replica_behind_it(liv
             body = http.get("/tables/Task?$orderby=updatedAt&__includedeleted=true").json()
         assert [item["id"] for item in body["items"]] == ids[1:3]  # ids[0] moved to the end
         copy.update({item["id"]: item for item in body["items"]})
-        url = f"/tables/Task?{body['nextLink']}"
         with override_settings(OFFLINE_SYNC=server_a):
-            while url:
-                response = http.get(url)
-                assert response.status_code == 200, response.text
-                body = response.json()
-                copy.update({item["id"]: item for item in body["items"]})
-                url = f"/tables/Task?{body['nextLink']}" if body.get("nextLink") else ""
+            follow_next_links(http, f"/tables/Task?{body['nextLink']}", copy)
     assert set(copy) == set(ids), "the pull ended without the row updated above its cursor"
     assert copy[ids[0]]["text"] == "moved"
 
