@@ -178,3 +178,34 @@ def test_writers_in_two_processes_queue_without_failing(db_file):
         process.join(60)
     assert [p.exitcode for p in processes] == [0, 0]
     assert count(db_file) == 200  # read-modify-write in each transaction: none lost, none failed
+
+
+def test_a_new_connection_waits_for_a_lock_its_init_command_meets(db_file):
+    """Opening runs ``PRAGMA journal_mode=WAL``, which needs the database to itself: while another
+    process holds it, the connection waits (up to its ``timeout``) instead of failing."""
+    holder = sqlite3.connect(db_file, isolation_level=None, timeout=0, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")  # the file is still in rollback-journal mode: no reader either
+    connection = handler(db_file, timeout=5.0)["default"]
+    released = threading.Timer(0.3, lambda: holder.execute("COMMIT"))
+    released.start()
+    started = time.monotonic()
+    try:
+        connection.ensure_connection()
+        assert connection.cursor().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert time.monotonic() - started >= 0.25  # it did wait for the holder
+    finally:
+        released.join()
+        connection.close()
+        holder.close()
+
+
+def test_a_new_connection_still_fails_after_its_timeout(db_file):
+    holder = sqlite3.connect(db_file, isolation_level=None, timeout=0)
+    holder.execute("BEGIN EXCLUSIVE")
+    connection = handler(db_file, timeout=0.2)["default"]
+    try:
+        with pytest.raises(OperationalError, match="locked"):
+            connection.ensure_connection()
+    finally:
+        holder.execute("COMMIT")
+        holder.close()

@@ -21,6 +21,7 @@ Django's backend does.
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from typing import Any
 
@@ -45,6 +46,25 @@ _MAX_WAIT = 0.001
 class DatabaseWrapper(base.DatabaseWrapper):
     _writer_lock_fd: int | None = None
     _writer_lock_held: bool = False
+
+    def get_new_connection(self, conn_params: Any) -> Any:
+        """Django's connection, retried while SQLite says the database is locked.
+
+        Opening can meet another process's lock before any busy handler applies (the
+        ``init_command``'s ``PRAGMA journal_mode=WAL`` while a writer holds the database was
+        seen answering "database is locked" at once). A new connection is one a request is
+        waiting on, so it retries, up to the connection's ``timeout`` as a transaction would.
+        """
+        deadline = time.monotonic() + float(conn_params.get("timeout", 5.0))
+        wait = _FIRST_WAIT
+        while True:
+            try:
+                return super().get_new_connection(conn_params)
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(wait)
+            wait = min(wait * 2, 0.01)
 
     def _writer_lock_path(self) -> str | None:
         name = str(self.settings_dict["NAME"])
