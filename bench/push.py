@@ -43,6 +43,22 @@ class Phase:
         return self.ok / self.seconds if self.seconds else 0.0
 
 
+def _timed(phase: Phase, worker, clients: int, seconds: float, start: threading.Barrier, stop_at: list[float]
+           ) -> Phase:  # fmt: skip
+    """Run ``worker(c)`` in ``clients`` threads for ``seconds`` from the moment all are ready
+    (``start``), and record the phase's wall time."""
+    threads = [threading.Thread(target=worker, args=(c,), daemon=True) for c in range(clients)]
+    for t in threads:
+        t.start()
+    stop_at[0] = time.perf_counter() + seconds
+    t0 = time.perf_counter()
+    start.wait()
+    for t in threads:
+        t.join(seconds + 120)
+    phase.seconds = time.perf_counter() - t0
+    return phase
+
+
 def run_phase(host, clients: int, seconds: float, kind: str, owned: list[list[tuple[str, str]]]) -> Phase:
     """``kind`` is "insert" or "update"; ``owned[c]`` collects/holds client c's (id, version)."""
     phase = Phase()
@@ -89,16 +105,7 @@ def run_phase(host, clients: int, seconds: float, kind: str, owned: list[list[tu
             for k, v in statuses.items():
                 phase.statuses[k] = phase.statuses.get(k, 0) + v
 
-    threads = [threading.Thread(target=worker, args=(c,), daemon=True) for c in range(clients)]
-    for t in threads:
-        t.start()
-    stop_at[0] = time.perf_counter() + seconds
-    t0 = time.perf_counter()
-    start.wait()
-    for t in threads:
-        t.join(seconds + 120)
-    phase.seconds = time.perf_counter() - t0
-    return phase
+    return _timed(phase, worker, clients, seconds, start, stop_at)
 
 
 def raw_phase(url: str, clients: int, seconds: float, kind: str, owned: list[list[tuple[str, int]]]) -> Phase:
@@ -153,16 +160,7 @@ def raw_phase(url: str, clients: int, seconds: float, kind: str, owned: list[lis
             phase.ok += ok
             phase.latencies.extend(lat)
 
-    threads = [threading.Thread(target=worker, args=(c,), daemon=True) for c in range(clients)]
-    for t in threads:
-        t.start()
-    stop_at[0] = time.perf_counter() + seconds
-    t0 = time.perf_counter()
-    start.wait()
-    for t in threads:
-        t.join(seconds + 120)
-    phase.seconds = time.perf_counter() - t0
-    return phase
+    return _timed(phase, worker, clients, seconds, start, stop_at)
 
 
 def fresh_clone(template: str, name: str) -> str:
