@@ -44,9 +44,10 @@ from django.http.response import HttpResponseBase
 from django.utils import timezone
 
 from .models import SyncHorizon, SyncModel
-from .query.nodes import BinaryOp, BoolOp, Literal, Node, Property
+from .query.nodes import Node
+from .query.pull import updated_at_term
 from .stamping import clock_key
-from .wire import UTC, format_timestamp, truncate_ms
+from .wire import format_timestamp
 
 __all__ = [
     "HORIZON_HEADER",
@@ -194,23 +195,8 @@ def delta_boundary(node: Node | None) -> tuple[dt.datetime, bool] | None:
     Every client ANDs its own filter in front of the boundary (v1/v2 ``ge``, v3 ``gt``,
     ``docs/protocol.rst`` §4), so only the top-level conjuncts are looked at.
     """
-    if node is None:
-        return None
-    conjuncts: Iterable[Node] = node.operands if isinstance(node, BoolOp) and node.op == "and" else (node,)
-    for term in conjuncts:
-        if (
-            isinstance(term, BinaryOp)
-            and term.op in ("gt", "ge")
-            and isinstance(term.left, Property)
-            and term.left.name.lower().lstrip("_") == "updatedat"
-            and isinstance(term.right, Literal)
-            and isinstance(term.right.value, dt.datetime)
-        ):
-            value = term.right.value
-            if value.tzinfo is None:
-                value = value.replace(tzinfo=UTC)
-            return truncate_ms(value.astimezone(UTC)), term.op == "ge"
-    return None
+    found = updated_at_term(node, ("gt", "ge"), last=False)
+    return None if found is None else (found[0], found[1] == "ge")
 
 
 def needs_resync(boundary: tuple[dt.datetime, bool] | None, horizon: dt.datetime | None) -> bool:

@@ -30,6 +30,7 @@ __all__ = [
     "past_boundary",
     "pull_boundary",
     "pull_floor",
+    "updated_at_term",
 ]
 
 KEYSET_UPDATED: Final = ("updated_at", "id")
@@ -114,10 +115,18 @@ def pull_floor(node: Node | None) -> dt.datetime | None:
 
 
 def _updated_at_bound(node: Node | None, ops: tuple[str, ...]) -> dt.datetime | None:
+    found = updated_at_term(node, ops)
+    return None if found is None else found[0]
+
+
+def updated_at_term(node: Node | None, ops: tuple[str, ...], *, last: bool = True) -> tuple[dt.datetime, str] | None:
+    """``(T, op)`` of the top-level conjunct ``updatedAt <op> <datetime T>`` (``op`` in ``ops``),
+    ``T`` in UTC at millisecond precision: the last such conjunct, or the first with
+    ``last=False``. The clients AND their own filter in front of the pull's boundary."""
     if node is None:
         return None
     conjuncts = node.operands if isinstance(node, BoolOp) and node.op == "and" else (node,)
-    for term in reversed(conjuncts):
+    for term in reversed(conjuncts) if last else conjuncts:
         if (
             isinstance(term, BinaryOp)
             and term.op in ops
@@ -129,5 +138,5 @@ def _updated_at_bound(node: Node | None, ops: tuple[str, ...]) -> dt.datetime | 
             value = term.right.value
             if value.tzinfo is None:
                 value = value.replace(tzinfo=UTC)
-            return truncate_ms(value.astimezone(UTC))
+            return truncate_ms(value.astimezone(UTC)), term.op
     return None
