@@ -386,10 +386,17 @@ def parse_filter(
     max_nodes: int = DEFAULT_MAX_NODES,
 ) -> Node:
     """The syntax tree of a ``$filter`` value; raise ``ODataSyntaxError`` (or a subclass)."""
+    return parse_filter_tokens(text, max_length=max_length, max_depth=max_depth, max_nodes=max_nodes)[0]
+
+
+def parse_filter_tokens(
+    text: str, *, max_length: int, max_depth: int, max_nodes: int
+) -> tuple[Node, list[Token]]:
+    """``parse_filter``, and the tokens it read (``query.reparse`` relates the two)."""
     parser = Parser(text, max_length=max_length, max_depth=max_depth, max_nodes=max_nodes)
     if parser.peek().kind == "eof":
         raise ODataSyntaxError("The expression is empty", 0, "an expression")
-    return parser.expression()
+    return parser.expression(), parser.tokens
 
 
 def parse_orderby(
