@@ -11,8 +11,9 @@ import re
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
+from django.core.signals import setting_changed
 from django.db import DEFAULT_DB_ALIAS, DataError, IntegrityError, OperationalError, connections, transaction
 from django.db.models import OrderBy, Q
 
@@ -21,7 +22,8 @@ from ..settings import get_settings
 from .errors import ODataSyntaxError
 from .fields import FieldMap
 from .nodes import Node, OrderTerm
-from .parser import parse_filter, parse_orderby, parse_select
+from .parser import parse_orderby, parse_select
+from .reparse import LRUCache, parse_filter_reusing
 from .shapes import filter_shape
 from .timeout import TimeLimit, is_read_conflict, is_timeout, time_limit
 from .translator import SlotRecorder, translate_filter, translate_orderby
@@ -147,6 +149,15 @@ def evaluation_guard(
         ) from exc
 
 
+#: A ``$orderby`` text (and the limits it was read under) → (the field map it was translated
+#: against, its terms, its ``order_by``): a pull sends the same one on every page. Only texts
+#: that parsed and translated are kept, and only where ``order_by`` is column names.
+_orderings: Final[LRUCache[tuple[Any, ...], tuple[FieldMap, tuple[OrderTerm, ...], tuple[str | OrderBy, ...]]]] = (
+    LRUCache()
+)
+setting_changed.connect(lambda **kwargs: _orderings.clear(), weak=False)
+
+
 def parse_query(params: Mapping[str, str], field_map: FieldMap) -> ODataQuery:
     """Parse ``$filter $orderby $skip $top $select $inlinecount $count __includeDeleted``.
 
@@ -166,15 +177,25 @@ def parse_query(params: Mapping[str, str], field_map: FieldMap) -> ODataQuery:
     slots = SlotRecorder()
     raw_filter = params.get("$filter")
     if raw_filter is not None and raw_filter.strip():
-        filter_node = _option("$filter", lambda: parse_filter(raw_filter, **limits))
+        filter_node = _option(
+            "$filter", lambda: parse_filter_reusing(raw_filter, **limits, size=settings.QUERY_CACHE_SIZE)
+        )
         node = filter_node
         filter_q = _option("$filter", lambda: translate_filter(node, field_map, max_string=max_string, slots=slots))
 
-    terms: tuple[OrderTerm, ...] = ()
     raw_orderby = params.get("$orderby")
-    if raw_orderby is not None and raw_orderby.strip():
-        terms = _option("$orderby", lambda: parse_orderby(raw_orderby, **limits))
-    order_by = _option("$orderby", lambda: translate_orderby(terms, field_map, max_string=max_string))
+    ordering_key = (id(field_map), raw_orderby, *limits.values(), max_string)
+    ordering = _orderings.get(ordering_key)
+    if ordering is not None and ordering[0] is field_map:
+        terms, order_by = ordering[1], list(ordering[2])
+    else:
+        terms = ()
+        if raw_orderby is not None and raw_orderby.strip():
+            terms = _option("$orderby", lambda: parse_orderby(raw_orderby, **limits))
+        order_by = _option("$orderby", lambda: translate_orderby(terms, field_map, max_string=max_string))
+        if all(isinstance(term, str) for term in order_by) and settings.QUERY_CACHE_SIZE > 0:
+            # Column names only: nothing of them is shared state a queryset could change.
+            _orderings.put(ordering_key, (field_map, terms, tuple(order_by)), settings.QUERY_CACHE_SIZE)
 
     skip = 0
     if params.get("$skip") is not None:

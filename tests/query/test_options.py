@@ -170,3 +170,13 @@ def test_page_size_follows_settings():
 @pytest.mark.parametrize("value", ["\x1c0", "0\x1f", "\u0663", "1\u00a0"])
 def test_integer_options_with_non_ascii_spaces_or_digits_are_a_400_not_a_500(field_map, value):
     assert error(f"$skip={quote(value)}", field_map).option == "$skip"
+
+
+def test_a_kept_orderby_gives_the_same_ordering_and_a_list_of_its_own(field_map):
+    # The second parse serves the $orderby kept by the first; a caller's list never aliases it.
+    first = parse_query(QueryDict("$orderby=updatedAt desc,id"), field_map)
+    second = parse_query(QueryDict("$orderby=updatedAt desc,id"), field_map)
+    assert (second.order_by, second.order_terms) == (first.order_by, first.order_terms)
+    assert second.order_by is not first.order_by
+    second.order_by.append("mutated")
+    assert parse_query(QueryDict("$orderby=updatedAt desc,id"), field_map).order_by == first.order_by
