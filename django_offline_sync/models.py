@@ -166,6 +166,10 @@ class SyncModel(models.Model):
         added to it.
         """
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        if not args:
+            # The row goes where the stamp was taken, in its transaction, and Django's save()
+            # does not ask the router a second time.
+            kwargs["using"] = using
         update_fields = kwargs.get("update_fields")
         adding = self._state.adding
         with stamping.atomic(using):

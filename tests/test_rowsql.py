@@ -309,3 +309,34 @@ def test_a_post_save_receiver_and_a_save_override_see_the_stamped_row():
     stored = Task.all_objects.get(pk=task.pk)
     assert stored.text == "QUIET"
     assert seen == [(True, stored.version, stored.updated_at, stored.created_at)]
+
+
+# -- parameters that Django would leave unchanged ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        (models.CharField(max_length=10), "text"),
+        (models.CharField(max_length=10, null=True), None),
+        (models.TextField(), "a longer text"),
+        (models.TextField(null=True), None),
+        (models.BooleanField(), True),
+        (models.BooleanField(), False),
+        (models.BooleanField(null=True), None),
+    ],
+)
+def test_the_values_passed_through_unprepared_are_what_django_prepares(field, value):
+    # rowsql skips get_db_prep_save for these exact pairs; this pins that Django (of whatever
+    # version is installed) and the backend return the very value.
+    assert (type(field), type(value)) in rowsql._UNCHANGED
+    assert field.get_db_prep_save(value, connection=connection) is value
+    assert rowsql._prepared([(field, value)], connection) == [value]
+
+
+def test_a_subclass_of_a_passed_through_field_is_still_prepared_by_django():
+    class Upper(models.CharField):
+        def get_prep_value(self, value):
+            return super().get_prep_value(value).upper()
+
+    assert rowsql._prepared([(Upper(max_length=5), "abc")], connection) == ["ABC"]
