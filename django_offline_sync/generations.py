@@ -76,7 +76,11 @@ Item = dict[str, Any]
 
 def _v1_name_in(text: str | None) -> re.Match[str] | None:
     """A v1 system-column name used as a property (not inside a string literal)."""
-    return _V1_NAMES.search(_STRING_LITERAL.sub("''", text or ""))
+    if text is None or "__" not in text:
+        # Every v1 name starts with "__", and blanking string literals never makes one: no
+        # match, without two regular expressions over every request's absent or plain options.
+        return None
+    return _V1_NAMES.search(_STRING_LITERAL.sub("''", text))
 
 
 class Generation:

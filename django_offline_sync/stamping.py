@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from django.db import connections, transaction
 
@@ -110,21 +110,38 @@ def _advance(using: str, key: str, floor: int, step: int) -> int | None:
     ORM needs an UPDATE and a SELECT, and skips the ORM's per-call query compilation.
     """
     connection = connections[using]
-    qn = connection.ops.quote_name
-    table, column, key_column = qn(CLOCK_TABLE), qn("last_ms"), qn("table")
-    greatest = "MAX" if connection.vendor == "sqlite" else "GREATEST"
-    update = f"UPDATE {table} SET {column} = {greatest}(%s, {column} + %s) WHERE {key_column} = %s"
+    update, select = _advance_sql(connection)
     with connection.cursor() as cursor:
-        if connection.vendor in ("postgresql", "sqlite"):
-            cursor.execute(update + f" RETURNING {column}", [floor, step, key])
+        cursor.execute(update, [floor, step, key])
+        if select is None:  # UPDATE … RETURNING
             row = cursor.fetchone()
             return None if row is None else int(row[0])
-        cursor.execute(update, [floor, step, key])
         if cursor.rowcount == 0:
             return None
-        cursor.execute(f"SELECT {column} FROM {table} WHERE {key_column} = %s", [key])
+        cursor.execute(select, [key])
         row = cursor.fetchone()
         return None if row is None else int(row[0])
+
+
+#: Database backend class → ``_advance``'s statements (built once: they run on every write).
+_ADVANCE_SQL: dict[type, tuple[str, str | None]] = {}
+
+
+def _advance_sql(connection: Any) -> tuple[str, str | None]:
+    """The clock's ``UPDATE`` (with ``RETURNING`` where the database has it) and, without it,
+    the ``SELECT`` that reads the new value."""
+    statements = _ADVANCE_SQL.get(type(connection))
+    if statements is None:
+        qn = connection.ops.quote_name
+        table, column, key_column = qn(CLOCK_TABLE), qn("last_ms"), qn("table")
+        greatest = "MAX" if connection.vendor == "sqlite" else "GREATEST"
+        update = f"UPDATE {table} SET {column} = {greatest}(%s, {column} + %s) WHERE {key_column} = %s"
+        if connection.vendor in ("postgresql", "sqlite"):
+            statements = (update + f" RETURNING {column}", None)
+        else:
+            statements = (update, f"SELECT {column} FROM {table} WHERE {key_column} = %s")
+        _ADVANCE_SQL[type(connection)] = statements
+    return statements
 
 
 def _create_clock_row(using: str, key: str) -> None:
