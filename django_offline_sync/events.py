@@ -10,10 +10,12 @@ An extension of the protocol; ``docs/events.rst`` is the reference. The parts:
 * **The hub** (``_Hub``, one per process and event loop) knows the newest committed stamp of
   each subscribed table and wakes the subscribers when one moves. It learns it from the
   table clocks (``stamping.py``), read by one query per poll for every table of every
-  subscriber, and on PostgreSQL also from ``LISTEN offline_sync``: ``notify_committed``,
-  connected to ``sync_committed``, sends ``pg_notify`` after each commit, so every app process
-  hears every other's writes at once. The poll stays on as the safety net (writes made
-  outside the endpoints, a dropped listener connection).
+  subscriber, and on PostgreSQL also from ``LISTEN offline_sync``: the statement that takes
+  a write's stamp queues ``pg_notify`` in the write's transaction (``stamping.notifies``),
+  which PostgreSQL delivers when it commits, so every app process hears every other's writes
+  at once (with ``STAMPING = "now"``, ``notify_committed``, connected to ``sync_committed``,
+  sends it after the commit). The poll stays on as the safety net (writes made outside the
+  endpoints with ``"now"``, a dropped listener connection).
 * **Events carry no row data**, only the table and the stamp, so the data view is never
   bypassed: the device pulls. For a table whose data view depends on the caller (the viewset
   overrides ``get_queryset`` or sets ``queryset``), an event is sent only if that data view has
@@ -54,7 +56,7 @@ logger = logging.getLogger(__name__)
 EVENTS_PATH: Final = "$events"
 
 #: The PostgreSQL notification channel; a payload is ``"<clock key> <stamp ms>"``.
-CHANNEL: Final = "offline_sync"
+CHANNEL: Final = stamping.EVENTS_CHANNEL
 
 #: Most tables one subscription may name.
 MAX_TABLES: Final = 64
@@ -89,11 +91,14 @@ class AsgiRequired(APIException):
 def notify_committed(sender: type, instance: Any, **kwargs: Any) -> None:
     """``sync_committed`` receiver: ``pg_notify`` the table's new stamp to every listening process.
 
-    It runs after the commit (``sync_committed`` is sent from ``on_commit``), in autocommit,
-    so the notification never announces a write that could still roll back. A failure is
-    logged, never raised: the write has committed, and the pollers will see it.
+    With ``STAMPING = "clock"`` there is nothing left to send: the statement that took the
+    write's stamp queued the notification in the write's transaction, which PostgreSQL
+    delivers when that commits (``stamping.notifies``). With ``"now"`` (no clock) it runs
+    after the commit (``sync_committed`` is sent from ``on_commit``), in autocommit, so the
+    notification never announces a write that could still roll back. A failure is logged,
+    never raised: the write has committed, and the pollers will see it.
     """
-    if not get_settings().EVENTS:
+    if not get_settings().EVENTS or stamping.uses_clock():
         return
     using = router.db_for_write(sender)
     connection = connections[using]

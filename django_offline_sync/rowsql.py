@@ -183,12 +183,16 @@ def insert_stamped_row(obj: models.Model, using: str, fields: list[models.Field[
     model = obj._meta.concrete_model
     assert model is not None
     connection = connections[using]
-    sql = _statement(_STAMPED_INSERTS, (model, using, tuple(fields)), _stamped_insert_sql, connection)
+    notify = stamping.notifies(using)
+    cache, build = (_NOTIFYING_INSERTS, _notifying_insert_sql) if notify else (_STAMPED_INSERTS, _stamped_insert_sql)
+    sql = _statement(cache, (model, using, tuple(fields)), build, connection)
     unstamped = (f for f in fields if f.attname not in STAMPED)
     values = None if sql is None else _prepared(((f, f.pre_save(obj, True)) for f in unstamped), connection)
     if sql is None or values is None:
         return None
     params: list[Any] = [clock, stamping.now_ms(), *values]
+    if notify:  # the change event of the stamp, as stamping.reserve queues it
+        params += [stamping.EVENTS_CHANNEL, f"{clock} "]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
@@ -220,6 +224,20 @@ def _stamped_insert_sql(
         f" INSERT INTO {qn(model._meta.db_table)} ({columns}) VALUES ({', '.join(values)})"
         f" RETURNING {qn(version.column)}"
     )
+
+
+_NOTIFYING_INSERTS: dict[_Key, str | None] = {}
+
+
+def _notifying_insert_sql(
+    model: type[models.Model], connection: Any, fields: tuple[models.Field[Any, Any], ...]
+) -> str | None:
+    """``_stamped_insert_sql`` that also queues the stamp's change event (``stamping.notifies``)."""
+    sql = _stamped_insert_sql(model, connection, fields)
+    if sql is None:
+        return None
+    version = next(field for field in fields if field.attname == "version")
+    return f"{sql}, {stamping.notify_sql(connection.ops.quote_name(version.column))}"
 
 
 def _insert_sql(model: type[models.Model], connection: Any, fields: tuple[models.Field[Any, Any], ...]) -> str | None:

@@ -37,6 +37,7 @@ from .wire import datetime_to_ms, ms_to_datetime, truncate_ms
 # ``datetime_to_ms``, ``ms_to_datetime`` and ``truncate_ms`` are re-exported from ``wire``.
 __all__ = [
     "CLOCK_TABLE",
+    "EVENTS_CHANNEL",
     "Stamp",
     "advance_to",
     "atomic",
@@ -44,6 +45,8 @@ __all__ = [
     "datetime_to_ms",
     "lock",
     "ms_to_datetime",
+    "notifies",
+    "notify_sql",
     "now_ms",
     "reserve",
     "truncate_ms",
@@ -53,6 +56,10 @@ __all__ = [
 #: The clock's table (``SyncClock._meta.db_table``); the SQL below names it directly so that
 #: this module needs no model (``models`` imports this module, not the reverse).
 CLOCK_TABLE: Final = "offline_sync_clock"
+
+#: The PostgreSQL channel of change events (``events.CHANNEL``); a payload is
+#: ``"<clock key> <stamp ms>"``.
+EVENTS_CHANNEL: Final = "offline_sync"
 
 
 class Stamp(NamedTuple):
@@ -91,28 +98,43 @@ def reserve(model: type, count: int = 1, using: str = "default") -> list[Stamp]:
         raise RuntimeError("stamping.reserve() must run inside transaction.atomic()")
     key = clock_key(model)
     now = now_ms()
-    last = _advance(using, key, now + count - 1, count)
+    notify = notifies(using)
+    last = _advance(using, key, now + count - 1, count, notify=notify)
     if last is None:
         # First write to this table: create its clock row (a concurrent creator is fine:
         # the insert ignores conflicts, then both go through the locking UPDATE).
         _create_clock_row(using, key)
-        last = _advance(using, key, now + count - 1, count)
+        last = _advance(using, key, now + count - 1, count, notify=notify)
     assert last is not None
     first = last - count + 1
     return [Stamp(ms, ms) for ms in range(first, last + 1)]
 
 
-def _advance(using: str, key: str, floor: int, step: int) -> int | None:
+def notifies(using: str) -> bool:
+    """Whether a stamp taken on ``using`` announces itself to the change events' listeners.
+
+    On PostgreSQL with ``EVENTS`` on, the statement that takes a write's stamp also queues
+    ``pg_notify(EVENTS_CHANNEL, "<clock key> <stamp>")``. PostgreSQL delivers a notification
+    only when (and if) its transaction commits, so a listener learns of the write exactly as
+    from a notification sent after the commit (``docs/events.rst``), without a statement, a
+    round trip and a transaction of its own after every write.
+    """
+    return get_settings().EVENTS and connections[using].vendor == "postgresql"
+
+
+def _advance(using: str, key: str, floor: int, step: int, *, notify: bool = False) -> int | None:
     """``last_ms = max(floor, last_ms + step)`` for ``key``; the new value, or None if no row.
 
     Hand-written SQL (two parameters, quoted names) because this statement runs on every
     write while the clock lock is held: ``UPDATE … RETURNING`` is one round trip where the
     ORM needs an UPDATE and a SELECT, and skips the ORM's per-call query compilation.
+    With ``notify`` (PostgreSQL only, see ``notifies``) it also queues the change event of
+    the new value.
     """
     connection = connections[using]
-    update, select = _advance_sql(connection)
+    update, select = _advance_sql(connection, notify)
     with connection.cursor() as cursor:
-        cursor.execute(update, [floor, step, key])
+        cursor.execute(update, [floor, step, key, EVENTS_CHANNEL, f"{key} "] if notify else [floor, step, key])
         if select is None:  # UPDATE … RETURNING
             row = cursor.fetchone()
             return None if row is None else int(row[0])
@@ -123,25 +145,34 @@ def _advance(using: str, key: str, floor: int, step: int) -> int | None:
         return None if row is None else int(row[0])
 
 
-#: Database backend class → ``_advance``'s statements (built once: they run on every write).
-_ADVANCE_SQL: dict[type, tuple[str, str | None]] = {}
+#: (database backend class, notify) → ``_advance``'s statements (built once: they run on
+#: every write).
+_ADVANCE_SQL: dict[tuple[type, bool], tuple[str, str | None]] = {}
 
 
-def _advance_sql(connection: Any) -> tuple[str, str | None]:
+def _advance_sql(connection: Any, notify: bool) -> tuple[str, str | None]:
     """The clock's ``UPDATE`` (with ``RETURNING`` where the database has it) and, without it,
     the ``SELECT`` that reads the new value."""
-    statements = _ADVANCE_SQL.get(type(connection))
+    statements = _ADVANCE_SQL.get((type(connection), notify))
     if statements is None:
         qn = connection.ops.quote_name
         table, column, key_column = qn(CLOCK_TABLE), qn("last_ms"), qn("table")
         greatest = "MAX" if connection.vendor == "sqlite" else "GREATEST"
         update = f"UPDATE {table} SET {column} = {greatest}(%s, {column} + %s) WHERE {key_column} = %s"
-        if connection.vendor in ("postgresql", "sqlite"):
+        if notify:  # PostgreSQL: the payload is the key, a space and the new value
+            statements = (update + f" RETURNING {column}, {notify_sql(column)}", None)
+        elif connection.vendor in ("postgresql", "sqlite"):
             statements = (update + f" RETURNING {column}", None)
         else:
             statements = (update, f"SELECT {column} FROM {table} WHERE {key_column} = %s")
-        _ADVANCE_SQL[type(connection)] = statements
+        _ADVANCE_SQL[(type(connection), notify)] = statements
     return statements
+
+
+def notify_sql(stamp_sql: str) -> str:
+    """``pg_notify`` of the change event whose stamp is ``stamp_sql``; two parameters: the
+    channel and the payload's prefix (the clock key and a space)."""
+    return f"pg_notify(%s, CAST(%s AS text) || CAST({stamp_sql} AS text))"
 
 
 def _create_clock_row(using: str, key: str) -> None:
