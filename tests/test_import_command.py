@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import time
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -94,6 +95,11 @@ def test_catch_up_brings_later_changes_and_restamps_what_a_device_could_have_mis
     # After the import, a write here (a device that switched) moves the clock on...
     Arrival.objects.create(text="switched device")
     clock = SyncClock.objects.get(table=Arrival._meta.db_table).last_ms
+    # The old server's writes below must be stamped after this clock, as they would be on
+    # another machine minutes later; written in the same millisecond, they would count as
+    # late commits too (the Task clock takes the wall time).
+    while stamping.now_ms() <= clock + 1:
+        time.sleep(0.001)
     # ...while the old server changes a row and gains one.
     changed = Task.objects.get(pk=tasks[0].pk)
     changed.text = "changed on the old server"
