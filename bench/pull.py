@@ -22,7 +22,7 @@ import time
 
 import psycopg
 from common import SERVERS, WORK, PullStats, Site, log, machine_note, pct, print_table, pull_v2, pull_v3
-from datagen import seed_pg
+from datagen import pg_name, seed_pg
 
 UTC = dt.UTC
 RAW_SQL = ("SELECT id, created_at, updated_at, version, deleted, text, complete, priority, due_date "
@@ -119,10 +119,15 @@ def main(argv=None) -> None:
                         help="also pull with the Python client of another checkout (e.g. a git worktree of an "
                              "earlier commit), alternating with this one, to compare the two in one run")
     parser.add_argument("--client-only", action="store_true", help="skip the HTTP loops, pull with the clients only")
+    parser.add_argument("--pg-prefix", default="bench_",
+                        help="prefix of the database it seeds (default bench_; must start with bench_), "
+                             "to keep one's runs apart from others' on a shared server")
     args = parser.parse_args(argv)
+    if not args.pg_prefix.startswith("bench_"):
+        parser.error("--pg-prefix must start with bench_")
 
     log(f"seeding PostgreSQL with {args.rows} Task rows ...")
-    url = seed_pg(args.rows, args.rows // 2, log=log)
+    url = seed_pg(args.rows, args.rows // 2, name=args.pg_prefix + pg_name(args.rows).removeprefix("bench_"), log=log)
     best: dict[tuple[str, int | str], PullStats] = {}
 
     def keep(name: str, page, st: PullStats) -> None:
