@@ -169,7 +169,8 @@ class SyncPagination(BasePagination):
             else:
                 floor = pull_floor(query.filter_node)
                 seen = None if floor is None else datetime_to_ms(floor)
-            with evaluation_guard(using=source.db):
+            # (per statement: each read here is one statement, and needs no transaction: see below)
+            with evaluation_guard(using=source.db, per_statement=True):
                 db = replicas.database_at(source.model, source.db, seen)
             if db != source.db:
                 source = PageSource(source.model, db, _on(source, db), key=source.key)
@@ -241,7 +242,13 @@ class SyncPagination(BasePagination):
                     shape_cache.put(key, entry, size)
             template = entry if isinstance(entry, SqlTemplate) else None
 
-        with evaluation_guard(using=source.db):
+        # Per statement: on PostgreSQL the page's statement, and the count's, each carry the
+        # timeout in their own message, without a BEGIN and a COMMIT around them. Nothing here
+        # needs one transaction: the page's horizon and watermark are columns of its own
+        # statement (one snapshot); the count and the page are separate transactions on SQLite
+        # and MariaDB already (and separate snapshots under PostgreSQL's READ COMMITTED even in
+        # one); the replica was chosen above.
+        with evaluation_guard(using=source.db, per_statement=True):
             if query.count:
                 known = current.count if current is not None else None
                 self.count = known if known is not None else _count(source.queryset(), boundary, held)

@@ -9,6 +9,7 @@ never a 500, leaving the connection and the request's transaction usable.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from urllib.parse import quote
 
@@ -118,20 +119,117 @@ class TestPostgreSQL:
         assert current_timeout() == "0"
 
 
+def round_trips(run):
+    """The messages that wait for PostgreSQL's answer while ``run()`` runs on ``connection``: one
+    per simple query (``Query``) and per extended-protocol exchange (``Sync``), as libpq's
+    trace of the connection records them."""
+    from psycopg.pq import Trace
+
+    connection.ensure_connection()
+    pgconn = connection.connection.pgconn
+    with tempfile.TemporaryFile() as trace:
+        pgconn.trace(trace.fileno())
+        pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS)
+        try:
+            run()
+        finally:
+            pgconn.untrace()
+        trace.seek(0)
+        sent = [line.split("\t") for line in trace.read().decode().splitlines()]
+    return [fields[3].strip(" \"") if fields[2] == "Query" else "Sync" for fields in sent
+            if fields[0] == "F" and fields[2] in ("Query", "Sync")]
+
+
+def idle():
+    """No transaction open on the connection (not even a failed one)."""
+    from psycopg.pq import TransactionStatus
+
+    return connection.connection.info.transaction_status == TransactionStatus.IDLE
+
+
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.skipif(VENDOR != "postgresql", reason="PostgreSQL needs a transaction for SET LOCAL")
-def test_outside_a_transaction_the_guard_opens_one_for_the_timeout():
-    assert not connection.in_atomic_block
-    with evaluation_guard(timeout_ms=1200):
-        assert connection.in_atomic_block and current_timeout() == "1200ms"
-    assert not connection.in_atomic_block and current_timeout() == "0"
-    # The transaction's end takes the setting with it: one statement sets it, none restores it.
-    with CaptureQueriesContext(connection) as queries, evaluation_guard(timeout_ms=1200):
-        pass
-    assert sum(q["sql"].count("set_config") for q in queries.captured_queries) == 1
-    with pytest.raises(QueryTimeout), evaluation_guard(timeout_ms=100):
-        run_slow_sql()
-    assert Task.objects.count() == 0
+@pytest.mark.skipif(VENDOR != "postgresql", reason="PostgreSQL's statement_timeout")
+class TestPostgreSQLAutocommit:
+    """Outside a transaction each statement carries the timeout in its own message."""
+
+    def test_each_statement_carries_the_timeout_and_nothing_is_left_behind(self):
+        assert not connection.in_atomic_block
+        with evaluation_guard(timeout_ms=1200, per_statement=True):
+            assert not connection.in_atomic_block and current_timeout() == "1200ms"
+        assert current_timeout() == "0" and idle()
+        limited = evaluation_guard(timeout_ms=100, per_statement=True)
+        with pytest.raises(QueryTimeout, match="longer than 100 ms"), limited:
+            run_slow_sql()
+        assert idle() and current_timeout() == "0"
+        assert Task.objects.count() == 0
+
+    def test_a_statement_is_one_round_trip_with_no_transaction(self):
+        Task.objects.create(text="x")
+        sent = []
+
+        def page():
+            with evaluation_guard(timeout_ms=1200, per_statement=True):
+                sent.append(list(Task.objects.values_list("text", flat=True)))
+
+        trips = round_trips(page)
+        assert len(trips) == 1 and "set_config('statement_timeout'" in trips[0], trips
+        assert sent == [["x"]]  # the rows are the statement's, not the setting's
+        assert round_trips(current_timeout) == ["SHOW statement_timeout"]
+        assert current_timeout() == "0"
+
+    def test_a_lower_session_timeout_is_kept(self):
+        with connection.cursor() as cursor:
+            cursor.execute("SET statement_timeout = 700")
+        try:
+            with evaluation_guard(timeout_ms=10_000, per_statement=True):
+                assert current_timeout() == "700ms"
+            with evaluation_guard(timeout_ms=300, per_statement=True):
+                assert current_timeout() == "300ms"
+            assert current_timeout() == "700ms"
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SET statement_timeout = 0")
+
+    def test_an_executemany_takes_a_transaction_of_its_own(self):
+        limited = evaluation_guard(timeout_ms=100, per_statement=True)
+        with pytest.raises(QueryTimeout), limited, connection.cursor() as cursor:
+            cursor.executemany("SELECT pg_sleep(%s)", [(5,)])
+        assert idle() and current_timeout() == "0"
+
+    def test_a_transaction_opened_inside_the_block_gets_the_timeout(self):
+        with pytest.raises(QueryTimeout), evaluation_guard(timeout_ms=100, per_statement=True), transaction.atomic():
+            run_slow_sql()
+        assert idle() and current_timeout() == "0"
+
+    def test_without_per_statement_the_guard_opens_a_transaction(self):
+        with evaluation_guard(timeout_ms=1200):
+            assert connection.in_atomic_block and current_timeout() == "1200ms"
+        assert not connection.in_atomic_block and current_timeout() == "0"
+        with CaptureQueriesContext(connection) as queries, evaluation_guard(timeout_ms=1200):
+            pass
+        assert sum(q["sql"].count("set_config") for q in queries.captured_queries) == 1
+        with pytest.raises(QueryTimeout), evaluation_guard(timeout_ms=100):
+            run_slow_sql()
+        assert idle() and current_timeout() == "0"
+
+    def test_server_side_binding_falls_back_to_a_transaction(self):
+        options = connection.settings_dict["OPTIONS"]
+        connection.close()
+        options["server_side_binding"] = True
+        try:
+            with evaluation_guard(timeout_ms=1200, per_statement=True):
+                assert connection.in_atomic_block and current_timeout() == "1200ms"
+            assert not connection.in_atomic_block and current_timeout() == "0"
+            # The transaction's end takes the setting with it: one statement sets it, none restores it.
+            with CaptureQueriesContext(connection) as queries, evaluation_guard(timeout_ms=1200, per_statement=True):
+                pass
+            assert sum(q["sql"].count("set_config") for q in queries.captured_queries) == 1
+            with pytest.raises(QueryTimeout), evaluation_guard(timeout_ms=100, per_statement=True):
+                run_slow_sql()
+            assert Task.objects.count() == 0
+        finally:
+            connection.close()
+            del options["server_side_binding"]
 
 
 @pytest.mark.skipif(VENDOR != "mysql", reason="MariaDB's SET STATEMENT max_statement_time")
@@ -212,6 +310,54 @@ def test_under_atomic_requests_a_timeout_leaves_the_request_transaction_usable(v
         response = v3.get("/tables/Task?$filter=" + quote(SLOW_FILTER, safe=""))
         assert response.status_code == 503
         assert Task.objects.count() == 1000
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(VENDOR != "postgresql", reason="PostgreSQL's round trips")
+class TestPageRoundTrips:
+    """What a pull page sends to PostgreSQL: one message per statement, its timeout in it."""
+
+    @pytest.fixture
+    def tasks(self):
+        Task.objects.bulk_create([Task(text=f"t{i}") for i in range(5)])
+
+    def pull(self, client, query):
+        got = []
+        trips = round_trips(lambda: got.append(client.get(f"/tables/Task?{query}")))
+        assert got[0].status_code == 200, got[0].content
+        return got[0], trips
+
+    @pytest.mark.parametrize("generation, query", [
+        ("v2", "$top=2&$orderby=updatedAt&$filter=" + quote("updatedAt ge datetimeoffset'2000-01-01T00:00:00.000Z'")),
+        ("v3", "$filter=" + quote("updatedAt gt 2000-01-01T00:00:00.000Z") + "&$orderby=updatedAt"),
+    ])
+    def test_a_delta_page_is_one_round_trip(self, request, settings, tasks, generation, query):
+        settings.OFFLINE_SYNC = {"V3_PAGE_SIZE": 2}
+        client = request.getfixturevalue(generation)
+        response, trips = self.pull(client, query)
+        assert len(trips) == 1, trips
+        assert trips[0].startswith("SELECT s.v, set_config('statement_timeout'") and "tasks_task" in trips[0]
+        assert idle() and current_timeout() == "0"
+        if generation == "v3":  # the next page, by its cursor, the same way
+            link = response.json()["nextLink"]
+            response, trips = self.pull(client, link.split("?", 1)[-1])
+            assert len(trips) == 1 and "tasks_task" in trips[0], trips
+
+    def test_a_count_and_its_page_are_a_round_trip_each(self, v3, tasks):
+        response, trips = self.pull(v3, "$count=true&$top=2")
+        assert response.json()["count"] == 5
+        assert len(trips) == 2 and all(t.startswith("SELECT s.v, set_config(") for t in trips), trips
+
+    def test_atomic_requests_keep_the_timeout_in_the_request_transaction(self, v2, tasks):
+        connection.settings_dict["ATOMIC_REQUESTS"] = True
+        try:
+            response, trips = self.pull(v2, "$top=2")
+        finally:
+            connection.settings_dict["ATOMIC_REQUESTS"] = False
+        assert trips[0] == "BEGIN" and trips[-1] == "COMMIT", trips
+        assert not any("; " in t and "set_config" in t for t in trips), trips  # no statement carries it
+        assert any(t.startswith("SELECT s.v, set_config(") for t in trips), trips
+        assert idle() and current_timeout() == "0"
 
 
 # -- settings -----------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from .nodes import Node, OrderTerm
 from .parser import parse_orderby, parse_select
 from .reparse import LRUCache, parse_filter_reusing
 from .shapes import filter_shape
-from .timeout import TimeLimit, is_read_conflict, is_timeout, time_limit
+from .timeout import TimeLimit, carries_limit, is_read_conflict, is_timeout, time_limit
 from .translator import SlotRecorder, translate_filter, translate_orderby
 
 T = TypeVar("T")
@@ -107,7 +107,7 @@ def parse_bool_option(option: str, value: str) -> bool:
 
 @contextmanager
 def evaluation_guard(
-    option: str = "$filter", using: str | None = None, *, timeout_ms: int | None = None
+    option: str = "$filter", using: str | None = None, *, timeout_ms: int | None = None, per_statement: bool = False
 ) -> Iterator[None]:
     """Run a translated query under a time limit, turning a range error into a 400.
 
@@ -119,19 +119,24 @@ def evaluation_guard(
 
     Each statement is stopped after ``timeout_ms`` milliseconds (default ``QUERY_TIMEOUT_MS``;
     0 disables), raising ``QueryTimeout`` (503) rather than a 500: see ``query.timeout``.
-    On PostgreSQL the block runs in a transaction, where the timeout is set.
+    On PostgreSQL the block runs in a transaction, where the timeout is set; with
+    ``per_statement=True``, for a block whose statements need no transaction in common and use
+    no named (server-side) cursor, each statement carries the timeout in its own message where
+    it can (autocommit, client-side binding: ``query.timeout.carries_limit``), which saves the
+    ``BEGIN`` and ``COMMIT`` round trips.
     """
     alias = using or DEFAULT_DB_ALIAS
     connection = connections[alias]
     if timeout_ms is None:
         timeout_ms = get_settings().QUERY_TIMEOUT_MS
     outer = connection.in_atomic_block
-    transactional = outer or (timeout_ms > 0 and connection.vendor == "postgresql")
+    per_statement = per_statement and not outer and carries_limit(connection)
+    transactional = outer or (timeout_ms > 0 and connection.vendor == "postgresql" and not per_statement)
     block = transaction.atomic(using=alias) if transactional else nullcontext()
     limit = TimeLimit()
     try:
         # A transaction of the block's own ends with it, and PostgreSQL's timeout with it.
-        with block, time_limit(connection, timeout_ms, limit, restore=outer):
+        with block, time_limit(connection, timeout_ms, limit, restore=outer, per_statement=per_statement):
             yield
     except OperationalError as exc:
         if is_timeout(connection, exc, limit):

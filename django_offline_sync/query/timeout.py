@@ -4,9 +4,13 @@ The static limits (length, depth, nodes, ``MAX_FILTER_STRING``) bound what one e
 ask of one row; they cannot bound a table scan that is slow for its size, or a
 ``contains`` whose cost grows with the data. Each backend stops such a statement its own way:
 
-* **PostgreSQL**: ``statement_timeout``, set with ``set_config(…, true)`` (``SET LOCAL``)
-  inside the caller's transaction, so it ends with it; a lower timeout already in force
-  (a role's or the session's) is kept.
+* **PostgreSQL**: ``statement_timeout``, set with ``set_config(…, true)`` (``SET LOCAL``), so
+  that it ends with its transaction; a lower timeout already in force (a role's or the
+  session's) is kept. In autocommit mode with client-side binding (psycopg 3, Django's
+  default) each statement is sent as ``SELECT set_config(…); <statement>`` in one message,
+  which PostgreSQL runs as one implicit transaction: the setting covers that statement only,
+  with no ``BEGIN``, no ``COMMIT`` and no round trip of its own (``carries_limit``). Inside a
+  transaction, or with server-side binding, it is set once inside the transaction.
 * **MariaDB**: each ``SELECT`` becomes ``SET STATEMENT max_statement_time=… FOR SELECT …``,
   again keeping a lower session value.
 * **MySQL**: each ``SELECT`` carries the ``/*+ MAX_EXECUTION_TIME(…) */`` optimizer hint.
@@ -15,7 +19,9 @@ ask of one row; they cannot bound a table scan that is slow for its size, or a
   limit covers the page and the count together.
 
 ``time_limit`` installs the limit for the statements run inside it; ``is_timeout`` tells a
-stopped statement from any other ``OperationalError``. No Django settings are read here.
+stopped statement from any other ``OperationalError``; ``carries_limit`` says whether
+PostgreSQL's limit can go with each statement instead of a transaction. No Django settings
+are read here.
 """
 
 from __future__ import annotations
@@ -23,15 +29,15 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
-from django.db import OperationalError
+from django.db import OperationalError, transaction
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
 
-__all__ = ["SQLITE_PROGRESS_STEPS", "TimeLimit", "is_read_conflict", "is_timeout", "time_limit"]
+__all__ = ["SQLITE_PROGRESS_STEPS", "TimeLimit", "carries_limit", "is_read_conflict", "is_timeout", "time_limit"]
 
 #: SQLite virtual-machine instructions between two deadline checks: a few rows, even when each
 #: row calls an expensive string function (a check costs a few percent of a plain scan).
@@ -52,17 +58,28 @@ class TimeLimit:
 
 @contextmanager
 def time_limit(
-    connection: BaseDatabaseWrapper, timeout_ms: int, limit: TimeLimit, *, restore: bool = True
+    connection: BaseDatabaseWrapper,
+    timeout_ms: int,
+    limit: TimeLimit,
+    *,
+    restore: bool = True,
+    per_statement: bool = False,
 ) -> Iterator[None]:
     """Stop statements run in this block on ``connection`` after ``timeout_ms`` milliseconds.
 
     On PostgreSQL the caller must be inside a transaction (``transaction.atomic``): the
     setting is transaction-local. ``restore=False`` when that transaction ends right after
     the block (and the setting with it): the previous value is then not put back, one round
-    trip fewer. ``timeout_ms <= 0`` installs nothing.
+    trip fewer. ``per_statement=True`` outside any transaction, where ``carries_limit``
+    holds: each statement then carries the limit in its own message, for a block that uses
+    no named cursor (one declared outside a transaction outlives it, and runs unlimited).
+    ``timeout_ms <= 0`` installs nothing.
     """
     if timeout_ms <= 0:
         yield
+    elif connection.vendor == "postgresql" and per_statement and not connection.in_atomic_block:
+        with connection.execute_wrapper(_postgresql_wrapper(connection, timeout_ms)):
+            yield
     elif connection.vendor == "postgresql":
         with _postgresql(connection, timeout_ms, restore):
             yield
@@ -100,16 +117,73 @@ def is_read_conflict(connection: BaseDatabaseWrapper, exc: OperationalError) -> 
     return connection.vendor == "postgresql" and code == _PG_SERIALIZATION_FAILURE
 
 
+def carries_limit(connection: BaseDatabaseWrapper) -> bool:
+    """Whether each statement on PostgreSQL ``connection`` can carry the limit itself.
+
+    That takes autocommit mode (a statement is its own transaction, ended with its message)
+    and psycopg 3's client-side binding, Django's default: a statement with parameters bound
+    by the server is a prepared statement, which cannot hold two commands. The caller checks
+    that no transaction is open (``in_atomic_block``).
+    """
+    if connection.vendor != "postgresql" or connection.settings_dict["OPTIONS"].get("server_side_binding") is True:
+        return False
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3  # (imports the driver)
+
+    return bool(is_psycopg3) and connection.get_autocommit()
+
+
+def _pg_limit_sql(timeout_ms: int) -> str:
+    """``SELECT`` setting ``statement_timeout`` to ``timeout_ms`` for the current transaction,
+    unless a lower one (not 0, which means none) is in force; its one column is the value
+    before. ``current_setting`` shows the value with a unit (``0``, ``700ms``, ``5s``,
+    ``1min``), which an ``interval`` reads; ``pg_settings`` would give bare milliseconds but
+    lists every setting to find one (about 0.5 ms of the server's time per statement).
+    ``OFFSET 0`` keeps the value read once, before ``set_config`` runs.
+    """
+    limit = int(timeout_ms)
+    return (
+        "SELECT s.v, set_config('statement_timeout', CASE WHEN s.v::interval BETWEEN "
+        f"interval '1 millisecond' AND interval '{limit} milliseconds' THEN s.v ELSE '{limit}' END, true) "
+        "FROM (SELECT current_setting('statement_timeout') AS v OFFSET 0) s"
+    )
+
+
+def _postgresql_wrapper(connection: BaseDatabaseWrapper, timeout_ms: int) -> Callable[..., Any]:
+    """Each statement sent after the ``SELECT`` that sets the limit, in the same message.
+
+    PostgreSQL runs the commands of one simple-query message as one implicit transaction, so
+    the transaction-local setting applies to the statement and ends with it (a stopped
+    statement ends it too); the statement's rows are the message's second result.
+    """
+    from psycopg import ClientCursor
+
+    limit_sql = _pg_limit_sql(timeout_ms)
+    prefix = limit_sql + "; "
+
+    def wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+        cursor = context["cursor"].cursor
+        if many or not isinstance(sql, str) or not isinstance(cursor, ClientCursor) or connection.in_atomic_block:
+            # An executemany repeats its statement, a named cursor declares its one and a
+            # composed statement (psycopg.sql) cannot be prefixed as text: such a statement
+            # gets a transaction of its own, where the limit is set first. Within a
+            # transaction opened inside the block, the limit is set in it and ends with it,
+            # which is before the block's end.
+            block = nullcontext() if connection.in_atomic_block else transaction.atomic(using=connection.alias)
+            with block:
+                with connection.cursor() as setter:
+                    setter.cursor.execute(limit_sql)  # the driver's own cursor: not through this wrapper
+                return execute(sql, params, many, context)
+        result = execute(prefix + sql, params, many, context)
+        cursor.nextset()  # past the setting's row, to the statement's own result
+        return result
+
+    return wrapper
+
+
 @contextmanager
 def _postgresql(connection: BaseDatabaseWrapper, timeout_ms: int, restore: bool) -> Iterator[None]:
     with connection.cursor() as cursor:
-        # pg_settings gives the value in milliseconds; 0 means no timeout.
-        cursor.execute(
-            "SELECT s.setting, set_config('statement_timeout', "
-            "CASE WHEN s.setting::bigint BETWEEN 1 AND %s THEN s.setting ELSE %s END, true) "
-            "FROM pg_settings s WHERE s.name = 'statement_timeout'",
-            [timeout_ms, str(timeout_ms)],
-        )
+        cursor.execute(_pg_limit_sql(timeout_ms))
         row = cursor.fetchone()
     yield
     # Reached only when the block succeeded: a failed statement rolls the transaction (or the
