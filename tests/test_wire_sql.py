@@ -175,3 +175,15 @@ def test_decimals_wider_than_a_double_reach_every_client_exactly(v1, v2, v3):
             assert sorted(r["amount"] for r in rows) == stored, (client.generation, accept)
     by_sql, by_python = _rows_both_ways(Ledger, parse_float=decimal.Decimal)
     assert by_sql == by_python
+
+
+# -- SQLite's version function -----------------------------------------------------------------------
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="the function is registered on SQLite connections")
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(version=st.integers(-(2**63), 2**63 - 1) | st.sampled_from([0, -1, 1, 2**63 - 1, -(2**63), None]))
+def test_sqlites_version_function_writes_what_encode_version_writes(db, version):
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {wire_sql.SQLITE_VERSION_FUNCTION}(%s)", [version])
+        assert cursor.fetchone()[0] == encode_version(version)
