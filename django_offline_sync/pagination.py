@@ -39,7 +39,7 @@ from .renderers import SyncJSONRenderer
 from .serializers import Representer
 from .settings import get_settings
 from .wire import datetime_to_ms, parse_timestamp
-from .wire_sql import WireTimestamp
+from .wire_sql import KeyTimestamp, key_timestamp
 
 __all__ = ["PageSource", "PagedView", "SyncPagination"]
 
@@ -221,7 +221,7 @@ class SyncPagination(BasePagination):
                 qs = qs.filter(after_condition(None if condition[1] else bound[0], bound[-1]))
             elif condition is not None:
                 qs = past_boundary(qs, bound[0], condition[1])
-            select: list[Any] = [WireTimestamp("updated_at"), "pk", row_json] if row_json is not None else list(plan)
+            select: list[Any] = [KeyTimestamp("updated_at"), "pk", row_json] if row_json is not None else list(plan)
             if along is not None:
                 select.append(along)  # after the row's own columns, which keep their places
             if mark_column is not None:
@@ -273,6 +273,8 @@ class SyncPagination(BasePagination):
         left = None if remaining is None else remaining - len(rows)
         if has_more and rows and (left is None or left > 0):
             last = rows[-1][: len(key_columns)]  # (a row may carry the imported version last)
+            if row_json is not None:
+                last = (key_timestamp(last[0], vendor), *last[1:])
             self.next_query = self._next_query(params, digest, keyset, key_columns, last, skip, len(rows), left, mark)
         if row_json is not None:
             return [orjson.Fragment(row[2]) for row in rows]

@@ -60,6 +60,27 @@ class WireTimestamp(Func):
         return f"CONCAT(LEFT(DATE_FORMAT({sql}, '%%Y-%%m-%%dT%%H:%%i:%%s.%%f'), 23), 'Z')", params
 
 
+class KeyTimestamp(WireTimestamp):
+    """A page's ``updated_at`` key column, of which only the last row's is read (for the next
+    page's cursor): ``WireTimestamp`` except on SQLite, where it is the stored text, turned
+    into the wire form by ``key_timestamp`` for that one row instead of in SQL for every row
+    (about a twelfth of a 1000-row page's instructions)."""
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, Any]:
+        sql, params = compiler.compile(self.source_expressions[0])
+        # CAST: an expression has no declared type, so the sqlite3 module does not parse it
+        # into a datetime (Django registers a converter for "datetime" columns).
+        return f"CAST({sql} AS TEXT)", params
+
+
+def key_timestamp(value: str | None, vendor: str) -> str | None:
+    """A ``KeyTimestamp`` value as ``WireTimestamp`` gives it: on SQLite, ``_sqlite_timestamp``
+    in Python."""
+    if value is None or vendor != "sqlite":
+        return value
+    return (value.replace(" ", "T") + ".000")[:23] + "Z"
+
+
 class WireVersion(Func):
     """A BigInteger version as base64 of its 8 big-endian bytes (``encode_version`` in SQL);
     with a second column, the imported version where that is not NULL (``wire.wire_version``)."""

@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 
 from django_offline_sync.serializers import Representer
 from django_offline_sync.wire import encode_version
+from django_offline_sync.wire_sql import key_timestamp
 from example_project.tasks.models import Task
 from tests.factories import TaskFactory
 
@@ -177,7 +178,7 @@ def test_decimals_wider_than_a_double_reach_every_client_exactly(v1, v2, v3):
     assert by_sql == by_python
 
 
-# -- SQLite's version function -----------------------------------------------------------------------
+# -- SQLite's version function and the page's key timestamp --------------------------------------
 
 
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="the function is registered on SQLite connections")
@@ -187,3 +188,21 @@ def test_sqlites_version_function_writes_what_encode_version_writes(db, version)
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {wire_sql.SQLITE_VERSION_FUNCTION}(%s)", [version])
         assert cursor.fetchone()[0] == encode_version(version)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    when=st.none()
+    | st.datetimes(min_value=dt.datetime(1900, 1, 1), max_value=dt.datetime(2200, 1, 1), timezones=st.just(UTC))
+    | st.datetimes(min_value=dt.datetime(1900, 1, 1), max_value=dt.datetime(2200, 1, 1), timezones=st.just(UTC)).map(
+        lambda d: d.replace(microsecond=0)  # stored without a fraction on SQLite
+    )
+)
+def test_a_pages_key_timestamp_reads_as_the_wire_timestamp(db, when):
+    """The cursor reads the last row's ``KeyTimestamp`` through ``key_timestamp``: the same text
+    as ``WireTimestamp`` and as the Python rendering of the row."""
+    Item.all_objects.all().hard_delete()
+    item = Item.objects.create(name="k", when=when)
+    key, wire = Item.all_objects.values_list(wire_sql.KeyTimestamp("when"), wire_sql.WireTimestamp("when")).get()
+    assert key_timestamp(key, connection.vendor) == wire
+    assert wire == Representer(Item).from_instance(Item.all_objects.get(pk=item.pk))["when"]
