@@ -157,7 +157,8 @@ def supports_rows(fields: list[Any], vendor: str) -> bool:
 
 
 class WireRow(Func):
-    """One row as its wire JSON object text: ``{"id": …, "text": …, …, "deleted": …}``."""
+    """One row as its wire JSON object text: ``{"id": …, "text": …, …, "deleted": …}``
+    (UTF-8 ``bytes`` on SQLite, ``str`` elsewhere)."""
 
     output_field = CharField()
 
@@ -262,7 +263,10 @@ class WireRow(Func):
             return sql, 1
 
         members, params = self._members(compiler, connection, value)
-        return f"json_object({members})", params
+        # As a BLOB the sqlite3 module hands the text over as bytes, which orjson.Fragment
+        # takes as they are, instead of decoding every row's UTF-8 into a str (a fortieth of
+        # a 1000-row page's instructions).
+        return f"CAST(json_object({members}) AS BLOB)", params
 
     def _as_postgresql(self, compiler: Any, connection: Any) -> tuple[str, Any]:
         def value(kind: str | None, sql: str) -> tuple[str, int]:
