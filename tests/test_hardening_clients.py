@@ -331,11 +331,15 @@ def test_a_cursor_expires_after_cursor_max_age(v3, settings):
 
     settings.OFFLINE_SYNC = {"V3_PAGE_SIZE": 1, "CURSOR_MAX_AGE": 60}
     TaskFactory.create_batch(3)
+    # The link is signed in whole seconds somewhere between these two readings: 59 s after
+    # the first is within its age however late in its second it was signed, 61 s after the
+    # second is past it however slowly the request ran.
+    before = time.time()
     link = cursor_link(v3, "/tables/Task?$orderby=updatedAt")["nextLink"]
-    now = time.time()
-    with mock.patch("django.core.signing.time.time", return_value=now + 59):
+    after = time.time()
+    with mock.patch("django.core.signing.time.time", return_value=before + 59):
         assert v3.get(f"/tables/Task?{link}").status_code == 200
-    with mock.patch("django.core.signing.time.time", return_value=now + 61):
+    with mock.patch("django.core.signing.time.time", return_value=after + 61):
         response = v3.get(f"/tables/Task?{link}")
     assert response.status_code == 400
     body = response.json()
