@@ -93,12 +93,14 @@ def notify_committed(sender: type, instance: Any, **kwargs: Any) -> None:
 
     With ``STAMPING = "clock"`` there is nothing left to send: the statement that took the
     write's stamp queued the notification in the write's transaction, which PostgreSQL
-    delivers when that commits (``stamping.notifies``). With ``"now"`` (no clock) it runs
+    delivers when that commits (``stamping.notifies``). With ``"now"`` (no clock), or with
+    ``EVENTS_NOTIFY_IN_WRITE = False``, it runs
     after the commit (``sync_committed`` is sent from ``on_commit``), in autocommit, so the
     notification never announces a write that could still roll back. A failure is logged,
     never raised: the write has committed, and the pollers will see it.
     """
-    if not get_settings().EVENTS or stamping.uses_clock():
+    settings = get_settings()
+    if not settings.EVENTS or (stamping.uses_clock() and settings.EVENTS_NOTIFY_IN_WRITE):
         return
     using = router.db_for_write(sender)
     connection = connections[using]

@@ -194,6 +194,12 @@ class SyncSettings:
     #: ``GET /tables/$events`` (an extension, ``docs/events.rst``), and on PostgreSQL a
     #: ``pg_notify`` after each committed write.
     EVENTS: bool = True
+    #: On PostgreSQL with ``STAMPING = "clock"``: the change event is queued by the statement
+    #: that takes the write's stamp, in the write's transaction (no statement of its own; but
+    #: should PostgreSQL's notification queue ever fill, because a listening session stopped
+    #: reading, the writes' commits fail with it). ``False``: a statement after each commit
+    #: sends it, and a failure there is logged, never raised (``docs/events.rst``).
+    EVENTS_NOTIFY_IN_WRITE: bool = True
     #: How often each process reads the subscribed tables' clocks, in milliseconds (on
     #: PostgreSQL LISTEN/NOTIFY is immediate; the poll catches writes made outside the endpoints).
     EVENTS_POLL_MS: int = 1000

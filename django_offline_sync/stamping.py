@@ -117,9 +117,11 @@ def notifies(using: str) -> bool:
     ``pg_notify(EVENTS_CHANNEL, "<clock key> <stamp>")``. PostgreSQL delivers a notification
     only when (and if) its transaction commits, so a listener learns of the write exactly as
     from a notification sent after the commit (``docs/events.rst``), without a statement, a
-    round trip and a transaction of its own after every write.
+    round trip and a transaction of its own after every write. ``EVENTS_NOTIFY_IN_WRITE =
+    False`` leaves it to ``events.notify_committed``, after the commit.
     """
-    return get_settings().EVENTS and connections[using].vendor == "postgresql"
+    settings = get_settings()
+    return settings.EVENTS and settings.EVENTS_NOTIFY_IN_WRITE and connections[using].vendor == "postgresql"
 
 
 def _advance(using: str, key: str, floor: int, step: int, *, notify: bool = False) -> int | None:

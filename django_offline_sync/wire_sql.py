@@ -138,7 +138,11 @@ def sqlite_encode_version(version: int | None) -> str | None:
     """
     if version is None:
         return None
-    return binascii.b2a_base64(_pack_version(version), newline=False).decode("ascii")
+    try:
+        packed = _pack_version(version)
+    except struct.error:  # a REAL another writer left in the column: as encode_version does
+        packed = _pack_version(int(version))
+    return binascii.b2a_base64(packed, newline=False).decode("ascii")
 
 
 def row_kind(field: Any) -> str | None:

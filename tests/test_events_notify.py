@@ -83,3 +83,18 @@ def test_with_now_stamping_the_receiver_still_sends_it_after_the_commit(v2, list
     assert v2.post_json("/tables/Task", {"id": item_id, "text": "a"}).status_code == 201
     row = Task.all_objects.get(pk=item_id)
     assert _received(listener) == [f"{_key()} {datetime_to_ms(row.updated_at)}"]
+
+
+def test_notify_in_write_off_sends_it_after_the_commit_in_a_statement_of_its_own(v2, listener, settings):
+    settings.OFFLINE_SYNC = {**getattr(settings, "OFFLINE_SYNC", {}), "EVENTS_NOTIFY_IN_WRITE": False}
+    item_id = str(uuid.uuid4())
+    with CaptureQueriesContext(connection) as queries:
+        assert v2.post_json("/tables/Task", {"id": item_id, "text": "a"}).status_code == 201
+    sent = [q["sql"] for q in queries.captured_queries if "pg_notify" in q["sql"]]
+    assert len(sent) == 1 and sent[0].startswith("SELECT pg_notify"), sent
+    row = Task.all_objects.get(pk=item_id)
+    assert _received(listener) == [f"{_key()} {datetime_to_ms(row.updated_at)}"]
+    # A stale If-Match rolls back: nothing was committed, so nothing is sent.
+    stale = v2.patch_json(f"/tables/Task/{item_id}", {"text": "b"}, HTTP_IF_MATCH='"AAAAAAAAAAE="')
+    assert stale.status_code == 412, stale.content
+    assert _received(listener) == []

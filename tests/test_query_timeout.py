@@ -231,6 +231,21 @@ class TestPostgreSQLAutocommit:
             connection.close()
             del options["server_side_binding"]
 
+    def test_a_repeatable_read_database_keeps_one_transaction(self):
+        # A page and its $count share one snapshot there, as they did before.
+        from django.db.backends.postgresql.psycopg_any import IsolationLevel
+
+        options = connection.settings_dict["OPTIONS"]
+        connection.close()
+        options["isolation_level"] = IsolationLevel.REPEATABLE_READ
+        try:
+            with evaluation_guard(timeout_ms=1200, per_statement=True):
+                assert connection.in_atomic_block and current_timeout() == "1200ms"
+            assert not connection.in_atomic_block and current_timeout() == "0"
+        finally:
+            connection.close()
+            del options["isolation_level"]
+
 
 @pytest.mark.skipif(VENDOR != "mysql", reason="MariaDB's SET STATEMENT max_statement_time")
 def test_mariadb_keeps_a_lower_session_max_statement_time():

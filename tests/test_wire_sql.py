@@ -191,6 +191,14 @@ def test_sqlites_version_function_writes_what_encode_version_writes(db, version)
         assert cursor.fetchone()[0] == encode_version(version)
 
 
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="the function is registered on SQLite connections")
+def test_sqlites_version_function_reads_a_real_as_encode_version_does(db):
+    # Only another writer could leave a REAL in the column; the page still renders it.
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {wire_sql.SQLITE_VERSION_FUNCTION}(CAST(%s AS REAL))", [7])
+        assert cursor.fetchone()[0] == encode_version(7)
+
+
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     when=st.none()

@@ -125,13 +125,14 @@ setting_changed.connect(_clear)
 def parse_filter_reusing(text: str, *, max_length: int, max_depth: int, max_nodes: int, size: int) -> Node:
     """``parse_filter(text, …)``, from a kept tree where ``text`` has a known shape; ``size``
     is the most shapes kept (0: parse every text)."""
-    split = _split(text) if size > 0 else None
+    # An over-long text is never kept: it goes straight to the parser, which refuses it.
+    split = _split(text) if size > 0 and len(text) <= max_length else None
     if split is None:
         return parse_filter_tokens(text, max_length=max_length, max_depth=max_depth, max_nodes=max_nodes)[0]
     outside, bodies = split
     key = (outside, max_depth, max_nodes)
     kept = filter_tree_cache.get(key)
-    if kept is not None and len(text) <= max_length:
+    if kept is not None:
         node = _rebuilt(kept, bodies)
         if node is not None:
             return node

@@ -124,12 +124,19 @@ def carries_limit(connection: BaseDatabaseWrapper) -> bool:
     and psycopg 3's client-side binding, Django's default: a statement with parameters bound
     by the server is a prepared statement, which cannot hold two commands. The caller checks
     that no transaction is open (``in_atomic_block``).
+
+    Only at READ COMMITTED, Django's default: each statement then reads its own snapshot
+    anyway, so a page and its ``$count`` gain nothing from sharing a transaction. A database
+    set to REPEATABLE READ or SERIALIZABLE gets them in one transaction, one snapshot, as
+    before.
     """
     if connection.vendor != "postgresql" or connection.settings_dict["OPTIONS"].get("server_side_binding") is True:
         return False
-    from django.db.backends.postgresql.psycopg_any import is_psycopg3  # (imports the driver)
+    from django.db.backends.postgresql.psycopg_any import IsolationLevel, is_psycopg3  # (imports the driver)
 
-    return bool(is_psycopg3) and connection.get_autocommit()
+    if not is_psycopg3 or not connection.get_autocommit():
+        return False
+    return getattr(connection, "isolation_level", None) in (None, IsolationLevel.READ_COMMITTED)
 
 
 def _pg_limit_sql(timeout_ms: int) -> str:
