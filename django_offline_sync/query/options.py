@@ -21,9 +21,10 @@ from ..exceptions import ODataError, QueryTimeout, ReadConflict
 from ..settings import get_settings
 from .errors import ODataSyntaxError
 from .fields import FieldMap
+from .lru import LRUCache
 from .nodes import Node, OrderTerm
 from .parser import parse_orderby, parse_select
-from .reparse import LRUCache, parse_filter_reusing
+from .reparse import parse_filter_reusing
 from .shapes import filter_shape
 from .timeout import TimeLimit, carries_limit, is_read_conflict, is_timeout, time_limit
 from .translator import SlotRecorder, translate_filter, translate_orderby

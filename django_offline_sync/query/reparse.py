@@ -22,21 +22,20 @@ every tree, so every error it gives is raised as before.
 
 from __future__ import annotations
 
-import threading
 from bisect import bisect_left
-from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Final, Generic, TypeVar
+from typing import Final
 
 from django.core.signals import setting_changed
 
 from .errors import ODataSyntaxError
 from .lexer import _FORBIDDEN, Token, read_quoted, typed_literal
+from .lru import LRUCache
 from .nodes import BinaryOp, BoolOp, Call, In, Literal, Node, Not, Property, walk
 from .parser import parse_filter_tokens
 
-__all__ = ["LRUCache", "filter_tree_cache", "parse_filter_reusing"]
+__all__ = ["filter_tree_cache", "parse_filter_reusing"]
 
 _KNOWN_NODES: Final = (Literal, Property, Not, BinaryOp, BoolOp, Call, In)
 
@@ -78,40 +77,6 @@ def _split(text: str) -> tuple[tuple[str, ...], list[tuple[int, int, str]]] | No
         pos = end
 
 
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
-
-
-class LRUCache(Generic[K, V]):
-    """A thread-safe LRU of at most the ``size`` given to each ``put``."""
-
-    def __init__(self) -> None:
-        self._entries: OrderedDict[K, V] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: K) -> V | None:
-        with self._lock:
-            found = self._entries.get(key)
-            if found is not None:
-                self._entries.move_to_end(key)
-            return found
-
-    def put(self, key: K, entry: V, size: int) -> None:
-        with self._lock:
-            self._entries[key] = entry
-            self._entries.move_to_end(key)
-            while len(self._entries) > size:
-                self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-
-#: The process's kept ``$filter`` trees (``QUERY_CACHE_SIZE`` entries at most).
 filter_tree_cache: Final[LRUCache[Hashable, _Kept]] = LRUCache()
 
 

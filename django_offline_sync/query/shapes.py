@@ -30,8 +30,6 @@ remembered as such.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -42,6 +40,7 @@ from weakref import WeakKeyDictionary
 from django.core.signals import setting_changed
 from django.db.models import Value
 
+from .lru import LRUCache
 from .nodes import BinaryOp, BoolOp, Call, In, Literal, Node, Not, Property, walk
 
 __all__ = [
@@ -240,39 +239,8 @@ def filter_shape(node: Node | None, slots: dict[int, str]) -> Hashable:
 # -- the cache -------------------------------------------------------------------------------
 
 
-class ShapeCache:
+class ShapeCache(LRUCache[Hashable, "SqlTemplate | _NotTemplatableMarker"]):
     """A thread-safe LRU of ``SqlTemplate`` (or ``NOT_TEMPLATABLE``) by shape key."""
-
-    def __init__(self) -> None:
-        self._entries: OrderedDict[Hashable, SqlTemplate | _NotTemplatableMarker] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, key: Hashable) -> SqlTemplate | _NotTemplatableMarker | None:
-        with self._lock:
-            found = self._entries.get(key)
-            if found is None:
-                self.misses += 1
-                return None
-            self._entries.move_to_end(key)
-            self.hits += 1
-            return found
-
-    def put(self, key: Hashable, entry: SqlTemplate | _NotTemplatableMarker, size: int) -> None:
-        with self._lock:
-            self._entries[key] = entry
-            self._entries.move_to_end(key)
-            while len(self._entries) > size:
-                self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self.hits = self.misses = 0
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
 
 #: The process's cache of list statements (``QUERY_CACHE_SIZE`` entries at most).
