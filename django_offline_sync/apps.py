@@ -53,6 +53,7 @@ class OfflineSyncConfig(AppConfig):
 def _register_sqlite_functions(sender: Any, connection: Any, **kwargs: Any) -> None:
     """SQLite has no base64: give it ``encode_version`` for rows written in SQL (``wire_sql``)."""
     if connection.vendor == "sqlite":
-        from .wire_sql import SQLITE_VERSION_FUNCTION, sqlite_encode_version
+        from .wire import encode_version
+        from .wire_sql import SQLITE_VERSION_FUNCTION
 
-        connection.connection.create_function(SQLITE_VERSION_FUNCTION, 1, sqlite_encode_version, deterministic=True)
+        connection.connection.create_function(SQLITE_VERSION_FUNCTION, 1, encode_version, deterministic=True)

@@ -9,8 +9,6 @@ the Python converters in ``serializers``.
 
 from __future__ import annotations
 
-import binascii
-import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -122,27 +120,6 @@ ROW_VENDORS = frozenset({"sqlite", "postgresql"})
 _MAX_COLUMNS = 50
 #: The SQLite function ``WireRow`` calls for versions (registered on each new connection).
 SQLITE_VERSION_FUNCTION = "offline_sync_version"
-
-
-_pack_version = struct.Struct(">q").pack
-
-
-def sqlite_encode_version(version: int | None) -> str | None:
-    """``wire.encode_version`` as the SQLite function ``SQLITE_VERSION_FUNCTION``.
-
-    SQLite calls it once a row of a page, and SQLite only ever passes an int64 or None, so it
-    skips ``int()`` and ``base64``'s Python wrapper: a quarter of the call's cost. Pure SQL
-    (``substr`` of the alphabet per character, or of a 4096-entry pair table per 12 bits) was
-    measured and costs more than this call. ``tests/test_wire_sql.py`` checks it equals
-    ``encode_version`` over the whole int64 range.
-    """
-    if version is None:
-        return None
-    try:
-        packed = _pack_version(version)
-    except struct.error:  # a REAL another writer left in the column: as encode_version does
-        packed = _pack_version(int(version))
-    return binascii.b2a_base64(packed, newline=False).decode("ascii")
 
 
 def row_kind(field: Any) -> str | None:
