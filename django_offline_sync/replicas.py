@@ -49,7 +49,7 @@ from django.db.models import CharField, Model, QuerySet
 from django.db.models.expressions import RawSQL
 
 from .settings import get_settings
-from .stamping import CLOCK_TABLE, clock_key, uses_clock
+from .stamping import clock_key, last_stamp_sql, uses_clock
 
 __all__ = [
     "ReplicaRouter",
@@ -141,11 +141,8 @@ def high_water(model: type[Model], using: str) -> int | None:
     write.
     """
     connection = connections[using]
-    qn = connection.ops.quote_name
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {qn('last_ms')} FROM {qn(CLOCK_TABLE)} WHERE {qn('table')} = %s", [clock_key(model)]
-        )
+        cursor.execute(last_stamp_sql(connection), [clock_key(model)])
         row = cursor.fetchone()
     return None if row is None else int(row[0])
 
@@ -175,9 +172,7 @@ def watermark_column(model: type[Model], using: str) -> RawSQL | None:
     """
     if not uses_clock():
         return None
-    qn = connections[using].ops.quote_name
-    sql = f"(SELECT {qn('last_ms')} FROM {qn(CLOCK_TABLE)} WHERE {qn('table')} = %s)"
-    return RawSQL(sql, (clock_key(model),), output_field=CharField())
+    return RawSQL(f"({last_stamp_sql(connections[using])})", (clock_key(model),), output_field=CharField())
 
 
 def reads_replica(model: type[Model], using: str) -> bool:

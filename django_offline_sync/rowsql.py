@@ -192,7 +192,7 @@ def insert_stamped_row(obj: models.Model, using: str, fields: list[models.Field[
         return None
     params: list[Any] = [clock, stamping.now_ms(), *values]
     if notify:  # the change event of the stamp, as stamping.reserve queues it
-        params += [stamping.EVENTS_CHANNEL, f"{clock} "]
+        params += stamping.notify_params(clock)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()

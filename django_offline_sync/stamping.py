@@ -43,9 +43,11 @@ __all__ = [
     "atomic",
     "clock_key",
     "datetime_to_ms",
+    "last_stamp_sql",
     "lock",
     "ms_to_datetime",
     "notifies",
+    "notify_params",
     "notify_sql",
     "now_ms",
     "reserve",
@@ -136,7 +138,7 @@ def _advance(using: str, key: str, floor: int, step: int, *, notify: bool = Fals
     connection = connections[using]
     update, select = _advance_sql(connection, notify)
     with connection.cursor() as cursor:
-        cursor.execute(update, [floor, step, key, EVENTS_CHANNEL, f"{key} "] if notify else [floor, step, key])
+        cursor.execute(update, [floor, step, key, *notify_params(key)] if notify else [floor, step, key])
         if select is None:  # UPDATE … RETURNING
             row = cursor.fetchone()
             return None if row is None else int(row[0])
@@ -166,15 +168,27 @@ def _advance_sql(connection: Any, notify: bool) -> tuple[str, str | None]:
         elif connection.vendor in ("postgresql", "sqlite"):
             statements = (update + f" RETURNING {column}", None)
         else:
-            statements = (update, f"SELECT {column} FROM {table} WHERE {key_column} = %s")
+            statements = (update, last_stamp_sql(connection))
         _ADVANCE_SQL[(type(connection), notify)] = statements
     return statements
 
 
 def notify_sql(stamp_sql: str) -> str:
-    """``pg_notify`` of the change event whose stamp is ``stamp_sql``; two parameters: the
-    channel and the payload's prefix (the clock key and a space)."""
+    """``pg_notify`` of the change event whose stamp is ``stamp_sql``; its two parameters are
+    ``notify_params``'s."""
     return f"pg_notify(%s, CAST(%s AS text) || CAST({stamp_sql} AS text))"
+
+
+def notify_params(key: str) -> list[str]:
+    """The parameters of ``notify_sql`` for clock ``key``: the channel and the payload's
+    prefix (the key and a space; the stamp follows)."""
+    return [EVENTS_CHANNEL, f"{key} "]
+
+
+def last_stamp_sql(connection: Any) -> str:
+    """``SELECT`` of a table's last stamp from its clock row; one parameter, the clock key."""
+    qn = connection.ops.quote_name
+    return f"SELECT {qn('last_ms')} FROM {qn(CLOCK_TABLE)} WHERE {qn('table')} = %s"
 
 
 def _create_clock_row(using: str, key: str) -> None:
