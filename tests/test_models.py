@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import decimal
 import re
 
 import pytest
@@ -118,6 +120,17 @@ def test_encode_version_round_trips_when_decoded(value):
 
 def test_encode_version_returns_none_when_version_is_none():
     assert encode_version(None) is None
+
+
+@pytest.mark.parametrize("value", [0, 1, -1, 2**63 - 1, -(2**63), 1_700_000_000_123])
+def test_encode_version_is_base64_of_the_8_big_endian_bytes(value):
+    assert encode_version(value) == base64.b64encode(value.to_bytes(8, "big", signed=True)).decode("ascii")
+
+
+def test_encode_version_takes_an_integral_float_or_decimal_and_refuses_what_8_bytes_cannot_hold():
+    assert encode_version(7.0) == encode_version(decimal.Decimal(7)) == encode_version(7)
+    with pytest.raises(OverflowError):
+        encode_version(2**63)
 
 
 @pytest.mark.parametrize("value", ["", "AAAA", "not base64!", "AAAAAAAAAAAAAAAAAAAAAA=="])
