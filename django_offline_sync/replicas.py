@@ -185,15 +185,20 @@ def database_at(model: type[Model], using: str, mark: int | None) -> str:
     (the primary), which shows everything any replica does.
 
     The check reads the replica before the page does, and a replica only moves forward, so the
-    page's state holds every write of the state that issued ``mark``.
+    page's state holds every write of the state that issued ``mark``. A replica that has not
+    replayed the table's clock row yet shows the clock at 0: it answers a pull from the epoch
+    (a device's first, ``updatedAt ge 1970-01-01``), as every replica does. Sending that pull
+    to the primary instead would make the replica behind the device's token from its first
+    page on, and mixing the two databases within a pull is what ``docs/scaling.rst``
+    ("Replicas and next links") says is not exact.
     """
     if mark is None or not uses_clock():
         return using
     primary: str = router.db_for_write(model)
     if using == primary:
         return using
-    shown = high_water(model, using)
-    return using if shown is not None and shown >= mark else primary
+    shown = high_water(model, using) or 0
+    return using if shown >= mark else primary
 
 
 def at_watermark(queryset: QuerySet[Any], mark: int | None) -> QuerySet[Any]:

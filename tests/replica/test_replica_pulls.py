@@ -200,6 +200,30 @@ def test_a_delta_query_is_not_answered_by_a_replica_that_does_not_show_its_token
     assert copy[ids[0]]["text"] == "moved"
 
 
+def test_a_first_pull_stays_on_a_replica_that_has_not_replayed_the_tables_first_write(live_server, pg_cluster):
+    """A device's first pull (``updatedAt ge 1970-01-01``, or a v3 pull without a token) asks
+    for nothing beyond what every replica shows, even one that has not replayed the table's
+    clock row yet: it is answered there, not by the primary. Were it sent to the primary, the
+    device's token would be ahead of the replica from its first page on, and its later pages
+    would alternate between the two databases, which docs/scaling.rst says is not exact."""
+    pg_cluster.wait_replayed()  # the flush of the previous test: no clock row on either
+    with pg_cluster.replay_paused():
+        created = httpx.post(f"{live_server.url}/tables/Task", json={"text": "first"}, headers=V3, timeout=30)
+        assert created.status_code == 201, created.text
+        first_pull = [("$filter", "(updatedAt ge datetimeoffset'1970-01-01T00:00:00.000Z')"), ("$orderby", "updatedAt"),
+                      ("$top", "50"), ("__includeDeleted", "true")]  # fmt: skip
+        v2 = httpx.get(f"{live_server.url}/tables/Task?{harness.encode(first_pull)}",
+                       headers={"ZUMO-API-VERSION": "2.0.0"}, timeout=30)  # fmt: skip
+        assert v2.status_code == 200, v2.text
+        assert v2.json() == []  # the replica's answer: it shows no row yet
+        v3 = httpx.get(f"{live_server.url}/tables/Task?$orderby=updatedAt&__includedeleted=true", headers=V3)
+        assert v3.json()["items"] == []
+    pg_cluster.wait_replayed()
+    v2 = httpx.get(f"{live_server.url}/tables/Task?{harness.encode(first_pull)}",
+                   headers={"ZUMO-API-VERSION": "2.0.0"}, timeout=30)  # fmt: skip
+    assert [row["id"] for row in v2.json()] == [created.json()["id"]]
+
+
 def test_what_the_rules_leave_a_pull_resumed_on_a_replica_after_a_killed_page_from_the_primary(live_server, pg_cluster):
     """A v3 pull killed mid-page saves the token of the last item it stored, from a page the
     primary served; a row moved there above the token still sits below it on a lagging replica
@@ -280,7 +304,9 @@ class LagSampler(threading.Thread):
             self.samples.append(self.cluster.lag_bytes(self.cluster.replicas[0]))
 
 
-def test_pulls_on_a_streaming_replica_miss_no_row_while_writers_hit_the_primary(live_server, pg_cluster):
+def test_pulls_on_a_streaming_replica_miss_no_row_while_writers_hit_the_primary(
+    live_server, pg_cluster, replica_alias, monkeypatch
+):
     """The gap-free stress run (every client algorithm, killed pulls, long transactions) with
     the site's pulls on the replica: every pull covers what the replica showed when it began,
     and after the writers stop and the replica replays, every device equals the primary."""
@@ -291,6 +317,18 @@ def test_pulls_on_a_streaming_replica_miss_no_row_while_writers_hit_the_primary(
     )[0]
     devices = [("v3-ctk-a", "v3-ctk", "/tables/Task"), ("v3-ctk-b", "v3-ctk", "/tables/Task")]
     devices += [(a, a, "/tables/Task") for a in ("v1-net", "v2-net", "v2-js", "v2-android")]
+    # Every page's database, as the site chose it (replicas.database_at, called by the live
+    # server's threads in this process): with one replica, whose state only moves forward, a
+    # device's tokens and cursors all come from it, so no page is left to the primary.
+    chosen: list[str] = []
+    choose = replicas.database_at
+
+    def recorded(model: Any, using: str, mark: int | None) -> str:
+        db = choose(model, using, mark)
+        chosen.append(db)
+        return db
+
+    monkeypatch.setattr(replicas, "database_at", recorded)
     sampler.start()
     try:
         result = harness.run(live_server.url, mode="clock", pullers=devices, seconds=SECONDS,
@@ -299,6 +337,7 @@ def test_pulls_on_a_streaming_replica_miss_no_row_while_writers_hit_the_primary(
         sampler.stop.set()
         sampler.join()
         reader.close()
+        monkeypatch.undo()
     (after,) = pg_cluster.replicas[0].sql(
         "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()", primary_db_name()
     )[0]
@@ -310,6 +349,7 @@ def test_pulls_on_a_streaming_replica_miss_no_row_while_writers_hit_the_primary(
     assert sum(p.stats.completed for p in result.pullers) > 20
     assert int(after) - int(before) > 100, "the pulls did not read the replica"  # type: ignore[call-overload]
     assert lagging > 0, "the replica never lagged; the run would not test lag"
+    assert len(chosen) > 100 and set(chosen) == {replica_alias}, f"pages left to the primary: {chosen.count('default')}"
     for p in result.pullers:
         assert p.stats.truncated == 0, p.name
         assert p.stats.stale_after_pull == 0, (p.name, p.stats.stale_examples)
