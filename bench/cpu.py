@@ -3,6 +3,7 @@
     .venv/bin/python bench/cpu.py                       # SQLite file, 10,000 rows
     .venv/bin/python bench/cpu.py --postgres               # PostgreSQL (its server's CPU not counted)
     .venv/bin/python bench/cpu.py --profile insert      # cProfile of one case, top functions
+    BENCH_CALLERS='send|getattr' .venv/bin/python bench/cpu.py --profile insert  # ... and who calls these
     .venv/bin/python bench/cpu.py --callgrind           # instructions per request (valgrind)
 
 The requests a device makes, exactly as bench/peer.py sends them (v2 headers): the JS
@@ -238,6 +239,8 @@ def main(argv: list[str] | None = None) -> None:
         pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(args.top)
         out.write("\n")
         pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(args.top)
+        if os.environ.get("BENCH_CALLERS"):
+            pstats.Stats(profiler, stream=out).print_callers(os.environ["BENCH_CALLERS"])
         print(out.getvalue())
         return
 
