@@ -45,11 +45,12 @@ from typing import Any
 from asgiref.local import Local
 from django.core.signals import request_finished, request_started
 from django.db import DEFAULT_DB_ALIAS, connections, router
-from django.db.models import CharField, Model, QuerySet
+from django.db.models import Model, QuerySet
 from django.db.models.expressions import RawSQL
 
 from .settings import get_settings
 from .stamping import clock_key, last_stamp_sql, uses_clock
+from .wire_sql import scalar_text_column
 
 __all__ = [
     "ReplicaRouter",
@@ -172,7 +173,7 @@ def watermark_column(model: type[Model], using: str) -> RawSQL | None:
     """
     if not uses_clock():
         return None
-    return RawSQL(f"({last_stamp_sql(connections[using])})", (clock_key(model),), output_field=CharField())
+    return scalar_text_column(last_stamp_sql(connections[using]), clock_key(model))
 
 
 def reads_replica(model: type[Model], using: str) -> bool:

@@ -48,6 +48,7 @@ from .query.nodes import Node
 from .query.pull import updated_at_term
 from .stamping import clock_key
 from .wire import format_timestamp
+from .wire_sql import scalar_text_column
 
 __all__ = [
     "HORIZON_HEADER",
@@ -244,8 +245,12 @@ def horizon_column(model: type[SyncModel], using: str) -> RawSQL:
     text so that Django converts no row's value: one row's is converted, by ``_from_db``.
     """
     quote = connections[using].ops.quote_name
-    sql = f"(SELECT {quote('horizon')} FROM {quote(SyncHorizon._meta.db_table)} WHERE {quote('table')} = %s)"
-    return RawSQL(sql, (clock_key(model),), output_field=models.CharField())
+    sql = f"SELECT {quote('horizon')} FROM {quote(SyncHorizon._meta.db_table)} WHERE {quote('table')} = %s"
+    return scalar_text_column(sql, clock_key(model))
+
+
+#: What ``_from_db`` asks each backend for its ``DateTimeField`` converters with (stateless).
+_DATETIME_VALUE: Final = RawSQL("", (), output_field=models.DateTimeField())
 
 
 def _from_db(value: Any, using: str) -> dt.datetime | None:
@@ -254,7 +259,7 @@ def _from_db(value: Any, using: str) -> dt.datetime | None:
     if value is None:
         return None
     connection = connections[using]
-    expression = RawSQL("", (), output_field=models.DateTimeField())
+    expression = _DATETIME_VALUE
     for convert in connection.ops.get_db_converters(expression) + expression.get_db_converters(connection):
         value = convert(value, expression, connection)
     horizon: dt.datetime = value

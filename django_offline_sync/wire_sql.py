@@ -10,10 +10,25 @@ the Python converters in ``serializers``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from django.db.models import CharField, Func
-from django.db.models.expressions import Col
+from django.db.models.expressions import Col, RawSQL
+
+
+@lru_cache(maxsize=256)
+def scalar_text_column(sql: str, param: str) -> RawSQL:
+    """``(sql)`` with its one parameter as one more column of a page's statement, typed as
+    text so that Django converts no row's value (the caller converts the one it uses).
+
+    One expression per (SQL, parameter), shared: a query resolves a copy of it, never the
+    expression itself, and building it (a ``CharField`` among it) on every page was a
+    measurable part of a small page's CPU. The SQL text is the vendor's own (its quoting), so
+    the key says everything the expression depends on.
+    """
+    return RawSQL(f"({sql})", (param,), output_field=CharField())
+
 
 # Vendors whose DATETIME text this module can format in SQL.
 TIMESTAMP_VENDORS = frozenset({"postgresql", "sqlite", "mysql"})
