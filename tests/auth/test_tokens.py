@@ -105,6 +105,19 @@ def test_token_signed_with_the_raw_secret_key_is_refused(alice):
     assert _rows(ZumoClient("v2"), HTTP_X_ZUMO_AUTH=forged).json()["errorCode"] == "invalid_token"
 
 
+def test_a_token_under_another_kid_is_refused_though_our_key_signed_it(alice):
+    """With one key, a token is verified with it before its header is read; the header must
+    still name that key, as when the kid picks the key."""
+    key = signing_keys()[0]
+    claims = decode_token(issue_token(alice, "custom").token)
+    relabelled = jwt.encode(claims, key.key, algorithm="HS256", headers={"kid": "sk-retired"})
+    body = _rows(ZumoClient("v2"), HTTP_X_ZUMO_AUTH=relabelled).json()
+    assert body["errorCode"] == "invalid_token"
+    assert "key this site does not have" in body["message"]
+    same = jwt.encode(claims, key.key, headers={"kid": key.kid})
+    assert _rows(ZumoClient("v2"), HTTP_X_ZUMO_AUTH=same).status_code == 200
+
+
 @pytest.mark.parametrize("garbage", ["not-a-token", "a.b.c", "Bearer"])
 def test_garbage_tokens_are_401_not_500(garbage):
     response = _rows(ZumoClient("v2"), HTTP_X_ZUMO_AUTH=garbage)
