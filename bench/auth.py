@@ -1,6 +1,7 @@
 """What signing in costs a table request: CPU per request, in one process, against baselines.
 
     .venv/bin/python bench/auth.py --requests 2000
+    .venv/bin/python bench/auth.py --requests 500 --profile "v2 zumo-auth"   # where its time goes
 
 In-process (Django's test client over the WSGI handler, no network), on a SQLite file
 migrated for the run, the example site's settings. Timed with ``time.process_time`` (CPU of
@@ -36,6 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000, help="requests per mode (default 2000)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    parser.add_argument("--profile", default=None, help="cProfile this mode instead (e.g. 'v2 zumo-auth')")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-auth-"))
@@ -76,6 +78,26 @@ def main() -> None:
         response = client.get(path, **headers)
         body = response.json()
         assert response.status_code == 200 and len(body if isinstance(body, list) else body["items"]) == 20, path
+    if args.profile and os.environ.get("BENCH_CALLGRIND"):
+        # Under valgrind --tool=callgrind --collect-atstart=no --toggle-collect=_operator_call:
+        # instructions of the requests only (as bench/cpu.py --callgrind).
+        import operator
+
+        path, headers = modes[args.profile]
+        operator.call(lambda: [client.get(path, **headers) for _ in range(args.requests)])
+        return
+    if args.profile:
+        import cProfile
+        import pstats
+
+        path, headers = modes[args.profile]
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(args.requests):
+            client.get(path, **headers)
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(int(os.environ.get("BENCH_TOP", "45")))
+        return
     per_round = max(1, args.requests // args.rounds)
     samples: dict[str, list[float]] = {name: [] for name in modes}
     for _ in range(args.rounds):
