@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final, TypeAlias
@@ -267,16 +268,21 @@ class RowLoader:
 
     def load(self, using: str, pk: Any) -> Any:
         """The row with primary key ``pk`` as a model instance, or None."""
-        connection = connections[using]
+        with connections[using].cursor() as cursor:
+            cursor.execute(self.sql, self.params(using, pk))
+            row = cursor.fetchone()
+        return None if row is None else self.instance(using, row)
+
+    def params(self, using: str, pk: Any) -> list[Any]:
+        """``sql``'s one parameter: ``pk`` as the database takes it."""
         pk_field = self.model._meta.pk
         assert pk_field is not None
-        param = pk_field.get_db_prep_value(pk_field.get_prep_value(pk), connection, prepared=True)
-        with connection.cursor() as cursor:
-            cursor.execute(self.sql, [param])
-            row = cursor.fetchone()
-        if row is None:
-            return None
+        return [pk_field.get_db_prep_value(pk_field.get_prep_value(pk), connections[using], prepared=True)]
+
+    def instance(self, using: str, row: Sequence[Any]) -> Any:
+        """A row of ``sql`` as the model instance the ORM makes of it."""
         if self.converters:
+            connection = connections[using]
             row = list(row)
             for pos, convs, expression in self.converters:
                 value = row[pos]

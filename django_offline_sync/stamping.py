@@ -112,6 +112,47 @@ def reserve(model: type, count: int = 1, using: str = "default") -> list[Stamp]:
     return [Stamp(ms, ms) for ms in range(first, last + 1)]
 
 
+def reserve_reading(model: type, using: str, sql: str, params: list[Any]) -> tuple[Stamp, Any] | None:
+    """``reserve(model, 1, using)`` and the first row of ``sql`` read after it, in one message
+    to the database: ``(stamp, row or None)``, or None where that cannot be done here (the
+    caller then reserves and reads as usual).
+
+    An update or a delete locks the clock and then reads the row it writes: two statements in
+    a row on every such write, so where the driver allows two statements in one message
+    (PostgreSQL through psycopg 3's client-side binding, Django's default) they go together,
+    the clock first, as when sent apart: one round trip fewer. The clock row must exist (the
+    first write to a table creates it) and the statements must run in a transaction that
+    holds the lock until it commits (callers are in ``atomic``).
+    """
+    if not uses_clock():
+        return None
+    connection = connections[using]
+    if connection.vendor != "postgresql" or connection.settings_dict["OPTIONS"].get("server_side_binding") is True:
+        return None
+    if not connection.in_atomic_block:  # pragma: no cover - a programming error
+        raise RuntimeError("stamping.reserve_reading() must run inside transaction.atomic()")
+    from psycopg import ClientCursor  # (the driver Django's PostgreSQL backend runs on here)
+
+    key = clock_key(model)
+    now = now_ms()
+    notify = notifies(using)
+    update, select = _advance_sql(connection, notify)
+    if select is not None:  # pragma: no cover - PostgreSQL has RETURNING
+        return None
+    clock_params: list[Any] = [now, 1, key, *notify_params(key)] if notify else [now, 1, key]
+    with connection.cursor() as cursor:
+        if not isinstance(cursor.cursor, ClientCursor):
+            return None
+        cursor.execute(f"{update}; {sql}", [*clock_params, *params])
+        clock = cursor.fetchone()
+        cursor.nextset()  # to the row's own result
+        row = cursor.fetchone()
+    if clock is None:  # no clock row yet: nothing was locked, so the row read proves nothing
+        return None
+    ms = int(clock[0])
+    return Stamp(ms, ms), row
+
+
 def notifies(using: str) -> bool:
     """Whether a stamp taken on ``using`` announces itself to the change events' listeners.
 

@@ -1,0 +1,82 @@
+"""What an update or a delete sends to PostgreSQL: the clock's lock and the row's read in one
+message (``stamping.reserve_reading``), and the same answers as when they went apart."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+from django_offline_sync.models import SyncClock
+from example_project.tasks.models import Task
+from tests.test_query_timeout import idle, round_trips
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's round trips"),
+]
+
+
+@pytest.fixture
+def row(v2):
+    created = v2.post_json("/tables/Task", {"text": "before"})
+    assert created.status_code == 201, created.content
+    return created.json()["id"], created.headers["ETag"]
+
+
+def sent(run):
+    got = []
+    trips = round_trips(lambda: got.append(run()))
+    return got[0], trips
+
+
+def test_an_update_locks_the_clock_and_reads_its_row_in_one_message(v2, row):
+    pk, etag = row
+    clock_before = SyncClock.objects.get(table="tasks_task").last_ms
+    response, trips = sent(lambda: v2.patch_json(f"/tables/Task/{pk}", {"text": "after"}, HTTP_IF_MATCH=etag))
+    assert response.status_code == 200, response.content
+    assert len(trips) == 4, trips  # BEGIN, clock and row, the row's UPDATE, COMMIT
+    assert trips[0] == "BEGIN" and trips[-1] == "COMMIT"
+    assert trips[1].startswith('UPDATE "offline_sync_clock"') and 'FROM "tasks_task"' in trips[1], trips[1]
+    stored = Task.all_objects.get(pk=pk)
+    assert stored.text == "after" and response.headers["ETag"] != etag
+    assert stored.version > clock_before and SyncClock.objects.get(table="tasks_task").last_ms == stored.version
+    assert idle()
+
+
+def test_a_delete_does_the_same(v2, row):
+    pk, etag = row
+    response, trips = sent(lambda: v2.delete(f"/tables/Task/{pk}", HTTP_IF_MATCH=etag))
+    assert response.status_code == 204, response.content
+    assert len(trips) == 4 and 'FROM "tasks_task"' in trips[1], trips
+    assert Task.all_objects.get(pk=pk).deleted
+
+
+def test_a_stale_version_is_412_and_takes_no_stamp(v2, row):
+    pk, etag = row
+    assert v2.patch_json(f"/tables/Task/{pk}", {"text": "first"}, HTTP_IF_MATCH=etag).status_code == 200
+    clock = SyncClock.objects.get(table="tasks_task").last_ms
+    stale = v2.patch_json(f"/tables/Task/{pk}", {"text": "lost"}, HTTP_IF_MATCH=etag)
+    assert stale.status_code == 412
+    assert stale.json()["text"] == "first"  # the server's row, read with the clock locked
+    assert SyncClock.objects.get(table="tasks_task").last_ms == clock  # rolled back with the write
+    assert idle()
+
+
+def test_an_unknown_id_is_404(v2, row):
+    response, trips = sent(lambda: v2.patch_json("/tables/Task/nope", {"text": "x"}))
+    assert response.status_code == 404
+    assert trips[:2] == ["BEGIN", trips[1]] and 'FROM "tasks_task"' in trips[1], trips
+    assert "ROLLBACK" in trips  # the clock's lock and advance go with it
+    assert idle()
+
+
+def test_without_a_clock_row_the_write_takes_the_two_statements_and_creates_it(v2, row):
+    """The clock row exists once the table had a write; a row that arrived otherwise (a bulk
+    load, a restore) meets a table without one: nothing was locked by the first message, so
+    the write locks and reads again, as it did before they went together."""
+    pk, etag = row
+    SyncClock.objects.filter(table="tasks_task").delete()
+    response, trips = sent(lambda: v2.patch_json(f"/tables/Task/{pk}", {"text": "after"}, HTTP_IF_MATCH=etag))
+    assert response.status_code == 200, response.content
+    assert any(trip.startswith('INSERT INTO "offline_sync_clock"') for trip in trips), trips
+    assert SyncClock.objects.get(table="tasks_task").last_ms == Task.all_objects.get(pk=pk).version
