@@ -51,6 +51,7 @@ __all__ = [
     "notify_sql",
     "now_ms",
     "reserve",
+    "reserve_reading",
     "truncate_ms",
     "uses_clock",
 ]
@@ -119,33 +120,33 @@ def reserve_reading(model: type, using: str, sql: str, params: list[Any]) -> tup
 
     An update or a delete locks the clock and then reads the row it writes: two statements in
     a row on every such write, so where the driver allows two statements in one message
-    (PostgreSQL through psycopg 3's client-side binding, Django's default) they go together,
-    the clock first, as when sent apart: one round trip fewer. The clock row must exist (the
-    first write to a table creates it) and the statements must run in a transaction that
-    holds the lock until it commits (callers are in ``atomic``).
+    (``query.timeout.several_statements_per_message``) they go together, the clock first, as
+    when sent apart: one round trip fewer. The clock row must exist (the first write to a
+    table creates it) and the statements must run in a transaction that holds the lock until
+    it commits (callers are in ``atomic``). ``docs/gap-free-pull.rst`` says why the row is
+    still read after the lock.
     """
+    from .query.timeout import client_cursor, several_statements_per_message
+
     if not uses_clock():
         return None
     connection = connections[using]
-    if connection.vendor != "postgresql" or connection.settings_dict["OPTIONS"].get("server_side_binding") is True:
+    if not several_statements_per_message(connection):
         return None
     if not connection.in_atomic_block:  # pragma: no cover - a programming error
         raise RuntimeError("stamping.reserve_reading() must run inside transaction.atomic()")
-    from psycopg import ClientCursor  # (the driver Django's PostgreSQL backend runs on here)
-
     key = clock_key(model)
-    now = now_ms()
     notify = notifies(using)
     update, select = _advance_sql(connection, notify)
     if select is not None:  # pragma: no cover - PostgreSQL has RETURNING
         return None
-    clock_params: list[Any] = [now, 1, key, *notify_params(key)] if notify else [now, 1, key]
     with connection.cursor() as cursor:
-        if not isinstance(cursor.cursor, ClientCursor):
+        if not client_cursor(cursor.cursor):
             return None
-        cursor.execute(f"{update}; {sql}", [*clock_params, *params])
+        cursor.execute(f"{update}; {sql}", [*_advance_params(key, now_ms(), 1, notify), *params])
         clock = cursor.fetchone()
-        cursor.nextset()  # to the row's own result
+        if not cursor.nextset():  # pragma: no cover - the message holds two statements
+            raise RuntimeError("stamping.reserve_reading(): the row's statement gave no result")
         row = cursor.fetchone()
     if clock is None:  # no clock row yet: nothing was locked, so the row read proves nothing
         return None
@@ -179,7 +180,7 @@ def _advance(using: str, key: str, floor: int, step: int, *, notify: bool = Fals
     connection = connections[using]
     update, select = _advance_sql(connection, notify)
     with connection.cursor() as cursor:
-        cursor.execute(update, [floor, step, key, *notify_params(key)] if notify else [floor, step, key])
+        cursor.execute(update, _advance_params(key, floor, step, notify))
         if select is None:  # UPDATE … RETURNING
             row = cursor.fetchone()
             return None if row is None else int(row[0])
@@ -188,6 +189,11 @@ def _advance(using: str, key: str, floor: int, step: int, *, notify: bool = Fals
         cursor.execute(select, [key])
         row = cursor.fetchone()
         return None if row is None else int(row[0])
+
+
+def _advance_params(key: str, floor: int, step: int, notify: bool) -> list[Any]:
+    """The parameters of ``_advance_sql``'s ``UPDATE``, in their order."""
+    return [floor, step, key, *notify_params(key)] if notify else [floor, step, key]
 
 
 #: (database backend class, notify) → ``_advance``'s statements (built once: they run on

@@ -154,26 +154,25 @@ class Writer:
     def _lock_and_load(self, pk: Any) -> tuple[Stamp | None, Any]:
         """``_lock`` then ``_load``; on PostgreSQL, with the row's statement compiled once,
         both in one message to the database (``stamping.reserve_reading``)."""
-        if self.view.plain_data_view:
-            loader = rowsql.row_loader(self.model, self.using)
-            if loader is not None:
-                read = stamping.reserve_reading(self.model, self.using, loader.sql, loader.params(self.using, pk))
-                if read is not None:
-                    stamp, row = read
-                    return stamp, (None if row is None else loader.instance(self.using, row))
+        loader = self._loader() if stamping.uses_clock() else None
+        if loader is not None:
+            read = stamping.reserve_reading(self.model, self.using, loader.sql, loader.params(self.using, pk))
+            if read is not None:
+                stamp, row = read
+                return stamp, (None if row is None else loader.instance(self.using, row))
         return self._lock(pk), self._load(pk)
 
-    def _load(self, pk: Any) -> Any:
-        """The row in the caller's data view, or None.
+    def _loader(self) -> rowsql.RowLoader | None:
+        """The row's statement compiled once per model, where the caller's data view is every
+        row of the table (``plain_data_view``); None where the ORM must load it."""
+        return rowsql.row_loader(self.model, self.using) if self.view.plain_data_view else None
 
-        Where the data view is every row of the table (``plain_data_view``), with a
-        statement compiled once per model (``rowsql.RowLoader``) instead of a queryset
-        filtered and compiled on every write.
-        """
-        if self.view.plain_data_view:
-            loader = rowsql.row_loader(self.model, self.using)
-            if loader is not None:
-                return loader.load(self.using, pk)
+    def _load(self, pk: Any) -> Any:
+        """The row in the caller's data view, or None (with ``_loader``'s statement where there
+        is one, instead of a queryset filtered and compiled on every write)."""
+        loader = self._loader()
+        if loader is not None:
+            return loader.load(self.using, pk)
         return row_by_pk(self.view.get_queryset().using(self.using), pk)
 
     def _lock(self, pk: Any) -> Stamp | None:

@@ -130,13 +130,32 @@ def carries_limit(connection: BaseDatabaseWrapper) -> bool:
     set to REPEATABLE READ or SERIALIZABLE gets them in one transaction, one snapshot, as
     before.
     """
+    if not several_statements_per_message(connection) or not connection.get_autocommit():
+        return False
+    from django.db.backends.postgresql.psycopg_any import IsolationLevel
+
+    return getattr(connection, "isolation_level", None) in (None, IsolationLevel.READ_COMMITTED)
+
+
+def several_statements_per_message(connection: BaseDatabaseWrapper) -> bool:
+    """Whether ``connection`` can send several statements in one message to the database:
+    PostgreSQL through psycopg 3 with client-side binding, Django's default (the simple query
+    protocol; a statement bound by the server is a prepared statement, which holds one
+    command, and Django on psycopg2 is another driver). Each cursor must still be psycopg's
+    ``ClientCursor`` (``client_cursor``)."""
     if connection.vendor != "postgresql" or connection.settings_dict["OPTIONS"].get("server_side_binding") is True:
         return False
-    from django.db.backends.postgresql.psycopg_any import IsolationLevel, is_psycopg3  # (imports the driver)
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3  # (imports the driver)
 
-    if not is_psycopg3 or not connection.get_autocommit():
-        return False
-    return getattr(connection, "isolation_level", None) in (None, IsolationLevel.READ_COMMITTED)
+    return bool(is_psycopg3)
+
+
+def client_cursor(driver_cursor: Any) -> bool:
+    """Whether a driver's cursor (``cursor.cursor`` of Django's) is psycopg 3's
+    ``ClientCursor``; ask only where ``several_statements_per_message`` holds."""
+    from psycopg import ClientCursor
+
+    return isinstance(driver_cursor, ClientCursor)
 
 
 def _pg_limit_sql(timeout_ms: int) -> str:
@@ -162,14 +181,12 @@ def _postgresql_wrapper(connection: BaseDatabaseWrapper, timeout_ms: int) -> Cal
     the transaction-local setting applies to the statement and ends with it (a stopped
     statement ends it too); the statement's rows are the message's second result.
     """
-    from psycopg import ClientCursor
-
     limit_sql = _pg_limit_sql(timeout_ms)
     prefix = limit_sql + "; "
 
     def wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
         cursor = context["cursor"].cursor
-        if many or not isinstance(sql, str) or not isinstance(cursor, ClientCursor) or connection.in_atomic_block:
+        if many or not isinstance(sql, str) or not client_cursor(cursor) or connection.in_atomic_block:
             # An executemany repeats its statement, a named cursor declares its one and a
             # composed statement (psycopg.sql) cannot be prefixed as text: such a statement
             # gets a transaction of its own, where the limit is set first. Within a
