@@ -58,7 +58,12 @@ def signing_keys(config: AuthSettings | None = None) -> tuple[SigningKey, ...]:
     config = config or get_settings().AUTH
     if config.SIGNING_KEYS:
         return config.SIGNING_KEYS
-    return _derived_keys((settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])))
+    return _derived_keys(_secrets())
+
+
+def _secrets() -> tuple[str, ...]:
+    """``SECRET_KEY`` and its fallbacks, newest first."""
+    return (settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", []))
 
 
 @lru_cache(maxsize=8)
@@ -81,9 +86,8 @@ def _session_digest(user: AbstractBaseUser, secret: str | None = None) -> str:
 
 
 def _session_digest_matches(user: AbstractBaseUser, digest: Any) -> bool:
-    secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
     return isinstance(digest, str) and any(
-        constant_time_compare(digest, _session_digest(user, secret)) for secret in secrets
+        constant_time_compare(digest, _session_digest(user, secret)) for secret in _secrets()
     )
 
 
@@ -107,7 +111,7 @@ def issue_token(user: AbstractBaseUser, provider: str, *, now: dt.datetime | Non
     return IssuedToken(token, user_id(user), provider, expires)
 
 
-@sensitive_variables("token", "key")
+@sensitive_variables("token", "key", "keys", "verified")
 def decode_token(token: str, *, allow_expired_for: int = 0) -> dict[str, Any]:
     """The claims of a token this site issued; raises ``InvalidToken`` or ``TokenExpired``.
 
