@@ -9,7 +9,6 @@ never a 500, leaving the connection and the request's transaction usable.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from urllib.parse import quote
 
@@ -23,6 +22,7 @@ from django_offline_sync.query import evaluation_guard
 from django_offline_sync.query.timeout import _mysql_wrapper
 from django_offline_sync.settings import validate
 from example_project.tasks.models import Task
+from tests.pgtrace import idle, round_trips
 
 VENDOR = connection.vendor
 # A statement that runs for seconds unless stopped, per backend.
@@ -117,34 +117,6 @@ class TestPostgreSQL:
         with pytest.raises(QueryTimeout), evaluation_guard(timeout_ms=100):
             run_slow_sql()
         assert current_timeout() == "0"
-
-
-def round_trips(run):
-    """The messages that wait for PostgreSQL's answer while ``run()`` runs on ``connection``: one
-    per simple query (``Query``) and per extended-protocol exchange (``Sync``), as libpq's
-    trace of the connection records them."""
-    from psycopg.pq import Trace
-
-    connection.ensure_connection()
-    pgconn = connection.connection.pgconn
-    with tempfile.TemporaryFile() as trace:
-        pgconn.trace(trace.fileno())
-        pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS)
-        try:
-            run()
-        finally:
-            pgconn.untrace()
-        trace.seek(0)
-        sent = [line.split("\t") for line in trace.read().decode().splitlines()]
-    return [fields[3].strip(" \"") if fields[2] == "Query" else "Sync" for fields in sent
-            if fields[0] == "F" and fields[2] in ("Query", "Sync")]
-
-
-def idle():
-    """No transaction open on the connection (not even a failed one)."""
-    from psycopg.pq import TransactionStatus
-
-    return connection.connection.info.transaction_status == TransactionStatus.IDLE
 
 
 @pytest.mark.django_db(transaction=True)

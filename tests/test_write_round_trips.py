@@ -3,17 +3,18 @@ message (``stamping.reserve_reading``), and the same answers as when they went a
 
 from __future__ import annotations
 
+import threading
+import time
+
+import httpx
 import pytest
-from django.db import connection
+from django.db import connection, connections, transaction
 
 from django_offline_sync.models import SyncClock
 from example_project.tasks.models import Task
-from tests.test_query_timeout import idle, round_trips
+from tests.pgtrace import idle, round_trips
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's round trips"),
-]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.requires_postgres]
 
 
 @pytest.fixture
@@ -65,8 +66,8 @@ def test_a_stale_version_is_412_and_takes_no_stamp(v2, row):
 def test_an_unknown_id_is_404(v2, row):
     response, trips = sent(lambda: v2.patch_json("/tables/Task/nope", {"text": "x"}))
     assert response.status_code == 404
-    assert trips[:2] == ["BEGIN", trips[1]] and 'FROM "tasks_task"' in trips[1], trips
-    assert "ROLLBACK" in trips  # the clock's lock and advance go with it
+    assert trips[0] == "BEGIN" and trips[1].startswith('UPDATE "offline_sync_clock"'), trips
+    assert 'FROM "tasks_task"' in trips[1] and "ROLLBACK" in trips  # the clock's advance goes with it
     assert idle()
 
 
@@ -80,3 +81,56 @@ def test_without_a_clock_row_the_write_takes_the_two_statements_and_creates_it(v
     assert response.status_code == 200, response.content
     assert any(trip.startswith('INSERT INTO "offline_sync_clock"') for trip in trips), trips
     assert SyncClock.objects.get(table="tasks_task").last_ms == Task.all_objects.get(pk=pk).version
+
+
+def test_the_row_is_read_after_the_clock_is_locked(live_server, row):
+    """A writer holds the clock (it stamped the row and has not committed). A conditional
+    update sent meanwhile waits in its first statement, the clock's; its second, the row's
+    read, runs once the writer committed and so sees the writer's version: 412, with the
+    writer's row. Were the row read before the lock, the update would match the old version
+    and overwrite the writer's change."""
+    pk, etag = row
+    stamped, release = threading.Event(), threading.Event()
+
+    def writer():
+        try:
+            with transaction.atomic():
+                task = Task.all_objects.get(pk=pk)
+                task.text = "the writer's"
+                task.save()  # takes the clock's lock until the commit
+                stamped.set()
+                release.wait(30)
+        finally:
+            connections.close_all()
+
+    answers = []
+
+    def update():
+        answers.append(httpx.patch(f"{live_server.url}/tables/Task/{pk}", json={"text": "lost"},
+                                   headers={"ZUMO-API-VERSION": "2.0.0", "If-Match": etag}, timeout=30))
+
+    holding = threading.Thread(target=writer)
+    holding.start()
+    assert stamped.wait(30)
+    waiting = threading.Thread(target=update)
+    waiting.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not _waits_on_a_lock():  # the update's first statement waits for the clock
+            assert time.monotonic() < deadline, "the update never waited for the clock"
+            time.sleep(0.02)
+    finally:
+        release.set()
+        holding.join()
+        waiting.join()
+    assert answers[0].status_code == 412, answers[0].text
+    assert answers[0].json()["text"] == "the writer's"
+    assert Task.all_objects.get(pk=pk).text == "the writer's"
+
+
+def _waits_on_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return bool(cursor.fetchone()[0])

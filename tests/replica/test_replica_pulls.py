@@ -200,28 +200,41 @@ def test_a_delta_query_is_not_answered_by_a_replica_that_does_not_show_its_token
     assert copy[ids[0]]["text"] == "moved"
 
 
-def test_a_first_pull_stays_on_a_replica_that_has_not_replayed_the_tables_first_write(live_server, pg_cluster):
-    """A device's first pull (``updatedAt ge 1970-01-01``, or a v3 pull without a token) asks
-    for nothing beyond what every replica shows, even one that has not replayed the table's
-    clock row yet: it is answered there, not by the primary. Were it sent to the primary, the
-    device's token would be ahead of the replica from its first page on, and its later pages
-    would alternate between the two databases, which docs/scaling.rst says is not exact."""
-    pg_cluster.wait_replayed()  # the flush of the previous test: no clock row on either
+def test_a_first_pull_stays_on_a_replica_that_has_not_replayed_the_tables_first_write(
+    live_server, pg_cluster, replica_alias
+):
+    """A device's first pull (v2: ``updatedAt ge 1970-01-01``; v3 with a token at the epoch)
+    asks for nothing beyond what every replica shows, even one that has not replayed the
+    table's clock row yet: it is answered there, not by the primary. Were it sent to the
+    primary, the device's token would be ahead of the replica from its first page on, and its
+    later pages would alternate between the two databases, which docs/scaling.rst says is not
+    exact."""
+    pg_cluster.wait_replayed()  # the flush of the previous test
+    v2_headers = {"ZUMO-API-VERSION": "2.0.0"}
+    v2_first = [("$filter", "(updatedAt ge datetimeoffset'1970-01-01T00:00:00.000Z')"), ("$orderby", "updatedAt"),
+                ("$top", "50"), ("__includeDeleted", "true")]  # fmt: skip
+    v3_first = [("$filter", "(updatedAt gt cast(1970-01-01T00:00:00.000Z,Edm.DateTimeOffset))"),
+                ("$orderby", "updatedAt"), ("__includedeleted", "true")]  # fmt: skip
+    http = httpx.Client(base_url=live_server.url, timeout=30)
     with pg_cluster.replay_paused():
-        created = httpx.post(f"{live_server.url}/tables/Task", json={"text": "first"}, headers=V3, timeout=30)
+        created = http.post("/tables/Task", json={"text": "first"}, headers=V3)
         assert created.status_code == 201, created.text
-        first_pull = [("$filter", "(updatedAt ge datetimeoffset'1970-01-01T00:00:00.000Z')"), ("$orderby", "updatedAt"),
-                      ("$top", "50"), ("__includeDeleted", "true")]  # fmt: skip
-        v2 = httpx.get(f"{live_server.url}/tables/Task?{harness.encode(first_pull)}",
-                       headers={"ZUMO-API-VERSION": "2.0.0"}, timeout=30)  # fmt: skip
+        # The case under test: the primary has the table's clock row, the replica not yet.
+        assert replicas.high_water(Task, "default") is not None
+        assert replicas.high_water(Task, replica_alias) is None
+        v2 = http.get(f"/tables/Task?{harness.encode(v2_first)}", headers=v2_headers)
         assert v2.status_code == 200, v2.text
         assert v2.json() == []  # the replica's answer: it shows no row yet
-        v3 = httpx.get(f"{live_server.url}/tables/Task?$orderby=updatedAt&__includedeleted=true", headers=V3)
+        v3 = http.get(f"/tables/Task?{harness.encode(v3_first)}", headers=V3)
+        assert v3.status_code == 200, v3.text
         assert v3.json()["items"] == []
     pg_cluster.wait_replayed()
-    v2 = httpx.get(f"{live_server.url}/tables/Task?{harness.encode(first_pull)}",
-                   headers={"ZUMO-API-VERSION": "2.0.0"}, timeout=30)  # fmt: skip
-    assert [row["id"] for row in v2.json()] == [created.json()["id"]]
+    assert [row["id"] for row in http.get(f"/tables/Task?{harness.encode(v2_first)}", headers=v2_headers).json()] == [
+        created.json()["id"]
+    ]
+    assert [row["id"] for row in http.get(f"/tables/Task?{harness.encode(v3_first)}", headers=V3).json()["items"]] == [
+        created.json()["id"]
+    ]
 
 
 def test_what_the_rules_leave_a_pull_resumed_on_a_replica_after_a_killed_page_from_the_primary(live_server, pg_cluster):
