@@ -78,6 +78,8 @@ def main() -> None:
         response = client.get(path, **headers)
         body = response.json()
         assert response.status_code == 200 and len(body if isinstance(body, list) else body["items"]) == 20, path
+    if args.profile and args.profile not in modes:
+        sys.exit(f"unknown mode {args.profile!r}; one of: {', '.join(modes)}")
     if args.profile and os.environ.get("BENCH_CALLGRIND"):
         # Under valgrind --tool=callgrind --collect-atstart=no --toggle-collect=_operator_call:
         # instructions of the requests only (as bench/cpu.py --callgrind).
