@@ -268,21 +268,27 @@ class RowLoader:
 
     def load(self, using: str, pk: Any) -> Any:
         """The row with primary key ``pk`` as a model instance, or None."""
-        with connections[using].cursor() as cursor:
-            cursor.execute(self.sql, self.params(using, pk))
+        connection = connections[using]
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, self._params(connection, pk))
             row = cursor.fetchone()
-        return None if row is None else self.instance(using, row)
+        return None if row is None else self._instance(connection, using, row)
 
     def params(self, using: str, pk: Any) -> list[Any]:
         """``sql``'s one parameter: ``pk`` as the database takes it."""
-        pk_field = self.model._meta.pk
-        assert pk_field is not None
-        return [pk_field.get_db_prep_value(pk_field.get_prep_value(pk), connections[using], prepared=True)]
+        return self._params(connections[using], pk)
 
     def instance(self, using: str, row: Sequence[Any]) -> Any:
         """A row of ``sql`` as the model instance the ORM makes of it."""
+        return self._instance(connections[using], using, row)
+
+    def _params(self, connection: Any, pk: Any) -> list[Any]:
+        pk_field = self.model._meta.pk
+        assert pk_field is not None
+        return [pk_field.get_db_prep_value(pk_field.get_prep_value(pk), connection, prepared=True)]
+
+    def _instance(self, connection: Any, using: str, row: Sequence[Any]) -> Any:
         if self.converters:
-            connection = connections[using]
             row = list(row)
             for pos, convs, expression in self.converters:
                 value = row[pos]

@@ -29,8 +29,10 @@ import secrets
 import time
 from typing import Any, Final, NamedTuple
 
+from django.core.signals import setting_changed
 from django.db import connections, transaction
 
+from .backends import client_cursor, several_statements_per_message
 from .settings import get_settings
 from .wire import datetime_to_ms, ms_to_datetime, truncate_ms
 
@@ -50,6 +52,7 @@ __all__ = [
     "notify_params",
     "notify_sql",
     "now_ms",
+    "reads_with_lock",
     "reserve",
     "reserve_reading",
     "truncate_ms",
@@ -113,26 +116,36 @@ def reserve(model: type, count: int = 1, using: str = "default") -> list[Stamp]:
     return [Stamp(ms, ms) for ms in range(first, last + 1)]
 
 
+def reads_with_lock(using: str) -> bool:
+    """Whether a write on ``using`` can lock the clock and read its row in one message
+    (``reserve_reading``): clock stamping, on a connection that sends several statements in
+    one message (``backends.several_statements_per_message``). Known once per database
+    until a setting changes: it is asked on every update and delete."""
+    found = _READS_WITH_LOCK.get(using)
+    if found is None:
+        found = _READS_WITH_LOCK[using] = uses_clock() and connections[using].vendor == "postgresql"
+        if found:
+            found = _READS_WITH_LOCK[using] = several_statements_per_message(connections[using])
+    return found
+
+
+#: ``reads_with_lock`` per database alias, forgotten when any setting changes.
+_READS_WITH_LOCK: dict[str, bool] = {}
+setting_changed.connect(lambda **kwargs: _READS_WITH_LOCK.clear(), weak=False)
+
+
 def reserve_reading(model: type, using: str, sql: str, params: list[Any]) -> tuple[Stamp, Any] | None:
     """``reserve(model, 1, using)`` and the first row of ``sql`` read after it, in one message
-    to the database: ``(stamp, row or None)``, or None where that cannot be done here (the
-    caller then reserves and reads as usual).
+    to the database, where ``reads_with_lock(using)``: ``(stamp, row or None)``, or None where
+    the clock has no row yet (the caller then reserves and reads as usual).
 
     An update or a delete locks the clock and then reads the row it writes: two statements in
-    a row on every such write, so where the driver allows two statements in one message
-    (``query.timeout.several_statements_per_message``) they go together, the clock first, as
-    when sent apart: one round trip fewer. The clock row must exist (the first write to a
-    table creates it) and the statements must run in a transaction that holds the lock until
-    it commits (callers are in ``atomic``). ``docs/gap-free-pull.rst`` says why the row is
-    still read after the lock.
+    a row on every such write, so where the driver allows two statements in one message they
+    go together, the clock first, as when sent apart: one round trip fewer. The statements
+    must run in a transaction that holds the lock until it commits (callers are in
+    ``atomic``). ``docs/gap-free-pull.rst`` says why the row is still read after the lock.
     """
-    from .query.timeout import client_cursor, several_statements_per_message
-
-    if not uses_clock():
-        return None
     connection = connections[using]
-    if not several_statements_per_message(connection):
-        return None
     if not connection.in_atomic_block:  # pragma: no cover - a programming error
         raise RuntimeError("stamping.reserve_reading() must run inside transaction.atomic()")
     key = clock_key(model)

@@ -154,7 +154,7 @@ class Writer:
     def _lock_and_load(self, pk: Any) -> tuple[Stamp | None, Any]:
         """``_lock`` then ``_load``; on PostgreSQL, with the row's statement compiled once,
         both in one message to the database (``stamping.reserve_reading``)."""
-        loader = self._loader() if stamping.uses_clock() else None
+        loader = self._loader() if stamping.reads_with_lock(self.using) else None
         if loader is not None:
             read = stamping.reserve_reading(self.model, self.using, loader.sql, loader.params(self.using, pk))
             if read is not None:

@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import OperationalError, transaction
 
+from ..backends import client_cursor, several_statements_per_message
+
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
 
@@ -135,27 +137,6 @@ def carries_limit(connection: BaseDatabaseWrapper) -> bool:
     from django.db.backends.postgresql.psycopg_any import IsolationLevel
 
     return getattr(connection, "isolation_level", None) in (None, IsolationLevel.READ_COMMITTED)
-
-
-def several_statements_per_message(connection: BaseDatabaseWrapper) -> bool:
-    """Whether ``connection`` can send several statements in one message to the database:
-    PostgreSQL through psycopg 3 with client-side binding, Django's default (the simple query
-    protocol; a statement bound by the server is a prepared statement, which holds one
-    command, and Django on psycopg2 is another driver). Each cursor must still be psycopg's
-    ``ClientCursor`` (``client_cursor``)."""
-    if connection.vendor != "postgresql" or connection.settings_dict["OPTIONS"].get("server_side_binding") is True:
-        return False
-    from django.db.backends.postgresql.psycopg_any import is_psycopg3  # (imports the driver)
-
-    return bool(is_psycopg3)
-
-
-def client_cursor(driver_cursor: Any) -> bool:
-    """Whether a driver's cursor (``cursor.cursor`` of Django's) is psycopg 3's
-    ``ClientCursor``; ask only where ``several_statements_per_message`` holds."""
-    from psycopg import ClientCursor
-
-    return isinstance(driver_cursor, ClientCursor)
 
 
 def _pg_limit_sql(timeout_ms: int) -> str:
