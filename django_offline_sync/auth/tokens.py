@@ -173,7 +173,6 @@ def decode_token(token: str, *, allow_expired_for: int = 0) -> dict[str, Any]:
 
 def user_for_claims(claims: dict[str, Any]) -> AbstractBaseUser:
     """The active user the claims name, unless the token was signed out or the password changed."""
-
     model = get_user_model()
     try:
         user = model._default_manager.get(pk=claims["sub"])
