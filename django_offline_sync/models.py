@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from contextlib import nullcontext
 from functools import cache
 from typing import Any, ClassVar, Final
 
@@ -20,7 +21,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, models, router
-from django.db.models.signals import pre_save
+from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -98,6 +99,20 @@ def _has_imported_version(model: type[models.Model]) -> bool:
 _PENDING_STAMP: Final = "_offline_sync_pending_stamp"
 
 
+def _commits_alone(model: type[models.Model], using: str) -> bool:
+    """Whether an insert that takes its stamp in its own statement may run in autocommit.
+
+    One statement is atomic by itself, and its implicit transaction holds the clock row's
+    lock until it commits, as an explicit one would (``docs/gap-free-pull.rst``): outside a
+    transaction, ``BEGIN`` and ``COMMIT`` are two round trips that buy nothing. Django's
+    ``save_base`` reasons the same way ("a transaction isn't needed if only one query is
+    issued"). Not where a ``post_save`` receiver could write after the row (its writes
+    commit with the row, as before), nor inside a transaction (the row joins it).
+    """
+    connection = connections[using]
+    return not connection.in_atomic_block and connection.get_autocommit() and not post_save.has_listeners(model)
+
+
 class SyncModel(models.Model):
     """Abstract base for a table that devices sync.
 
@@ -172,16 +187,18 @@ class SyncModel(models.Model):
             kwargs["using"] = using
         update_fields = kwargs.get("update_fields")
         adding = self._state.adding
-        with stamping.atomic(using):
-            if stamp is None and adding and not args and self._stamps_in_insert(using, kwargs):
-                # PostgreSQL: the INSERT takes the stamp itself (rowsql.insert_stamped_row);
-                # _do_insert stamps the usual way where that statement cannot be used.
-                self.__dict__[_PENDING_STAMP] = True
-                try:
+        if stamp is None and adding and not args and self._stamps_in_insert(using, kwargs):
+            # PostgreSQL: the INSERT takes the stamp itself (rowsql.insert_stamped_row);
+            # _do_insert stamps the usual way where that statement cannot be used (in a
+            # transaction it opens for the two statements, if none is open).
+            self.__dict__[_PENDING_STAMP] = True
+            try:
+                with nullcontext() if _commits_alone(type(self), using) else stamping.atomic(using):
                     super().save(**kwargs)
-                finally:
-                    self.__dict__.pop(_PENDING_STAMP, None)
-                return
+            finally:
+                self.__dict__.pop(_PENDING_STAMP, None)
+            return
+        with stamping.atomic(using):
             if stamp is None:
                 (stamp,) = stamping.reserve(type(self), 1, using)
             self.stamp_from(stamp, adding=adding)
@@ -246,7 +263,14 @@ class SyncModel(models.Model):
                 del self.__dict__[_PENDING_STAMP]
                 self.stamp_from(Stamp(ms, ms), adding=True)
                 return []
-            self._take_pending_stamp(using)
+            # Two statements, the clock's and the row's: one transaction, which save() left to
+            # this statement where it would have been the only one (_commits_alone).
+            with stamping.atomic(using):
+                self._take_pending_stamp(using)
+                return self._insert_row(manager, using, fields, returning_fields, *args)
+        return self._insert_row(manager, using, fields, returning_fields, *args)
+
+    def _insert_row(self, manager: Any, using: Any, fields: Any, returning_fields: Any, *args: Any) -> Any:
         if len(args) == 1 and rowsql.insert_row(self, using, fields, returning_fields, raw=args[0]):
             return []
         return super()._do_insert(manager, using, fields, returning_fields, *args)  # type: ignore[misc]  # not in the stubs

@@ -339,6 +339,15 @@ def _check_nested_writes(method_name: str, serializer: serializers.ModelSerializ
         serializers.raise_errors_on_nested_writes(method_name, serializer, validated_data)
 
 
+def sets_to_many(serializer: serializers.BaseSerializer[Any]) -> bool:
+    """Whether the validated values hold a to-many relation, which ``create`` sets after the row."""
+    model: type[models.Model] | None = getattr(getattr(serializer, "Meta", None), "model", None)
+    if model is None:
+        return True
+    data = serializer.validated_data
+    return any(relation.to_many and name in data for name, relation in _field_info(model).relations.items())
+
+
 def _field_info(model: type[models.Model]) -> model_meta.FieldInfo:
     """DRF's ``get_field_info``, which walks the model's relations on every call, once per model."""
     info = _FIELD_INFO.get(model)

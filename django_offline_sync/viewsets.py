@@ -338,7 +338,8 @@ class SyncViewSet(_ViewSetBase):
         context = {**self.get_serializer_context(), "sync_id": sent_id}
         serializer = self.get_serializer(data=body.columns, context=context)
         serializer.is_valid(raise_exception=True)
-        instance = self._writer.insert(serializer, self.perform_create, sent_id)
+        plain = type(self).perform_create is SyncViewSet.perform_create
+        instance = self._writer.insert(serializer, self.perform_create, sent_id, plain_create=plain)
         location = request.build_absolute_uri(f"{request.path.rstrip('/')}/{instance.pk}")
         return self._entity_response(instance, status.HTTP_201_CREATED, Location=location)
 

@@ -19,7 +19,7 @@ let a pull miss a row.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal, Protocol
@@ -27,7 +27,7 @@ from typing import Any, Literal, Protocol
 from django.core.exceptions import ImproperlyConfigured
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, models, router, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Model, QuerySet
 from rest_framework.request import Request
 from rest_framework.serializers import BaseSerializer
 
@@ -35,8 +35,9 @@ from . import rowsql, stamping
 from .concurrency import Precondition, etag_for
 from .exceptions import ConstraintViolation, IdUnavailable, ItemNotFound
 from .generations import Generation
+from .managers import SyncManager
 from .models import SyncModel
-from .serializers import Representer
+from .serializers import Representer, SyncModelSerializer, sets_to_many
 from .signals import sync_committed
 from .stamping import Stamp
 from .wire import ID_MAX_LENGTH, IMPORTED_VERSION_FIELD
@@ -185,16 +186,34 @@ class Writer:
         return None
 
     def insert(
-        self, serializer: BaseSerializer[Any], perform_create: Callable[[Any], None], sent_id: Any
+        self,
+        serializer: BaseSerializer[Any],
+        perform_create: Callable[[Any], None],
+        sent_id: Any,
+        *,
+        plain_create: bool = False,
     ) -> SyncModel:
         """Run ``perform_create(serializer)`` in a transaction; a taken id is a 409 (or a 400).
 
         The primary key decides duplicates: an INSERT of a taken id fails (a concurrent one
         waits for the first to commit, then fails), and only then do we look. A row outside
         the caller's data view is never revealed (the Datasync create-conflict leak): 400.
+
+        ``plain_create``: the view's ``perform_create`` is the library's (``serializer.save()``).
+        Where the serializer and the model create as the library does too, and no transaction
+        is open, the one model ``save()`` is all the write is, and it opens the transaction it
+        needs itself (none, on PostgreSQL, for an insert that is one statement:
+        ``SyncModel.save``).
         """
+        # Inside a transaction (ATOMIC_REQUESTS, a caller's atomic) the writer's savepoint
+        # stays: a taken id rolls back to it, and the transaction can still look (below).
+        alone = (
+            plain_create
+            and not transaction.get_connection(self.using).in_atomic_block
+            and _creates_with_one_save(serializer, self.model)
+        )
         try:
-            with transaction.atomic(using=self.using):
+            with nullcontext() if alone else transaction.atomic(using=self.using):
                 perform_create(serializer)
                 instance = serializer.instance
                 if not isinstance(instance, SyncModel):
@@ -220,3 +239,27 @@ class Writer:
             lambda: sync_committed.send(sender=type(instance), instance=instance, operation=operation, request=request),
             using=self.using,
         )
+
+
+def _creates_with_one_save(serializer: BaseSerializer[Any], model: type[SyncModel]) -> bool:
+    """Whether ``serializer.save()`` is one ``model.save()`` of a new row and nothing more.
+
+    So it is with the library's serializer ``save``/``create`` (no to-many relation among the
+    values), manager ``create`` and model ``save``, Django's ``save_base``/``_save_table``, and
+    no parent table. An override of any of them may write more, which must commit with the
+    row: the writer's transaction stays.
+    """
+    cls = type(serializer)
+    manager = model._default_manager
+    return (
+        cls.save is BaseSerializer.save
+        and getattr(cls, "create", None) is SyncModelSerializer.create
+        and not sets_to_many(serializer)
+        and type(manager).create is SyncManager.create
+        and manager._queryset_class.create is QuerySet.create
+        and model.save is SyncModel.save
+        and model.save_base is Model.save_base
+        and model._save_table is Model._save_table  # type: ignore[attr-defined]  # Django's, untyped
+        and model._do_insert is SyncModel._do_insert
+        and not model._meta.parents
+    )

@@ -134,3 +134,110 @@ def _waits_on_a_lock() -> bool:
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
         )
         return bool(cursor.fetchone()[0])
+
+
+def test_an_insert_is_one_statement_in_autocommit(v2):
+    """The row's INSERT takes its stamp from the clock in the same statement; one statement
+    commits by itself, holding the clock's lock until it does, so no BEGIN and COMMIT."""
+    clock_before = SyncClock.objects.get_or_create(table="tasks_task", defaults={"last_ms": 0})[0].last_ms
+    response, trips = sent(lambda: v2.post_json("/tables/Task", {"id": "one-trip", "text": "alone"}))
+    assert response.status_code == 201, response.content
+    assert len(trips) == 1 and trips[0] != "BEGIN", trips
+    stored = Task.all_objects.get(pk="one-trip")
+    assert stored.text == "alone" and stored.version > clock_before
+    assert SyncClock.objects.get(table="tasks_task").last_ms == stored.version
+    assert response.json()["version"] and response.headers["ETag"]
+    assert idle()
+
+
+def test_a_taken_id_in_autocommit_is_still_a_conflict_and_leaves_the_clock(v2):
+    first = v2.post_json("/tables/Task", {"id": "taken", "text": "first"})
+    assert first.status_code == 201
+    clock = SyncClock.objects.get(table="tasks_task").last_ms
+    again = v2.post_json("/tables/Task", {"id": "taken", "text": "second"})
+    assert again.status_code == 409, again.content
+    assert again.json()["text"] == "first"
+    assert SyncClock.objects.get(table="tasks_task").last_ms == clock  # the failed statement took no stamp
+    assert Task.all_objects.get(pk="taken").text == "first"
+    assert idle()
+
+
+def test_an_insert_keeps_its_transaction_where_more_than_the_row_is_written(v2):
+    """A post_save receiver may write after the row: both commit together, or neither."""
+    from django.db.models.signals import post_save
+
+    from example_project.tasks.models import Note
+
+    failing = []
+
+    def note_it(sender, instance, created, **kwargs):
+        if created:
+            Note.objects.create(task=instance, body="made with the task")
+            if failing:
+                raise RuntimeError("the receiver fails after its write")
+
+    post_save.connect(note_it, sender=Task, dispatch_uid="round-trips-test")
+    try:
+        response, trips = sent(lambda: v2.post_json("/tables/Task", {"id": "with-note", "text": "x"}))
+        failing.append(True)
+        with pytest.raises(RuntimeError):
+            Task.objects.create(id="lost-with-note", text="y")
+    finally:
+        post_save.disconnect(sender=Task, dispatch_uid="round-trips-test")
+    assert response.status_code == 201, response.content
+    assert trips[0] == "BEGIN" and trips[-1] == "COMMIT", trips
+    assert Note.objects.filter(task_id="with-note").count() == 1
+    # the row and the receiver's write went together: neither stayed
+    assert not Task.all_objects.filter(pk="lost-with-note").exists()
+    assert not Note.objects.filter(task_id="lost-with-note").exists()
+    assert idle()
+
+
+def test_a_perform_create_override_keeps_the_writers_transaction():
+    """The view's own perform_create may write more than the row (Inspection's sets the
+    owner; another could write a second table): the writer's transaction stays."""
+    from example_project.tasks.models import Inspection
+    from tests.test_hardening_bodies import inspector
+
+    client = inspector()
+    response, trips = sent(lambda: client.post_json("/tables/Inspection", {"site": "s", "pipeId": "p"}))
+    assert response.status_code == 201, response.content
+    insert = next(i for i, trip in enumerate(trips) if 'INSERT INTO "tasks_inspection"' in trip)
+    assert "BEGIN" in trips[:insert] and trips[-1] == "COMMIT", trips
+    assert Inspection.objects.get(pk=response.json()["id"]).owner is not None
+
+
+def test_a_serializer_that_overrides_create_keeps_the_writers_transaction():
+    from django_offline_sync.writer import _creates_with_one_save
+    from example_project.tasks.views import TaskViewSet
+
+    library = TaskViewSet._table().serializer_class
+
+    class Custom(library):
+        def create(self, validated_data):
+            return super().create(validated_data)
+
+    for serializer_class, alone in ((library, True), (Custom, False)):
+        serializer = serializer_class(data={"text": "x"})
+        assert serializer.is_valid(), serializer.errors
+        assert _creates_with_one_save(serializer, Task) is alone
+
+
+def test_the_orm_creates_in_one_statement_too():
+    _, trips = sent(lambda: Task.objects.create(id="orm-one", text="orm"))
+    assert len(trips) == 1 and trips[0].startswith("WITH"), trips
+    assert SyncClock.objects.get(table="tasks_task").last_ms == Task.all_objects.get(pk="orm-one").version
+
+
+def test_where_the_stamped_insert_cannot_be_used_the_two_statements_share_a_transaction(monkeypatch):
+    """The clock's UPDATE and the row's INSERT are two statements: the stamp must commit with
+    the row (the clock's lock held until then), so they run in one transaction even where
+    save() had left a one-statement insert to autocommit."""
+    from django_offline_sync import rowsql
+
+    monkeypatch.setattr(rowsql, "insert_stamped_row", lambda *args: None)
+    _, trips = sent(lambda: Task.objects.create(id="two-statements", text="x"))
+    assert trips[0] == "BEGIN" and trips[-1] == "COMMIT", trips
+    row = next(i for i, trip in enumerate(trips) if trip.startswith('INSERT INTO "tasks_task"'))
+    assert trips[1].startswith('UPDATE "offline_sync_clock"') and 1 < row < len(trips) - 1, trips
+    assert SyncClock.objects.get(table="tasks_task").last_ms == Task.all_objects.get(pk="two-statements").version
