@@ -248,8 +248,11 @@ class SyncModel(models.Model):
                 (field, model, getattr(self, field.attname) if field.attname in rowsql.STAMPED else value)
                 for field, model, value in values
             ]
+        # The writer's last statement (Writer.commit_with_write) carries its COMMIT, unless a
+        # post_save receiver, which runs after it, could write more.
+        commit = self.__dict__.pop(rowsql.COMMIT_WITH_UPDATE, False) and not post_save.has_listeners(type(self))
         if len(args) == 2:  # update_fields, forced_update (Django 5.2)
-            updated = rowsql.update_row(base_qs.model, using, pk_val, values)
+            updated = rowsql.update_row(base_qs.model, using, pk_val, values, commit=commit)
             if updated is not None:
                 return updated
         return super()._do_update(base_qs, using, pk_val, values, *args)

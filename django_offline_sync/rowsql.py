@@ -27,12 +27,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final, TypeAlias
 
-from django.db import connections, models
+from django.db import DatabaseError, connections, models
 from django.db.models.query import ModelIterable
 
 from . import stamping
+from .backends import client_cursor
 
-__all__ = ["RowLoader", "insert_row", "insert_stamped_row", "row_loader", "update_row"]
+__all__ = ["RowGone", "RowLoader", "insert_row", "insert_stamped_row", "row_loader", "update_row"]
 
 #: Vendors whose single-row INSERT and UPDATE are plain ``INSERT … VALUES`` / ``UPDATE … SET``.
 VENDORS: Final = frozenset({"sqlite", "postgresql"})
@@ -107,12 +108,24 @@ _INSERTS: dict[_Key, str | None] = {}
 
 
 def update_row(
-    model: type[models.Model], using: str, pk: Any, values: list[tuple[models.Field[Any, Any], Any, Any]]
+    model: type[models.Model],
+    using: str,
+    pk: Any,
+    values: list[tuple[models.Field[Any, Any], Any, Any]],
+    *,
+    commit: bool = False,
 ) -> bool | None:
     """``UPDATE table SET … WHERE pk = …`` with Django's ``_do_update`` values.
 
     Returns whether a row was updated, or ``None`` when the ORM must do it (see the module
     docstring), having run no statement.
+
+    ``commit``: the UPDATE is the last statement of the transaction, which its caller leaves
+    to commit with it, ``UPDATE …; COMMIT`` in one message where the cursor sends several
+    statements in one (``stamping.reads_with_lock`` said the connection can): one round trip
+    fewer. The transaction is then over, and the ``atomic`` block around it commits nothing
+    more (psycopg's ``commit()`` sends nothing on an idle connection). An error in either
+    statement is raised from here and the transaction is gone, as it would be at the commit.
     """
     if not values:
         return None
@@ -125,8 +138,25 @@ def update_row(
     assert pk_field is not None
     params.append(pk_field.get_db_prep_value(pk_field.get_prep_value(pk), connection, prepared=True))
     with connection.cursor() as cursor:
+        if commit and client_cursor(cursor.cursor):
+            cursor.execute(f"{sql}; COMMIT", params)
+            if cursor.rowcount <= 0:  # the UPDATE's, the message's first result
+                raise RowGone(f"{model._meta.label} {pk!r} was deleted while it was written.")
+            return True
         cursor.execute(sql, params)
         return bool(cursor.rowcount > 0)
+
+
+#: Set on an instance (by ``Writer.commit_with_write``) whose next UPDATE is the last statement
+#: of the writer's transaction: it carries the ``COMMIT`` (``update_row(commit=True)``).
+COMMIT_WITH_UPDATE: Final = "_offline_sync_commit_with_update"
+
+
+class RowGone(DatabaseError):
+    """An UPDATE that carried its transaction's ``COMMIT`` found no row: another connection
+    deleted it (outside the table's clock) after it was read. Nothing of the write is left
+    uncommitted, and Django's way out, an INSERT of the row, would run after the commit, in
+    a transaction of its own: the write is refused instead (``Writer.row``: 404)."""
 
 
 def _update_sql(model: type[models.Model], connection: Any, fields: tuple[models.Field[Any, Any], ...]) -> str | None:

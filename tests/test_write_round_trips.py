@@ -1,5 +1,7 @@
-"""What an update or a delete sends to PostgreSQL: the clock's lock and the row's read in one
-message (``stamping.reserve_reading``), and the same answers as when they went apart."""
+"""What a write sends to PostgreSQL: an update or a delete locks the clock and reads its row in
+one message (``stamping.reserve_reading``) and sends its UPDATE with the COMMIT
+(``LockedRow.commit_with_write``); an insert is one statement in autocommit. The same answers
+as when they went apart, and the transaction kept wherever more than the row may be written."""
 
 from __future__ import annotations
 
@@ -35,8 +37,8 @@ def test_an_update_locks_the_clock_and_reads_its_row_in_one_message(v2, row):
     clock_before = SyncClock.objects.get(table="tasks_task").last_ms
     response, trips = sent(lambda: v2.patch_json(f"/tables/Task/{pk}", {"text": "after"}, HTTP_IF_MATCH=etag))
     assert response.status_code == 200, response.content
-    assert len(trips) == 4, trips  # BEGIN, clock and row, the row's UPDATE, COMMIT
-    assert trips[0] == "BEGIN" and trips[-1] == "COMMIT"
+    assert len(trips) == 3, trips  # BEGIN, clock and row, the row's UPDATE and COMMIT
+    assert trips[0] == "BEGIN" and trips[-1].startswith('UPDATE "tasks_task"') and trips[-1].endswith("; COMMIT")
     assert trips[1].startswith('UPDATE "offline_sync_clock"') and 'FROM "tasks_task"' in trips[1], trips[1]
     stored = Task.all_objects.get(pk=pk)
     assert stored.text == "after" and response.headers["ETag"] != etag
@@ -48,8 +50,94 @@ def test_a_delete_does_the_same(v2, row):
     pk, etag = row
     response, trips = sent(lambda: v2.delete(f"/tables/Task/{pk}", HTTP_IF_MATCH=etag))
     assert response.status_code == 204, response.content
-    assert len(trips) == 4 and 'FROM "tasks_task"' in trips[1], trips
+    assert len(trips) == 3 and 'FROM "tasks_task"' in trips[1] and trips[2].endswith("; COMMIT"), trips
     assert Task.all_objects.get(pk=pk).deleted
+    assert idle()
+
+
+def test_an_undelete_does_the_same(v2, row):
+    pk, etag = row
+    deleted = v2.delete(f"/tables/Task/{pk}", HTTP_IF_MATCH=etag)
+    assert deleted.status_code == 204
+    response, trips = sent(lambda: v2.post(f"/tables/Task/{pk}"))
+    assert response.status_code == 200, response.content
+    assert len(trips) == 3 and trips[2].endswith("; COMMIT"), trips
+    assert not Task.all_objects.get(pk=pk).deleted and response.json()["deleted"] is False
+    assert idle()
+
+
+def test_the_update_keeps_its_commit_where_a_post_save_receiver_may_write(v2, row):
+    from django.db.models.signals import post_save
+
+    from example_project.tasks.models import Note
+
+    pk, etag = row
+    failing = []
+
+    def note_it(sender, instance, created, **kwargs):
+        Note.objects.create(task=instance, body="made after the update")
+        if failing:
+            raise RuntimeError("the receiver fails after its write")
+
+    post_save.connect(note_it, sender=Task, dispatch_uid="round-trips-update")
+    try:
+        response, trips = sent(lambda: v2.patch_json(f"/tables/Task/{pk}", {"text": "kept"}, HTTP_IF_MATCH=etag))
+        failing.append(True)
+        with pytest.raises(RuntimeError):
+            v2.patch_json(f"/tables/Task/{pk}", {"text": "lost"}, HTTP_IF_MATCH=response.headers["ETag"])
+    finally:
+        post_save.disconnect(sender=Task, dispatch_uid="round-trips-update")
+    assert response.status_code == 200
+    assert trips[-1] == "COMMIT" and not any(trip.endswith("; COMMIT") for trip in trips), trips
+    assert Task.all_objects.get(pk=pk).text == "kept"  # the failed update went with its receiver's write
+    assert Note.objects.filter(task_id=pk).count() == 1
+    assert idle()
+
+
+def test_an_overridden_hook_keeps_the_commit_apart(v2, row, monkeypatch):
+    """A view's own perform_update may write after the row: the COMMIT stays its own."""
+    from example_project.tasks.views import TaskViewSet
+
+    def perform_update(self, serializer):
+        serializer.save()
+
+    monkeypatch.setattr(TaskViewSet, "perform_update", perform_update)
+    pk, etag = row
+    response, trips = sent(lambda: v2.patch_json(f"/tables/Task/{pk}", {"text": "after"}, HTTP_IF_MATCH=etag))
+    assert response.status_code == 200
+    assert len(trips) == 4 and trips[-1] == "COMMIT", trips
+
+
+def test_inside_atomic_requests_the_update_commits_with_the_request(v2, row, monkeypatch):
+    pk, etag = row
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
+    response, trips = sent(lambda: v2.patch_json(f"/tables/Task/{pk}", {"text": "after"}, HTTP_IF_MATCH=etag))
+    assert response.status_code == 200
+    assert trips[-1] == "COMMIT" and not any(trip.endswith("; COMMIT") for trip in trips), trips
+    assert Task.all_objects.get(pk=pk).text == "after"
+
+
+def test_a_row_deleted_outside_the_clock_while_it_is_written_is_404_not_a_new_row(v2, row):
+    """Another connection removes the row after the update read it (a raw DELETE takes no
+    clock; here a pre_save receiver's DELETE stands in for it): the UPDATE that carries the
+    COMMIT finds nothing. Django would INSERT the row instead, after the commit, outside the
+    clock's lock; the write is refused."""
+    from django.db.models.signals import pre_save
+
+    pk, etag = row
+
+    def delete_it(sender, instance, **kwargs):
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM tasks_task WHERE id = %s", [pk])
+
+    pre_save.connect(delete_it, sender=Task, dispatch_uid="round-trips-vanish")
+    try:
+        response = v2.patch_json(f"/tables/Task/{pk}", {"text": "after"}, HTTP_IF_MATCH=etag)
+    finally:
+        pre_save.disconnect(sender=Task, dispatch_uid="round-trips-vanish")
+    assert response.status_code == 404, response.content
+    assert not Task.all_objects.filter(pk=pk).exists()
+    assert idle()
 
 
 def test_a_stale_version_is_412_and_takes_no_stamp(v2, row):
