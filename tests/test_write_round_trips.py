@@ -329,3 +329,35 @@ def test_where_the_stamped_insert_cannot_be_used_the_two_statements_share_a_tran
     row = next(i for i, trip in enumerate(trips) if trip.startswith('INSERT INTO "tasks_task"'))
     assert trips[1].startswith('UPDATE "offline_sync_clock"') and 1 < row < len(trips) - 1, trips
     assert SyncClock.objects.get(table="tasks_task").last_ms == Task.all_objects.get(pk="two-statements").version
+
+
+def test_a_deferred_constraint_that_fails_at_the_commit_is_a_400_and_writes_nothing(v2):
+    """Django's foreign keys on PostgreSQL are checked at COMMIT (DEFERRABLE INITIALLY
+    DEFERRED); the COMMIT that travels with the UPDATE fails there, and the write is refused
+    as when the COMMIT went apart: a 400 naming the constraint, the row and clock unchanged."""
+    from django.db.models.signals import pre_save
+
+    from example_project.tasks.models import Note
+
+    task = Task.objects.create(text="parent")
+    note = v2.post_json("/tables/Note", {"taskId": task.pk, "body": "before"})
+    assert note.status_code == 201, note.content
+    pk, etag = note.json()["id"], note.headers["ETag"]
+    clock = SyncClock.objects.get(table="tasks_note").last_ms
+
+    def dangle(sender, instance, **kwargs):
+        instance.task_id = "no-such-task"  # past the serializer's check, as a concurrent delete would be
+
+    pre_save.connect(dangle, sender=Note, dispatch_uid="round-trips-deferred")
+    try:
+        response, trips = sent(lambda: v2.patch_json(f"/tables/Note/{pk}", {"body": "after"}, HTTP_IF_MATCH=etag))
+    finally:
+        pre_save.disconnect(sender=Note, dispatch_uid="round-trips-deferred")
+    assert response.status_code == 400, response.content
+    assert "constraint" in response.content.decode()
+    # the COMMIT went with the UPDATE, and failed there (the refusal ledger writes afterwards)
+    assert trips[2].startswith('UPDATE "tasks_note"') and trips[2].endswith("; COMMIT"), trips
+    stored = Note.all_objects.get(pk=pk)
+    assert stored.body == "before" and stored.task_id == task.pk
+    assert SyncClock.objects.get(table="tasks_note").last_ms == clock
+    assert idle()
