@@ -106,11 +106,45 @@ def _commits_alone(model: type[models.Model], using: str) -> bool:
     lock until it commits, as an explicit one would (``docs/gap-free-pull.rst``): outside a
     transaction, ``BEGIN`` and ``COMMIT`` are two round trips that buy nothing. Django's
     ``save_base`` reasons the same way ("a transaction isn't needed if only one query is
-    issued"). Not where a ``post_save`` receiver could write after the row (its writes
-    commit with the row, as before), nor inside a transaction (the row joins it).
+    issued"). Not where anything could write after the row within ``save()`` (a ``post_save``
+    receiver, a save hook of a class after ``SyncModel`` in the model's MRO: their writes
+    commit with the row, as before), nor inside a transaction or with autocommit off (the
+    row joins it).
     """
+    return autocommits(using) and not post_save.has_listeners(model) and saves_as_the_library_does(model)
+
+
+def autocommits(using: str) -> bool:
+    """Whether the connection is outside any transaction: autocommit on, no ``atomic`` block."""
     connection = connections[using]
-    return not connection.in_atomic_block and connection.get_autocommit() and not post_save.has_listeners(model)
+    return not connection.in_atomic_block and connection.get_autocommit()
+
+
+#: The hooks of a model's save and soft delete, any of which, overridden, may write more.
+_SAVE_HOOKS: Final = (
+    "save", "save_base", "_save_parents", "_save_table", "_do_insert", "_do_update", "delete", "undelete"
+)
+
+
+def saves_as_the_library_does(model: type[models.Model]) -> bool:
+    """Whether ``save()``, ``delete()`` and ``undelete()`` of ``model`` are ``SyncModel``'s and
+    Django's own all the way down: no class of its MRO but ``SyncModel`` (and Django's
+    ``Model``) defines one of their hooks, and it has no parent table.
+
+    ``model.save is SyncModel.save`` is not enough: a mixin listed after ``SyncModel``
+    (``class Task(SyncModel, Audited)``) runs inside ``SyncModel.save``'s ``super().save()``.
+    Looked up on each write (two or three class dicts), so a class changed at run time counts.
+    """
+    if model._meta.parents:
+        return False
+    for cls in model.__mro__:
+        if cls is SyncModel:
+            continue
+        if cls is models.Model:
+            return True
+        if any(hook in cls.__dict__ for hook in _SAVE_HOOKS):
+            return False
+    return False  # pragma: no cover - every model's MRO holds models.Model
 
 
 class SyncModel(models.Model):
@@ -248,9 +282,12 @@ class SyncModel(models.Model):
                 (field, model, getattr(self, field.attname) if field.attname in rowsql.STAMPED else value)
                 for field, model, value in values
             ]
-        # The writer's last statement (Writer.commit_with_write) carries its COMMIT, unless a
-        # post_save receiver, which runs after it, could write more.
-        commit = self.__dict__.pop(rowsql.COMMIT_WITH_UPDATE, False) and not post_save.has_listeners(type(self))
+        # The writer's last statement (LockedRow._carry_commit) carries its COMMIT, unless a
+        # receiver could write: a post_save one after it, a pre_save one before it (its write
+        # would commit even where the UPDATE finds no row and the request is refused).
+        commit = self.__dict__.pop(rowsql.COMMIT_WITH_UPDATE, False) and not (
+            pre_save.has_listeners(type(self)) or post_save.has_listeners(type(self))
+        )
         if len(args) == 2:  # update_fields, forced_update (Django 5.2)
             updated = rowsql.update_row(base_qs.model, using, pk_val, values, commit=commit)
             if updated is not None:

@@ -29,6 +29,7 @@ from typing import Any, Final, TypeAlias
 
 from django.db import DatabaseError, connections, models
 from django.db.models.query import ModelIterable
+from django.db.transaction import TransactionManagementError
 
 from . import stamping
 from .backends import client_cursor
@@ -124,8 +125,10 @@ def update_row(
     to commit with it, ``UPDATE …; COMMIT`` in one message where the cursor sends several
     statements in one (``stamping.reads_with_lock`` said the connection can): one round trip
     fewer. The transaction is then over, and the ``atomic`` block around it commits nothing
-    more (psycopg's ``commit()`` sends nothing on an idle connection). An error in either
-    statement is raised from here and the transaction is gone, as it would be at the commit.
+    more (psycopg's ``commit()`` sends nothing on an idle connection); any further statement
+    is refused until ``end_of_write``. An error in either statement is raised from here: a
+    failed UPDATE leaves the transaction failed (the block's ``ROLLBACK`` ends it), a failed
+    COMMIT (a deferred constraint) has ended it, as it would at the block's commit.
     """
     if not values:
         return None
@@ -140,6 +143,8 @@ def update_row(
     with connection.cursor() as cursor:
         if commit and client_cursor(cursor.cursor):
             cursor.execute(f"{sql}; COMMIT", params)
+            # Until the writer's block ends, a statement would run in a transaction of its own.
+            connection.execute_wrappers.append(_refuse_after_commit)
             if cursor.rowcount <= 0:  # the UPDATE's, the message's first result
                 raise RowGone(f"{model._meta.label} {pk!r} was deleted while it was written.")
             return True
@@ -147,16 +152,32 @@ def update_row(
         return bool(cursor.rowcount > 0)
 
 
-#: Set on an instance (by ``Writer.commit_with_write``) whose next UPDATE is the last statement
+#: Set on an instance (by ``LockedRow._carry_commit``) whose next UPDATE is the last statement
 #: of the writer's transaction: it carries the ``COMMIT`` (``update_row(commit=True)``).
 COMMIT_WITH_UPDATE: Final = "_offline_sync_commit_with_update"
+
+
+def _refuse_after_commit(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+    raise TransactionManagementError(
+        "A statement after the COMMIT that the write's UPDATE carried: it would not commit with the"
+        " row. Whatever writes more than the row must keep the writer's transaction (override"
+        " perform_update, perform_destroy or perform_undelete, or connect a post_save receiver)."
+    )
+
+
+def end_of_write(using: str) -> None:
+    """The writer's block is over: statements are allowed again (``update_row(commit=True)``)."""
+    wrappers = connections[using].execute_wrappers
+    if _refuse_after_commit in wrappers:
+        wrappers.remove(_refuse_after_commit)
 
 
 class RowGone(DatabaseError):
     """An UPDATE that carried its transaction's ``COMMIT`` found no row: another connection
     deleted it (outside the table's clock) after it was read. Nothing of the write is left
-    uncommitted, and Django's way out, an INSERT of the row, would run after the commit, in
-    a transaction of its own: the write is refused instead (``Writer.row``: 404)."""
+    uncommitted but the clock's advance (a stamp no row has, which pulls never miss), and
+    Django's way out, an INSERT of the row, would run after the commit, in a transaction of
+    its own: the write is refused instead (``Writer.row``: 404)."""
 
 
 def _update_sql(model: type[models.Model], connection: Any, fields: tuple[models.Field[Any, Any], ...]) -> str | None:

@@ -373,7 +373,7 @@ class SyncViewSet(_ViewSetBase):
             if undelete:
                 # The serializer's validated_data is a dict; DRF's stubs type it as a Mapping.
                 cast(dict[str, Any], serializer.validated_data)["deleted"] = False
-            row.commit_with_write(serializer, plain=type(self).perform_update is SyncViewSet.perform_update)
+            row._carry_commit(serializer, plain=type(self).perform_update is SyncViewSet.perform_update)
             self.perform_update(serializer)
             self._writer.committed(row.obj, "undelete" if undelete else "update")
         return self._entity_response(row.obj)
@@ -390,7 +390,7 @@ class SyncViewSet(_ViewSetBase):
                 raise self.generation.deleted_error()
             row.check(precondition, if_match_sent=if_match_sent)
             soft = get_settings().SOFT_DELETE if self.soft_delete is None else self.soft_delete
-            row.commit_with_write(plain=soft and type(self).perform_destroy is SyncViewSet.perform_destroy)
+            row._carry_commit(plain=soft and type(self).perform_destroy is SyncViewSet.perform_destroy)
             _call_hook(self.perform_destroy, row.obj, row.stamp)
             self._writer.committed(row.obj, "delete")
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -415,7 +415,7 @@ class SyncViewSet(_ViewSetBase):
         with self._writer.row(pk) as row:
             row.check(precondition, if_match_sent=if_match_sent)
             if row.obj.deleted:
-                row.commit_with_write(plain=type(self).perform_undelete is SyncViewSet.perform_undelete)
+                row._carry_commit(plain=type(self).perform_undelete is SyncViewSet.perform_undelete)
                 _call_hook(self.perform_undelete, row.obj, row.stamp)
                 self._writer.committed(row.obj, "undelete")
         return self._entity_response(row.obj, self.generation.undelete_status)

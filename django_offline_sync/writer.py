@@ -27,7 +27,7 @@ from typing import Any, Literal, Protocol
 from django.core.exceptions import ImproperlyConfigured
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, models, router, transaction
-from django.db.models import F, Model, QuerySet
+from django.db.models import F, QuerySet
 from rest_framework.request import Request
 from rest_framework.serializers import BaseSerializer
 
@@ -36,7 +36,7 @@ from .concurrency import Precondition, etag_for
 from .exceptions import ConstraintViolation, IdUnavailable, ItemNotFound
 from .generations import Generation
 from .managers import SyncManager
-from .models import SyncModel
+from .models import SyncModel, autocommits, saves_as_the_library_does
 from .serializers import Representer, SyncModelSerializer, sets_to_many
 from .signals import sync_committed
 from .stamping import Stamp
@@ -72,30 +72,33 @@ class LockedRow:
     obj: SyncModel
     stamp: Stamp | None
     writer: Writer
-    #: the writer's transaction is the outermost one (no ``ATOMIC_REQUESTS``, no caller's ``atomic``)
+    #: the writer's transaction is the outermost one: autocommit was on, no ``atomic`` block
+    #: open (no ``ATOMIC_REQUESTS``, no caller's ``atomic``)
     outermost: bool = False
 
-    def commit_with_write(self, serializer: BaseSerializer[Any] | None = None, *, plain: bool) -> None:
+    def _carry_commit(self, serializer: BaseSerializer[Any] | None = None, *, plain: bool) -> None:
         """Let the row's UPDATE carry the transaction's ``COMMIT``, where it is its last statement.
 
-        The view says its hook is the library's (``plain``: ``perform_update``,
+        The library's own views call this (private: a statement after the carried ``COMMIT``
+        would run in a transaction of its own, so ``rowsql`` refuses any until the writer's
+        block ends). The view says its hook is the library's (``plain``: ``perform_update``,
         ``perform_destroy`` or ``perform_undelete`` not overridden); this checks the rest of
         the way down to the UPDATE: the serializer's ``save``/``update`` (with no to-many
-        values, which are set after the row) where there is one, the model's ``save``,
-        ``delete``/``undelete`` and Django's ``save_base``/``_save_table``, no parent table,
-        and the writer's own, outermost transaction on a connection that sends two statements
-        in one message (``stamping.reads_with_lock``). ``SyncModel._do_update`` then leaves it
-        to a ``post_save`` receiver, if one is connected, to keep the transaction open.
-        On PostgreSQL an update, a delete and an undelete are then ``BEGIN``, clock + row,
-        ``UPDATE`` + ``COMMIT``: three round trips instead of four.
+        values, which are set after the row) where there is one, the model's save hooks
+        (``models.saves_as_the_library_does``), and the writer's own, outermost transaction
+        on a connection that sends two statements in one message (``stamping.reads_with_lock``).
+        ``SyncModel._do_update`` leaves it to a ``pre_save`` or ``post_save`` receiver, if
+        one is connected, to keep the transaction open. On PostgreSQL an update, a delete
+        and an undelete are then ``BEGIN``, clock + row, ``UPDATE`` + ``COMMIT``: three round
+        trips instead of four.
         """
         model = self.writer.model
         if (
             plain
             and self.outermost
             and stamping.reads_with_lock(self.writer.using)
-            and _saves_with_one_update(model)
-            and (serializer is None or _updates_with_one_save(serializer))
+            and saves_as_the_library_does(model)
+            and (serializer is None or _updates_with_one_save(serializer, model))
         ):
             self.obj.__dict__[rowsql.COMMIT_WITH_UPDATE] = True
 
@@ -168,7 +171,7 @@ class Writer:
         the write goes to, never from a replica.
         """
         value = lookup_pk(self.model, pk)
-        outermost = not transaction.get_connection(self.using).in_atomic_block
+        outermost = autocommits(self.using)
         try:
             with transaction.atomic(using=self.using):
                 stamp, obj = self._lock_and_load(value)
@@ -179,6 +182,7 @@ class Writer:
                     yield LockedRow(obj, stamp, self, outermost)
                 finally:
                     obj.__dict__.pop(rowsql.COMMIT_WITH_UPDATE, None)  # unused: the body wrote nothing
+                    rowsql.end_of_write(self.using)
         except IntegrityError as exc:
             raise ConstraintViolation(f"The item violates a database constraint: {exc}") from exc
         except rowsql.RowGone as exc:
@@ -239,11 +243,7 @@ class Writer:
         """
         # Inside a transaction (ATOMIC_REQUESTS, a caller's atomic) the writer's savepoint
         # stays: a taken id rolls back to it, and the transaction can still look (below).
-        alone = (
-            plain_create
-            and not transaction.get_connection(self.using).in_atomic_block
-            and _creates_with_one_save(serializer, self.model)
-        )
+        alone = plain_create and autocommits(self.using) and _creates_with_one_save(serializer, self.model)
         try:
             with nullcontext() if alone else transaction.atomic(using=self.using):
                 perform_create(serializer)
@@ -276,46 +276,30 @@ class Writer:
 def _creates_with_one_save(serializer: BaseSerializer[Any], model: type[SyncModel]) -> bool:
     """Whether ``serializer.save()`` is one ``model.save()`` of a new row and nothing more.
 
-    So it is with the library's serializer ``save``/``create`` (no to-many relation among the
-    values), manager ``create`` and model ``save``, Django's ``save_base``/``_save_table``, and
-    no parent table. An override of any of them may write more, which must commit with the
-    row: the writer's transaction stays.
+    So it is with the library's serializer ``save``/``create`` for the view's model (no
+    to-many relation among the values), manager ``create``, and the model's save hooks
+    (``models.saves_as_the_library_does``). An override of any of them may write more, which
+    must commit with the row: the writer's transaction stays.
     """
     cls = type(serializer)
     manager = model._default_manager
     return (
         cls.save is BaseSerializer.save
         and getattr(cls, "create", None) is SyncModelSerializer.create
+        and getattr(getattr(cls, "Meta", None), "model", None) is model
         and not sets_to_many(serializer)
         and type(manager).create is SyncManager.create
         and manager._queryset_class.create is QuerySet.create
-        and model.save is SyncModel.save
-        and model.save_base is Model.save_base
-        and model._save_table is Model._save_table  # type: ignore[attr-defined]  # Django's, untyped
-        and model._do_insert is SyncModel._do_insert
-        and not model._meta.parents
+        and saves_as_the_library_does(model)
     )
 
 
-def _saves_with_one_update(model: type[SyncModel]) -> bool:
-    """Whether a ``save()`` of a loaded row (and ``delete``/``undelete``, which save) is the
-    library's and Django's own, down to one UPDATE (``LockedRow.commit_with_write``)."""
-    return (
-        model.save is SyncModel.save
-        and model.delete is SyncModel.delete
-        and model.undelete is SyncModel.undelete
-        and model.save_base is Model.save_base
-        and model._save_table is Model._save_table  # type: ignore[attr-defined]  # Django's, untyped
-        and model._do_update is SyncModel._do_update
-        and not model._meta.parents
-    )
-
-
-def _updates_with_one_save(serializer: BaseSerializer[Any]) -> bool:
+def _updates_with_one_save(serializer: BaseSerializer[Any], model: type[SyncModel]) -> bool:
     """Whether ``serializer.save()`` of an existing row is one ``save()`` and nothing after it."""
     cls = type(serializer)
     return (
         cls.save is BaseSerializer.save
         and getattr(cls, "update", None) is SyncModelSerializer.update
+        and getattr(getattr(cls, "Meta", None), "model", None) is model
         and not sets_to_many(serializer)
     )

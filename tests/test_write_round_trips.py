@@ -1,6 +1,6 @@
 """What a write sends to PostgreSQL: an update or a delete locks the clock and reads its row in
 one message (``stamping.reserve_reading``) and sends its UPDATE with the COMMIT
-(``LockedRow.commit_with_write``); an insert is one statement in autocommit. The same answers
+(``LockedRow._carry_commit``); an insert is one statement in autocommit. The same answers
 as when they went apart, and the transaction kept wherever more than the row may be written."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import time
 
 import httpx
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection, connections, models, transaction
 
 from django_offline_sync.models import SyncClock
 from example_project.tasks.models import Task
@@ -117,27 +117,34 @@ def test_inside_atomic_requests_the_update_commits_with_the_request(v2, row, mon
     assert Task.all_objects.get(pk=pk).text == "after"
 
 
-def test_a_row_deleted_outside_the_clock_while_it_is_written_is_404_not_a_new_row(v2, row):
+def test_a_row_deleted_outside_the_clock_while_it_is_written_is_404_not_a_new_row(v2, row, monkeypatch):
     """Another connection removes the row after the update read it (a raw DELETE takes no
-    clock; here a pre_save receiver's DELETE stands in for it): the UPDATE that carries the
-    COMMIT finds nothing. Django would INSERT the row instead, after the commit, outside the
-    clock's lock; the write is refused."""
-    from django.db.models.signals import pre_save
+    clock): the UPDATE that carries the COMMIT finds nothing. Django would INSERT the row
+    instead, after the commit, outside the clock's lock; the write is refused."""
+    from example_project.tasks.views import TaskViewSet
 
     pk, etag = row
 
-    def delete_it(sender, instance, **kwargs):
-        with connection.cursor() as cursor:
-            cursor.execute("DELETE FROM tasks_task WHERE id = %s", [pk])
+    def check_object_permissions(self, request, obj):
+        apart("DELETE FROM tasks_task WHERE id = %s", [pk])  # the row is read: now it goes
 
-    pre_save.connect(delete_it, sender=Task, dispatch_uid="round-trips-vanish")
-    try:
-        response = v2.patch_json(f"/tables/Task/{pk}", {"text": "after"}, HTTP_IF_MATCH=etag)
-    finally:
-        pre_save.disconnect(sender=Task, dispatch_uid="round-trips-vanish")
+    monkeypatch.setattr(TaskViewSet, "check_object_permissions", check_object_permissions)
+    response, trips = sent(lambda: v2.patch_json(f"/tables/Task/{pk}", {"text": "after"}, HTTP_IF_MATCH=etag))
     assert response.status_code == 404, response.content
+    assert trips[2].endswith("; COMMIT"), trips
     assert not Task.all_objects.filter(pk=pk).exists()
     assert idle()
+
+
+def apart(sql, params):
+    """``sql`` on a connection of its own, committed at once."""
+    import psycopg
+
+    with psycopg.connect(
+        host=connection.settings_dict["HOST"], port=connection.settings_dict["PORT"] or 5432,
+        user=connection.settings_dict["USER"], dbname=connection.settings_dict["NAME"], autocommit=True,
+    ) as other:
+        other.execute(sql, params)
 
 
 def test_a_stale_version_is_412_and_takes_no_stamp(v2, row):
@@ -242,8 +249,9 @@ def test_a_taken_id_in_autocommit_is_still_a_conflict_and_leaves_the_clock(v2):
     first = v2.post_json("/tables/Task", {"id": "taken", "text": "first"})
     assert first.status_code == 201
     clock = SyncClock.objects.get(table="tasks_task").last_ms
-    again = v2.post_json("/tables/Task", {"id": "taken", "text": "second"})
+    again, trips = sent(lambda: v2.post_json("/tables/Task", {"id": "taken", "text": "second"}))
     assert again.status_code == 409, again.content
+    assert trips[0].startswith("WITH"), trips  # the INSERT in autocommit, then the lookups
     assert again.json()["text"] == "first"
     assert SyncClock.objects.get(table="tasks_task").last_ms == clock  # the failed statement took no stamp
     assert Task.all_objects.get(pk="taken").text == "first"
@@ -331,33 +339,130 @@ def test_where_the_stamped_insert_cannot_be_used_the_two_statements_share_a_tran
     assert SyncClock.objects.get(table="tasks_task").last_ms == Task.all_objects.get(pk="two-statements").version
 
 
-def test_a_deferred_constraint_that_fails_at_the_commit_is_a_400_and_writes_nothing(v2):
+def test_a_deferred_constraint_that_fails_at_the_commit_is_a_400_and_writes_nothing(v2, monkeypatch):
     """Django's foreign keys on PostgreSQL are checked at COMMIT (DEFERRABLE INITIALLY
     DEFERRED); the COMMIT that travels with the UPDATE fails there, and the write is refused
     as when the COMMIT went apart: a 400 naming the constraint, the row and clock unchanged."""
-    from django.db.models.signals import pre_save
-
     from example_project.tasks.models import Note
+    from example_project.tasks.views import NoteViewSet
 
-    task = Task.objects.create(text="parent")
+    task, other = Task.objects.create(text="parent"), Task.objects.create(text="gone by the commit")
     note = v2.post_json("/tables/Note", {"taskId": task.pk, "body": "before"})
     assert note.status_code == 201, note.content
     pk, etag = note.json()["id"], note.headers["ETag"]
     clock = SyncClock.objects.get(table="tasks_note").last_ms
 
-    def dangle(sender, instance, **kwargs):
-        instance.task_id = "no-such-task"  # past the serializer's check, as a concurrent delete would be
+    def validate(self, attrs):
+        apart("DELETE FROM tasks_task WHERE id = %s", [other.pk])  # checked, then deleted elsewhere
+        return attrs
 
-    pre_save.connect(dangle, sender=Note, dispatch_uid="round-trips-deferred")
-    try:
-        response, trips = sent(lambda: v2.patch_json(f"/tables/Note/{pk}", {"body": "after"}, HTTP_IF_MATCH=etag))
-    finally:
-        pre_save.disconnect(sender=Note, dispatch_uid="round-trips-deferred")
+    monkeypatch.setattr(NoteViewSet._table().serializer_class, "validate", validate)
+    response, trips = sent(lambda: v2.patch_json(f"/tables/Note/{pk}", {"taskId": other.pk}, HTTP_IF_MATCH=etag))
     assert response.status_code == 400, response.content
     assert "constraint" in response.content.decode()
     # the COMMIT went with the UPDATE, and failed there (the refusal ledger writes afterwards)
-    assert trips[2].startswith('UPDATE "tasks_note"') and trips[2].endswith("; COMMIT"), trips
+    update = next(trip for trip in trips if trip.startswith('UPDATE "tasks_note"'))
+    assert update.endswith("; COMMIT"), trips
     stored = Note.all_objects.get(pk=pk)
     assert stored.body == "before" and stored.task_id == task.pk
     assert SyncClock.objects.get(table="tasks_note").last_ms == clock
+    assert idle()
+
+
+
+# -- where more than the row may be written ----------------------------------------------------
+
+
+class _Audited(models.Model):
+    """A mixin listed after SyncModel: its save() runs inside SyncModel.save's super().save()."""
+
+    class Meta:
+        abstract = True
+        app_label = "tasks"
+
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        from example_project.tasks.models import Note
+
+        Note.objects.create(task_id=self.pk, body="audit of the write")
+        if getattr(self, "fail_audit", False):
+            raise RuntimeError("the audit fails after its write")
+
+
+@pytest.fixture
+def audited_task(monkeypatch):
+    """Task as if declared ``class Task(SyncModel, _Audited)``: ``Task.save is SyncModel.save``."""
+    from django_offline_sync.models import SyncModel
+
+    bases = Task.__bases__
+    Task.__bases__ = (SyncModel, _Audited)
+    try:
+        assert Task.save is SyncModel.save
+        monkeypatch.setattr(Task, "fail_audit", True, raising=False)
+        yield
+    finally:
+        Task.__bases__ = bases
+
+
+def test_a_mixins_save_after_syncmodel_keeps_the_update_in_one_transaction(v2, row, audited_task):
+    pk, etag = row
+    with pytest.raises(RuntimeError):
+        v2.patch_json(f"/tables/Task/{pk}", {"text": "after"}, HTTP_IF_MATCH=etag)
+    assert Task.all_objects.get(pk=pk).text == "before"
+    assert idle()
+
+
+def test_a_mixins_save_after_syncmodel_keeps_the_insert_in_one_transaction(v2, audited_task):
+    from example_project.tasks.models import Note
+
+    with pytest.raises(RuntimeError):
+        v2.post_json("/tables/Task", {"id": "mixin-insert", "text": "x"})
+    with pytest.raises(RuntimeError):
+        Task.objects.create(id="mixin-orm", text="x")
+    assert not Task.all_objects.filter(pk__in=["mixin-insert", "mixin-orm"]).exists()
+    assert not Note.objects.exists()
+    assert idle()
+
+
+def test_with_autocommit_off_the_callers_transaction_decides(v2, row):
+    """Manual transaction management: the write joins the caller's transaction (no COMMIT of
+    its own, no autocommit insert), and the caller's rollback takes everything back."""
+    pk, etag = row
+    transaction.set_autocommit(False)
+    try:
+        Task.objects.create(id="callers-own", text="caller's write")
+        updated = v2.patch_json(f"/tables/Task/{pk}", {"text": "after"}, HTTP_IF_MATCH=etag)
+        inserted = v2.post_json("/tables/Task", {"id": "manual-insert", "text": "x"})
+        taken = v2.post_json("/tables/Task", {"id": pk, "text": "again"})
+        transaction.rollback()
+    finally:
+        transaction.set_autocommit(True)
+    assert (updated.status_code, inserted.status_code, taken.status_code) == (200, 201, 409), taken.content
+    assert not Task.all_objects.filter(pk__in=["callers-own", "manual-insert"]).exists()
+    assert Task.all_objects.get(pk=pk).text == "before"
+    assert idle()
+
+
+def test_a_statement_after_the_carried_commit_is_refused(row):
+    """Once the UPDATE carried the COMMIT, a statement would run in a transaction of its own:
+    it is refused until the writer's block ends, instead of committing apart from the row."""
+    from django.db.transaction import TransactionManagementError
+
+    from django_offline_sync import rowsql
+    from example_project.tasks.models import Note
+
+    pk, _ = row
+    task = Task.all_objects.get(pk=pk)
+    try:
+        with transaction.atomic():
+            task.__dict__[rowsql.COMMIT_WITH_UPDATE] = True
+            task.text = "carried"
+            task.save()
+            with pytest.raises(TransactionManagementError, match="after the COMMIT"):
+                Note.objects.create(task=task, body="apart")
+    finally:
+        rowsql.end_of_write("default")
+    assert Task.all_objects.get(pk=pk).text == "carried"
+    assert not Note.objects.exists()
+    Note.objects.create(task=task, body="allowed again")
     assert idle()
