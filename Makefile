@@ -46,10 +46,13 @@ docs: install
 
 # Ours against the reference Node server (both on SQLite) and against the raw psycopg limit on
 # PostgreSQL (DATABASE_URL's server, default 127.0.0.1:5432); prints the tables of ratios.
+# The issue's tables of ratios: against the Node peer (SQLite), pulls against the raw psycopg
+# limit and 8 pushing clients against the raw psycopg loop (PostgreSQL on 127.0.0.1:5432).
 bench: install
 	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/peer.py --rows $${BENCH_ROWS:-100000}
 	$(BIN)/python bench/pull.py --rows $${BENCH_ROWS:-100000} --skip-client
+	$(BIN)/python bench/push.py --clients 8 --rows $${BENCH_ROWS:-100000}
 
 test-postgres: install
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/offline_sync} $(BIN)/python -m pytest
