@@ -257,8 +257,7 @@ class SyncModel(models.Model):
         """
         meta = self._meta
         return (
-            connections[using].vendor == "postgresql"
-            and stamping.uses_clock()
+            stamping.stamps_in_insert(using)
             and kwargs.get("update_fields") is None
             and not kwargs.get("force_update")
             and not meta.parents

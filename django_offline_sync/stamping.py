@@ -129,9 +129,27 @@ def reads_with_lock(using: str) -> bool:
     return found
 
 
-#: ``reads_with_lock`` per database alias, forgotten when any setting changes.
+def stamps_in_insert(using: str) -> bool:
+    """Whether an insert on ``using`` can take its stamp in the ``INSERT`` statement itself
+    (``rowsql.insert_stamped_row``): clock stamping on PostgreSQL. Known once per database
+    until a setting changes: it is asked on every insert."""
+    found = _STAMPS_IN_INSERT.get(using)
+    if found is None:
+        found = _STAMPS_IN_INSERT[using] = uses_clock() and connections[using].vendor == "postgresql"
+    return found
+
+
+#: ``reads_with_lock`` and ``stamps_in_insert`` per database alias, forgotten when any setting changes.
 _READS_WITH_LOCK: dict[str, bool] = {}
-setting_changed.connect(lambda **kwargs: _READS_WITH_LOCK.clear(), weak=False)
+_STAMPS_IN_INSERT: dict[str, bool] = {}
+
+
+def _forget(**kwargs: Any) -> None:
+    _READS_WITH_LOCK.clear()
+    _STAMPS_IN_INSERT.clear()
+
+
+setting_changed.connect(_forget, weak=False)
 
 
 def reserve_reading(model: type, using: str, sql: str, params: list[Any]) -> tuple[Stamp, Any] | None:

@@ -171,7 +171,8 @@ class Writer:
         the write goes to, never from a replica.
         """
         value = lookup_pk(self.model, pk)
-        outermost = autocommits(self.using)
+        # (asked only where the UPDATE can carry the COMMIT: LockedRow._carry_commit)
+        outermost = stamping.reads_with_lock(self.using) and autocommits(self.using)
         try:
             with transaction.atomic(using=self.using):
                 stamp, obj = self._lock_and_load(value)
@@ -181,8 +182,9 @@ class Writer:
                 try:
                     yield LockedRow(obj, stamp, self, outermost)
                 finally:
-                    obj.__dict__.pop(rowsql.COMMIT_WITH_UPDATE, None)  # unused: the body wrote nothing
-                    rowsql.end_of_write(self.using)
+                    if outermost:
+                        obj.__dict__.pop(rowsql.COMMIT_WITH_UPDATE, None)  # unused: the body wrote nothing
+                        rowsql.end_of_write(self.using)
         except IntegrityError as exc:
             raise ConstraintViolation(f"The item violates a database constraint: {exc}") from exc
         except rowsql.RowGone as exc:
@@ -243,7 +245,12 @@ class Writer:
         """
         # Inside a transaction (ATOMIC_REQUESTS, a caller's atomic) the writer's savepoint
         # stays: a taken id rolls back to it, and the transaction can still look (below).
-        alone = plain_create and autocommits(self.using) and _creates_with_one_save(serializer, self.model)
+        alone = (
+            plain_create
+            and stamping.stamps_in_insert(self.using)  # elsewhere save() opens the same transaction
+            and autocommits(self.using)
+            and _creates_with_one_save(serializer, self.model)
+        )
         try:
             with nullcontext() if alone else transaction.atomic(using=self.using):
                 perform_create(serializer)
