@@ -122,7 +122,8 @@ def autocommits(using: str) -> bool:
 
 #: The hooks of a model's save and soft delete, any of which, overridden, may write more.
 _SAVE_HOOKS: Final = (
-    "save", "save_base", "_save_parents", "_save_table", "_do_insert", "_do_update", "delete", "undelete"
+    "save", "save_base", "_save_parents", "_save_table", "_do_insert", "_do_update", "_insert_row",
+    "stamp_from", "delete", "undelete",
 )
 
 
@@ -284,8 +285,11 @@ class SyncModel(models.Model):
         # The writer's last statement (LockedRow._carry_commit) carries its COMMIT, unless a
         # receiver could write: a post_save one after it, a pre_save one before it (its write
         # would commit even where the UPDATE finds no row and the request is refused).
-        commit = self.__dict__.pop(rowsql.COMMIT_WITH_UPDATE, False) and not (
-            pre_save.has_listeners(type(self)) or post_save.has_listeners(type(self))
+        # A save hook of the row's own class (a proxy, a mixin after SyncModel) may too.
+        commit = (
+            self.__dict__.pop(rowsql.COMMIT_WITH_UPDATE, None) == using
+            and not (pre_save.has_listeners(type(self)) or post_save.has_listeners(type(self)))
+            and saves_as_the_library_does(type(self))
         )
         if len(args) == 2:  # update_fields, forced_update (Django 5.2)
             updated = rowsql.update_row(base_qs.model, using, pk_val, values, commit=commit)

@@ -152,8 +152,9 @@ def update_row(
         return bool(cursor.rowcount > 0)
 
 
-#: Set on an instance (by ``LockedRow._carry_commit``) whose next UPDATE is the last statement
-#: of the writer's transaction: it carries the ``COMMIT`` (``update_row(commit=True)``).
+#: Set on an instance (by ``LockedRow._carry_commit``, to the database alias) whose next UPDATE
+#: is the last statement of the writer's transaction: it carries the ``COMMIT``
+#: (``update_row(commit=True)``).
 COMMIT_WITH_UPDATE: Final = "_offline_sync_commit_with_update"
 
 

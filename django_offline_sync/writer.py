@@ -84,23 +84,23 @@ class LockedRow:
         block ends). The view says its hook is the library's (``plain``: ``perform_update``,
         ``perform_destroy`` or ``perform_undelete`` not overridden); this checks the rest of
         the way down to the UPDATE: the serializer's ``save``/``update`` (with no to-many
-        values, which are set after the row) where there is one, the model's save hooks
-        (``models.saves_as_the_library_does``), and the writer's own, outermost transaction
-        on a connection that sends two statements in one message (``stamping.reads_with_lock``).
-        ``SyncModel._do_update`` leaves it to a ``pre_save`` or ``post_save`` receiver, if
-        one is connected, to keep the transaction open. On PostgreSQL an update, a delete
+        values, which are set after the row) where there is one, and the writer's own,
+        outermost transaction on a connection that sends two statements in one message
+        (``stamping.reads_with_lock``). ``SyncModel._do_update`` checks the save hooks of the
+        row's class (``models.saves_as_the_library_does``) and the database, and leaves the
+        transaction open where a ``pre_save`` or ``post_save`` receiver is connected. On PostgreSQL an update, a delete
         and an undelete are then ``BEGIN``, clock + row, ``UPDATE`` + ``COMMIT``: three round
         trips instead of four.
         """
-        model = self.writer.model
         if (
             plain
             and self.outermost
-            and stamping.reads_with_lock(self.writer.using)
-            and saves_as_the_library_does(model)
-            and (serializer is None or _updates_with_one_save(serializer, model))
+            and (serializer is None or _updates_with_one_save(serializer, self.writer.model))
         ):
-            self.obj.__dict__[rowsql.COMMIT_WITH_UPDATE] = True
+            # The value: the database whose UPDATE may carry it. The save hooks are checked
+            # where they run, on the loaded row's own class (a proxy or a subclass of the
+            # view's model may have its own): SyncModel._do_update.
+            self.obj.__dict__[rowsql.COMMIT_WITH_UPDATE] = self.writer.using
 
     def check(self, precondition: Precondition | None, *, if_match_sent: bool) -> None:
         """Raise the generation's conflict (with the current entity) unless the version matches."""
