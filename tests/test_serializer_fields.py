@@ -48,3 +48,27 @@ def test_each_serializer_gets_its_own_bound_fields():
     for name, field in first.fields.items():
         assert field is not second.fields[name]
         assert field.parent is first and second.fields[name].parent is second
+
+
+@pytest.mark.django_db
+def test_to_many_values_keep_the_writers_transaction():
+    """Values of a to-many relation are set after the row (``create``/``update``): a write
+    that carries them is more than one statement, so the writer keeps its transaction."""
+    from django_offline_sync.serializers import sets_to_many
+    from django_offline_sync.writer import _creates_with_one_save, _updates_with_one_save
+    from example_project.tasks.views import TaskViewSet
+
+    library = TaskViewSet._table().serializer_class
+
+    class WithNotes(library):
+        notes = serializers.PrimaryKeyRelatedField(many=True, queryset=Note.all_objects.all(), required=False)
+
+        class Meta(library.Meta):
+            fields = [*library.Meta.fields, "notes"]
+
+    without, with_notes = WithNotes(data={"text": "x"}), WithNotes(data={"text": "x", "notes": []})
+    assert without.is_valid(), without.errors
+    assert with_notes.is_valid(), with_notes.errors
+    assert not sets_to_many(without) and sets_to_many(with_notes)
+    assert _creates_with_one_save(without, Task) and not _creates_with_one_save(with_notes, Task)
+    assert _updates_with_one_save(without, Task) and not _updates_with_one_save(with_notes, Task)
