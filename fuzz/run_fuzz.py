@@ -118,7 +118,9 @@ def prepare_database(env: dict[str, str]) -> str:
     """Migrate, seed, and return the inspector's API token."""
     manage(env, "migrate", "--noinput")
     manage(env, "load_demo_data")
-    out = manage(env, "ensure_admin", "--password", secrets.token_urlsafe(16))
+    # One argument, "--password=…": a generated password may begin with "-", which argparse
+    # would take for an option if it came as a separate argument (1 run in 64).
+    out = manage(env, "ensure_admin", f"--password={secrets.token_urlsafe(16)}")
     manage(env, "shell", "-c", OTHER_USER_SQL)
     match = re.search(r"Authorization: Token (\w+)", out)
     if match is None:

@@ -107,6 +107,13 @@ def test_ensure_admin_uses_the_given_password_and_base_url_when_passed(client):
     assert client.get("/admin/").status_code == 200
 
 
+def test_ensure_admin_takes_a_password_that_begins_with_a_dash(client):
+    """As the fuzz run passes a generated one (``secrets.token_urlsafe`` may begin with "-")."""
+    output = run("ensure_admin", "--password=-lHa8nQFwnFLk0NF8")
+    assert "Password:  -lHa8nQFwnFLk0NF8" in output
+    assert client.login(username="admin", password="-lHa8nQFwnFLk0NF8")
+
+
 def test_ensure_admin_keeps_the_password_when_the_user_exists():
     run("ensure_admin", "--password", "first-pass")
     output = run("ensure_admin")
