@@ -123,9 +123,9 @@ def reads_with_lock(using: str) -> bool:
     until a setting changes: it is asked on every update and delete."""
     found = _READS_WITH_LOCK.get(using)
     if found is None:
-        found = _READS_WITH_LOCK[using] = uses_clock() and connections[using].vendor == "postgresql"
-        if found:
-            found = _READS_WITH_LOCK[using] = several_statements_per_message(connections[using])
+        found = _READS_WITH_LOCK[using] = stamps_in_insert(using) and several_statements_per_message(
+            connections[using]
+        )
     return found
 
 

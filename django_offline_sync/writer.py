@@ -88,9 +88,9 @@ class LockedRow:
         outermost transaction on a connection that sends two statements in one message
         (``stamping.reads_with_lock``). ``SyncModel._do_update`` checks the save hooks of the
         row's class (``models.saves_as_the_library_does``) and the database, and leaves the
-        transaction open where a ``pre_save`` or ``post_save`` receiver is connected. On PostgreSQL an update, a delete
-        and an undelete are then ``BEGIN``, clock + row, ``UPDATE`` + ``COMMIT``: three round
-        trips instead of four.
+        transaction open where a ``pre_save`` or ``post_save`` receiver is connected. On
+        PostgreSQL an update, a delete and an undelete are then ``BEGIN``, clock + row,
+        ``UPDATE`` + ``COMMIT``: three round trips instead of four.
         """
         if (
             plain
@@ -288,13 +288,9 @@ def _creates_with_one_save(serializer: BaseSerializer[Any], model: type[SyncMode
     (``models.saves_as_the_library_does``). An override of any of them may write more, which
     must commit with the row: the writer's transaction stays.
     """
-    cls = type(serializer)
     manager = model._default_manager
     return (
-        cls.save is BaseSerializer.save
-        and getattr(cls, "create", None) is SyncModelSerializer.create
-        and getattr(getattr(cls, "Meta", None), "model", None) is model
-        and not sets_to_many(serializer)
+        _library_serializer_save(serializer, model, "create")
         and type(manager).create is SyncManager.create
         and manager._queryset_class.create is QuerySet.create
         and saves_as_the_library_does(model)
@@ -303,10 +299,16 @@ def _creates_with_one_save(serializer: BaseSerializer[Any], model: type[SyncMode
 
 def _updates_with_one_save(serializer: BaseSerializer[Any], model: type[SyncModel]) -> bool:
     """Whether ``serializer.save()`` of an existing row is one ``save()`` and nothing after it."""
+    return _library_serializer_save(serializer, model, "update")
+
+
+def _library_serializer_save(serializer: BaseSerializer[Any], model: type[SyncModel], method: str) -> bool:
+    """Whether ``serializer.save()`` runs the library's ``create`` or ``update`` (``method``) for
+    ``model``, with no to-many values to set after the row."""
     cls = type(serializer)
     return (
         cls.save is BaseSerializer.save
-        and getattr(cls, "update", None) is SyncModelSerializer.update
+        and getattr(cls, method, None) is getattr(SyncModelSerializer, method)
         and getattr(getattr(cls, "Meta", None), "model", None) is model
         and not sets_to_many(serializer)
     )
