@@ -43,6 +43,9 @@ if os.environ.get("BENCH_COUNT_ESTIMATE_ABOVE"):  # latency.py: the v3 first pag
 if os.environ.get("BENCH_V3_PAGE_SIZE"):
     OFFLINE_SYNC["V3_PAGE_SIZE"] = int(os.environ["BENCH_V3_PAGE_SIZE"])
 
+if os.environ.get("BENCH_URLCONF"):  # bench/cpu.py: the site's URLs and its floor endpoints (bench_urls)
+    ROOT_URLCONF = os.environ["BENCH_URLCONF"]
+
 _MIDDLEWARE_VARIANT = os.environ.get("BENCH_MIDDLEWARE", "")
 if _MIDDLEWARE_VARIANT in ("api", "middleware"):
     # bench/cpu.py measuring an API-only process (docs/deployment.rst): no session, CSRF,

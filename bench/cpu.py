@@ -6,13 +6,15 @@
     BENCH_CALLERS='send|getattr' .venv/bin/python bench/cpu.py --profile insert  # ... and who calls these
     .venv/bin/python bench/cpu.py --callgrind           # instructions per request (valgrind)
 
-The requests a device makes, exactly as bench/peer.py sends them (v2 headers): the JS
-client's pull page at $top 50 and 1000, an insert (POST), a conditional update (PATCH +
-If-Match), and a Datasync v3 client's next page (the ``nextLink`` of a first page: a signed
-keyset cursor, 100 rows). Each case runs ``--batches`` batches of ``--requests`` requests and
-reports the best batch's process CPU time (user + sys) per request: on a shared machine the best of
-several batches is a stable figure where wall-clock time is not. Database time spent in the
-SQLite library counts (it runs in this process); a PostgreSQL server's does not.
+The requests a device makes, exactly as bench/peer.py sends them (v2 headers): the JS client's
+pull page at $top 50 and 1000, an insert (POST), a conditional update (PATCH + If-Match), and a
+Datasync v3 client's next page (the ``nextLink`` of a first page: a signed keyset cursor, 100
+rows). Two floor cases come first: an empty answer from a plain Django view through the site's
+middleware (``django empty``), and from a DRF view with the table endpoints' own classes (``drf
+empty``; ``bench_urls.py``). Each case runs ``--batches`` batches of ``--requests`` requests
+and reports the best batch's process CPU time (user + sys) per request: on a shared machine the
+best of several batches is a stable figure where wall-clock time is not. Database time spent in
+the SQLite library counts (it runs in this process); a PostgreSQL server's does not.
 """
 
 from __future__ import annotations
@@ -96,6 +98,10 @@ class Runner:
         self.call(environ("GET", v2_url(token, top)))
         assert self.status.startswith("200"), self.status
 
+    def empty(self, path: str) -> None:
+        self.call(environ("GET", path))
+        assert self.status.startswith("200"), self.status
+
     def v3_page(self) -> None:
         # The next links are made up front (first pages, with their count), at the first call:
         # the warm-up's, so that only the next pages are measured.
@@ -139,6 +145,9 @@ def _iso(ms: int) -> str:
 
 
 CASES = {
+    # The floor (bench_urls.py): an empty answer through the site's middleware, then through DRF.
+    "django empty": lambda r: r.empty("/bench/django-empty"),
+    "drf empty": lambda r: r.empty("/bench/drf-empty"),
     "pull 50": lambda r: r.pull(50),
     "pull 1000": lambda r: r.pull(1000),
     "insert": lambda r: r.insert(),
@@ -219,6 +228,7 @@ def main(argv: list[str] | None = None) -> None:
         url = f"sqlite:///{db}"
     os.environ["DATABASE_URL"] = url
     os.environ["DJANGO_SETTINGS_MODULE"] = "bench_settings"
+    os.environ.setdefault("BENCH_URLCONF", "bench_urls")  # the floor cases' endpoints
     import django
 
     django.setup()
