@@ -1,8 +1,8 @@
 import re
 import threading
+import warnings
 
 import pytest
-from django.core.signals import request_finished, request_started
 from rest_framework.test import APIClient
 
 # The loopback OpenID Connect providers (tests/auth/provider), for the sign-in tests here and
@@ -25,54 +25,92 @@ def pytest_collection_modifyitems(config, items):
 
 
 class _RequestsInFlight:
-    """Requests a live server's threads have started and not yet finished.
+    """Requests the live server has taken and not yet closed.
 
     A live server answers, and only then closes the response, which sends ``request_finished``
     (``close_old_connections`` among its receivers) on the server's thread. A client that has
     its answer can end the test in that window, and the test's teardown then flushes the
     database while the server's thread still uses it: "Database access not allowed" there and,
     on the in-memory SQLite the two threads share, "database table is locked" in the next test.
-    Counted off the main thread only: the main thread's requests end before it goes on.
+    The count is kept by the server's WSGI application itself (``_CountedApp``), so it covers
+    every receiver of ``request_finished`` whatever their order.
     """
 
     def __init__(self) -> None:
         self.changed = threading.Condition()
         self.count = 0
 
-    def started(self, **kwargs) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            with self.changed:
-                self.count += 1
-
-    def finished(self, **kwargs) -> None:
-        # Connected after Django's own receivers (django.db connects close_old_connections when
-        # it is imported, before this module), so it runs after them.
-        if threading.current_thread() is not threading.main_thread():
-            with self.changed:
-                self.count = max(self.count - 1, 0)
-                self.changed.notify_all()
-
-    def settle(self, timeout: float) -> bool:
+    def enter(self) -> None:
         with self.changed:
-            return self.changed.wait_for(lambda: self.count == 0, timeout)
+            self.count += 1
+
+    def leave(self) -> None:
+        with self.changed:
+            self.count = max(self.count - 1, 0)
+            self.changed.notify_all()
+
+    def settle(self, timeout: float) -> None:
+        with self.changed:
+            if not self.changed.wait_for(lambda: self.count == 0, timeout):
+                # A response nobody closed (its thread died): say so, and start afresh.
+                warnings.warn(f"{self.count} live-server request(s) still open after {timeout} s", stacklevel=2)
+                self.count = 0
+
+
+class _CountedApp:
+    """The live server's WSGI application, counting each request until its response is closed."""
+
+    def __init__(self, app, in_flight: _RequestsInFlight) -> None:
+        self.app = app
+        self.in_flight = in_flight
+
+    def __call__(self, environ, start_response):
+        self.in_flight.enter()
+        try:
+            result = self.app(environ, start_response)
+        except BaseException:
+            self.in_flight.leave()
+            raise
+        return _ClosingResult(result, self.in_flight)
+
+
+class _ClosingResult:
+    def __init__(self, result, in_flight: _RequestsInFlight) -> None:
+        self.result = result
+        self.in_flight = in_flight
+        self.open = True
+
+    def __iter__(self):
+        return iter(self.result)
+
+    def close(self) -> None:
+        # The server closes the result after the last byte, or on a broken connection.
+        try:
+            close = getattr(self.result, "close", None)
+            if close is not None:
+                close()  # Django's response: request_finished and all its receivers
+        finally:
+            if self.open:
+                self.open = False
+                self.in_flight.leave()
 
 
 _IN_FLIGHT = _RequestsInFlight()
-request_started.connect(_IN_FLIGHT.started, dispatch_uid="tests.in_flight.started")
-request_finished.connect(_IN_FLIGHT.finished, dispatch_uid="tests.in_flight.finished")
 
 
 @pytest.fixture(autouse=True)
 def _live_server_settles(request):
-    """After a test with a live server, wait for the server's threads to finish their requests
-    before the database is torn down (``_RequestsInFlight``)."""
+    """After a test with a live server, wait for the server to close its responses before the
+    database is torn down (``_RequestsInFlight``)."""
     if "live_server" not in request.fixturenames:
         yield
         return
     request.getfixturevalue("transactional_db")  # set up before this, so torn down after it
+    httpd = request.getfixturevalue("live_server").thread.httpd
+    if not isinstance(httpd.get_app(), _CountedApp):
+        httpd.set_app(_CountedApp(httpd.get_app(), _IN_FLIGHT))
     yield
-    # A request still running after 30 s is a hung test's, which its own timeout reports.
-    _IN_FLIGHT.settle(timeout=30)
+    _IN_FLIGHT.settle(timeout=10)
 
 
 class ZumoClient(APIClient):
