@@ -3,8 +3,9 @@
 ``/bench/django-empty``: a plain Django view answering ``[]``, through the site's middleware
 and URL resolver: what any request to this Django site costs before a view does anything.
 ``/bench/drf-empty``: a DRF ``APIView`` answering ``[]`` with the table endpoints' own
-authentication, permission, throttle, parser and renderer classes (``TaskViewSet``'s): what
-DRF's dispatch adds. A pull page's cost above ``drf-empty`` is the library's and the
+authentication, permission, throttle, parser, renderer and content-negotiation classes
+(``TaskViewSet``'s; its per-operation permissions and generation detection are the
+library's work, not DRF's): what DRF's dispatch adds. A pull page's cost above ``drf-empty`` is the library's and the
 database's. The table URLs come first, so resolving them costs what it does on the site.
 """
 
@@ -32,6 +33,7 @@ class DrfEmpty(APIView):
     throttle_classes = TaskViewSet.throttle_classes
     parser_classes = TaskViewSet.parser_classes
     renderer_classes = TaskViewSet.renderer_classes
+    content_negotiation_class = TaskViewSet.content_negotiation_class
 
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return Response([])
