@@ -43,7 +43,7 @@ if os.environ.get("BENCH_COUNT_ESTIMATE_ABOVE"):  # latency.py: the v3 first pag
 if os.environ.get("BENCH_V3_PAGE_SIZE"):
     OFFLINE_SYNC["V3_PAGE_SIZE"] = int(os.environ["BENCH_V3_PAGE_SIZE"])
 
-if os.environ.get("BENCH_URLCONF"):  # bench/cpu.py: the site's URLs and its floor endpoints (bench_urls)
+if os.environ.get("BENCH_URLCONF"):  # cpu.py, served.py: the site's URLs and the floor endpoints (bench_urls)
     ROOT_URLCONF = os.environ["BENCH_URLCONF"]
 
 _MIDDLEWARE_VARIANT = os.environ.get("BENCH_MIDDLEWARE", "")

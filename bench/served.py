@@ -15,7 +15,6 @@ run, so that the difference is what serving over HTTP costs. Best of ``--rounds`
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
@@ -92,8 +91,7 @@ def main(argv: list[str] | None = None) -> None:
         for site in sites:
             site.stop()
 
-    log("the same requests in process (cpu.py) ...")
-    os.environ["BENCH_URLCONF"] = "bench_urls"
+    log("the same requests in process (cpu.py, which serves bench_urls itself) ...")
     inside = in_process(args.rows, max(args.requests // 10, 100))
     rows = []
     for case in REQUESTS:

@@ -24,61 +24,52 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
-class _RequestsInFlight:
-    """Requests the live server has taken and not yet closed.
+class _CountedApp:
+    """The live server's WSGI application, counting each request until its response is closed.
 
     A live server answers, and only then closes the response, which sends ``request_finished``
     (``close_old_connections`` among its receivers) on the server's thread. A client that has
     its answer can end the test in that window, and the test's teardown then flushes the
     database while the server's thread still uses it: "Database access not allowed" there and,
     on the in-memory SQLite the two threads share, "database table is locked" in the next test.
-    The count is kept by the server's WSGI application itself (``_CountedApp``), so it covers
-    every receiver of ``request_finished`` whatever their order.
+    Counted here, around the whole request, rather than by a signal receiver: it covers every
+    receiver of ``request_finished`` whatever their order.
     """
 
-    def __init__(self) -> None:
-        self.changed = threading.Condition()
-        self.count = 0
-
-    def enter(self) -> None:
-        with self.changed:
-            self.count += 1
-
-    def leave(self) -> None:
-        with self.changed:
-            self.count = max(self.count - 1, 0)
-            self.changed.notify_all()
-
-    def settle(self, timeout: float) -> None:
-        with self.changed:
-            if not self.changed.wait_for(lambda: self.count == 0, timeout):
-                # A response nobody closed (its thread died): say so, and start afresh.
-                warnings.warn(f"{self.count} live-server request(s) still open after {timeout} s", stacklevel=2)
-                self.count = 0
-
-
-class _CountedApp:
-    """The live server's WSGI application, counting each request until its response is closed."""
-
-    def __init__(self, app, in_flight: _RequestsInFlight) -> None:
+    def __init__(self, app) -> None:
         self.app = app
-        self.in_flight = in_flight
+        self.changed = threading.Condition()
+        self.open = 0
 
     def __call__(self, environ, start_response):
-        self.in_flight.enter()
+        with self.changed:
+            self.open += 1
         try:
             result = self.app(environ, start_response)
         except BaseException:
-            self.in_flight.leave()
+            self.closed()
             raise
-        return _ClosingResult(result, self.in_flight)
+        return _ClosingResult(result, self)
+
+    def closed(self) -> None:
+        with self.changed:
+            self.open = max(self.open - 1, 0)
+            self.changed.notify_all()
+
+    def settle(self, timeout: float) -> None:
+        """Wait until every response is closed."""
+        with self.changed:
+            if not self.changed.wait_for(lambda: self.open == 0, timeout):
+                # A response nobody closed (its thread died): say so, and start afresh.
+                warnings.warn(f"{self.open} live-server request(s) still open after {timeout} s", stacklevel=2)
+                self.open = 0
 
 
 class _ClosingResult:
-    def __init__(self, result, in_flight: _RequestsInFlight) -> None:
+    def __init__(self, result, app: _CountedApp) -> None:
         self.result = result
-        self.in_flight = in_flight
-        self.open = True
+        self.app = app
+        self.pending = True
 
     def __iter__(self):
         return iter(self.result)
@@ -90,27 +81,26 @@ class _ClosingResult:
             if close is not None:
                 close()  # Django's response: request_finished and all its receivers
         finally:
-            if self.open:
-                self.open = False
-                self.in_flight.leave()
-
-
-_IN_FLIGHT = _RequestsInFlight()
+            if self.pending:
+                self.pending = False
+                self.app.closed()
 
 
 @pytest.fixture(autouse=True)
 def _live_server_settles(request):
     """After a test with a live server, wait for the server to close its responses before the
-    database is torn down (``_RequestsInFlight``)."""
+    database is torn down (``_CountedApp``)."""
     if "live_server" not in request.fixturenames:
         yield
         return
     request.getfixturevalue("transactional_db")  # set up before this, so torn down after it
     httpd = request.getfixturevalue("live_server").thread.httpd
-    if not isinstance(httpd.get_app(), _CountedApp):
-        httpd.set_app(_CountedApp(httpd.get_app(), _IN_FLIGHT))
+    app = httpd.get_app()
+    if not isinstance(app, _CountedApp):
+        app = _CountedApp(app)
+        httpd.set_app(app)
     yield
-    _IN_FLIGHT.settle(timeout=10)
+    app.settle(timeout=10)
 
 
 class ZumoClient(APIClient):
