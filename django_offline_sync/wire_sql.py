@@ -244,10 +244,12 @@ class WireRow(Func):
                 # random doubles came back different); at 18 every one of 100,000 round-tripped
                 # to the same double as Python's shortest form. A DECIMAL is read back by Django
                 # with 15 digits, so it keeps 15. Infinity has no JSON form (orjson writes null).
+                # '%%': Django formats a statement's SQL with its parameters to log it (DEBUG,
+                # CaptureQueriesContext), where a bare '%' raises; its cursor turns '%%' into '%'.
                 digits = 18 if kind == "float" else 15
                 return (
                     f"CASE WHEN {sql} IS NULL OR abs({sql}) > 1.7976931348623157e308 THEN NULL "
-                    f"ELSE json(printf('%!.{digits}g', {sql})) END"
+                    f"ELSE json(printf('%%!.{digits}g', {sql})) END"
                 ), 4
             if kind == "uuid":  # stored as 32 hex digits; the wire has the dashed form
                 return (

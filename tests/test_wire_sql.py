@@ -129,6 +129,28 @@ def test_a_list_answer_is_the_same_whichever_path_wrote_it(v2, v3):
         assert [row["version"] for row in rows if row["name"] == "n1"] == ["MTI="]
 
 
+@pytest.mark.urls("tests.pipeline.urls")
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_page_with_float_and_decimal_columns_can_be_logged(v2, v3, settings, debug):
+    """Django formats a query's SQL with its parameters (``sql % params``) to log it: with
+    ``DEBUG`` on, and under ``CaptureQueriesContext``. A bare ``%`` in the page's SQL (SQLite's
+    ``printf``) made that raise, so every page of a table with a float or decimal column
+    answered 500 on a site in development."""
+    from django.test.utils import CaptureQueriesContext
+
+    settings.DEBUG = debug
+    Item.objects.create(name="a", price=decimal.Decimal("1.2500"), ratio=0.1)
+    for client in (v2, v3):
+        with CaptureQueriesContext(connection) as captured:
+            # A filter, so that the statement has parameters to format.
+            response = client.get("/tables/Item?$orderby=name&$filter=name ne 'b'", HTTP_ACCEPT="application/json")
+        assert response.status_code == 200, response.content
+        body = response.json()
+        rows = body if isinstance(body, list) else body["items"]
+        assert [(row["price"], row["ratio"]) for row in rows] == [(1.25, 0.1)]
+        assert any("tests_item" in query["sql"] for query in captured.captured_queries)
+
+
 def test_models_with_columns_sql_cannot_write_take_the_python_path():
     class Field:
         name = "blob"
