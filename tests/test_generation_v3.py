@@ -258,3 +258,16 @@ def test_disabled_generation_is_refused(v3, settings):
     settings.OFFLINE_SYNC = {"ENABLED_GENERATIONS": ["v2"], "DEFAULT_GENERATION": "v2"}
     response = v3.get("/tables/Task")
     assert response.status_code == 400 and "v3" in str(response.json())
+
+
+@pytest.mark.parametrize("accept", ["application/xml", "text/csv"])
+def test_an_unacceptable_media_type_is_answered_in_the_v3_shape(v3, v2, accept):
+    """DRF negotiates the media type before it knows the generation; the 406 still comes in
+    the caller's generation's body shape (``{title, status}`` in v3, ``{error}`` in v2)."""
+    response = v3.get("/tables/Task", HTTP_ACCEPT=accept)
+    assert response.status_code == 406
+    body = response.json()
+    assert body["status"] == 406 and "Accept" in body["title"], body
+    response = v2.get("/tables/Task", HTTP_ACCEPT=accept)
+    assert response.status_code == 406
+    assert "Accept" in response.json()["error"], response.json()
