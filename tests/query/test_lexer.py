@@ -108,3 +108,13 @@ def test_malformed_input_raises_positioned_errors(text, position):
         tokenize(text)
     assert info.value.position == position
     assert info.value.expected
+
+
+@pytest.mark.parametrize(
+    "text", ["datetime'9999-12-31T23:59:59.999-14:00'", "datetimeoffset'0001-01-01T00:00:00+01:00'"]
+)
+def test_a_well_formed_instant_outside_the_years_1_to_9999_in_utc_is_called_out_of_range(text):
+    with pytest.raises(ODataSyntaxError) as info:
+        tokenize(text)
+    assert "out of range" in str(info.value) and "Malformed" not in str(info.value)
+    assert info.value.position == text.index("'") + 1
