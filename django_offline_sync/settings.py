@@ -156,6 +156,12 @@ class SyncSettings:
     #: Longest string (characters, worst case) a ``$filter``/``$orderby`` may build with
     #: ``concat``/``replace``: nested ``replace`` calls multiply lengths inside the database.
     MAX_FILTER_STRING: int = 65536
+    #: Most character comparisons (worst case) the string searches of one ``$filter`` or
+    #: ``$orderby`` may make on one row: the sum over ``contains``/``substringof``/``indexof``
+    #: and the ``find`` of ``replace`` of the searched string's worst-case length times the
+    #: sought one's. A database cannot stop a statement inside one row's searches, so
+    #: ``QUERY_TIMEOUT_MS`` does not bound them. 2**28 is about 0.1 s of PostgreSQL's ``strpos``.
+    MAX_FILTER_SEARCH: int = 2**28
     #: Longest a statement reading a list page or its count may run, in milliseconds; it is
     #: stopped and answered 503 ``query_timeout``. 0: no limit; at most 2147483647.
     QUERY_TIMEOUT_MS: int = 10_000
@@ -247,7 +253,8 @@ def _as_duration(value: int | dt.timedelta) -> dt.timedelta:
     return value if isinstance(value, dt.timedelta) else dt.timedelta(seconds=value)
 
 _LIMITS: Final = (
-    "MAX_FILTER_LENGTH", "MAX_FILTER_DEPTH", "MAX_FILTER_NODES", "MAX_FILTER_STRING", "MAX_BODY_BYTES", "CURSOR_MAX_AGE"
+    "MAX_FILTER_LENGTH", "MAX_FILTER_DEPTH", "MAX_FILTER_NODES", "MAX_FILTER_STRING", "MAX_FILTER_SEARCH",
+    "MAX_BODY_BYTES", "CURSOR_MAX_AGE"
 )
 _LIMITS_BATCH: Final = (
     "BATCH_MAX_OPERATIONS", "BATCH_MAX_BODY_BYTES", "BATCH_RECORD_TTL",

@@ -177,7 +177,13 @@ def parse_query(params: Mapping[str, str], field_map: FieldMap) -> ODataQuery:
         "max_depth": settings.MAX_FILTER_DEPTH,
         "max_nodes": settings.MAX_FILTER_NODES,
     }
-    max_string = settings.MAX_FILTER_STRING
+    # A string column without max_length holds whatever a write could carry: the largest
+    # body an insert, an update or a batch accepts (a character takes at least one byte).
+    costs = {
+        "max_string": settings.MAX_FILTER_STRING,
+        "max_search": settings.MAX_FILTER_SEARCH,
+        "text_length": max(settings.MAX_BODY_BYTES, settings.BATCH_MAX_BODY_BYTES),
+    }
     filter_q: Q | None = None
     filter_node: Node | None = None
     slots = SlotRecorder()
@@ -187,10 +193,10 @@ def parse_query(params: Mapping[str, str], field_map: FieldMap) -> ODataQuery:
             "$filter", lambda: parse_filter_reusing(raw_filter, **limits, size=settings.QUERY_CACHE_SIZE)
         )
         node = filter_node
-        filter_q = _option("$filter", lambda: translate_filter(node, field_map, max_string=max_string, slots=slots))
+        filter_q = _option("$filter", lambda: translate_filter(node, field_map, **costs, slots=slots))
 
     raw_orderby = params.get("$orderby")
-    ordering_key = (id(field_map), raw_orderby, *limits.values(), max_string)
+    ordering_key = (id(field_map), raw_orderby, *limits.values(), *costs.values())
     ordering = _orderings.get(ordering_key)
     if ordering is not None and ordering[0] is field_map:
         terms, order_by = ordering[1], list(ordering[2])
@@ -198,7 +204,7 @@ def parse_query(params: Mapping[str, str], field_map: FieldMap) -> ODataQuery:
         terms = ()
         if raw_orderby is not None and raw_orderby.strip():
             terms = _option("$orderby", lambda: parse_orderby(raw_orderby, **limits))
-        order_by = _option("$orderby", lambda: translate_orderby(terms, field_map, max_string=max_string))
+        order_by = _option("$orderby", lambda: translate_orderby(terms, field_map, **costs))
         if all(isinstance(term, str) for term in order_by) and settings.QUERY_CACHE_SIZE > 0:
             # Column names only: nothing of them is shared state a queryset could change.
             _orderings.put(ordering_key, (field_map, terms, tuple(order_by)), settings.QUERY_CACHE_SIZE)

@@ -13,8 +13,11 @@ backend (see ``functions``). Integer arithmetic is 64-bit with a static overflow
 arithmetic on decimal or float operands is done in double precision; division or modulo by
 zero gives null. Every string-valued expression carries its worst-case length, so that
 ``concat``/``replace`` nests that could build huge strings inside the database (each
-``replace`` can multiply a length) are refused before any SQL runs (``max_string``). No SQL
-is built from strings: everything is Django expressions.
+``replace`` can multiply a length) are refused before any SQL runs (``max_string``), and so
+are string searches whose worst case is too slow (``max_search``, see ``Translator.searched``).
+A column without ``max_length`` counts as long as the largest value the endpoints accept
+(``text_length``), not as some small guess. No SQL is built from strings: everything is
+Django expressions.
 """
 
 from __future__ import annotations
@@ -112,15 +115,23 @@ class Operand:
     bound: int | None = None  # largest magnitude, for int-typed operands
     literal: Literal | None = None
     length: int | None = None  # worst-case length in characters, for string-typed operands
+    #: The part of ``length`` that is one copy of a column without ``max_length`` (a value the
+    #: database holds anyway), which ``max_string`` does not count; see ``Translator.bounded``.
+    stored: int = 0
     string_id: bool = False  # an integer key the wire sends as a string (FieldInfo.string_id)
 
 
 _INT32_MAX = 2**31 - 1
 #: Worst-case length of every string a ``$filter``/``$orderby`` may build (``MAX_FILTER_STRING``).
 DEFAULT_MAX_STRING = 65536
-#: The length assumed for a string column without ``max_length`` (``TextField``): its values
-#: can be any size, so growing it is bounded as if it held this many characters.
-UNBOUNDED_STRING_LENGTH = 4096
+#: Worst-case character comparisons of the string searches of one ``$filter``/``$orderby`` on
+#: one row (``MAX_FILTER_SEARCH``); see ``Translator.searched``.
+DEFAULT_MAX_SEARCH = 2**28
+#: The default length of a string column without ``max_length`` (``TextField``): the largest
+#: value the default body limits let a client store, ``BATCH_MAX_BODY_BYTES`` (a character
+#: takes at least one byte of JSON). It once was 4096, which no write enforced: a client
+#: stored 900 KB and searched it with filters that were "4096 characters" here.
+UNBOUNDED_STRING_LENGTH = 2_097_152
 
 
 def output_field(kind: str) -> Any:
@@ -131,10 +142,21 @@ class Translator:
     """Translates the nodes of one tree against one ``FieldMap``."""
 
     def __init__(
-        self, field_map: FieldMap, *, max_string: int = DEFAULT_MAX_STRING, slots: SlotRecorder | None = None
+        self,
+        field_map: FieldMap,
+        *,
+        max_string: int = DEFAULT_MAX_STRING,
+        max_search: int = DEFAULT_MAX_SEARCH,
+        text_length: int = UNBOUNDED_STRING_LENGTH,
+        slots: SlotRecorder | None = None,
     ) -> None:
         self.field_map = field_map
         self.max_string = max_string
+        self.max_search = max_search
+        #: The worst-case length of a string column without ``max_length``.
+        self.text_length = text_length
+        #: Worst-case character comparisons of the searches translated so far (one row).
+        self.search_work = 0
         #: Where the literals bound as ``SlotValue`` are recorded (``shapes``); None: plain ``Value``.
         self.slots = slots
 
@@ -216,6 +238,7 @@ class Translator:
             args.reverse()
         text, part = args
         if node.name in ("contains", "substringof"):
+            self.searched(node, text, part)
             found = Q(GreaterThan(StrIndex(CodePointEqual(text.expression), CodePointEqual(part.expression)), 0))
         elif node.name == "startswith":
             found = Q(Exact(CodePointEqual(Left(text.expression, Length(part.expression))), part.expression))
@@ -238,9 +261,15 @@ class Translator:
             return Operand(None, kind, node.kind == "null", bound, node, length)
         if isinstance(node, Property):
             info = self.field_map.resolve(node.name, node.position)
-            length = (info.max_length or UNBOUNDED_STRING_LENGTH) if info.type == "string" else None
+            length = stored = None
+            if info.type == "string":
+                length = info.max_length or self.text_length
+                stored = 0 if info.max_length else length
             column = F(info.attname)
-            return Operand(column, info.type, info.nullable, info.bound, length=length, string_id=info.string_id)
+            return Operand(
+                column, info.type, info.nullable, info.bound, length=length, stored=stored or 0,
+                string_id=info.string_id,
+            )
         if isinstance(node, BinaryOp) and node.op in ARITHMETIC_OPS:
             return self.arithmetic(node)
         if isinstance(node, Call) and node.name not in PREDICATE_FUNCTIONS:
@@ -375,22 +404,32 @@ class Translator:
             if name == "length":
                 return Operand(Length(text.expression), "int", text.nullable, 2**31)
             function = {"tolower": AsciiLower, "toupper": AsciiUpper, "trim": Trim}[name]
-            return Operand(function(text.expression), "string", text.nullable, length=text.length)
+            return Operand(
+                function(text.expression), "string", text.nullable, length=text.length, stored=text.stored
+            )
         if name == "concat":
             parts = [self.string_arg(node, arg) for arg in node.args]
             joined = Concat(*(p.expression for p in parts), output_field=CharField())
-            return Operand(joined, "string", False, length=self.bounded(node, sum(_length(p) for p in parts)))
+            # Only one copy of a stored value is free: concat(body, body) counts one body in full.
+            stored = max(p.stored for p in parts)
+            length = self.bounded(node, sum(_length(p) for p in parts), stored)
+            return Operand(joined, "string", False, length=length, stored=stored)
         if name == "replace":
             text, old, new = [self.string_arg(node, arg) for arg in node.args]
             nullable = text.nullable or old.nullable or new.nullable
+            self.searched(node, text, old)
             # Worst case: `text` is all matches of `find` (a literal's exact length, else as short
             # as 1 character), each replaced by the longest `new`. Replacing '' changes nothing.
             size, grown = _length(text), _length(new)
             find = _length(old) if isinstance(node.args[1], Literal) else 1
-            length = self.bounded(node, size + (size // find) * max(0, grown - find) if find else size)
-            return Operand(Replace(text.expression, old.expression, new.expression), "string", nullable, length=length)
+            length = self.bounded(node, size + (size // find) * max(0, grown - find) if find else size, text.stored)
+            return Operand(
+                Replace(text.expression, old.expression, new.expression), "string", nullable,
+                length=length, stored=text.stored,
+            )
         if name == "indexof":
             text, part = [self.string_arg(node, arg) for arg in node.args]
+            self.searched(node, text, part)
             found = StrIndex(CodePointEqual(text.expression), CodePointEqual(part.expression))
             expression = CombinedExpression(found, "-", Value(1), output_field=IntegerField())
             return Operand(expression, "int", text.nullable or part.nullable, 2**31)
@@ -406,7 +445,7 @@ class Translator:
             if count is not None:
                 longest = min(longest, count)
             piece = Substr(text.expression, min(start + 1, _INT32_MAX), count)
-            return Operand(piece, "string", text.nullable, length=longest)
+            return Operand(piece, "string", text.nullable, length=longest, stored=min(text.stored, longest))
         if name in _EXTRACTS:
             extract, types, bound = _EXTRACTS[name]
             (value,) = [self.operand(arg) for arg in node.args]
@@ -428,16 +467,56 @@ class Translator:
             return Operand(_rounding(name, number.expression), "float", number.nullable)
         raise ODataTypeError(f"{name}() cannot be used here", node.position, "a value")  # pragma: no cover
 
-    def bounded(self, node: Call, length: int) -> int:
-        """``length``, the worst case of what ``node`` builds, if it is within ``max_string``."""
-        if length > self.max_string:
+    def bounded(self, node: Call, length: int, stored: int = 0) -> int:
+        """``length``, the worst case of what ``node`` builds, if it is within ``max_string``.
+
+        ``stored`` characters of it are one copy of a column without ``max_length``, not
+        counted: that value is in the database already, and its honest worst case (the largest
+        body, ``text_length``) is far above ``max_string``, so counting it would refuse even
+        ``concat(body, '!')``. What is counted is what the expression adds: a second copy
+        (``concat(body, body)``) or the growth of a ``replace`` counts in full. A column with
+        a ``max_length`` counts in full, as it always did.
+        """
+        if length - stored > self.max_string:
+            built = f"{length} characters" if not stored else f"{length - stored} characters more than a stored value"
             raise ODataLimitError(
-                f"{node.name}() could build a string of {length} characters, more than the "
+                f"{node.name}() could build a string of {built}, more than the "
                 f"{self.max_string} allowed (MAX_FILTER_STRING)",
                 node.position,
                 f"strings of at most {self.max_string} characters: a shorter replacement or fewer nested calls",
             )
         return length
+
+    def searched(self, node: Call, text: Operand, part: Operand) -> None:
+        """Count the worst case of searching ``text`` for ``part``; over ``max_search``: a 400.
+
+        ``contains``/``substringof``/``indexof`` (``instr``, ``strpos``, ``LOCATE``) and the
+        ``find`` of ``replace`` search naively: at each of up to n positions of the text they
+        compare up to m characters of the sought string, n * m in all (a text of ``a``s and a
+        sought ``a…ab``). PostgreSQL's ``statement_timeout`` and SQLite's progress handler can
+        stop a statement between rows, never inside one function call, nor between the calls
+        of one row's condition; a 900 KB value searched for an 800 KB string built from it ran
+        31 s on SQLite past a 10 s limit. So the sum over one expression of
+        n * min(n, m) (a sought string longer than the text is rejected at once) with both
+        lengths at their worst case must stay within ``max_search``: about 0.1 s of
+        ``strpos`` on PostgreSQL, less on SQLite. A literal sought string has its own length,
+        so the filters clients send (``contains(body, 'milk')``) cost little even over the
+        largest text. ``startswith``/``endswith`` compare one prefix or suffix, linear work,
+        and are not counted.
+        """
+        searched, sought = _length(text), _length(part)
+        cost = searched * min(searched, sought)
+        self.search_work += cost
+        if self.search_work > self.max_search:
+            total = "" if self.search_work == cost else f", {self.search_work} with the searches before it"
+            raise ODataLimitError(
+                f"{node.name}() could compare {cost} characters per row (a string of up to {searched} "
+                f"characters searched for one of up to {sought}){total}, more than the {self.max_search} "
+                "allowed (MAX_FILTER_SEARCH)",
+                node.position,
+                "a shorter string to search for (a literal, not a column or an expression built from one), "
+                "a shorter string to search in (substring()), or fewer searches",
+            )
 
     # -- ordering ------------------------------------------------------------------------
 
@@ -492,14 +571,25 @@ def _rounding(name: str, value: Any) -> Any:
 
 
 def translate_filter(
-    node: Node, field_map: FieldMap, *, max_string: int = DEFAULT_MAX_STRING, slots: SlotRecorder | None = None
+    node: Node,
+    field_map: FieldMap,
+    *,
+    max_string: int = DEFAULT_MAX_STRING,
+    max_search: int = DEFAULT_MAX_SEARCH,
+    text_length: int = UNBOUNDED_STRING_LENGTH,
+    slots: SlotRecorder | None = None,
 ) -> Q:
     """The ``Q`` selecting the rows where the ``$filter`` tree ``node`` is true.
 
-    ``max_string`` bounds the worst-case length of every string the expression builds.
+    ``max_string`` bounds the worst-case length of every string the expression builds,
+    ``max_search`` the worst-case comparisons of its string searches on one row;
+    ``text_length`` is the worst-case length of a string column without ``max_length``.
     ``slots``: record the literals bound per request (``query.shapes``).
     """
-    return Translator(field_map, max_string=max_string, slots=slots).predicate(node)
+    translator = Translator(
+        field_map, max_string=max_string, max_search=max_search, text_length=text_length, slots=slots
+    )
+    return translator.predicate(node)
 
 
 class SlotRecorder:
@@ -518,10 +608,18 @@ class SlotRecorder:
 
 
 def translate_orderby(
-    terms: Sequence[OrderTerm], field_map: FieldMap, *, max_string: int = DEFAULT_MAX_STRING
+    terms: Sequence[OrderTerm],
+    field_map: FieldMap,
+    *,
+    max_string: int = DEFAULT_MAX_STRING,
+    max_search: int = DEFAULT_MAX_SEARCH,
+    text_length: int = UNBOUNDED_STRING_LENGTH,
 ) -> list[str | OrderBy]:
-    """``order_by()`` arguments for ``terms``, always ending with ``id`` as the tie-breaker."""
-    translator = Translator(field_map, max_string=max_string)
+    """``order_by()`` arguments for ``terms``, always ending with ``id`` as the tie-breaker.
+
+    The limits are ``translate_filter``'s; the searches of all the terms share ``max_search``.
+    """
+    translator = Translator(field_map, max_string=max_string, max_search=max_search, text_length=text_length)
     result = [translator.order_term(term) for term in terms]
     has_id = any(
         isinstance(term.expression, Property) and translator.field_map.resolve(term.expression.name).attname == "id"
