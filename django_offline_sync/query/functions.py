@@ -66,7 +66,12 @@ class _AsciiCase(Func):
         return self.as_sql(compiler, connection, function=self.sqlite_function, **extra_context)
 
     def as_postgresql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any) -> _AsSqlType:
-        template = f"TRANSLATE(%(expressions)s, '{self.source}', '{self.target}')"
+        # Under the "C" collation LOWER/UPPER fold ASCII letters only (PostgreSQL's asc_tolower),
+        # the rule here: identical to TRANSLATE(x, 'A…Z', 'a…z') on every code point, and about
+        # 14 times faster. TRANSLATE took 0.1 s per MB, which one row's condition cannot be
+        # stopped inside: 30 tolower(body) terms over a 2 MB body ran 12 s past a 1 s
+        # statement_timeout, 0.25 s this way.
+        template = f'{self.sqlite_function}((%(expressions)s) COLLATE "C")'
         return self.as_sql(compiler, connection, template=template, **extra_context)
 
     def as_mysql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any) -> _AsSqlType:
