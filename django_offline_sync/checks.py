@@ -14,7 +14,7 @@ from typing import Any, Final
 from django.apps import AppConfig, apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import connections
 from django.urls import URLPattern, URLResolver, get_resolver
 
@@ -92,6 +92,17 @@ CATALOG: Final[tuple[CheckDoc, ...]] = (
         "offline_sync.E010",
         "A ``SyncModel`` subclass lost one of the system fields.",
         "Do not remove or shadow ``SyncModel``'s fields.",
+    ),
+    CheckDoc(
+        "offline_sync.E012",
+        "A ``SyncModel`` subclass redefines a system field (``created_at``, ``updated_at``, ``version``, "
+        "``deleted`` or ``imported_version``) with a field other than ``SyncModel``'s, typically a table's "
+        "own ``updated_at = DateTimeField(auto_now=True)``: its values are then not the clock's stamps and "
+        "incremental pulls can skip or repeat rows. Only ``verbose_name``, ``help_text`` and ``db_comment`` "
+        "may differ.",
+        "Rename (or remove) the model's own field before adopting ``SyncModel``: rename it in the model, "
+        "run ``makemigrations`` (a ``RenameField`` keeps its data), then switch the base class "
+        "(``docs/existing-models.rst``).",
     ),
     CheckDoc(
         "offline_sync.E011",
@@ -219,6 +230,7 @@ def check_models(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                 )
             )
             continue
+        errors.extend(_check_redefined_system_fields(model))
         if not any(idx.fields[:2] == ["updated_at", "id"] for idx in model._meta.indexes):
             errors.append(
                 Warning(
@@ -229,6 +241,62 @@ def check_models(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                 )
             )
     errors.extend(check_database_vendors())
+    return errors
+
+
+#: The system fields a subclass must take from ``SyncModel`` as they are (``id`` may be redefined:
+#: an integer key is kept that way; ``imported_version`` may be removed with ``= None``).
+_FIXED_SYSTEM_FIELDS: Final = ("created_at", "updated_at", "version", "deleted", "imported_version")
+#: Field attributes that change nothing the library relies on; every other one must match.
+_COSMETIC: Final = frozenset({"verbose_name", "help_text", "db_comment"})
+
+
+def _field_spec(field: Any) -> tuple[type[Any], dict[str, Any]]:
+    _, _, _, kwargs = field.deconstruct()
+    return type(field), {k: v for k, v in kwargs.items() if k not in _COSMETIC}
+
+
+def _describe(cls: type[Any], kwargs: dict[str, Any]) -> str:
+    return f"{cls.__name__}({', '.join(f'{k}={v!r}' for k, v in sorted(kwargs.items()))})"
+
+
+def _check_redefined_system_fields(model: type[Any]) -> list[CheckMessage]:
+    """E012: a system field the subclass declared itself, such as the common
+    ``updated_at = models.DateTimeField(auto_now=True)`` of a table being adopted.
+
+    Django lets a subclass override an abstract parent's field, so the model keeps a field of
+    that name (E010 is silent) but ``save()`` no longer gives it the clock's stamp: ``auto_now``
+    writes the wall clock after the stamp, existing rows keep ``version`` 0, and pulls ordered by
+    ``(updated_at, id)`` skip or repeat rows. The class and every attribute but the cosmetic
+    ones (``_COSMETIC``) must be ``SyncModel``'s.
+    """
+    from .models import SyncModel
+
+    errors: list[CheckMessage] = []
+    for name in _FIXED_SYSTEM_FIELDS:
+        try:
+            field = model._meta.get_field(name)
+        except FieldDoesNotExist:  # imported_version removed with ``= None``; E010 covers the others
+            continue
+        own_cls, own = _field_spec(field)
+        base_cls, base = _field_spec(SyncModel._meta.get_field(name))
+        if own_cls is base_cls and own == base:
+            continue
+        errors.append(
+            Error(
+                f"{model._meta.label}.{name} is {_describe(own_cls, own)}, not SyncModel's "
+                f"{_describe(base_cls, base)}: the model's own field replaces the system field, so its "
+                "values are not the sync clock's and incremental pulls can miss or repeat rows.",
+                hint=(
+                    f"Rename the model's own field (e.g. to '{name}_old') or remove it before adopting "
+                    "SyncModel: rename it while the model is still a plain Model and run makemigrations "
+                    "(a RenameField keeps its data), then switch the base class "
+                    "(docs/existing-models.rst)."
+                ),
+                obj=model,
+                id="offline_sync.E012",
+            )
+        )
     return errors
 
 

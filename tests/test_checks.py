@@ -116,6 +116,63 @@ def test_e010_when_a_subclass_removes_a_system_field(monkeypatch):
     assert messages[0].obj is NoDeleted
 
 
+def test_e012_when_a_subclass_keeps_its_own_created_at_and_updated_at(monkeypatch):
+    """The adopted table's usual auto_now/auto_now_add fields replace SyncModel's: refused."""
+    with isolate_apps("tests") as test_apps:
+
+        class Order(SyncModel):
+            created_at = models.DateTimeField(auto_now_add=True)
+            updated_at = models.DateTimeField(auto_now=True)
+
+            class Meta(SyncModel.Meta):
+                app_label = "tests"
+
+        monkeypatch.setattr(checks, "apps", test_apps)
+        messages = checks.check_models()
+    assert ids(messages) == ["offline_sync.E012", "offline_sync.E012"]
+    assert all(m.obj is Order for m in messages)
+    assert messages[0].msg.startswith("tests.Order.created_at is DateTimeField(auto_now_add=True), not SyncModel's")
+    assert messages[1].msg.startswith("tests.Order.updated_at is DateTimeField(auto_now=True), not SyncModel's")
+    assert "RenameField" in messages[1].hint and "'updated_at_old'" in messages[1].hint
+
+
+@pytest.mark.parametrize(
+    ("name", "field"),
+    [
+        ("version", models.IntegerField(default=0, editable=False)),
+        ("version", models.BigIntegerField(default=1, editable=False)),
+        ("deleted", models.BooleanField(default=False, editable=False)),  # no db_index
+        ("updated_at", models.DateTimeField(editable=False, null=True, db_index=True)),
+        ("imported_version", models.CharField(max_length=20, null=True, editable=False)),
+    ],
+)
+def test_e012_when_a_system_field_differs_in_class_or_attribute(monkeypatch, name, field):
+    with isolate_apps("tests") as test_apps:
+        Model = type(
+            "Redefined",
+            (SyncModel,),
+            {"__module__": __name__, name: field, "Meta": type("Meta", (SyncModel.Meta,), {"app_label": "tests"})},
+        )
+        monkeypatch.setattr(checks, "apps", test_apps)
+        messages = checks.check_models()
+    assert ids(messages) == ["offline_sync.E012"]
+    assert messages[0].obj is Model and messages[0].msg.startswith(f"tests.Redefined.{name} is ")
+
+
+def test_e012_passes_for_cosmetic_changes_and_a_removed_imported_version(monkeypatch):
+    with isolate_apps("tests") as test_apps:
+
+        class Relabelled(SyncModel):
+            updated_at = models.DateTimeField("last change", editable=False, null=True, help_text="UTC")
+            imported_version = None
+
+            class Meta(SyncModel.Meta):
+                app_label = "tests"
+
+        monkeypatch.setattr(checks, "apps", test_apps)
+        assert ids(checks.check_models()) == []
+
+
 def test_w010_when_a_subclass_drops_the_pull_index(monkeypatch):
     with isolate_apps("tests") as test_apps:
 
