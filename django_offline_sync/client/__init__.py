@@ -21,6 +21,7 @@ from .errors import (
     StoreError,
     SyncClientError,
     TransportError,
+    UnaddressableItem,
     UnexpectedResponse,
     UnknownTable,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "SyncTable",
     "Synchronizer",
     "TransportError",
+    "UnaddressableItem",
     "UnexpectedResponse",
     "UnknownTable",
     "Watcher",

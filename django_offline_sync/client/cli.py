@@ -479,6 +479,13 @@ def _run(
             return EXIT_USAGE
         for sequence in args.sequences:
             op = client.discard(sequence)
+            if op.not_restored is not None:
+                say(f"discarded #{op.sequence} {op.kind} {op.table}/{op.item_id}; its local row was left as it was")
+                warn(
+                    f"the server's copy of {op.table}/{op.item_id} could not be fetched ({op.not_restored}); "
+                    f"offline-sync pull {op.table} --full brings it back"
+                )
+                continue
             what = "its local row removed" if op.kind == INSERT else "the server's copy restored"
             say(f"discarded #{op.sequence} {op.kind} {op.table}/{op.item_id}; {what}")
         return EXIT_OK

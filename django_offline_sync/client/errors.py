@@ -132,6 +132,24 @@ class UnknownTable(ServerError):
         self.table = table
 
 
+class UnaddressableItem(ServerError):
+    """The server serves the table, but the URL of one of its items answered the URL router's
+    404 page, not the API's own 404: the server cannot route that id, so the item cannot be
+    read, changed or deleted one at a time. An id holding ``/`` (which an adopted table's
+    existing rows may have; new ids never do) is the usual cause. Pulls still deliver the item.
+    """
+
+    def __init__(self, table: str, item_id: str, body: Any = None) -> None:
+        why = ": an id containing '/' cannot be part of a URL" if "/" in item_id else ""
+        SyncClientError.__init__(
+            self, f"the server serves table {table!r} but has no URL for its item {item_id!r} (404){why}"
+        )
+        self.status = 404
+        self.body = body
+        self.table = table
+        self.item_id = item_id
+
+
 class PushIncomplete(SyncClientError):
     """A pull needed the queue pushed first, and the push stopped (conflict cancelled or error).
 

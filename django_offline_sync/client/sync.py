@@ -21,7 +21,15 @@ import httpx
 from django_offline_sync.wire import ID_NOT_ACCEPTED, IDS_HEADER, SERVER_ASSIGNED_IDS, parse_timestamp
 
 from .conflicts import CANCEL, CLIENT_WINS, MERGE, SERVER_WINS, Conflict, ConflictHandler, cancel, same_value
-from .errors import AuthenticationRequired, ItemNotFound, PushIncomplete, ServerError, UnknownTable
+from .errors import (
+    AuthenticationRequired,
+    ItemNotFound,
+    PushIncomplete,
+    ServerError,
+    SyncClientError,
+    UnaddressableItem,
+    UnknownTable,
+)
 from .store import DELETE, INSERT, SYSTEM_FIELDS, UPDATE, Item, LocalStore, PendingOperation, check_name
 from .transport import HttpTransport, decode_json, error_text, etag, looks_like_html, unexpected
 
@@ -96,6 +104,19 @@ class PushResult:
         if self.set_aside:
             text += f", {len(self.set_aside)} set aside (refused by the server; see offline-sync queue)"
         return text + f", {self.remaining} pending"
+
+
+@dataclass(frozen=True)
+class DiscardedOperation(PendingOperation):
+    """What ``discard`` returns: the dropped operation, and why its row was not put back.
+
+    ``not_restored`` is None when the local row now is the server's copy (or, for an insert,
+    is gone). Otherwise it says why the server's copy could not be fetched (unreachable, a
+    refusal…): the operation is dropped all the same, and the local row was left as it was
+    until a full pull (``pull(table, full=True)``) brings the server's copy.
+    """
+
+    not_restored: str | None = None
 
 
 @dataclass
@@ -331,17 +352,41 @@ class Synchronizer:
             return self.transport.request(method, path, json=body_for(op.item), headers=headers)
         return self.transport.request("DELETE", path, headers=headers)
 
+    @property
+    def _deleted_param(self) -> str:
+        return "__includedeleted" if self.generation == "v3" else "__includeDeleted"
+
     def fetch(self, table: str, item_id: str) -> Item | None:
-        """The server's copy of one item, tombstones included; None if it has none."""
-        name = "__includedeleted" if self.generation == "v3" else "__includeDeleted"
+        """The server's copy of one item, tombstones included; None if it has none.
+
+        An item whose own URL the server cannot route (the router's 404 page: an id with
+        ``/``) is read through the table's URL instead; ``UnknownTable`` if that 404s too.
+        """
         response = self.transport.request(
-            "GET", self.transport.table_path(table, item_id), params={name: "true"}
+            "GET", self.transport.table_path(table, item_id), params={self._deleted_param: "true"}
         )
-        _raise_if_no_table(response, table)
+        if _no_table(response, collection=False):
+            return self._fetch_through_table(table, item_id)
         if response.status_code in (404, 410):
             return None
         _raise_for_status(response)
         return _json_item(response, strict=True)
+
+    def _fetch_through_table(self, table: str, item_id: str) -> Item | None:
+        """The item as a query of the table's own URL finds it (``$filter=id eq '…'``).
+
+        The way to the server's copy when the item's URL answered the router's 404 page: that
+        page also answers a table the server does not have, so this tells the two apart (it
+        raises ``UnknownTable`` when the table's URL 404s as well).
+        """
+        params = {"$filter": f"id eq {_odata_string(item_id)}", "$top": "1", self._deleted_param: "true"}
+        response = self.transport.request("GET", self.transport.table_path(table), params=params)
+        _raise_if_no_table(response, table, collection=True)
+        _raise_for_status(response)
+        body = decode_json(response)
+        if isinstance(body, dict):
+            body = body.get("items", body.get("results"))
+        return next((item for item in _page_items(response, body) if item["id"] == item_id), None)
 
     def _push_one(self, op: PendingOperation, result: PushResult, handler: ConflictHandler | None) -> bool:
         for _round in range(MAX_CONFLICT_ROUNDS + 1):
@@ -349,6 +394,18 @@ class Synchronizer:
             self._pause()
             status = response.status_code
             if _no_table(response, collection=op.kind == INSERT):
+                if op.kind != INSERT:
+                    try:  # the table's URL tells a missing table from an id the router cannot take
+                        self._fetch_through_table(op.table, op.item_id)
+                    except UnknownTable:
+                        pass
+                    else:
+                        # The server can never take this change (its URL has no route, and the
+                        # batch refuses such an id in a body too): set it aside so it does not
+                        # block every later operation and the table's pulls.
+                        reason = str(UnaddressableItem(op.table, op.item_id))
+                        result.set_aside.append(self.store.set_aside(op, reason))
+                        return True
                 result.error = f"{op.kind} {op.table}/{op.item_id}: {UnknownTable(op.table)}"
                 result.error_operation = op
                 return False
@@ -375,7 +432,7 @@ class Synchronizer:
                 result.set_aside.append(self.store.set_aside(op, reason))
                 return True
             if not is_conflict:
-                result.error = f"{op.kind} {op.table}/{op.item_id}: HTTP {status}: {error_text(response)}"
+                result.error = refused(op, f"HTTP {status}: {error_text(response)}")
                 result.error_operation = op
                 return False
             server_item = _json_item(response, strict=False)
@@ -415,7 +472,7 @@ class Synchronizer:
             if server_item.get("deleted"):
                 result.error = (
                     f"{op.kind} {op.table}/{op.item_id}: the server deleted this item; "
-                    "resolve with server-wins or discard the operation"
+                    f"resolve with server-wins or drop it: offline-sync discard {op.sequence}"
                 )
                 result.error_operation = op
                 return False
@@ -655,19 +712,30 @@ class Synchronizer:
 
     # -- discard -----------------------------------------------------------------------------
 
-    def discard(self, sequence: int) -> PendingOperation:
+    def discard(self, sequence: int) -> DiscardedOperation:
         """Drop queued operation ``sequence`` and put its item back as the server has it.
 
         A discarded insert never reached the server, so its local row goes too (no request).
         A discarded update or delete takes the server's current copy (one GET), or removes
-        the row when the server has none. ``ItemNotFound`` if there is no such operation.
+        the row when the server has none. Discarding is the device's own decision, so it
+        happens even when that copy cannot be fetched (server unreachable, a refusal): the
+        local row is then left as it was, and the result's ``not_restored`` says why; a full
+        pull of the table brings the server's copy. ``ItemNotFound`` if there is no such
+        operation.
         """
         op = self.store.operation(sequence)
         if op is None:
             raise ItemNotFound(f"no queued operation #{sequence}")
-        server_item = None if op.kind == INSERT else self.fetch(op.table, op.item_id)
+        if op.kind == INSERT:
+            self.store.accept_server(op, None)
+            return DiscardedOperation(**vars(op))
+        try:
+            server_item = self.fetch(op.table, op.item_id)
+        except SyncClientError as exc:
+            self.store.discard(op.sequence)
+            return DiscardedOperation(**vars(op), not_restored=str(exc))
         self.store.accept_server(op, server_item)
-        return op
+        return DiscardedOperation(**vars(op))
 
     # -- purge -------------------------------------------------------------------------------
 
@@ -721,6 +789,20 @@ def _next_url(path: str, next_link: str | None) -> str | None:
     return f"{path}?{next_link.lstrip('?')}"
 
 
+def refused(op: PendingOperation, reason: str) -> str:
+    """The message for an operation the server refused and that now stops the push (and the
+    table's pulls): what was refused, why, and the two ways out."""
+    return (
+        f"{op.kind} {op.table}/{op.item_id} refused ({reason}); it stops the push and this table's pulls "
+        f"until it is fixed (change the item locally, then push again) or dropped: offline-sync discard {op.sequence}"
+    )
+
+
+def _odata_string(value: str) -> str:
+    """``value`` as an OData string literal (quotes doubled)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
 def _error_code(response: httpx.Response) -> str | None:
     """The ``errorCode`` of an error body, if it is JSON and has one."""
     try:
@@ -768,7 +850,9 @@ def _no_table(response: httpx.Response, *, collection: bool) -> bool:
 
     On a table's own URL any 404 does. On an item's URL the API answers a missing item with
     its own 404 (JSON, or empty); an HTML "Not Found" page comes from the URL router, which
-    has no such table. Taking that for a missing item would drop a queued delete as done.
+    has no such table, or no route for that id (one containing ``/``): the caller asks the
+    table's own URL which (``_fetch_through_table``). Taking it for a missing item would drop
+    a queued delete as done.
     """
     return response.status_code == 404 and (collection or looks_like_html(response))
 

@@ -15,9 +15,9 @@ from urllib.parse import quote
 import httpx
 
 from .conflicts import ConflictHandler, cancel
-from .errors import ConflictError, ItemNotFound, ServerError, UnknownTable
+from .errors import ConflictError, ItemNotFound, ServerError, UnaddressableItem, UnknownTable
 from .store import Credentials, Item, LocalStore, PendingOperation, check_name
-from .sync import Progress, PullResult, PushResult, Synchronizer, authentication_required, body_for
+from .sync import DiscardedOperation, Progress, PullResult, PushResult, Synchronizer, authentication_required, body_for
 from .transport import HttpTransport, decode_json, error_text, etag, looks_like_html, unexpected
 from .watch import Watcher
 
@@ -178,8 +178,9 @@ class SyncClient:
             table, query_id=query_id, filter=filter, full=full, handler=conflict_handler, progress=progress
         )
 
-    def discard(self, sequence: int) -> PendingOperation:
-        """Drop a queued operation and put its item back as the server has it (``Synchronizer.discard``)."""
+    def discard(self, sequence: int) -> DiscardedOperation:
+        """Drop a queued operation and put its item back as the server has it, when it can be
+        fetched (``Synchronizer.discard``)."""
         return self.synchronizer.discard(sequence)
 
     def purge(self, table: str, *, force: bool = False) -> int:
@@ -270,15 +271,26 @@ class OnlineTable:
     def _deleted_param(self) -> str:
         return "__includedeleted" if self.http.generation == "v3" else "__includeDeleted"
 
-    def _item(self, response: httpx.Response, *, collection: bool = False) -> Item:
-        body = self._result(response, collection=collection)
+    def _item(self, response: httpx.Response, *, item_id: str | None = None) -> Item:
+        body = self._result(response, item_id=item_id)
         if not isinstance(body, dict):
             raise ServerError(response.status_code, "expected an item in the response", response.content)
         return body
 
-    def _result(self, response: httpx.Response, *, collection: bool = False) -> Any:
-        if response.status_code == 404 and (collection or looks_like_html(response)):
-            raise UnknownTable(self.name, response.content)  # the router's 404, not the API's
+    def _no_route(self, response: httpx.Response, item_id: str | None) -> None:
+        """Raise for the URL router's 404 (not the API's own): on the table's URL, the server has
+        no such table; on an item's URL, either that or no route for the id (one with ``/``),
+        which the table's own URL tells apart."""
+        if item_id is not None:
+            probe = self.http.request("GET", self.http.table_path(self.name), params={"$top": "1"})
+            if probe.status_code != 404:
+                raise UnaddressableItem(self.name, item_id, response.content)
+        raise UnknownTable(self.name, response.content)
+
+    def _result(self, response: httpx.Response, *, item_id: str | None = None) -> Any:
+        """The decoded answer to a request on the table's URL (``item_id`` None) or an item's."""
+        if response.status_code == 404 and (item_id is None or looks_like_html(response)):
+            self._no_route(response, item_id)
         if response.status_code in (409, 412):
             try:
                 body = response.json() if response.content else None
@@ -293,18 +305,20 @@ class OnlineTable:
 
     def get(self, item_id: str, *, include_deleted: bool = False) -> Item:
         params = {self._deleted_param: "true"} if include_deleted else None
-        return self._item(self.http.request("GET", self.http.table_path(self.name, item_id), params=params))
+        response = self.http.request("GET", self.http.table_path(self.name, item_id), params=params)
+        return self._item(response, item_id=item_id)
 
     def insert(self, item: Mapping[str, Any]) -> Item:
         response = self.http.request("POST", self.http.table_path(self.name), json=body_for(dict(item)))
-        return self._item(response, collection=True)
+        return self._item(response)
 
     def update(self, item: Mapping[str, Any], *, force: bool = False) -> Item:
         """Update the item; its ``version`` goes into If-Match unless ``force`` (overwrite)."""
         headers = {"If-Match": etag(item["version"])} if item.get("version") and not force else None
         method = "PUT" if self.http.generation == "v3" else "PATCH"
         path = self.http.table_path(self.name, item["id"])
-        return self._item(self.http.request(method, path, json=body_for(dict(item)), headers=headers))
+        response = self.http.request(method, path, json=body_for(dict(item)), headers=headers)
+        return self._item(response, item_id=item["id"])
 
     def delete(self, item: Mapping[str, Any] | str) -> None:
         item_id = item if isinstance(item, str) else item["id"]
@@ -312,10 +326,10 @@ class OnlineTable:
         headers = {"If-Match": etag(version)} if version else None
         response = self.http.request("DELETE", self.http.table_path(self.name, item_id), headers=headers)
         if response.status_code == 404 and looks_like_html(response):
-            raise UnknownTable(self.name, response.content)
+            self._no_route(response, item_id)
         if response.status_code in (404, 410):
             raise ItemNotFound(f"{self.name}/{item_id} does not exist or is already deleted")
-        self._result(response)
+        self._result(response, item_id=item_id)
 
     def query(
         self,
@@ -338,7 +352,7 @@ class OnlineTable:
             params["$top"] = str(top)
         if include_deleted:
             params[self._deleted_param] = "true"
-        body = self._result(self.http.request("GET", self.http.table_path(self.name), params=params), collection=True)
+        body = self._result(self.http.request("GET", self.http.table_path(self.name), params=params))
         return _page_items(body)
 
     def iterate(self, filter: str | None = None, *, order_by: str | None = None, page_size: int = 50) -> Iterator[Item]:

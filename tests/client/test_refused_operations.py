@@ -1,0 +1,134 @@
+"""Queued operations the server cannot take, on rows an adopted table already had.
+
+An existing row's id may break the id rules new ids follow (``docs/existing-models.rst``):
+
+* one containing ``/`` (``B/2``) is served and pulled, but its own URL has no route: the server
+  answers the URL router's 404 page, as it does for a table it does not have. The client asks
+  the table's URL which it is, sets the operation aside (it can never succeed) instead of
+  blaming a missing table, and ``discard`` reads the server's copy through the table's URL;
+* one with a leading space is routed, but every update is 400 ``invalid_id``: the push stops
+  there, and the message says how to get out (fix and push again, or discard).
+
+``discard`` is the device's decision: it drops the operation even when the server's copy
+cannot be fetched, and says that the local row was left as it was.
+"""
+
+from __future__ import annotations
+
+import io
+
+import httpx
+import pytest
+
+from django_offline_sync.client import PushIncomplete, SyncClient, UnaddressableItem, UnknownTable
+from django_offline_sync.client.cli import EXIT_OK, main
+from example_project.tasks.models import Task
+
+
+def cli(client: SyncClient, *argv: str, transport: httpx.BaseTransport | None = None) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    args = ["--url", "http://testserver", "--db", client.store.path, "--generation", client.generation]
+    args += ["--retries", "0", "--no-progress"]
+    transport = transport or client.recorder.inner  # type: ignore[attr-defined]
+    code = main([*args, *argv], stdout=out, stderr=err, transport=transport)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def slashed(db, make_client) -> SyncClient:
+    """A device that pulled Task with the adopted rows ``B/2`` and ``c``."""
+    Task.objects.create(id="B/2", text="server")
+    Task.objects.create(id="c", text="c")
+    client = make_client()
+    client.pull("Task")
+    assert client.table("Task").get("B/2")["text"] == "server"  # served and pulled fine
+    return client
+
+
+@pytest.mark.parametrize("kind", ["update", "delete"])
+def test_a_change_to_an_id_with_a_slash_is_set_aside_not_blamed_on_the_table(slashed, kind):
+    if kind == "update":
+        slashed.table("Task").update({"id": "B/2", "text": "local"})
+    else:
+        slashed.table("Task").delete("B/2")
+    slashed.table("Task").update({"id": "c", "text": "after it"})
+    result = slashed.push()
+    assert result.ok and result.pushed == 1 and result.remaining == 0
+    (aside,) = result.set_aside
+    assert aside.kind == kind and aside.error == (
+        "the server serves table 'Task' but has no URL for its item 'B/2' (404): "
+        "an id containing '/' cannot be part of a URL"
+    )
+    assert "no table" not in result.summary()
+    assert Task.objects.get(id="c").text == "after it"  # later operations are not blocked
+    assert Task.all_objects.get(id="B/2").text == "server" and not Task.all_objects.get(id="B/2").deleted
+
+    row = Task.objects.get(id="B/2")
+    row.text = "changed on the server"
+    row.save()
+    slashed.pull("Task")  # not blocked either
+    discarded = slashed.discard(aside.sequence)
+    assert discarded.not_restored is None and slashed.pending() == []
+    assert slashed.table("Task").get("B/2")["text"] == "changed on the server"  # read through the table's URL
+
+
+def test_online_table_tells_an_unroutable_id_from_a_missing_table(slashed):
+    with pytest.raises(UnaddressableItem, match="has no URL for its item 'B/2'"):
+        slashed.online_table("Task").get("B/2")
+    with pytest.raises(UnaddressableItem):
+        slashed.online_table("Task").delete("B/2")
+    with pytest.raises(UnknownTable):
+        slashed.online_table("Nope").get("B/2")
+    assert slashed.synchronizer.fetch("Task", "B/2")["text"] == "server"
+    with pytest.raises(UnknownTable):
+        slashed.synchronizer.fetch("Nope", "B/2")
+
+
+def test_a_refused_update_says_how_to_get_out(db, make_client):
+    Task.objects.create(id=" lead", text="server")  # breaks the id rules: every update is 400
+    client = make_client()
+    client.pull("Task")
+    client.table("Task").update({"id": " lead", "text": "local"})
+    (op,) = client.pending()
+    result = client.push()
+    assert not result.ok and result.error_operation == op
+    assert result.error.startswith("update Task/ lead refused (HTTP 400: ")
+    assert "The id must not start or end with whitespace." in result.error
+    assert result.error.endswith(
+        "; it stops the push and this table's pulls until it is fixed (change the item locally, then push again) "
+        f"or dropped: offline-sync discard {op.sequence}"
+    )
+    with pytest.raises(PushIncomplete, match=rf"offline-sync discard {op.sequence}$"):
+        client.pull("Task")
+
+    code, out, err = cli(client, "discard", str(op.sequence))
+    assert code == EXIT_OK and err == ""
+    assert out.strip() == f"discarded #{op.sequence} update Task/ lead; the server's copy restored"
+    assert client.table("Task").get(" lead")["text"] == "server"
+    client.pull("Task")
+
+
+def test_discard_works_when_the_servers_copy_cannot_be_fetched(slashed):
+    slashed.table("Task").update({"id": "c", "text": "local"})
+    (op,) = slashed.pending()
+    down = httpx.MockTransport(lambda request: httpx.Response(503))
+    code, out, err = cli(slashed, "discard", str(op.sequence), transport=down)
+    assert code == EXIT_OK
+    assert out.strip() == f"discarded #{op.sequence} update Task/c; its local row was left as it was"
+    assert err.startswith("offline-sync: the server's copy of Task/c could not be fetched (the server failed: 503")
+    assert err.strip().endswith("offline-sync pull Task --full brings it back")
+    assert slashed.pending() == [] and slashed.table("Task").get("c")["text"] == "local"
+    slashed.pull("Task", full=True)
+    assert slashed.table("Task").get("c")["text"] == "c"
+
+
+def test_the_library_discard_reports_what_it_could_not_restore(tmp_path):
+    down = httpx.MockTransport(lambda request: httpx.Response(503))
+    with SyncClient("http://testserver", tmp_path / "d.db", transport=down, retries=0, backoff=0) as client:
+        client.store.apply_page("Task", [{"id": "a", "text": "x", "version": "AAAAAAAAAAE="}], "*")
+        client.table("Task").delete("a")
+        (op,) = client.pending()
+        discarded = client.discard(op.sequence)
+        assert discarded.sequence == op.sequence and discarded.kind == "delete"
+        assert discarded.not_restored is not None and "503" in discarded.not_restored
+        assert client.pending() == [] and client.table("Task").count() == 0  # left as it was: deleted
