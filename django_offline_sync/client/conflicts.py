@@ -52,8 +52,9 @@ class Conflict:
     def differing_fields(self) -> list[str]:
         """The user fields of the local item whose value the server's copy does not have, sorted.
 
-        Server-owned fields (``version``, ``updatedAt``, …) are left out; empty when the server
-        has no live copy.
+        Whichever side changed them: the local item is the device's whole copy, so a field only
+        the server changed is listed too. Server-owned fields (``version``, ``updatedAt``, …)
+        are left out; empty when the server has no live copy.
         """
         if self.server_item is None or self.server_item.get("deleted"):
             return []
@@ -115,7 +116,8 @@ class Resolution:
 
     @classmethod
     def client_wins(cls) -> Resolution:
-        """Send the local item again, based on the server's version (it overwrites the server's)."""
+        """Send the whole local item again, based on the server's version: every field of the
+        server's copy is overwritten, those only the server changed included."""
         return cls(CLIENT_WINS)
 
     @classmethod
@@ -138,7 +140,7 @@ ConflictHandler = Callable[[Conflict], Resolution]
 
 
 def client_wins(conflict: Conflict) -> Resolution:
-    """Built-in handler: the device's change overwrites the server's."""
+    """Built-in handler: the device's whole copy overwrites the server's (``Resolution.client_wins``)."""
     return Resolution.client_wins()
 
 
