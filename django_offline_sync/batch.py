@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
+import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
@@ -41,7 +44,7 @@ from .exceptions import BadRequest, BodyNotObject, describe, exception_handler
 from .generations import VERSION_PARAM, Generation, ZumoVersioning, policy_for
 from .models import SyncBatch, SyncModel
 from .renderers import SyncContentNegotiation, SyncJSONRenderer
-from .serializers import read_json
+from .serializers import ParsedBody, read_json
 from .settings import get_settings
 
 __all__ = ["BATCH_PATH", "OPERATION_KINDS", "BatchView"]
@@ -59,6 +62,11 @@ _NOT_INHERITED: Final = frozenset(
 )
 
 _MAX_BATCH_ID: Final = 255
+
+#: What no string of the envelope may hold: a NUL character (PostgreSQL text cannot store
+#: it) or a lone UTF-16 surrogate (no database driver, nor the UTF-8 answer, can encode it).
+#: ``json.loads`` makes both from ``\u0000`` and ``\ud800`` escapes.
+_NOT_TEXT: Final = re.compile("[\x00\ud800-\udfff]")
 
 
 class InvalidBatch(BadRequest):
@@ -107,11 +115,13 @@ class _Operation:
     kind: str
     table: _Table
     id: str | None
-    body: bytes | None
+    item: dict[str, Any] | None
     if_match: str | None
 
     def describe(self) -> str:
-        return f"{self.kind} {self.table.name}" + (f"/{self.id}" if self.id is not None else "")
+        # The id may come from the item, where the single request's own checks refuse what
+        # cannot be written in the answer; escape it here, before they have run.
+        return f"{self.kind} {self.table.name}" + (f"/{_printable(self.id)}" if self.id is not None else "")
 
 
 class _OperationFailed(Exception):
@@ -128,7 +138,7 @@ class _Replay(Exception):
 class _SubRequest(HttpRequest):
     """An operation's request: the batch's headers and user, its own method, path and body."""
 
-    def __init__(self, outer: HttpRequest, method: str, path_info: str, body: bytes | None) -> None:
+    def __init__(self, outer: HttpRequest, method: str, path_info: str, item: dict[str, Any] | None) -> None:
         super().__init__()
         self.method = method
         self.path_info = path_info
@@ -143,10 +153,15 @@ class _SubRequest(HttpRequest):
                 query.setlist(name, values)
         self.META["QUERY_STRING"] = query.urlencode()
         self.GET = QueryDict(self.META["QUERY_STRING"])
-        self._body = body or b""
-        if body is not None:
+        self._body = b""
+        if item is not None:
+            # The viewset reads the item the batch parsed (``ParsedBody``), not this body: no
+            # encoding gives every parsed value back (``1e999`` was read as infinity). The body
+            # is there for the single request's size limit and for code that reads it.
+            self._body = _encode(item)
+            setattr(self, ParsedBody.ATTRIBUTE, ParsedBody(item))
             self.META["CONTENT_TYPE"] = "application/json"
-            self.META["CONTENT_LENGTH"] = str(len(body))
+            self.META["CONTENT_LENGTH"] = str(len(self._body))
         self._scheme = outer.scheme
         for name in ("COOKIES", "session"):  # what middleware attached, for project hooks
             if hasattr(outer, name):
@@ -213,7 +228,7 @@ class BatchView(APIView):
             raise BatchSpansDatabases()
         (using,) = databases
         user = _user_key(request)
-        digest = hashlib.sha256(orjson.dumps(raw_operations, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        digest = _digest(raw_operations)
 
         stored = _stored(using, user, batch_id)
         if stored is not None:
@@ -241,6 +256,7 @@ class BatchView(APIView):
         batch_id = data.get("batchId")
         if not isinstance(batch_id, str) or not batch_id.strip() or len(batch_id) > _MAX_BATCH_ID:
             raise InvalidBatch(f"batchId must be a non-empty string of at most {_MAX_BATCH_ID} characters.")
+        _check_text("batchId", batch_id)
         operations = data.get("operations")
         if not isinstance(operations, list) or not operations:
             raise InvalidBatch("operations must be a non-empty array.")
@@ -257,6 +273,9 @@ class BatchView(APIView):
         unknown = sorted(set(raw) - {"op", "table", "id", "item", "version"})
         if unknown:
             raise InvalidBatch(f"Unknown operation member(s) {unknown}.")
+        for member in ("op", "table", "id", "version"):
+            if isinstance(raw.get(member), str):
+                _check_text(member, raw[member])
         kind = raw.get("op")
         if kind not in OPERATION_KINDS:
             raise InvalidBatch(f"op must be one of {list(OPERATION_KINDS)}, not {kind!r}.")
@@ -294,8 +313,7 @@ class BatchView(APIView):
             version = f'"{version}"'
         if isinstance(item, dict) and item_id is not None and kind == "insert" and "id" not in item:
             item = {"id": item_id, **item}
-        body = orjson.dumps(item) if item is not None else None
-        return _Operation(index, kind, table, item_id, body, version)
+        return _Operation(index, kind, table, item_id, item, version)
 
     def _claim(self, using: str, user: str, batch_id: str, digest: str, ttl: int) -> SyncBatch:
         """Insert the batch's record first: a concurrent duplicate blocks here until we finish."""
@@ -339,7 +357,7 @@ class BatchView(APIView):
             "delete": "DELETE",
             "undelete": "POST",
         }[op.kind]
-        sub = _SubRequest(request._request, method, path, op.body)
+        sub = _SubRequest(request._request, method, path, op.item)
         if op.if_match is not None:
             sub.META["HTTP_IF_MATCH"] = op.if_match
         if request.user is not None and request.user.is_authenticated:
@@ -387,6 +405,52 @@ class BatchView(APIView):
         response = super().finalize_response(request, response, *args, **kwargs)
         response["Cache-Control"] = "no-cache"
         return response
+
+
+def _check_text(member: str, value: str) -> None:
+    """400 ``invalid_batch`` for an envelope string no database (or answer) can hold."""
+    found = _NOT_TEXT.search(value)
+    if found is not None:
+        what = "a NUL character" if found.group() == "\x00" else f"a lone surrogate (U+{ord(found.group()):04X})"
+        raise InvalidBatch(f"{member} must be text without NUL characters or lone surrogates; it holds {what}.")
+
+
+def _printable(text: str) -> str:
+    """``text`` with NUL characters and lone surrogates written as ``\\uXXXX``, to echo it."""
+    return _NOT_TEXT.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
+
+
+def _encode(value: Any) -> bytes:
+    """``value`` as JSON text of its size, whatever it holds (see ``_SubRequest``)."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=True)
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _digest(operations: list[Any]) -> str:
+    """What a retry must match: a hash of the operations, keys sorted.
+
+    orjson's encoding, as batches committed by earlier releases were hashed; but orjson writes
+    infinity as null (a different batch) and refuses lone surrogates and integers over 64 bits,
+    so operations holding those are hashed from the standard library's encoding, which keeps
+    each of them apart.
+    """
+    if not _has_non_finite(operations):
+        try:
+            return hashlib.sha256(orjson.dumps(operations, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        except orjson.JSONEncodeError:
+            pass
+    text = json.dumps(operations, sort_keys=True, ensure_ascii=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(b"json:" + text.encode()).hexdigest()
+
+
+def _has_non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_non_finite(item) for item in value)
+    return False
 
 
 def _message(data: Any) -> str | None:

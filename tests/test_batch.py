@@ -310,3 +310,97 @@ def test_expired_batch_records_are_purged(client):
     call_command("purge_sync_batches", stdout=out)
     assert "Deleted 1 batch record(s)" in out.getvalue()
     assert not SyncBatch.objects.exists()
+
+
+# -- an operation reads its item as its single request reads its body ----------------------
+# Raw JSON text: the defects lie in what Python's json makes of it (1e999 is read as infinity,
+# \ud800 as a lone surrogate), which a test client encoding a dict cannot send.
+
+
+def post_raw(client, path, text, method="post"):
+    return getattr(client, method)(path, data=text.encode(), content_type="application/json")
+
+
+def test_an_overflowing_number_is_refused_as_its_single_request_refuses_it(client):
+    single = post_raw(client, "/tables/Task", '{"id": "s1", "priority": 1e999}')
+    assert single.status_code == 400 and single.json()["errorCode"] == "invalid_item"
+    for sign in ("", "-"):
+        text = f'{{"batchId": "b{sign}", "operations": [{{"op": "insert", "table": "Task", '
+        text += f'"item": {{"id": "x1", "priority": {sign}1e999}}}}]}}'
+        response = post_raw(client, BATCH, text)
+        assert response.status_code == 400, response.content  # not 200 with priority 0
+        body = response.json()
+        assert body["index"] == 0 and body["error"] == single.json()
+    assert not Task.objects.exists() and not SyncBatch.objects.exists()
+
+
+def test_an_update_stores_what_its_single_request_stores(client):
+    # v3 updates replace (PUT), v2 updates merge (PATCH); either single request stores "inf"
+    # for 1e999 in a text column, and the batch must store the same, not "" (null → default).
+    method = "put" if client.generation == "v3" else "patch"
+    single, batched = Task.objects.create(text="a"), Task.objects.create(text="a")
+    assert post_raw(client, f"/tables/Task/{single.pk}", '{"text": 1e999}', method).status_code == 200
+    text = f'{{"batchId": "b1", "operations": [{{"op": "update", "table": "Task", "id": "{batched.pk}", '
+    text += '"item": {"text": 1e999}}]}'
+    response = post_raw(client, BATCH, text)
+    assert response.status_code == 200, response.content
+    assert response.json()["results"][0]["item"]["text"] == "inf"
+    assert Task.objects.get(pk=batched.pk).text == Task.objects.get(pk=single.pk).text == "inf"
+    # A retry replays it; the same batchId with null (what orjson made of 1e999) is another batch.
+    assert post_raw(client, BATCH, text)["X-Batch-Replayed"] == "true"
+    reused = post_raw(client, BATCH, text.replace("1e999", "null"))
+    assert reused.status_code == 400 and reused.json()["errorCode"] == "batch_id_reused"
+
+
+@pytest.mark.parametrize(
+    ("item", "code"),
+    [
+        (r'{"text": "\ud800"}', "invalid_item"),
+        (r'{"id": "a\ud800"}', "invalid_id"),
+        (r'{"\ud800": 1}', "unknown_field"),
+        ('{"priority": 123456789012345678901234567890}', "invalid_item"),
+        ('{"id": 12345678901234567890123}', "invalid_id"),
+        ('{"id": 1e999}', "invalid_id"),
+    ],
+)
+def test_an_item_orjson_cannot_encode_is_refused_as_its_single_request(client, item, code):
+    single = post_raw(client, "/tables/Task", item)
+    assert single.status_code == 400 and single.json()["errorCode"] == code
+    operation = f'{{"op": "insert", "table": "Task", "item": {item}}}'
+    response = post_raw(client, BATCH, f'{{"batchId": "b1", "operations": [{operation}]}}')
+    assert response.status_code == 400, response.content  # not a 500
+    assert response.json()["index"] == 0 and response.json()["error"] == single.json()
+    assert not Task.objects.exists() and not SyncBatch.objects.exists()
+
+
+@pytest.mark.parametrize("batch_id", [r"\ud800x", r"\u0000y", r"x\udfff"])
+def test_a_batch_id_no_database_can_store_is_400(client, batch_id):
+    text = f'{{"batchId": "{batch_id}", "operations": [{{"op": "insert", "table": "Task", "item": {{}}}}]}}'
+    response = post_raw(client, BATCH, text)
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert body["errorCode"] == "invalid_batch" and "index" not in body
+    assert "batchId must be text without NUL characters or lone surrogates" in str(body)
+    assert not Task.objects.exists() and not SyncBatch.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("member", "operation"),
+    [
+        ("op", r'{"op": "insert\u0000", "table": "Task", "item": {}}'),
+        ("table", r'{"op": "insert", "table": "Task\ud800", "item": {}}'),
+        ("id", r'{"op": "update", "table": "Task", "id": "a\ud800", "item": {}}'),
+        ("id", r'{"op": "delete", "table": "Task", "id": "a\u0000"}'),
+        ("version", r'{"op": "delete", "table": "Task", "id": "t1", "version": "\ud800"}'),
+    ],
+)
+def test_an_operation_member_no_database_can_store_is_400(client, member, operation):
+    Task.objects.create(id="t1", text="kept")
+    first = '{"op": "insert", "table": "Task", "item": {"text": "new"}}'
+    response = post_raw(client, BATCH, f'{{"batchId": "b1", "operations": [{first}, {operation}]}}')
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert body["index"] == 1 and body["error"]["errorCode"] == "invalid_batch"
+    assert f"{member} must be text without NUL characters or lone surrogates" in body["message"]
+    assert list(Task.objects.values_list("id", "text", "deleted")) == [("t1", "kept", False)]
+    assert not SyncBatch.objects.exists()
