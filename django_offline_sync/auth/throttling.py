@@ -8,16 +8,19 @@ server-directed flow or ``/.auth/me`` does not.
 from __future__ import annotations
 
 import hashlib
-import json
-from typing import Any
+from typing import Any, Final
 
-from django.http.request import RawPostDataException
+from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
+from ..serializers import read_json
 from ..settings import get_settings
 
-__all__ = ["LoginAddressThrottle", "LoginUsernameThrottle"]
+__all__ = ["BODY_LIMIT", "LoginAddressThrottle", "LoginUsernameThrottle"]
+
+#: The largest sign-in body, in bytes (the views refuse a larger one with 413).
+BODY_LIMIT: Final = 65_536
 
 
 class _LoginThrottle(SimpleRateThrottle):
@@ -42,13 +45,14 @@ class LoginAddressThrottle(_LoginThrottle):
 
 class LoginUsernameThrottle(_LoginThrottle):
     def get_cache_key(self, request: Request, view: Any) -> str | None:
-        try:  # the view reports a malformed body; here it only has no username
-            data = json.loads(request.body)
-        except (ValueError, RawPostDataException):
+        try:  # the view reports a bad body (too large, malformed, too deep); here it has no username
+            data = read_json(request, limit=BODY_LIMIT)
+        except APIException:
             return None
         username = data.get("username") if isinstance(data, dict) else None
         if not isinstance(username, str) or not username:
             return None
         # Hashed: the cache backend (e.g. Redis) need not hold usernames, and any length fits a key.
-        digest = hashlib.sha256(username.casefold().encode()).hexdigest()
+        # surrogatepass: a lone surrogate (the view refuses it with a 400) still counts.
+        digest = hashlib.sha256(username.casefold().encode("utf-8", "surrogatepass")).hexdigest()
         return f"offline_sync_login:user:{digest}"

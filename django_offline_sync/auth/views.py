@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import secrets
 from typing import Any, Final
 from urllib.parse import quote
@@ -42,7 +43,7 @@ from ..serializers import read_json
 from ..settings import OIDCProvider, get_settings
 from . import oidc
 from .authentication import ZumoTokenAuthentication, token_from_request
-from .throttling import LoginAddressThrottle, LoginUsernameThrottle
+from .throttling import BODY_LIMIT, LoginAddressThrottle, LoginUsernameThrottle
 from .tokens import IssuedToken, decode_token, issue_token, revoke, user_for_claims, user_id
 
 __all__ = [
@@ -56,11 +57,16 @@ __all__ = [
     "TokenLoginView",
 ]
 
-_BODY_LIMIT: Final = 65_536
 _FLOW_COOKIE: Final = "offline_sync_login"
 _FLOW_SALT: Final = "django_offline_sync.auth.flow"
 _FLOW_MAX_AGE: Final = 600
 _TOKEN_KINDS: Final = ("access_token", "id_token", "authorization_code")
+#: Body members that are tokens or codes: a JWT, an OAuth 2.0 token, code or PKCE verifier is
+#: printable ASCII (RFC 6749 appendix A, RFC 7636), and only ASCII can go in an HTTP header.
+_TOKEN_MEMBERS: Final = frozenset({"authenticationToken", *_TOKEN_KINDS, "code_verifier"})
+#: A lone UTF-16 surrogate (``json.loads`` makes one of ``\ud800``): no password hasher,
+#: database driver or cache key can encode it.
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 
 class InvalidSignInRequest(BadRequest):
@@ -95,9 +101,13 @@ class _AuthView(APIView):
         return ZumoTokenAuthentication().authenticate_header(request)
 
     def _body(self, request: Request) -> dict[str, Any]:
-        body = read_json(request, limit=_BODY_LIMIT)
+        body = read_json(request, limit=BODY_LIMIT)
         if not isinstance(body, dict):
             raise BodyNotObject()
+        for name in ("username", "password", *_TOKEN_MEMBERS):
+            value = body.get(name)
+            if isinstance(value, str):
+                _check_text(name, value)
         return body
 
     def _signed_in(self, request: Request, *, allow_expired_for: int = 0) -> dict[str, Any]:
@@ -108,6 +118,21 @@ class _AuthView(APIView):
         claims = decode_token(token, allow_expired_for=allow_expired_for)
         user_for_claims(claims)
         return claims
+
+
+def _check_text(name: str, value: str) -> None:
+    """400 for a sign-in value no account, provider or database can match (``docs/auth.rst``).
+
+    The value itself is never echoed: it may be a password or a token.
+    """
+    if name in _TOKEN_MEMBERS:
+        if not (value.isascii() and value.isprintable()):
+            raise InvalidSignInRequest(f"{name} must be printable ASCII, as every token and code is.")
+    elif _SURROGATE.search(value):
+        raise InvalidSignInRequest(f"{name} must be valid Unicode text: it holds a lone surrogate.")
+    elif name == "username" and "\x00" in value:
+        # A password may hold one (it is only hashed); no username can (PostgreSQL text cannot).
+        raise InvalidSignInRequest("username must not hold a NUL character.")
 
 
 def _provider(name: str) -> OIDCProvider:

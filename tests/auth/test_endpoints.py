@@ -74,6 +74,81 @@ def test_bad_login_bodies_are_400(alice, body, code):
     assert response.json()["errorCode"] == code
 
 
+def _post_raw(path, text, client=None):
+    # Raw JSON text: \ud800 and \u0000 escapes, which json.loads turns into a lone surrogate
+    # and a NUL, and which a test client encoding a dict cannot send.
+    return (client or ZumoClient("v3")).post(path, text.encode(), content_type="application/json")
+
+
+@pytest.mark.parametrize(
+    ("text", "member"),
+    [
+        (r'{"username": "\ud800", "password": "x"}', "username"),
+        (r'{"username": "alice\udfff", "password": "x"}', "username"),
+        (r'{"username": "alice\u0000", "password": "x"}', "username"),
+        (r'{"username": "alice", "password": "wonder\ud800"}', "password"),
+    ],
+)
+def test_sign_in_text_no_account_can_hold_is_400(alice, text, member):
+    # Was a 500: the username throttle and the password hasher could not encode a lone
+    # surrogate, and PostgreSQL cannot compare a NUL.
+    response = _post_raw("/.auth/login/custom", text)
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert body["errorCode"] == "invalid_sign_in_request"
+    assert body["title"].startswith(f"{member} must")
+    assert "wonder" not in body["title"]  # never echoed: it may be a password
+    assert "authenticationToken" not in body
+    assert not RevokedToken.objects.exists() and User.objects.get().username == "alice"
+
+
+def test_a_password_may_hold_a_nul(alice):
+    alice.set_password("wonder\x00land")
+    alice.save()
+    assert _post_raw("/.auth/login/custom", r'{"username": "alice", "password": "wonder\u0000land"}').status_code == 200
+    response = _post_raw("/.auth/login/custom", r'{"username": "alice", "password": "wonder\u0000"}')
+    assert (response.status_code, response.json()["errorCode"]) == (401, "invalid_credentials")
+
+
+def test_a_lone_surrogate_username_still_counts_for_the_throttle(alice):
+    text = r'{"username": "\ud800", "password": "x"}'
+    with override_settings(OFFLINE_SYNC={"AUTH": {"LOGIN_RATE": "2/min"}}):
+        statuses = [_post_raw("/.auth/login/custom", text, ZumoClient("v3", REMOTE_ADDR=f"10.0.1.{i}")).status_code
+                    for i in range(3)]  # fmt: skip
+    assert statuses == [400, 400, 429]
+
+
+def test_a_deeply_nested_login_body_is_400_not_500():
+    # The username throttle parsed the body with json.loads before the view: RecursionError.
+    response = _post_raw("/.auth/login/custom", "[" * 50_000)
+    assert (response.status_code, response.json()["errorCode"]) == (400, "malformed_body")
+
+
+@pytest.mark.parametrize(
+    ("path", "text", "member"),
+    [
+        ("/.auth/login", r'{"authenticationToken": "a.b.\ud800"}', "authenticationToken"),
+        ("/.auth/login", r'{"authenticationToken": "a.b.c\u0000"}', "authenticationToken"),
+        ("/.auth/login/corp", r'{"id_token": "a.b.\ud800"}', "id_token"),
+        ("/.auth/login/corp", r'{"access_token": "opaque-\u00e9"}', "access_token"),
+        ("/.auth/login/corp", r'{"authorization_code": "c\u0000"}', "authorization_code"),
+        ("/.auth/login/corp", r'{"authorization_code": "c", "code_verifier": "v\ud800"}', "code_verifier"),
+    ],
+)
+def test_a_token_or_code_that_is_not_printable_ascii_is_400(path, text, member):
+    # Refused before the provider is asked (no discovery here: it would be a 502): a lone
+    # surrogate failed in PyJWT's encode, non-ASCII in httpx's header encoding, both a 500.
+    provider = {"corp": {"issuer": "https://login.invalid", "client_id": "sync"}}
+    with override_settings(OFFLINE_SYNC={"AUTH": {"PROVIDERS": provider}}):
+        response = _post_raw(path, text)
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert (body["errorCode"], body["title"]) == (
+        "invalid_sign_in_request",
+        f"{member} must be printable ASCII, as every token and code is.",
+    )
+
+
 def test_malformed_json_is_400():
     response = ZumoClient("v2").post("/.auth/login/custom", b"{nope", content_type="application/json")
     assert (response.status_code, response.json()["errorCode"]) == (400, "malformed_body")
