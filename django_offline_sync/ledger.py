@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, cast
@@ -155,8 +156,16 @@ def discard_pending(**kwargs: Any) -> None:
 
 
 def _storable(value: Any) -> Any:
-    """``value`` with every string made storable: a body may hold what no database column
-    takes (a lone surrogate, a NUL byte); the ledger keeps it escaped, as ``\\udc00``."""
+    """``value`` with every string and number made storable in a JSON column.
+
+    A body may hold what no database column takes: a lone surrogate or a NUL byte, kept
+    escaped (``\\udc00``, ``\\x00``), and a number too large for a float (``1e999``, read as
+    infinity), which JSON cannot write (SQLite's JSON check and PostgreSQL's ``jsonb`` refuse
+    ``Infinity``). That is kept as the string ``"inf"`` (``"-inf"``): the text a serializer
+    field makes of it, so a text column takes it and a number column refuses it as it did.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
     if isinstance(value, str):
         if "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value):
             return value.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")

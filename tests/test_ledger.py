@@ -273,6 +273,42 @@ def test_what_no_column_can_store_is_kept_escaped():
     assert entry.row_id == "\\udc00"
 
 
+@pytest.mark.parametrize(
+    ("body", "kept"),
+    [
+        ('{"priority": 1e999}', {"priority": "inf"}),
+        ('{"priority": -1e999}', {"priority": "-inf"}),
+        ('{"dueDate": 1e999}', {"dueDate": "inf"}),
+        # what no column can store, all at once: kept escaped, and the answer still a 400
+        (
+            '{"text": "nul\\u0000", "\\ud800": [1e999, "\\udfff"], "priority": {"n": -1e999}}',
+            {"text": "nul\\x00", "\\ud800": ["inf", "\\udfff"], "priority": {"n": "-inf"}},
+        ),
+    ],
+)
+def test_a_number_json_cannot_write_is_kept_as_text(body, kept, caplog):
+    # 1e999 is read as infinity: the entry was lost ("Could not record a refused write")
+    # to SQLite's JSON check and PostgreSQL's jsonb, which both refuse Infinity.
+    response = ZumoClient("v3").post("/tables/Task", body, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert "Could not record" not in caplog.text
+    entry = SyncRejection.objects.get()
+    assert (entry.operation, entry.status, entry.client_item) == ("insert", 400, kept)
+    assert not Task.all_objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_number_json_cannot_write_in_a_refused_batch_is_kept_as_text(caplog):
+    body = '{"batchId": "b-1", "operations": [{"op": "insert", "table": "Task", "item": {"id": "a"}},'
+    body += ' {"op": "insert", "table": "Task", "item": {"id": "b", "priority": 1e999}}]}'
+    response = ZumoClient("v3").post("/tables/$batch", body, content_type="application/json")
+    assert (response.status_code, response.json()["index"]) == (400, 1)
+    assert "Could not record" not in caplog.text
+    entry = SyncRejection.objects.get()
+    assert (entry.row_id, entry.client_item) == ("b", {"id": "b", "priority": "inf"})
+    assert not Task.all_objects.exists()
+
+
 def test_an_item_naming_a_column_the_table_lost_is_refused(task):
     entry = _conflict(task, {"text": "mine"})
     entry.client_item = {"text": "mine", "colour": "red"}
