@@ -440,12 +440,19 @@ class Body:
         return self.system.get("id")
 
 
-def split_body(data: Any, representer: Representer, system_names: Mapping[str, str]) -> Body:
+def split_body(
+    data: Any, representer: Representer, system_names: Mapping[str, str], *, url_id: str | None = None
+) -> Body:
     """Sort a body's keys into user columns and system values; reject unknown keys.
 
     Property names match case-insensitively, as the v1 runtime and the OData resolver of
     the v3 server do. Server-owned values are accepted and kept apart (§2.3); the caller's
     generation decides their names (``system_names``).
+
+    A sent id is held to the rules for new ids (``check_id``), except where it is the id of
+    the row the URL names (``url_id``, an update): a row stored under an id that an older
+    server or an adopted table allowed stays addressable (``writer.lookup_pk``), and every
+    client sends the row's id back in its body.
     """
     if not isinstance(data, dict):
         raise BodyNotObject()
@@ -465,7 +472,11 @@ def split_body(data: Any, representer: Representer, system_names: Mapping[str, s
         names = ", ".join(sorted(_printable(key) for key in unknown))
         raise UnknownFields(f"Unknown field(s) in the request body: {names}.")
     sent_id = system.get("id")
-    if sent_id is not None and isinstance(representer.model._meta.pk, models.CharField):
+    if (
+        sent_id is not None
+        and isinstance(representer.model._meta.pk, models.CharField)
+        and not (url_id is not None and sent_id == url_id)
+    ):
         try:
             check_id(sent_id)
         except InvalidId as exc:

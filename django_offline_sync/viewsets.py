@@ -266,9 +266,9 @@ class SyncViewSet(_ViewSetBase):
         response["ETag"] = etag_for(obj.etag_version) or ""
         return response
 
-    def _read_body(self, request: Request) -> Body:
+    def _read_body(self, request: Request, url_id: str | None = None) -> Body:
         data = read_json(request, limit=get_settings().MAX_BODY_BYTES)
-        return split_body(data, self.representer, self.generation.system_names)
+        return split_body(data, self.representer, self.generation.system_names, url_id=url_id)
 
     def _precondition(self, request: Request, body: Body | None = None) -> tuple[Precondition | None, bool]:
         """The expected version and whether it came from ``If-Match`` (which decides 412 vs 409)."""
@@ -356,7 +356,7 @@ class SyncViewSet(_ViewSetBase):
         return self._write(request, pk, replace=False)
 
     def _write(self, request: Request, pk: Any, *, replace: bool) -> Response:
-        body = self._read_body(request)
+        body = self._read_body(request, url_id=str(pk))
         if body.id is not None and str(body.id) != str(pk):
             raise IdMismatch(f"The id in the body ({body.id!r}) does not match the id in the URL ({pk!r}).")
         precondition, if_match_sent = self._precondition(request, body)

@@ -80,6 +80,25 @@ def test_a_replace_whose_body_id_breaks_the_id_rule_is_400_and_writes_nothing(v3
     assert task.text == "keep"
 
 
+@pytest.mark.parametrize("method", ["PUT", "PATCH"])
+@pytest.mark.parametrize("old_id", [" lead", "trail ", "a\u200bb"])
+def test_a_row_stored_under_an_id_the_rules_now_refuse_can_still_be_updated_with_its_id_in_the_body(
+    v2, v3, method, old_id
+):
+    """An adopted table (or an older server) may hold ids that new ids may not take. Clients send
+    the row's id back in every update's body; the row the URL names stays writable."""
+    task = TaskFactory(text="old")
+    Task.all_objects.filter(pk=task.pk).update(id=old_id)
+    for client, text in ((v2, "by v2"), (v3, "by v3")):
+        body = json.dumps({"id": old_id, "text": text})
+        response = send(client, method, f"/tables/Task/{quote(old_id)}", body)
+        assert response.status_code == 200, response.content
+        assert Task.objects.get(pk=old_id).text == text
+    # A body id that breaks the rules and names another row is still refused as before.
+    response = send(v3, method, f"/tables/Task/{quote(old_id)}", json.dumps({"id": " other", "text": "x"}))
+    assert response.status_code == 400 and error_of(response)[0] == "invalid_id", response.content
+
+
 PRINTABLE_ASCII = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) not in '"+?\\/`')
 GOOD_IDS = [
     uuid.uuid4().hex,  # Guid.ToString("N"), what the server generates
