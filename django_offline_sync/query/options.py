@@ -178,11 +178,13 @@ def parse_query(params: Mapping[str, str], field_map: FieldMap) -> ODataQuery:
         "max_nodes": settings.MAX_FILTER_NODES,
     }
     # A string column without max_length holds whatever a write could carry: the largest
-    # body an insert, an update or a batch accepts (a character takes at least one byte).
+    # body an insert or an update accepts (a character takes at least one byte). A batch's
+    # body may be larger, but each of its items is held to MAX_BODY_BYTES as its single
+    # request is.
     costs = {
         "max_string": settings.MAX_FILTER_STRING,
         "max_search": settings.MAX_FILTER_SEARCH,
-        "text_length": max(settings.MAX_BODY_BYTES, settings.BATCH_MAX_BODY_BYTES),
+        "text_length": settings.MAX_BODY_BYTES,
     }
     filter_q: Q | None = None
     filter_node: Node | None = None

@@ -128,10 +128,11 @@ DEFAULT_MAX_STRING = 65536
 #: one row (``MAX_FILTER_SEARCH``); see ``Translator.searched``.
 DEFAULT_MAX_SEARCH = 2**28
 #: The default length of a string column without ``max_length`` (``TextField``): the largest
-#: value the default body limits let a client store, ``BATCH_MAX_BODY_BYTES`` (a character
-#: takes at least one byte of JSON). It once was 4096, which no write enforced: a client
-#: stored 900 KB and searched it with filters that were "4096 characters" here.
-UNBOUNDED_STRING_LENGTH = 2_097_152
+#: value the default body limit lets a client store, ``MAX_BODY_BYTES`` (a character takes at
+#: least one byte of JSON; each item of a batch is held to it too). It once was 4096, which
+#: no write enforced: a client stored 900 KB and searched it with filters that were "4096
+#: characters" here.
+UNBOUNDED_STRING_LENGTH = 1_048_576
 
 
 def output_field(kind: str) -> Any:
@@ -412,7 +413,7 @@ class Translator:
             joined = Concat(*(p.expression for p in parts), output_field=CharField())
             # Only one copy of a stored value is free: concat(body, body) counts one body in full.
             stored = max(p.stored for p in parts)
-            length = self.bounded(node, sum(_length(p) for p in parts), stored)
+            length = self.bounded(node, sum(self._length(p) for p in parts), stored)
             return Operand(joined, "string", False, length=length, stored=stored)
         if name == "replace":
             text, old, new = [self.string_arg(node, arg) for arg in node.args]
@@ -420,8 +421,8 @@ class Translator:
             self.searched(node, text, old)
             # Worst case: `text` is all matches of `find` (a literal's exact length, else as short
             # as 1 character), each replaced by the longest `new`. Replacing '' changes nothing.
-            size, grown = _length(text), _length(new)
-            find = _length(old) if isinstance(node.args[1], Literal) else 1
+            size, grown = self._length(text), self._length(new)
+            find = self._length(old) if isinstance(node.args[1], Literal) else 1
             length = self.bounded(node, size + (size // find) * max(0, grown - find) if find else size, text.stored)
             return Operand(
                 Replace(text.expression, old.expression, new.expression), "string", nullable,
@@ -441,7 +442,7 @@ class Translator:
             # as a bigint (no substring(text, bigint) exists) and SQLite's substr() wraps to a
             # negative 32-bit position; no string reaches that position on any backend
             # (PostgreSQL and MySQL cap values at 1 GB), so the clamp changes no result.
-            longest = max(0, _length(text) - start)
+            longest = max(0, self._length(text) - start)
             if count is not None:
                 longest = min(longest, count)
             piece = Substr(text.expression, min(start + 1, _INT32_MAX), count)
@@ -466,6 +467,10 @@ class Translator:
             number = self.as_float(value)
             return Operand(_rounding(name, number.expression), "float", number.nullable)
         raise ODataTypeError(f"{name}() cannot be used here", node.position, "a value")  # pragma: no cover
+
+    def _length(self, operand: Operand) -> int:
+        """An operand's worst-case length; one of unknown length counts as a text column."""
+        return self.text_length if operand.length is None else operand.length
 
     def bounded(self, node: Call, length: int, stored: int = 0) -> int:
         """``length``, the worst case of what ``node`` builds, if it is within ``max_string``.
@@ -504,7 +509,7 @@ class Translator:
         largest text. ``startswith``/``endswith`` compare one prefix or suffix, linear work,
         and are not counted.
         """
-        searched, sought = _length(text), _length(part)
+        searched, sought = self._length(text), self._length(part)
         cost = searched * min(searched, sought)
         self.search_work += cost
         if self.search_work > self.max_search:
@@ -539,8 +544,6 @@ class Translator:
         return OrderBy(expression, nulls_first=True if operand.nullable else None)
 
 
-def _length(operand: Operand) -> int:
-    return UNBOUNDED_STRING_LENGTH if operand.length is None else operand.length
 
 
 def _numeric_join(left: Operand, right: Operand, node: BinaryOp) -> str:

@@ -52,7 +52,7 @@ def accepted(text, fields=NOTES, **limits):
 
 
 def test_the_default_text_length_is_the_largest_body_the_defaults_accept():
-    assert max(DEFAULTS.MAX_BODY_BYTES, DEFAULTS.BATCH_MAX_BODY_BYTES) == UNBOUNDED_STRING_LENGTH
+    assert DEFAULTS.MAX_BODY_BYTES == UNBOUNDED_STRING_LENGTH
     assert DEFAULT_MAX_SEARCH == DEFAULTS.MAX_FILTER_SEARCH == 2**28
 
 
@@ -79,7 +79,7 @@ def test_a_search_for_a_long_string_built_from_a_column_is_refused_at_the_search
         "indexof(body, substring(body, 1, 1000)) ge 0",
         "contains(body, tolower(body))",
         "length(replace(body, substring(body, 0, 1000), '')) gt 0",
-        "contains(body, '" + "x" * 200 + "')",  # 2 MiB searched for 200 characters: 419 million
+        "contains(body, '" + "x" * 300 + "')",  # 1 MiB searched for 300 characters: 315 million
     ],
 )
 def test_searches_whose_worst_case_is_too_slow_are_refused(text):
@@ -88,7 +88,7 @@ def test_searches_whose_worst_case_is_too_slow_are_refused(text):
 
 
 def test_the_searches_of_one_expression_add_up():
-    one = "contains(body, '" + "x" * 60 + "')"  # 2 MiB * 60: 126 million
+    one = "contains(body, '" + "x" * 120 + "')"  # 1 MiB * 120: 126 million
     accepted(f"{one} or {one}")
     exc = refused(f"{one} or {one} or {one}")
     assert exc.position == len(f"{one} or {one} or ")
@@ -239,9 +239,9 @@ def test_ordinary_filters_still_find_the_big_note(big_note, v3):
 @pytest.mark.django_db
 def test_smaller_body_limits_make_text_columns_cheaper(v3):
     # A site that accepts 64 KB bodies may search its text columns for longer strings.
-    text = "contains(body, '" + "x" * 1000 + "')"  # 2 MiB * 1000 by default: refused
+    text = "contains(body, '" + "x" * 1000 + "')"  # 1 MiB * 1000 by default: refused
     assert v3.get("/tables/Note?$filter=" + quote(text, safe="")).status_code == 400
-    with override_settings(OFFLINE_SYNC={"MAX_BODY_BYTES": 65536, "BATCH_MAX_BODY_BYTES": 65536}):
+    with override_settings(OFFLINE_SYNC={"MAX_BODY_BYTES": 65536}):
         assert v3.get("/tables/Note?$filter=" + quote(text, safe="")).status_code == 200
 
 
@@ -255,3 +255,10 @@ def test_the_limit_comes_from_max_filter_search(v3):
     assert "more than the 1000 allowed (MAX_FILTER_SEARCH)" in too_much.json()["title"]
     ordered = v3.get("/tables/Task?$orderby=" + quote("indexof(text, 'abc')", safe=""))
     assert ordered.status_code == 400 and ordered.json()["option"] == "$orderby"
+
+
+def test_a_text_column_can_be_searched_for_a_literal_of_up_to_256_characters_by_default():
+    # 1 MiB (MAX_BODY_BYTES) * 256 = 2**28 comparisons, the default MAX_FILTER_SEARCH.
+    accepted("contains(body, '" + "x" * 256 + "')")
+    exc = refused("contains(body, '" + "x" * 257 + "')")
+    assert "MAX_FILTER_SEARCH" in exc.message
