@@ -213,14 +213,17 @@ def number_literal(match: re.Match[str], pos: int) -> Literal:
 
 def typed_literal(kind: str, raw: str, pos: int, inner: int) -> Literal:
     """Convert the body ``raw`` of a typed literal; ``inner`` is where ``raw`` starts."""
-    out_of_range = False
+    if kind in ("datetime", "datetimeoffset"):
+        try:
+            return Literal(position=pos, kind="datetime", value=parse_datetime(raw), text=raw)
+        except OverflowError:  # well formed, but its offset moves it outside years 1-9999
+            raise ODataSyntaxError(
+                f"The {kind} literal is out of range: in UTC it falls outside the years 1 to 9999",
+                inner, "a date and time between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z",
+            ) from None
+        except ValueError:
+            raise ODataSyntaxError(f"Malformed {kind} literal", inner, _EXPECTED_FORMS[kind]) from None
     try:
-        if kind in ("datetime", "datetimeoffset"):
-            try:
-                return Literal(position=pos, kind="datetime", value=parse_datetime(raw), text=raw)
-            except OverflowError:  # well formed, but its offset moves it outside years 1-9999
-                out_of_range = True
-                raise
         if kind == "date":
             return Literal(position=pos, kind="date", value=dt.date.fromisoformat(raw), text=raw)
         if kind in ("time", "timeofday"):
@@ -237,11 +240,6 @@ def typed_literal(kind: str, raw: str, pos: int, inner: int) -> Literal:
             return Literal(position=pos, kind="binary", value=data, text=raw)
     except (ValueError, OverflowError, binascii.Error):
         pass
-    if out_of_range:
-        raise ODataSyntaxError(
-            f"The {kind} literal is out of range: in UTC it falls outside the years 1 to 9999",
-            inner, "a date and time between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z",
-        )
     raise ODataSyntaxError(f"Malformed {kind} literal", inner, _EXPECTED_FORMS.get(kind, f"a {kind} value"))
 
 
