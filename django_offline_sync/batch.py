@@ -41,7 +41,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .exceptions import BadRequest, BodyNotObject, describe, exception_handler
-from .generations import VERSION_PARAM, Generation, ZumoVersioning, policy_for
+from .generations import VERSION_PARAM, Generation, ZumoVersioning, policy_for, settle_version
 from .models import SyncBatch, SyncModel
 from .renderers import SyncContentNegotiation, SyncJSONRenderer
 from .serializers import ParsedBody, read_json
@@ -195,6 +195,10 @@ class BatchView(APIView):
 
     def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Response | None]:
         return exception_handler
+
+    def handle_exception(self, exc: Exception) -> Response:
+        settle_version(self)  # a 406 comes before DRF asks for the version
+        return super().handle_exception(exc)
 
     # -- discovery --------------------------------------------------------------------------
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:

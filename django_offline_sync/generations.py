@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
 from django.core.exceptions import ImproperlyConfigured
@@ -27,6 +28,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.versioning import BaseVersioning
+from rest_framework.views import APIView
 
 from .concurrency import Precondition, parse_version_value
 from .exceptions import (
@@ -467,6 +469,22 @@ def detect(request: Request) -> GenerationName:
         enabled = ", ".join(settings.ENABLED_GENERATIONS)
         raise UnsupportedVersion(f"This server does not serve {generation} clients (enabled: {enabled}).")
     return generation
+
+
+def settle_version(view: APIView) -> None:
+    """Give the view's request its generation if an error came before DRF asked for it.
+
+    DRF negotiates the media type before it determines the version, so a 406 (or a bad format
+    suffix) is raised while ``request.version`` is still None, and its body would take v2's
+    shape whatever the caller speaks. A view's ``handle_exception`` calls this first. When the
+    version itself is what is wrong, the request keeps None: the 400 that says so is in v2's
+    shape, as before a generation was chosen (``policy_for``).
+    """
+    request = getattr(view, "request", None)
+    if request is None or getattr(request, "version", None) is not None:
+        return
+    with suppress(UnsupportedVersion):
+        request.version = view.determine_version(request, *view.args, **view.kwargs)[0]
 
 
 class ZumoVersioning(BaseVersioning):

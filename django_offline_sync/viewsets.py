@@ -14,7 +14,6 @@ Register it with ``SyncRouter`` under ``/tables/``.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, cast
@@ -37,9 +36,9 @@ from rest_framework.viewsets import GenericViewSet
 
 from .activity import note as note_activity
 from .concurrency import Precondition, etag_for, if_none_match_hits, parse_if_match
-from .exceptions import BodyNotAllowed, EntityConflict, IdMismatch, ItemNotFound, UnsupportedVersion, exception_handler
+from .exceptions import BodyNotAllowed, EntityConflict, IdMismatch, ItemNotFound, exception_handler
 from .filters import ODataFilterBackend
-from .generations import Generation, ZumoVersioning, policy_for
+from .generations import Generation, ZumoVersioning, policy_for, settle_version
 from .ledger import record_refusal
 from .managers import SyncQuerySet
 from .models import SyncModel, accepts_stamp
@@ -427,14 +426,7 @@ class SyncViewSet(_ViewSetBase):
 
     # -- responses ----------------------------------------------------------------------
     def handle_exception(self, exc: Exception) -> Response:
-        request = getattr(self, "request", None)
-        if request is not None and getattr(request, "version", None) is None:
-            # DRF negotiates the content type before it asks for the version, so a 406 (or
-            # an error of the format suffix) comes before the generation is known: answer it
-            # in the caller's generation's body shape all the same. When the version itself
-            # is what is wrong, the error keeps v2's shape (``policy_for(None)``).
-            with suppress(UnsupportedVersion):
-                request.version = self.determine_version(request, *self.args, **self.kwargs)[0]
+        settle_version(self)  # a 406 comes before DRF asks for the version
         if isinstance(exc, EntityConflict):
             # The protocol's answer, not an error body: the server's entity and its ETag (§9).
             response = Response(exc.entity, status=exc.status_code, headers={"ETag": exc.etag} if exc.etag else None)

@@ -56,6 +56,20 @@ def test_discovery_states_support_and_limits(client):
     assert set(body["tables"]) == {"Task", "Note", "Inspection"}
 
 
+def test_an_unacceptable_media_type_is_answered_in_the_callers_shape(client):
+    """DRF negotiates the media type before it knows the generation; the 406 still comes in
+    the caller's shape (``{title, status}`` in v3, ``{error}`` in v2), as the tables' do."""
+    operation = {"op": "insert", "table": "Task", "item": {"id": new_id(), "text": "x"}}
+    response = client.post(BATCH, batch(operation), format="json", HTTP_ACCEPT="text/html")
+    assert response.status_code == 406
+    body = response.json()
+    if client.generation == "v3":
+        assert body["status"] == 406 and "Accept" in body["title"], body
+    else:
+        assert "Accept" in body["error"], body
+    assert Task.all_objects.count() == 0
+
+
 def test_a_task_and_its_notes_land_together(client, signals):
     task_id, note_ids = new_id(), [new_id(), new_id()]
     ops = [{"op": "insert", "table": "Task", "item": {"id": task_id, "text": "roof"}}]
