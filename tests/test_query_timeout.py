@@ -19,7 +19,7 @@ from django.test.utils import CaptureQueriesContext
 
 from django_offline_sync.exceptions import QueryTimeout
 from django_offline_sync.query import evaluation_guard
-from django_offline_sync.query.timeout import _mysql_wrapper
+from django_offline_sync.query.timeout import TimeLimit, _mysql_wrapper, is_timeout
 from django_offline_sync.settings import validate
 from example_project.tasks.models import Task
 from tests.pgtrace import idle, round_trips
@@ -127,13 +127,33 @@ class TestPostgreSQLAutocommit:
     def test_each_statement_carries_the_timeout_and_nothing_is_left_behind(self):
         assert not connection.in_atomic_block
         with evaluation_guard(timeout_ms=1200, per_statement=True):
-            assert not connection.in_atomic_block and current_timeout() == "1200ms"
+            # The time the block has left: 1200 ms, less what ran before the statement.
+            assert not connection.in_atomic_block and 1000 <= int(current_timeout().removesuffix("ms")) <= 1200
         assert current_timeout() == "0" and idle()
         limited = evaluation_guard(timeout_ms=100, per_statement=True)
         with pytest.raises(QueryTimeout, match="longer than 100 ms"), limited:
             run_slow_sql()
         assert idle() and current_timeout() == "0"
         assert Task.objects.count() == 0
+
+    def test_the_statements_of_one_block_share_its_time(self):
+        """A page and its $count share the limit, as SQLite's deadline does: the second
+        statement gets what the first left, not the limit again."""
+        with evaluation_guard(timeout_ms=600, per_statement=True):
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_sleep(0.4)")
+            left = int(current_timeout().removesuffix("ms"))
+        assert 0 < left <= 200
+        def two_sleeps():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_sleep(0.4)")
+                cursor.execute("SELECT pg_sleep(0.4)")  # alone within 600 ms, not after the first
+
+        started = time.monotonic()
+        with pytest.raises(QueryTimeout), evaluation_guard(timeout_ms=600, per_statement=True):
+            two_sleeps()
+        assert time.monotonic() - started < 1.0
+        assert idle() and current_timeout() == "0"
 
     def test_a_statement_is_one_round_trip_with_no_transaction(self):
         Task.objects.create(text="x")
@@ -242,8 +262,19 @@ class FakeMySQL:
 
 def rewrite(mariadb, sql):
     seen = []
-    _mysql_wrapper(FakeMySQL(mariadb), 250)(lambda sql, *args: seen.append(sql), sql, None, False, {})
+    _mysql_wrapper(FakeMySQL(mariadb), 250, TimeLimit())(lambda sql, *args: seen.append(sql), sql, None, False, {})
     return seen[0]
+
+
+@pytest.mark.parametrize("mariadb", [True, False])
+def test_a_statement_after_the_blocks_time_ran_out_is_stopped_before_it_is_sent(mariadb):
+    limit, seen = TimeLimit(), []
+    wrapper = _mysql_wrapper(FakeMySQL(mariadb), 5, limit)
+    time.sleep(0.02)
+    with pytest.raises(OperationalError, match="time limit"):
+        wrapper(lambda sql, *args: seen.append(sql), "SELECT 1", None, False, {})
+    assert limit.fired and seen == []
+    assert is_timeout(connection, OperationalError("x"), limit)  # the guard answers it 503
 
 
 def test_mysql_selects_carry_the_max_execution_time_hint():

@@ -9,11 +9,13 @@ ask of one row; they cannot bound a table scan that is slow for its size, or a
   session's) is kept. In autocommit mode with client-side binding (psycopg 3, Django's
   default) each statement is sent as ``SELECT set_config(…); <statement>`` in one message,
   which PostgreSQL runs as one implicit transaction: the setting covers that statement only,
-  with no ``BEGIN``, no ``COMMIT`` and no round trip of its own (``carries_limit``). Inside a
+  with no ``BEGIN``, no ``COMMIT`` and no round trip of its own (``carries_limit``); each
+  statement's limit is what the block has left, so a page and its count share it. Inside a
   transaction, or with server-side binding, it is set once inside the transaction.
 * **MariaDB**: each ``SELECT`` becomes ``SET STATEMENT max_statement_time=… FOR SELECT …``,
-  again keeping a lower session value.
-* **MySQL**: each ``SELECT`` carries the ``/*+ MAX_EXECUTION_TIME(…) */`` optimizer hint.
+  again keeping a lower session value, with what the block has left.
+* **MySQL**: each ``SELECT`` carries the ``/*+ MAX_EXECUTION_TIME(…) */`` optimizer hint, with
+  what the block has left.
 * **SQLite**, which has no statement timeout: a progress handler on the ``sqlite3``
   connection aborts the running statement once the block's deadline has passed, so the
   limit covers the page and the count together.
@@ -26,6 +28,7 @@ are read here.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -80,13 +83,13 @@ def time_limit(
     if timeout_ms <= 0:
         yield
     elif connection.vendor == "postgresql" and per_statement and not connection.in_atomic_block:
-        with connection.execute_wrapper(_postgresql_wrapper(connection, timeout_ms)):
+        with connection.execute_wrapper(_postgresql_wrapper(connection, timeout_ms, limit)):
             yield
     elif connection.vendor == "postgresql":
         with _postgresql(connection, timeout_ms, restore):
             yield
     elif connection.vendor == "mysql":
-        with connection.execute_wrapper(_mysql_wrapper(connection, timeout_ms)):
+        with connection.execute_wrapper(_mysql_wrapper(connection, timeout_ms, limit)):
             yield
     elif connection.vendor == "sqlite":
         with _sqlite(connection, timeout_ms, limit):
@@ -155,17 +158,39 @@ def _pg_limit_sql(timeout_ms: int) -> str:
     )
 
 
-def _postgresql_wrapper(connection: BaseDatabaseWrapper, timeout_ms: int) -> Callable[..., Any]:
+class _Budget:
+    """The block's time, shared by its statements: each gets what the ones before it left.
+
+    A statement timeout of its own would give a page and its ``$count`` the limit each, twice
+    the limit for one request; SQLite's deadline covers the block whole, and so does this.
+    """
+
+    def __init__(self, timeout_ms: int, limit: TimeLimit) -> None:
+        self.timeout_ms = timeout_ms
+        self.deadline = time.monotonic() + timeout_ms / 1000
+        self.limit = limit
+
+    def left_ms(self) -> int:
+        """Whole milliseconds left (at least 1); past the deadline, the block's timeout."""
+        left = math.ceil((self.deadline - time.monotonic()) * 1000)
+        if left < 1:
+            self.limit.fired = True
+            raise OperationalError(f"the {self.timeout_ms} ms time limit of this read has passed")
+        return min(left, self.timeout_ms)
+
+
+def _postgresql_wrapper(connection: BaseDatabaseWrapper, timeout_ms: int, limit: TimeLimit) -> Callable[..., Any]:
     """Each statement sent after the ``SELECT`` that sets the limit, in the same message.
 
     PostgreSQL runs the commands of one simple-query message as one implicit transaction, so
     the transaction-local setting applies to the statement and ends with it (a stopped
-    statement ends it too); the statement's rows are the message's second result.
+    statement ends it too); the statement's rows are the message's second result. Each
+    statement's limit is the time the block has left (``_Budget``).
     """
-    limit_sql = _pg_limit_sql(timeout_ms)
-    prefix = limit_sql + "; "
+    budget = _Budget(timeout_ms, limit)
 
     def wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+        limit_sql = _pg_limit_sql(budget.left_ms())
         cursor = context["cursor"].cursor
         if many or not isinstance(sql, str) or not client_cursor(cursor) or connection.in_atomic_block:
             # An executemany repeats its statement, a named cursor declares its one and a
@@ -178,7 +203,7 @@ def _postgresql_wrapper(connection: BaseDatabaseWrapper, timeout_ms: int) -> Cal
                 with connection.cursor() as setter:
                     setter.cursor.execute(limit_sql)  # the driver's own cursor: not through this wrapper
                 return execute(sql, params, many, context)
-        result = execute(prefix + sql, params, many, context)
+        result = execute(f"{limit_sql}; {sql}", params, many, context)
         cursor.nextset()  # past the setting's row, to the statement's own result
         return result
 
@@ -199,23 +224,27 @@ def _postgresql(connection: BaseDatabaseWrapper, timeout_ms: int, restore: bool)
             cursor.execute("SELECT set_config('statement_timeout', %s, true)", [row[0]])
 
 
-def _mysql_wrapper(connection: BaseDatabaseWrapper, timeout_ms: int) -> Callable[..., Any]:
+def _mysql_wrapper(connection: BaseDatabaseWrapper, timeout_ms: int, limit: TimeLimit) -> Callable[..., Any]:
+    """Each ``SELECT`` limited to the time the block has left (``_Budget``)."""
+    budget = _Budget(timeout_ms, limit)
     if getattr(connection, "mysql_is_mariadb", False):
-        seconds = f"{timeout_ms / 1000:.3f}"
-        # A lower max_statement_time already in force (0 means none) is kept.
-        prefix = (
-            f"SET STATEMENT max_statement_time = IF(@@max_statement_time > 0, "
-            f"LEAST(@@max_statement_time, {seconds}), {seconds}) FOR "
-        )
 
         def limited(sql: str) -> str:
-            return prefix + sql if _SELECT.match(sql) else sql
+            if not _SELECT.match(sql):
+                return sql
+            seconds = f"{budget.left_ms() / 1000:.3f}"
+            # A lower max_statement_time already in force (0 means none) is kept.
+            return (
+                f"SET STATEMENT max_statement_time = IF(@@max_statement_time > 0, "
+                f"LEAST(@@max_statement_time, {seconds}), {seconds}) FOR {sql}"
+            )
 
     else:
-        hint = rf"\1 /*+ MAX_EXECUTION_TIME({int(timeout_ms)}) */"
 
         def limited(sql: str) -> str:
-            return _SELECT_KEYWORD.sub(hint, sql, count=1)
+            if not _SELECT_KEYWORD.match(sql):
+                return sql
+            return _SELECT_KEYWORD.sub(rf"\1 /*+ MAX_EXECUTION_TIME({budget.left_ms()}) */", sql, count=1)
 
     def wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
         return execute(limited(sql), params, many, context)
