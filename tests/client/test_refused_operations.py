@@ -1,13 +1,13 @@
-"""Queued operations the server cannot take, on rows an adopted table already had.
+"""Queued operations the server cannot take.
 
-An existing row's id may break the id rules new ids follow (``docs/existing-models.rst``):
-
-* one containing ``/`` (``B/2``) is served and pulled, but its own URL has no route: the server
-  answers the URL router's 404 page, as it does for a table it does not have. The client asks
-  the table's URL which it is, sets the operation aside (it can never succeed) instead of
-  blaming a missing table, and ``discard`` reads the server's copy through the table's URL;
-* one with a leading space is routed, but every update is 400 ``invalid_id``: the push stops
-  there, and the message says how to get out (fix and push again, or discard).
+* An adopted table's existing row may have an id new ids could not have
+  (``docs/existing-models.rst``): one containing ``/`` (``B/2``) is served and pulled, but its
+  own URL has no route: the server answers the URL router's 404 page, as it does for a table
+  it does not have. The client asks the table's URL which it is, sets the operation aside (it
+  can never succeed) instead of blaming a missing table, and ``discard`` reads the server's
+  copy through the table's URL;
+* an update the server refuses with a 400 (a value it does not accept) stops the push there,
+  and the message says how to get out (fix and push again, or discard).
 
 ``discard`` is the device's decision: it drops the operation even when the server's copy
 cannot be fetched, and says that the local row was left as it was.
@@ -85,15 +85,15 @@ def test_online_table_tells_an_unroutable_id_from_a_missing_table(slashed):
 
 
 def test_a_refused_update_says_how_to_get_out(db, make_client):
-    Task.objects.create(id=" lead", text="server")  # breaks the id rules: every update is 400
+    Task.objects.create(id="t", text="server")
     client = make_client()
     client.pull("Task")
-    client.table("Task").update({"id": " lead", "text": "local"})
+    client.table("Task").update({"id": "t", "text": "x" * 501})  # a value the server refuses: 400
     (op,) = client.pending()
     result = client.push()
     assert not result.ok and result.error_operation == op
-    assert result.error.startswith("update Task/ lead refused (HTTP 400: ")
-    assert "The id must not start or end with whitespace." in result.error
+    assert result.error.startswith("update Task/t refused (HTTP 400: ")
+    assert "no more than 500 characters" in result.error
     assert result.error.endswith(
         "; it stops the push and this table's pulls until it is fixed (change the item locally, then push again) "
         f"or dropped: offline-sync discard {op.sequence}"
@@ -103,8 +103,8 @@ def test_a_refused_update_says_how_to_get_out(db, make_client):
 
     code, out, err = cli(client, "discard", str(op.sequence))
     assert code == EXIT_OK and err == ""
-    assert out.strip() == f"discarded #{op.sequence} update Task/ lead; the server's copy restored"
-    assert client.table("Task").get(" lead")["text"] == "server"
+    assert out.strip() == f"discarded #{op.sequence} update Task/t; the server's copy restored"
+    assert client.table("Task").get("t")["text"] == "server"
     client.pull("Task")
 
 
