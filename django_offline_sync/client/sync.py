@@ -388,27 +388,50 @@ class Synchronizer:
             body = body.get("items", body.get("results"))
         return next((item for item in _page_items(response, body) if item["id"] == item_id), None)
 
+    def _no_route(self, op: PendingOperation, result: PushResult) -> bool:
+        """``_push_one`` for an operation whose URL answered the URL router's 404 page.
+
+        That page answers a table the server does not have, an item id the router cannot take
+        (one containing ``/``) and, now and then, a proxy or a server being deployed. Only the
+        second can never succeed, so only it is set aside, and only when the table's own URL
+        shows that the table is there; anything else stops the push and keeps the operation
+        queued (a retry may clear it). A 401 while asking raises, as anywhere in a push.
+        """
+        if op.kind == INSERT:
+            return _stopped(result, op, str(UnknownTable(op.table)))
+        try:  # the table's URL tells a missing table from an id the router cannot take
+            self._fetch_through_table(op.table, op.item_id)
+        except UnknownTable as exc:
+            return _stopped(result, op, str(exc))
+        except AuthenticationRequired:
+            raise
+        except SyncClientError as exc:
+            return _stopped(
+                result,
+                op,
+                f"its URL answered a 'Not Found' page, and asking the table's URL whether the table is "
+                f"there failed ({exc}); it stays queued: push again later",
+            )
+        if "/" not in op.item_id:
+            return _stopped(
+                result,
+                op,
+                f"its URL answered a 'Not Found' page though the server serves table {op.table!r} "
+                "(a proxy, or a server being deployed?); it stays queued: push again later",
+            )
+        # The server can never take this change (its URL has no route, and the batch refuses
+        # such an id in a body too): set it aside so it does not block every later operation
+        # and the table's pulls.
+        result.set_aside.append(self.store.set_aside(op, str(UnaddressableItem(op.table, op.item_id))))
+        return True
+
     def _push_one(self, op: PendingOperation, result: PushResult, handler: ConflictHandler | None) -> bool:
         for _round in range(MAX_CONFLICT_ROUNDS + 1):
             response = self._send(op)
             self._pause()
             status = response.status_code
             if _no_table(response, collection=op.kind == INSERT):
-                if op.kind != INSERT:
-                    try:  # the table's URL tells a missing table from an id the router cannot take
-                        self._fetch_through_table(op.table, op.item_id)
-                    except UnknownTable:
-                        pass
-                    else:
-                        # The server can never take this change (its URL has no route, and the
-                        # batch refuses such an id in a body too): set it aside so it does not
-                        # block every later operation and the table's pulls.
-                        reason = str(UnaddressableItem(op.table, op.item_id))
-                        result.set_aside.append(self.store.set_aside(op, reason))
-                        return True
-                result.error = f"{op.kind} {op.table}/{op.item_id}: {UnknownTable(op.table)}"
-                result.error_operation = op
-                return False
+                return self._no_route(op, result)
             if 200 <= status < 300:
                 server_item = _json_item(response, strict=True)
                 if server_item is None and op.kind != DELETE:
@@ -787,6 +810,13 @@ def _next_url(path: str, next_link: str | None) -> str | None:
     if next_link.startswith(("http://", "https://", "/")):
         return next_link
     return f"{path}?{next_link.lstrip('?')}"
+
+
+def _stopped(result: PushResult, op: PendingOperation, reason: str) -> bool:
+    """Stop the push at ``op`` (kept queued) for ``reason``; False, for ``_push_one`` to return."""
+    result.error = f"{op.kind} {op.table}/{op.item_id}: {reason}"
+    result.error_operation = op
+    return False
 
 
 def refused(op: PendingOperation, reason: str) -> str:

@@ -11,16 +11,27 @@
 
 ``discard`` is the device's decision: it drops the operation even when the server's copy
 cannot be fetched, and says that the local row was left as it was.
+
+Only a table URL that answers proves an item unaddressable: when asking it fails (401, 5xx,
+no network) or the item's id has no ``/`` (a proxy's passing 404 page), the operation stays
+queued and the cause is said, not hidden.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 
 import httpx
 import pytest
 
-from django_offline_sync.client import PushIncomplete, SyncClient, UnaddressableItem, UnknownTable
+from django_offline_sync.client import (
+    AuthenticationRequired,
+    PushIncomplete,
+    SyncClient,
+    UnaddressableItem,
+    UnknownTable,
+)
 from django_offline_sync.client.cli import EXIT_OK, main
 from example_project.tasks.models import Task
 
@@ -32,6 +43,46 @@ def cli(client: SyncClient, *argv: str, transport: httpx.BaseTransport | None = 
     transport = transport or client.recorder.inner  # type: ignore[attr-defined]
     code = main([*args, *argv], stdout=out, stderr=err, transport=transport)
     return code, out.getvalue(), err.getvalue()
+
+
+class Interfering(httpx.BaseTransport):
+    """The server, except for the requests ``answer`` answers itself (a Response, or raises)."""
+
+    def __init__(self, inner: httpx.BaseTransport, answer: Callable[[httpx.Request], httpx.Response | None]) -> None:
+        self.inner = inner
+        self.answer = answer
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self.answer(request) or self.inner.handle_request(request)
+
+
+def interfere(client: SyncClient, answer: Callable[[httpx.Request], httpx.Response | None]) -> None:
+    recorder = client.recorder  # type: ignore[attr-defined]
+    recorder.inner = Interfering(recorder.inner, answer)
+
+
+def asks_the_table(request: httpx.Request) -> bool:
+    """The probe: a GET of the table's own URL."""
+    return request.method == "GET" and request.url.path == "/tables/Task"
+
+
+def not_found_page() -> httpx.Response:
+    """The page a proxy (or a URL router) answers for an address it has nothing at."""
+    return httpx.Response(404, html="<!doctype html><title>Not Found</title><h1>Not Found</h1>")
+
+
+def probe_unauthorized(request: httpx.Request) -> httpx.Response | None:
+    return httpx.Response(401, json={"error": "The sign-in token has expired."}) if asks_the_table(request) else None
+
+
+def probe_failing(request: httpx.Request) -> httpx.Response | None:
+    return httpx.Response(503) if asks_the_table(request) else None
+
+
+def probe_unreachable(request: httpx.Request) -> httpx.Response | None:
+    if asks_the_table(request):
+        raise httpx.ConnectError("connection refused", request=request)
+    return None
 
 
 @pytest.fixture
@@ -132,3 +183,58 @@ def test_the_library_discard_reports_what_it_could_not_restore(tmp_path):
         assert discarded.sequence == op.sequence and discarded.kind == "delete"
         assert discarded.not_restored is not None and "503" in discarded.not_restored
         assert client.pending() == [] and client.table("Task").count() == 0  # left as it was: deleted
+
+
+@pytest.mark.parametrize(
+    ("answer", "cause"),
+    [
+        (probe_failing, "(the server failed: 503"),
+        (probe_unreachable, "GET http://testserver/tables/Task: ConnectError"),
+    ],
+)
+def test_a_failing_probe_stops_the_push_and_keeps_the_operation(slashed, answer, cause):
+    slashed.table("Task").update({"id": "B/2", "text": "local"})
+    (op,) = slashed.pending()
+    interfere(slashed, answer)
+    result = slashed.push()  # ends as a push does, not with the probe's exception
+    assert not result.ok and result.error_operation == op and result.set_aside == []
+    assert result.error.startswith(
+        "update Task/B/2: its URL answered a 'Not Found' page, and asking the table's URL whether the table is there "
+        "failed ("
+    )
+    assert cause in result.error
+    assert result.error.endswith("; it stays queued: push again later")
+    (still,) = slashed.pending()
+    assert still.sequence == op.sequence and not still.set_aside
+
+    slashed.recorder.inner = slashed.recorder.inner.inner  # the server answers again
+    result = slashed.push()
+    assert result.ok and [aside.sequence for aside in result.set_aside] == [op.sequence]
+
+
+def test_a_probe_answered_401_asks_to_sign_in_again(slashed):
+    slashed.table("Task").delete("B/2")
+    interfere(slashed, probe_unauthorized)
+    with pytest.raises(AuthenticationRequired, match="sign in again"):
+        slashed.push()
+    (op,) = slashed.pending()
+    assert op.kind == "delete" and not op.set_aside
+
+
+def test_a_passing_not_found_page_for_an_id_without_a_slash_is_not_set_aside(slashed):
+    def proxy(request: httpx.Request) -> httpx.Response | None:
+        return not_found_page() if request.method in ("PUT", "PATCH") and request.url.path == "/tables/Task/c" else None
+
+    slashed.table("Task").update({"id": "c", "text": "local"})
+    (op,) = slashed.pending()
+    interfere(slashed, proxy)
+    result = slashed.push()
+    assert not result.ok and result.error_operation == op and result.set_aside == []
+    assert result.error == (
+        "update Task/c: its URL answered a 'Not Found' page though the server serves table 'Task' "
+        "(a proxy, or a server being deployed?); it stays queued: push again later"
+    )
+    slashed.recorder.inner = slashed.recorder.inner.inner
+    result = slashed.push()
+    assert result.ok and result.pushed == 1 and Task.objects.get(id="c").text == "local"
+
