@@ -754,6 +754,11 @@ class Synchronizer:
             return DiscardedOperation(**vars(op))
         try:
             server_item = self.fetch(op.table, op.item_id)
+        except (AuthenticationRequired, UnknownTable):
+            # Not the server's copy being out of reach but this device's sign-in or URL: dropping
+            # the operation would leave its edits in the local row, where incremental pulls do
+            # not look. Sign in again (or fix the URL) and discard again.
+            raise
         except SyncClientError as exc:
             self.store.discard(op.sequence)
             return DiscardedOperation(**vars(op), not_restored=str(exc))

@@ -10,7 +10,8 @@
   and the message says how to get out (fix and push again, or discard).
 
 ``discard`` is the device's decision: it drops the operation even when the server's copy
-cannot be fetched, and says that the local row was left as it was.
+cannot be fetched, and says that the local row was left as it was; but not when the device
+itself is at fault (signed out, a table the server does not have), which it raises.
 
 Only a table URL that answers proves an item unaddressable: when asking it fails (401, 5xx,
 no network) or the item's id has no ``/`` (a proxy's passing 404 page), the operation stays
@@ -237,4 +238,25 @@ def test_a_passing_not_found_page_for_an_id_without_a_slash_is_not_set_aside(sla
     slashed.recorder.inner = slashed.recorder.inner.inner
     result = slashed.push()
     assert result.ok and result.pushed == 1 and Task.objects.get(id="c").text == "local"
+
+
+def test_discard_signed_out_keeps_the_operation(slashed):
+    slashed.table("Task").update({"id": "c", "text": "local"})
+    (op,) = slashed.pending()
+    interfere(slashed, lambda request: httpx.Response(401, json={"error": "expired"}))
+    with pytest.raises(AuthenticationRequired):
+        slashed.discard(op.sequence)
+    code, _out, err = cli(slashed, "discard", str(op.sequence), transport=slashed.recorder.inner)
+    assert code == 9 and "sign in again" in err
+    # Dropped, it would leave "local" in the row, where incremental pulls do not look.
+    assert slashed.pending() == [op] and slashed.table("Task").get("c")["text"] == "local"
+
+
+def test_discard_of_an_operation_on_a_table_the_server_lacks_raises(slashed):
+    slashed.store.apply_page("Gone", [{"id": "a", "text": "x", "version": "AAAAAAAAAAE="}], "*")
+    slashed.table("Gone").update({"id": "a", "text": "local"})
+    (op,) = slashed.pending()
+    with pytest.raises(UnknownTable):
+        slashed.discard(op.sequence)
+    assert slashed.pending() == [op]
 
