@@ -280,11 +280,17 @@ class OnlineTable:
     def _no_route(self, response: httpx.Response, item_id: str | None) -> None:
         """Raise for the URL router's 404 (not the API's own): on the table's URL, the server has
         no such table; on an item's URL, either that or no route for the id (one with ``/``),
-        which the table's own URL tells apart."""
+        which the table's own URL tells apart. Only a table URL that answers (2xx) makes the
+        item unaddressable; a probe that fails raises what it failed with (a 401 asks to sign
+        in again, a 5xx or an unreachable server is a ``TransportError``), not a guess."""
         if item_id is not None:
             probe = self.http.request("GET", self.http.table_path(self.name), params={"$top": "1"})
-            if probe.status_code != 404:
+            if 200 <= probe.status_code < 300:
                 raise UnaddressableItem(self.name, item_id, response.content)
+            if probe.status_code == 401:
+                raise authentication_required(probe)
+            if probe.status_code != 404:
+                raise ServerError(probe.status_code, error_text(probe), probe.content)
         raise UnknownTable(self.name, response.content)
 
     def _result(self, response: httpx.Response, *, item_id: str | None = None) -> Any:

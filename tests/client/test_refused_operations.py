@@ -29,7 +29,10 @@ import pytest
 from django_offline_sync.client import (
     AuthenticationRequired,
     PushIncomplete,
+    ServerError,
+    ServerFailure,
     SyncClient,
+    TransportError,
     UnaddressableItem,
     UnknownTable,
 )
@@ -259,4 +262,20 @@ def test_discard_of_an_operation_on_a_table_the_server_lacks_raises(slashed):
     with pytest.raises(UnknownTable):
         slashed.discard(op.sequence)
     assert slashed.pending() == [op]
+
+
+@pytest.mark.parametrize(
+    ("answer", "raised"),
+    [
+        (probe_unauthorized, AuthenticationRequired),
+        (lambda request: httpx.Response(403, json={"error": "no"}) if asks_the_table(request) else None, ServerError),
+        (probe_failing, ServerFailure),
+        (probe_unreachable, TransportError),
+    ],
+)
+def test_online_table_says_why_the_probe_failed(slashed, answer, raised):
+    interfere(slashed, answer)
+    with pytest.raises(raised) as caught:
+        slashed.online_table("Task").get("B/2")
+    assert not isinstance(caught.value, UnaddressableItem)
 
