@@ -101,8 +101,10 @@ class UnexpectedResponse(SyncClientError):
 class ServerError(SyncClientError):
     """The server answered with an error status that is not a conflict."""
 
-    def __init__(self, status: int, message: str, body: Any = None) -> None:
-        super().__init__(f"HTTP {status}: {message}")
+    def __init__(self, status: int, message: str, body: Any = None, *, text: str | None = None) -> None:
+        """``message`` is the server's reason, shown as ``HTTP status: message``; a subclass
+        whose message already says what happened passes it as ``text``, shown as it is."""
+        super().__init__(f"HTTP {status}: {message}" if text is None else text)
         self.status = status
         self.body = body
 
@@ -141,11 +143,8 @@ class UnaddressableItem(ServerError):
 
     def __init__(self, table: str, item_id: str, body: Any = None) -> None:
         why = ": an id containing '/' cannot be part of a URL" if "/" in item_id else ""
-        SyncClientError.__init__(
-            self, f"the server serves table {table!r} but has no URL for its item {item_id!r} (404){why}"
-        )
-        self.status = 404
-        self.body = body
+        message = f"the server serves table {table!r} but has no URL for its item {item_id!r} (404){why}"
+        super().__init__(404, message, body, text=message)
         self.table = table
         self.item_id = item_id
 

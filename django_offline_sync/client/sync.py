@@ -455,7 +455,7 @@ class Synchronizer:
                 result.set_aside.append(self.store.set_aside(op, reason))
                 return True
             if not is_conflict:
-                result.error = refused(op, f"HTTP {status}: {error_text(response)}")
+                result.error = _refused_message(op, f"HTTP {status}: {error_text(response)}")
                 result.error_operation = op
                 return False
             server_item = _json_item(response, strict=False)
@@ -824,7 +824,7 @@ def _stopped(result: PushResult, op: PendingOperation, reason: str) -> bool:
     return False
 
 
-def refused(op: PendingOperation, reason: str) -> str:
+def _refused_message(op: PendingOperation, reason: str) -> str:
     """The message for an operation the server refused and that now stops the push (and the
     table's pulls): what was refused, why, and the two ways out."""
     return (

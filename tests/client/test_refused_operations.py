@@ -279,3 +279,16 @@ def test_online_table_says_why_the_probe_failed(slashed, answer, raised):
         slashed.online_table("Task").get("B/2")
     assert not isinstance(caught.value, UnaddressableItem)
 
+
+def test_unaddressable_item_is_a_server_error_in_full():
+    exc = UnaddressableItem("Task", "B/2", b"<html>")
+    assert isinstance(exc, ServerError) and (exc.status, exc.body, exc.table, exc.item_id) == (
+        404,
+        b"<html>",
+        "Task",
+        "B/2",
+    )
+    assert str(exc) == (
+        "the server serves table 'Task' but has no URL for its item 'B/2' (404): "
+        "an id containing '/' cannot be part of a URL"
+    )
