@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final, TypeAlias
 
-from django.db import DatabaseError, connections, models
+from django.db import DatabaseError, DataError, connections, models
 from django.db.models.query import ModelIterable
 from django.db.transaction import TransactionManagementError
 
@@ -246,11 +246,24 @@ def insert_stamped_row(obj: models.Model, using: str, fields: list[models.Field[
     params: list[Any] = [clock, stamping.now_ms(), *values]
     if notify:  # the change event of the stamp, as stamping.reserve queues it
         params += stamping.notify_params(clock)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+    except DataError as exc:
+        # The statement's own refusal of a clock past the end of time (``_stamped_insert_sql``):
+        # it failed as a whole, so nothing was written, even in autocommit.
+        _, marker, last = str(exc).partition(_CLOCK_EXHAUSTED + " ")
+        if marker:
+            digits = last[: len(last) - len(last.lstrip("0123456789"))]
+            raise stamping.ClockExhausted(clock, int(digits or stamping.MAX_MS + 1)) from exc
+        raise
     assert row is not None
     return int(row[0])
+
+
+#: The text the stamped INSERT fails with where its stamp would be past ``wire.MAX_MS``.
+_CLOCK_EXHAUSTED: Final = "offline_sync: clock past the latest timestamp"
 
 
 def _stamped_insert_sql(
@@ -262,7 +275,13 @@ def _stamped_insert_sql(
         return None
     qn = connection.ops.quote_name
     clock_table, last, table_column = qn(stamping.CLOCK_TABLE), qn("last_ms"), qn("table")
-    stamp_ms = f"(SELECT {last} FROM {qn('clock')})"
+    # A stamp past the latest timestamp a row can have (``stamping.ClockExhausted``) makes the
+    # statement fail before it writes: a cast of text to bigint, evaluated only then. Else, in
+    # autocommit, a row stamped in year 10000 would commit before Python could refuse it.
+    stamp_ms = (
+        f"(SELECT CASE WHEN {last} <= {int(stamping.MAX_MS)} THEN {last}"
+        f" ELSE CAST('{_CLOCK_EXHAUSTED} ' || {last} AS bigint) END FROM {qn('clock')})"
+    )
     stamp_at = f"(SELECT TIMESTAMPTZ 'epoch' + {last} * INTERVAL '1 millisecond' FROM {qn('clock')})"
     values = [
         (stamp_ms if field.attname == "version" else stamp_at) if field.attname in STAMPED else "%s"

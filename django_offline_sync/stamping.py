@@ -34,12 +34,14 @@ from django.db import connections, transaction
 
 from .backends import client_cursor, several_statements_per_message
 from .settings import get_settings
-from .wire import datetime_to_ms, ms_to_datetime, truncate_ms
+from .wire import MAX_MS, datetime_to_ms, format_timestamp, ms_to_datetime, truncate_ms
 
-# ``datetime_to_ms``, ``ms_to_datetime`` and ``truncate_ms`` are re-exported from ``wire``.
+# ``MAX_MS``, ``datetime_to_ms``, ``ms_to_datetime`` and ``truncate_ms`` are re-exported from ``wire``.
 __all__ = [
     "CLOCK_TABLE",
     "EVENTS_CHANNEL",
+    "MAX_MS",
+    "ClockExhausted",
     "Stamp",
     "advance_to",
     "atomic",
@@ -66,6 +68,33 @@ CLOCK_TABLE: Final = "offline_sync_clock"
 #: The PostgreSQL channel of change events (``events.CHANNEL``); a payload is
 #: ``"<clock key> <stamp ms>"``.
 EVENTS_CHANNEL: Final = "offline_sync"
+
+
+class ClockExhausted(RuntimeError):
+    """A table's clock has no later stamp left: its next one would be after ``wire.MAX_MS``.
+
+    Never reached by writes that take the wall clock: only a clock moved to the end of time
+    by hand (``offline_sync_clock.last_ms``) or by an import of a row stamped there (which
+    ``import_sync_table`` refuses) gets here. The write is refused (a server error, its
+    transaction rolled back); the message says what to fix.
+    """
+
+    def __init__(self, key: str, last: int) -> None:
+        super().__init__(
+            f"The sync clock of table {key!r} is at {last} ms, past {format_timestamp(ms_to_datetime(MAX_MS))}, "
+            "the latest timestamp a row can have: no write to the table can be stamped. Its clock row "
+            f"({CLOCK_TABLE}.last_ms) was moved there by hand or by importing a row stamped at the end of "
+            "time: set it back to the table's real newest stamp, and correct the rows stamped that late."
+        )
+        self.key = key
+        self.last = last
+
+
+def _checked(key: str, last: int) -> int:
+    """``last``, the clock's new value, if a stamp that late is a timestamp; else ``ClockExhausted``."""
+    if last > MAX_MS:
+        raise ClockExhausted(key, last)
+    return last
 
 
 class Stamp(NamedTuple):
@@ -112,7 +141,7 @@ def reserve(model: type, count: int = 1, using: str = "default") -> list[Stamp]:
         _create_clock_row(using, key)
         last = _advance(using, key, now + count - 1, count, notify=notify)
     assert last is not None
-    first = last - count + 1
+    first = _checked(key, last) - count + 1
     return [Stamp(ms, ms) for ms in range(first, last + 1)]
 
 
@@ -181,7 +210,7 @@ def reserve_reading(model: type, using: str, sql: str, params: list[Any]) -> tup
         row = cursor.fetchone()
     if clock is None:  # no clock row yet: nothing was locked, so the row read proves nothing
         return None
-    ms = int(clock[0])
+    ms = _checked(key, int(clock[0]))
     return Stamp(ms, ms), row
 
 
@@ -309,7 +338,7 @@ def advance_to(model: type, ms: int, using: str = "default") -> int:
         _create_clock_row(using, key)
         last = _advance(using, key, ms, 0)
     assert last is not None
-    return last
+    return _checked(key, last)
 
 
 def atomic(using: str) -> transaction.Atomic:

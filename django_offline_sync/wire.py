@@ -31,6 +31,7 @@ __all__ = [
     "ID_NOT_ACCEPTED",
     "IMPORTED_VERSION_FIELD",
     "IMPORTED_VERSION_MAX_LENGTH",
+    "MAX_MS",
     "SERVER_ASSIGNED_IDS",
     "SYSTEM_FIELDS",
     "SYSTEM_WIRE_NAMES",
@@ -157,6 +158,13 @@ def check_imported_version(value: object) -> str:
 
 
 # -- timestamps ------------------------------------------------------------------------------
+
+
+#: The latest timestamp a row can have, in milliseconds since the epoch:
+#: 9999-12-31T23:59:59.999Z, Python's largest datetime (and .NET's largest DateTimeOffset) at
+#: millisecond precision. A table's clock must stay at or below it: ``ms_to_datetime`` of a
+#: later stamp raises ``OverflowError`` (``stamping.ClockExhausted`` says so first).
+MAX_MS: Final = (dt.date.max - dt.date(1970, 1, 1)).days * 86_400_000 + 86_399_999
 
 
 def truncate_ms(value: dt.datetime) -> dt.datetime:
