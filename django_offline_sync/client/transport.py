@@ -245,6 +245,9 @@ def decode_json(response: httpx.Response) -> Any:
     """The JSON body of ``response``; ``UnexpectedResponse`` if it is not JSON."""
     try:
         return response.json()
+    except RecursionError:
+        # Arrays or objects nested deeper than Python's decoder recurses: no API answers so.
+        raise unexpected(response, "answered with JSON nested too deeply to read") from None
     except ValueError:
         if looks_like_html(response):
             raise html_answer(response) from None
@@ -261,7 +264,7 @@ def error_text(response: httpx.Response) -> str:
         return f"an HTML page ({title!r})" if title else "an HTML page"
     try:
         body: Any = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return " ".join(response.text[:200].split()) or response.reason_phrase
     if isinstance(body, dict):
         for key in ("error", "message", "detail", "title"):
