@@ -25,6 +25,9 @@ Each page is written in one transaction together with its progress (``SyncImport
 Columns the old server sends that the model does not have are counted and reported, never
 dropped silently; a value the model's column cannot take stops the import with an error
 naming the row and the column (the page is rolled back, the progress stays at the page before).
+So does what no column here can keep (an id or a column name holding NUL or a lone
+surrogate), an ``updatedAt`` that would leave the table's clock no later stamp
+(``LAST_UPDATED_MS``), and a page that cannot be read (JSON nested too deeply).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, models, router, transaction
+from django.db import DataError, IntegrityError, models, router, transaction
 from django.db.models import Max, QuerySet
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
@@ -46,9 +49,10 @@ from rest_framework.validators import UniqueValidator
 from . import stamping
 from .client.errors import SyncClientError
 from .client.transport import HttpTransport, decode_json, error_text
-from .models import SyncImport, SyncModel, has_imported_version
+from .models import SyncImport, SyncModel, has_imported_version, validate_sync_id
 from .serializers import serializer_class_for
 from .wire import (
+    MAX_MS,
     SYSTEM_WIRE_NAMES,
     check_imported_version,
     datetime_to_ms,
@@ -67,6 +71,13 @@ PAGE_SIZE = 500
 DEFAULT_OVERLAP = dt.timedelta(minutes=5)
 #: Ids listed in a report line; the rest are counted.
 SHOWN_IDS = 10
+#: The latest ``updatedAt`` imported, in milliseconds since the epoch: 9999-12-31T00:00:00.000Z.
+#: The table's clock moves to the newest imported ``updatedAt`` and every later write here
+#: takes a later millisecond, but a timestamp ends at ``wire.MAX_MS`` (9999-12-31T23:59:59.999Z):
+#: a row stamped at the end of time would leave no stamp for any later write
+#: (``stamping.ClockExhausted``). A day before the end keeps 86,399,999 stamps after the
+#: newest row; no real server stamps rows that late, so such a row is refused as bogus.
+LAST_UPDATED_MS: Final = MAX_MS - 86_399_999
 
 _SYSTEM = {wire.lower() for wire in SYSTEM_WIRE_NAMES.values()}
 
@@ -138,6 +149,17 @@ class ImportReport:
         return out
 
 
+def _text_problem(text: str) -> str:
+    """Why ``text`` cannot be stored in any database as text, or ``""``: NUL (PostgreSQL cannot
+    store it, SQLite would) or a lone surrogate (not text at all: it cannot be encoded)."""
+    if "\x00" in text:
+        return "it holds a NUL character (U+0000)"
+    for char in text:
+        if "\ud800" <= char <= "\udfff":
+            return f"it holds a lone surrogate (U+{ord(char):04X}), which is not text"
+    return ""
+
+
 @dataclass
 class _Row:
     pk: Any
@@ -206,7 +228,9 @@ class TableImporter:
             # the last run's newest row.
             token = state.token
             if self.since_last_import:
-                token = format_timestamp(parse_timestamp(token) - self.overlap)
+                start = parse_timestamp(token)
+                earliest = dt.datetime.min.replace(tzinfo=dt.UTC)
+                token = format_timestamp(start - min(self.overlap, start - earliest))
             report.resumed_from = token
         # Until an import has finished once, no device pulls here: ties with the clock are kept.
         first_run = state.finished_at is None
@@ -293,6 +317,7 @@ class TableImporter:
         if count:
             params.update(dialect.count)
         path = self.transport.table_path(self.table)
+        page = f"the page at updatedAt ge {token}, $skip={skip}" if token else f"the page at $skip={skip}"
         try:
             response = self.transport.request("GET", path, params=params)
         except SyncClientError as exc:
@@ -305,7 +330,7 @@ class TableImporter:
         try:
             body = decode_json(response)
         except SyncClientError as exc:
-            raise ImportFailed(str(exc)) from exc
+            raise ImportFailed(f"Reading {page}: {exc}") from exc
         if isinstance(body, dict):
             items = body.get(dialect.items)
             if count and isinstance(body.get("count"), int):
@@ -314,11 +339,21 @@ class TableImporter:
             items = body
         if not isinstance(items, list) or not all(isinstance(i, dict) and "id" in i for i in items):
             raise ImportFailed(
-                f"{self.source} did not answer with a page of rows (is it a {self.transport.generation} table?)."
+                f"{self.source} did not answer {page} with a page of rows (is it a {self.transport.generation} "
+                "table?)."
             )
         return items
 
     # -- writing one page ------------------------------------------------------------------
+
+    def _parse_nested(self, item: Mapping[str, Any], seen: set[str]) -> _Row:
+        """``_parse``, and a row holding a value nested too deeply to handle is an error naming it."""
+        try:
+            return self._parse(item, seen)
+        except RecursionError:
+            raw_id = item.get("id")
+            shown = repr(raw_id) if isinstance(raw_id, str | int) else "(an id that is not text)"
+            raise ImportFailed(f"Row {shown}: it holds a value nested too deeply to import") from None
 
     def _parse(self, item: Mapping[str, Any], seen: set[str]) -> _Row:
         pk_field = self.model._meta.pk
@@ -334,10 +369,16 @@ class TableImporter:
                 raise DjangoValidationError("empty")
         except DjangoValidationError as exc:
             raise fail("id", f"{raw_id!r} is not an id of {self.target}") from exc
+        problem = self._id_problem(pk)
+        if problem:
+            raise fail("id", f"{raw_id!r} is not an id of {self.target}: {problem}")
         values: dict[str, Any] = {}
         system: dict[str, Any] = {}
         unknown: dict[str, bool] = {}
         for key, value in item.items():
+            problem = _text_problem(key)
+            if problem:
+                raise fail(key, f"not a column name this server can keep: {problem}")
             lowered = key.lower()
             seen.add(lowered)
             if lowered in _SYSTEM:
@@ -356,13 +397,21 @@ class TableImporter:
         updated = system.get("updatedat")
         try:
             ms = datetime_to_ms(truncate_ms(parse_timestamp(str(updated) if updated is not None else "")))
-        except (TypeError, ValueError, AttributeError) as exc:
+        except (TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise fail("updatedAt", f"{updated!r} is not a timestamp") from exc
+        if ms > LAST_UPDATED_MS:
+            raise fail(
+                "updatedAt",
+                f"{updated!r} is later than {format_timestamp(ms_to_datetime(LAST_UPDATED_MS))}, the latest "
+                "updatedAt imported: this table's clock would continue after it, and no timestamp is later "
+                f"than {format_timestamp(ms_to_datetime(MAX_MS))}, so later writes here could not be stamped. "
+                "Correct the row on the old server.",
+            )
         created: dt.datetime | None = None
         if system.get("createdat") is not None:
             try:
                 created = truncate_ms(parse_timestamp(system["createdat"]))
-            except (TypeError, ValueError, AttributeError) as exc:
+            except (TypeError, ValueError, AttributeError, OverflowError) as exc:
                 raise fail("createdAt", f"{system['createdat']!r} is not a timestamp") from exc
         try:
             version = check_imported_version(system.get("version"))
@@ -374,6 +423,28 @@ class TableImporter:
         if not isinstance(deleted, bool):
             raise fail("deleted", f"{deleted!r} is not true or false")
         return _Row(pk, ms, created, version, deleted, values, unknown)
+
+    def _id_problem(self, pk: Any) -> str:
+        """What keeps ``pk`` (converted) from being stored as an id here, or ``""``.
+
+        The rules of the key column (its length, an integer's range), and, for text, those of
+        every text column (``_convert``): no NUL (PostgreSQL cannot store it, SQLite would) and no
+        lone surrogate (not text: no database nor JSON answer can carry it). Not the rest of the
+        id rules for clients (``wire.check_id``): the old server's ids are what its devices
+        already hold.
+        """
+        problem = _text_problem(pk) if isinstance(pk, str) else ""
+        if problem:
+            return problem
+        pk_field = self.model._meta.pk
+        assert pk_field is not None
+        try:
+            for validator in pk_field.validators:
+                if validator is not validate_sync_id:
+                    validator(pk)
+        except DjangoValidationError as exc:
+            return " ".join(str(m) for m in exc.messages)
+        return ""
 
     @staticmethod
     def _convert(
@@ -429,7 +500,7 @@ class TableImporter:
         report.reads += len(items)
         if report.total is None:
             report.total = self._total
-        rows = sorted((self._parse(item, seen) for item in items), key=lambda r: (r.ms, str(r.pk)))
+        rows = sorted((self._parse_nested(item, seen) for item in items), key=lambda r: (r.ms, str(r.pk)))
         fresh = [row for row in rows if not again(row)]
         report.received += len(fresh)
         for row in fresh:
@@ -495,6 +566,13 @@ class TableImporter:
                 state.save(using=self.using)
         except IntegrityError as exc:
             raise ImportFailed(f"A page of rows from {self.source} breaks a database constraint: {exc}") from exc
+        except DataError as exc:
+            # What the checks above let through and the database still refuses (a backend's own
+            # limit): an error naming the page, which was rolled back, not a traceback.
+            raise ImportFailed(
+                f"A page of rows from {self.source} (updatedAt up to {newest_text}) holds a value the database "
+                f"cannot store: {exc}"
+            ) from exc
         return rows
 
     def _clock(self) -> int:
