@@ -4,12 +4,18 @@ and rejection ledger (``SyncRejectionAdmin``) and the sync status page (``SyncSt
 Deleting in the admin is a soft delete, as it is over the API: the row becomes a tombstone
 that devices pull, and the "restore" action brings it back. Removing rows for good is a
 separate action with its own confirmation page.
+
+Every ModelAdmin here is a ``GuardedAdminMixin``: a NUL character or a lone surrogate in a
+lookup, a search term, a selected or an object id is a 400 rather than a database error,
+``__regex``/``__iregex`` lookups from the query string are refused, and the changelist runs
+under ``QUERY_TIMEOUT_MS``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -17,11 +23,13 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.admin.utils import get_deleted_objects, model_ngettext, quote
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, SuspiciousOperation
+from django.db import router
 from django.db.models import Count, Max, Q, QuerySet
+from django.db.models.constants import LOOKUP_SEP
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest, HttpResponse
-from django.template.response import TemplateResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.template.response import SimpleTemplateResponse, TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -31,8 +39,11 @@ from django.utils.translation import gettext_lazy
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
 from . import ledger, wire
+from .exceptions import ODataError, QueryTimeout, ReadConflict
 from .managers import SyncQuerySet
 from .models import SyncActivity, SyncClock, SyncHorizon, SyncImport, SyncModel, SyncRejection
+from .query.options import evaluation_guard
+from .settings import get_settings
 
 if TYPE_CHECKING:
     from django.contrib.admin.filters import _ListFilterChoices
@@ -41,6 +52,7 @@ if TYPE_CHECKING:
     from django.utils.functional import _StrOrPromise
 
     # ``ModelAdmin`` is generic only in the stubs; at runtime it cannot be subscripted.
+    _GuardedBase = admin.ModelAdmin[Any]
     _SyncModelAdminBase = admin.ModelAdmin[SyncModel]
     _SyncClockAdminBase = admin.ModelAdmin[SyncClock]
     _SyncImportAdminBase = admin.ModelAdmin[SyncImport]
@@ -48,11 +60,111 @@ if TYPE_CHECKING:
     _SyncRejectionAdminBase = admin.ModelAdmin[SyncRejection]
     _SyncActivityAdminBase = admin.ModelAdmin[SyncActivity]
 else:
+    _GuardedBase = object
     _SyncModelAdminBase = _SyncClockAdminBase = _SyncImportAdminBase = admin.ModelAdmin
     _SyncHorizonAdminBase = _SyncRejectionAdminBase = _SyncActivityAdminBase = admin.ModelAdmin
 
 #: The system fields shown read-only on every change form (``id`` only once saved).
 SYSTEM_READONLY_FIELDS = ("created_at", "updated_at", "version", "deleted")
+
+#: A NUL (PostgreSQL text cannot hold one) or a lone surrogate (no database encoding takes one).
+_UNBINDABLE = re.compile(r"[\x00\ud800-\udfff]")
+_REGEX_LOOKUPS = frozenset({"regex", "iregex"})
+
+
+def unbindable(value: object) -> bool:
+    """Whether ``value`` (a string, or a list of them) holds text no database query can bind."""
+    if isinstance(value, (list, tuple)):
+        return any(unbindable(item) for item in value)
+    return isinstance(value, str) and _UNBINDABLE.search(value) is not None
+
+
+class UnsafeAdminValue(SuspiciousOperation):
+    """A NUL or a lone surrogate in an admin search term or object id (400, logged on
+    ``django.security.UnsafeAdminValue``)."""
+
+
+class GuardedAdminMixin(_GuardedBase):
+    """Hardening of a ``ModelAdmin`` against hostile query strings and URLs.
+
+    * a lookup (name or value) holding a NUL or a lone surrogate is refused by
+      ``lookup_allowed``, which Django answers 400 (``DisallowedModelAdminLookup``), as it does
+      any lookup it does not allow; so is such a search term in the autocomplete (the
+      changelist's search form already drops one with Django's "Null characters are not
+      allowed" message);
+    * such an object id in the change, delete or history URL, or among the ids an action or a
+      list-editable form posts, is a 400 (``UnsafeAdminValue``) instead of the database's
+      error (PostgreSQL text cannot hold a NUL: a 500);
+    * ``__regex`` and ``__iregex`` lookups from the query string are refused (400): a pattern
+      such as ``(a*)*b`` backtracks for minutes per row, and on SQLite the regex runs in
+      Python, where no statement time limit reaches it. ``allow_regex_lookups = True`` opts in;
+    * a GET of the changelist (its queries and its rendering) runs under ``QUERY_TIMEOUT_MS``
+      (``query_timeout_ms`` overrides it for one ModelAdmin, 0 turns it off); a page stopped
+      by it is a 503.
+    """
+
+    allow_regex_lookups: bool = False
+    query_timeout_ms: int | None = None
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
+        if unbindable(lookup) or unbindable(value):
+            return False
+        _head, sep, last = lookup.rpartition(LOOKUP_SEP)
+        if sep and last in _REGEX_LOOKUPS and not self.allow_regex_lookups:
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        if unbindable(search_term):
+            raise UnsafeAdminValue("Searching for a NUL character or a lone surrogate is not allowed")
+        return super().get_search_results(request, queryset, search_term)
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Any:
+        if unbindable(object_id):
+            raise UnsafeAdminValue("An object id with a NUL character or a lone surrogate is not allowed")
+        return super().get_object(request, object_id, from_field)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        if request.method not in ("GET", "HEAD"):
+            self._refuse_unbindable_post(request)
+            return super().changelist_view(request, extra_context)
+        timeout_ms = self.query_timeout_ms
+        if timeout_ms is None:
+            timeout_ms = get_settings().QUERY_TIMEOUT_MS
+        try:
+            with evaluation_guard("admin", router.db_for_read(self.model), timeout_ms=timeout_ms, per_statement=True):
+                response = super().changelist_view(request, extra_context)
+                if isinstance(response, SimpleTemplateResponse):
+                    response.render()  # the page's own queries (rows, filters, dates) run here
+        except QueryTimeout:
+            return HttpResponse(
+                _(
+                    "The list took longer than %(ms)d ms (QUERY_TIMEOUT_MS) and was stopped. "
+                    "Narrow it with a filter or a search, or try again later."
+                )
+                % {"ms": timeout_ms},
+                status=503,
+                content_type="text/plain; charset=utf-8",
+            )
+        except ReadConflict as exc:  # a replica cancelled the read: try again
+            return HttpResponse(str(exc.detail), status=exc.status_code, content_type="text/plain; charset=utf-8")
+        except ODataError:  # a value out of range: what evaluation_guard makes of a DataError
+            return HttpResponseBadRequest(
+                _("The list could not be evaluated: a value went out of range."),
+                content_type="text/plain; charset=utf-8",
+            )
+        return response
+
+    def _refuse_unbindable_post(self, request: HttpRequest) -> None:
+        """The ids an action or the list-editable formset would look up; other fields go
+        through form validation, which refuses a NUL in text (``ProhibitNullCharactersValidator``)."""
+        pk_field = f"-{self.opts.pk.name}"
+        for key in request.POST:
+            ids = key == helpers.ACTION_CHECKBOX_NAME or key.endswith(pk_field)
+            if ids and unbindable(request.POST.getlist(key)):
+                raise UnsafeAdminValue("A selected id with a NUL character or a lone surrogate is not allowed")
 
 
 class DeletedListFilter(admin.SimpleListFilter):
@@ -93,7 +205,7 @@ class DeletedListFilter(admin.SimpleListFilter):
         return queryset.filter(deleted=False)
 
 
-class SyncModelAdmin(_SyncModelAdminBase):
+class SyncModelAdmin(GuardedAdminMixin, _SyncModelAdminBase):
     """Base ``ModelAdmin`` for ``SyncModel`` subclasses.
 
     * system fields are read-only (``id`` becomes read-only once the row is saved);
@@ -243,7 +355,7 @@ class SyncModelAdmin(_SyncModelAdminBase):
 
 
 @admin.register(SyncClock)
-class SyncClockAdmin(_SyncClockAdminBase):
+class SyncClockAdmin(GuardedAdminMixin, _SyncClockAdminBase):
     """Read-only: the last stamp per table, for operators checking that writes flow."""
 
     list_display = ("table", "last_ms", "last_stamp")
@@ -266,7 +378,7 @@ class SyncClockAdmin(_SyncClockAdminBase):
 
 
 @admin.register(SyncImport)
-class SyncImportAdmin(_SyncImportAdminBase):
+class SyncImportAdmin(GuardedAdminMixin, _SyncImportAdminBase):
     """Read-only: where each ``import_sync_table`` stands. Deleting a row forgets its progress
     (the next run reads every row again, as ``--restart`` does); imported rows stay."""
 
@@ -286,7 +398,7 @@ class SyncImportAdmin(_SyncImportAdminBase):
 
 
 @admin.register(SyncHorizon)
-class SyncHorizonAdmin(_SyncHorizonAdminBase):
+class SyncHorizonAdmin(GuardedAdminMixin, _SyncHorizonAdminBase):
     """Read-only: how far ``purge_tombstones`` went per table (``docs/fleet.rst``)."""
 
     list_display = ("table", "horizon", "purged", "purged_at")
@@ -369,7 +481,7 @@ def _pretty(value: Any) -> str:
 
 
 @admin.register(SyncRejection)
-class SyncRejectionAdmin(_SyncRejectionAdminBase):
+class SyncRejectionAdmin(GuardedAdminMixin, _SyncRejectionAdminBase):
     """The conflict and rejection ledger: read-only entries, resolved with two actions.
 
     A staff user sees only entries of tables they may view (``view`` or ``change``
@@ -458,7 +570,7 @@ class SyncRejectionAdmin(_SyncRejectionAdminBase):
 
 
 @admin.register(SyncActivity)
-class SyncStatusAdmin(_SyncActivityAdminBase):
+class SyncStatusAdmin(GuardedAdminMixin, _SyncActivityAdminBase):
     """"Sync status" in the admin: one page with every table's figures and who synced when.
 
     Registered on ``SyncActivity`` so that it is listed under *Offline sync* like any model;
