@@ -163,7 +163,8 @@ class SyncSettings:
     #: ``QUERY_TIMEOUT_MS`` does not bound them. 2**28 is about 0.1 s of PostgreSQL's ``strpos``.
     MAX_FILTER_SEARCH: int = 2**28
     #: Longest a statement reading a list page or its count may run, in milliseconds; it is
-    #: stopped and answered 503 ``query_timeout``. 0: no limit; at most 2147483647.
+    #: stopped and answered 503 ``query_timeout``. 0: no limit; at most 2147483647. Also the
+    #: limit of a changelist page of the admin's ``SyncModelAdmin`` (``query_timeout_ms``).
     QUERY_TIMEOUT_MS: int = 10_000
     #: List statements each process keeps compiled, one per query shape (``query.shapes``): an
     #: LRU, so a client sending endless distinct shapes evicts old ones and never grows it.
