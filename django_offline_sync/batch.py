@@ -69,6 +69,10 @@ _MAX_BATCH_ID: Final = 255
 _NOT_TEXT: Final = re.compile("[\x00\ud800-\udfff]")
 
 
+#: The statuses whose body is the row the operation conflicted with.
+_CONFLICTS: Final = frozenset({status.HTTP_409_CONFLICT, status.HTTP_412_PRECONDITION_FAILED})
+
+
 class InvalidBatch(BadRequest):
     """The batch envelope itself is wrong (not one of its operations)."""
 
@@ -122,6 +126,10 @@ class _Operation:
         # The id may come from the item, where the single request's own checks refuse what
         # cannot be written in the answer; escape it here, before they have run.
         return f"{self.kind} {self.table.name}" + (f"/{_printable(self.id)}" if self.id is not None else "")
+
+
+#: The rows a batch's operations have written so far: (model, id) → the operation that wrote it.
+_Written = dict[tuple[type[SyncModel], str], _Operation]
 
 
 class _OperationFailed(Exception):
@@ -240,7 +248,14 @@ class BatchView(APIView):
         try:
             with transaction.atomic(using=using):
                 record = self._claim(using, user, batch_id, digest, settings.BATCH_RECORD_TTL)
-                results = [self._run(request, op, batch_id) for op in operations]
+                written: _Written = {}
+                results = []
+                for op in operations:
+                    result = self._run(request, op, batch_id, written)
+                    results.append(result)
+                    row_id = _row_id(result.get("item")) or op.id
+                    if row_id is not None:
+                        written[(op.table.model, row_id)] = op
                 body = {"batchId": batch_id, "results": results}
                 record.response = orjson.dumps(body).decode()
                 record.save(using=using, update_fields=["response"])
@@ -332,12 +347,16 @@ class BatchView(APIView):
         except IntegrityError as exc:
             raise _Replay() from exc
 
-    def _run(self, request: Request, op: _Operation, batch_id: str) -> dict[str, Any]:
-        """Dispatch ``op`` through its table's viewset; its result, or roll the batch back."""
+    def _run(self, request: Request, op: _Operation, batch_id: str, written: _Written) -> dict[str, Any]:
+        """Dispatch ``op`` through its table's viewset; its result, or roll the batch back.
+
+        ``written``: the rows the earlier operations wrote, to tell a conflict with one of
+        them (whose row the rollback undoes) from a conflict with a committed row.
+        """
         response = self._dispatch(request, op)
         try:
             if response.status_code >= 400:
-                raise _OperationFailed(self._failure(batch_id, op.index, response, op))
+                raise _OperationFailed(self._failure(batch_id, op.index, response, op, written))
             data = getattr(response, "data", None)
             result: dict[str, Any] = {"status": response.status_code, "item": data if isinstance(data, dict) else None}
             etag = response.get("ETag")
@@ -383,11 +402,33 @@ class BatchView(APIView):
         message, extra = describe(exc)
         return Response(self.generation.error_body(exc.status_code, message, extra), status=exc.status_code)
 
-    def _failure(self, batch_id: str, index: int, response: HttpResponseBase, op: _Operation | None = None) -> Response:
-        """The batch's answer when operation ``index`` failed: that operation's status and body."""
+    def _failure(
+        self,
+        batch_id: str,
+        index: int,
+        response: HttpResponseBase,
+        op: _Operation | None = None,
+        written: _Written | None = None,
+    ) -> Response:
+        """The batch's answer when operation ``index`` failed: that operation's status and body.
+
+        A conflict (409/412) with a row an earlier operation of the batch wrote says so: its
+        body is that operation's row, which the rollback undoes, not a row on the server, and
+        its ETag, a version never committed, is left out.
+        """
         data = getattr(response, "data", None)
         what = f"Operation {index}" + (f" ({op.describe()})" if op is not None else "")
         reason = _message(data) or f"HTTP {response.status_code}"
+        earlier = None
+        if op is not None and written and response.status_code in _CONFLICTS and isinstance(data, dict):
+            row_id = _row_id(data)
+            earlier = written.get((op.table.model, row_id)) if row_id is not None else None
+        if earlier is not None:
+            reason = (
+                f"it conflicts with operation {earlier.index} of this batch ({earlier.describe()}), "
+                "and the body is that operation's row, which was rolled back with the batch: "
+                "it is not on the server"
+            )
         body: dict[str, Any] = {
             "errorCode": "batch_operation_failed",
             "message": f"{what} failed, so no operation of the batch was applied: {reason}",
@@ -397,7 +438,7 @@ class BatchView(APIView):
             "error": data,
         }
         headers = {}
-        etag = response.get("ETag") if isinstance(response, HttpResponseBase) else None
+        etag = response.get("ETag") if isinstance(response, HttpResponseBase) and earlier is None else None
         if etag:
             body["etag"] = etag
         for name in ("WWW-Authenticate", "Retry-After"):
@@ -409,6 +450,15 @@ class BatchView(APIView):
         response = super().finalize_response(request, response, *args, **kwargs)
         response["Cache-Control"] = "no-cache"
         return response
+
+
+def _row_id(item: Any) -> str | None:
+    """The ``id`` of a row as an answer holds it (an integer key as its text), or None."""
+    if isinstance(item, dict):
+        row_id = item.get("id")
+        if isinstance(row_id, (str, int)) and not isinstance(row_id, bool):
+            return str(row_id)
+    return None
 
 
 def _check_text(member: str, value: str) -> None:

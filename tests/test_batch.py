@@ -151,6 +151,60 @@ def test_duplicate_insert_is_409_with_the_server_row(client):
     assert response.json()["error"]["text"] == "there" and response.json()["index"] == 0
 
 
+def test_inserting_an_id_twice_is_409_naming_the_earlier_operation(client):
+    # The 409's body is operation 0's row, which the batch's rollback undid: the message says
+    # so rather than calling it the server's item, and no ETag of a version never committed.
+    response = client.post_json(
+        BATCH,
+        batch(
+            {"op": "insert", "table": "Task", "item": {"id": "dupx", "text": "a"}},
+            {"op": "insert", "table": "Task", "item": {"id": "dupx", "text": "b"}},
+        ),
+    )
+    assert response.status_code == 409, response.content
+    body = response.json()
+    assert body["index"] == 1 and body["status"] == 409
+    assert "operation 0 of this batch" in body["message"]
+    assert "insert Task/dupx" in body["message"]
+    assert "server's item" not in body["message"]
+    assert "etag" not in body and "ETag" not in response
+    assert client.get("/tables/Task/dupx").status_code == 404
+
+
+def test_a_stale_version_after_an_update_in_the_batch_names_that_operation(client):
+    from django_offline_sync.wire import encode_version
+
+    task = Task.objects.create(text="t")
+    stale = encode_version(task.version)
+    response = client.post_json(
+        BATCH,
+        batch(
+            {"op": "update", "table": "Task", "id": task.pk, "item": {"text": "u"}, "version": stale},
+            {"op": "delete", "table": "Task", "id": task.pk, "version": stale},
+        ),
+    )
+    assert response.status_code == 412, response.content
+    body = response.json()
+    assert body["index"] == 1 and "operation 0 of this batch" in body["message"]
+    assert body["error"]["text"] == "u" and "etag" not in body
+    assert Task.objects.get(pk=task.pk).text == "t"
+
+
+def test_a_conflict_with_a_committed_row_keeps_its_etag_and_message(client):
+    task = Task.objects.create(text="there")
+    other = new_id()
+    response = client.post_json(
+        BATCH,
+        batch(
+            {"op": "insert", "table": "Task", "item": {"id": other, "text": "x"}},
+            {"op": "insert", "table": "Task", "item": {"id": task.pk, "text": "x"}},
+        ),
+    )
+    assert response.status_code == 409
+    body = response.json()
+    assert body["index"] == 1 and "this batch" not in body["message"] and body["etag"]
+
+
 def test_update_delete_undelete_with_versions(client):
     task = Task.objects.create(text="t")
     from django_offline_sync.wire import encode_version
