@@ -19,7 +19,9 @@ An extension of the protocol; ``docs/events.rst`` is the reference. The parts:
 * **Events carry no row data**, only the table and the stamp, so the data view is never
   bypassed: the device pulls. For a table whose data view depends on the caller (the viewset
   overrides ``get_queryset`` or sets ``queryset``), an event is sent only if that data view has
-  a row stamped in the new range: a subscriber never learns of changes it cannot see.
+  a row stamped in the new range, and every stamp the stream carries (the ``ready`` id, an
+  event's id and ``updatedAt``) is the newest of that data view's rows, never the table's: a
+  subscriber never learns of changes it cannot see, nor when they were made.
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import orjson
 from asgiref.sync import sync_to_async
@@ -51,6 +53,8 @@ from .wire import format_timestamp, ms_to_datetime
 __all__ = ["CHANNEL", "EVENTS_PATH", "events_view", "notify_committed"]
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 #: The endpoint's name under the tables prefix (``/tables/$events``).
 EVENTS_PATH: Final = "$events"
@@ -253,7 +257,8 @@ def _read_clocks(wanted: list[tuple[tuple[str, str], type]]) -> dict[tuple[str, 
 
 @dataclass
 class _Subscription:
-    """One table of one subscriber: its name, clock key and, if per caller, its data view."""
+    """One table of one subscriber: its name, clock key, if per caller its data view, and
+    how far the stream has got."""
 
     name: str
     key: tuple[str, str]
@@ -261,13 +266,38 @@ class _Subscription:
     #: The table's viewset set up for this caller, kept only when its data view depends on
     #: the caller (it holds the request: an idle subscriber should not).
     view: Any
+    #: The table's stamp up to which changes have been looked at (the hub's, never sent).
+    seen: int = 0
+    #: The stamp last announced (the ``id``): within the caller's data view when per caller.
+    sent: int = 0
 
-    def visible_between(self, low: int, high: int) -> bool:
-        """Whether the caller's data view has a row stamped in ``(low, high]`` (deletes included)."""
-        queryset = self.view.get_queryset().using(self.key[0])
-        return bool(
-            queryset.filter(updated_at__gt=ms_to_datetime(low), updated_at__lte=ms_to_datetime(high)).exists()
-        )
+    def newest_visible(self, low: int, high: int) -> int | None:
+        """The newest stamp in ``(low, high]`` of a row the caller's data view shows, deletes
+        included, or None: one ``MAX`` query over the (``updated_at``, ``id``) index range."""
+        queryset = self.view.filter_queryset(self.view.get_queryset()).using(self.key[0])
+        newest = queryset.filter(updated_at__gt=ms_to_datetime(low), updated_at__lte=ms_to_datetime(high)).aggregate(
+            newest=Max("updated_at")
+        )["newest"]
+        return stamping.datetime_to_ms(newest) if newest is not None else None
+
+
+def _take_in(subscriptions: list[_Subscription], clocks: Mapping[tuple[str, str], int]) -> list[_Subscription]:
+    """Move each subscription's ``seen`` to its table's clock; those with something to announce.
+
+    A table shared by every caller announces the table's stamp. A per-caller table announces
+    only the newest stamp among the caller's own rows, if one is newer than the last look:
+    another user's write moves ``seen``, never ``sent``, so nothing the caller receives
+    depends on it.
+    """
+    announce = []
+    for subscription in subscriptions:
+        low, high = subscription.seen, clocks.get(subscription.key, 0)
+        subscription.seen = high
+        newest = high if subscription.view is None else subscription.newest_visible(low, high)
+        if newest is not None:
+            subscription.sent = newest
+            announce.append(subscription)
+    return announce
 
 
 def events_view(tables: Mapping[str, Any]) -> Callable[..., Any]:
@@ -378,30 +408,61 @@ def _event_id(sent: Mapping[str, int]) -> str:
     return ",".join(f"{name}:{ms}" for name, ms in sent.items())
 
 
+def _id_of(subscriptions: Iterable[_Subscription]) -> str:
+    """The stream's ``id``: each table's stamp as last announced to this caller."""
+    return _event_id({s.name: s.sent for s in subscriptions})
+
+
 async def _stream(hub: _Hub, subscriptions: list[_Subscription], resume: Mapping[str, int]) -> AsyncIterator[bytes]:
     """The event stream: a ``ready`` event, then a change event per table when it moves."""
     settings = get_settings()
     keys = [s.key for s in subscriptions]
-    sent = {s.name: resume.get(s.name.lower(), hub.clocks.get(s.key, 0)) for s in subscriptions}
     try:
-        ready = {"tables": [s.name for s in subscriptions]}
-        yield f"retry: 2000\nevent: ready\nid: {_event_id(sent)}\ndata: {orjson.dumps(ready).decode()}\n\n".encode()
+        await _in_sync(subscriptions, _start_at)(subscriptions, resume, dict(hub.clocks))
+        ready = orjson.dumps({"tables": [s.name for s in subscriptions]}).decode()
+        yield f"retry: 2000\nevent: ready\nid: {_id_of(subscriptions)}\ndata: {ready}\n\n".encode()
         while True:
             tick = hub.tick
-            moved = [s for s in subscriptions if hub.clocks.get(s.key, 0) > sent[s.name]]
+            moved = [s for s in subscriptions if hub.clocks.get(s.key, 0) > s.seen]
             if not moved:
                 try:
                     await asyncio.wait_for(tick.wait(), settings.EVENTS_KEEPALIVE_SECONDS)
                 except TimeoutError:
                     yield b": keepalive\n\n"  # keeps proxies from closing an idle stream; finds dead peers
                 continue
-            for subscription in moved:
-                low, high = sent[subscription.name], hub.clocks[subscription.key]
-                sent[subscription.name] = high
-                if subscription.view is not None and not await sync_to_async(subscription.visible_between)(low, high):
-                    continue  # changes this caller's data view does not show
-                data = {"table": subscription.name, "updatedAt": format_timestamp(ms_to_datetime(high))}
-                yield f"id: {_event_id(sent)}\ndata: {orjson.dumps(data).decode()}\n\n".encode()
+            for subscription in await _in_sync(moved, _take_in)(moved, dict(hub.clocks)):
+                data = {"table": subscription.name, "updatedAt": format_timestamp(ms_to_datetime(subscription.sent))}
+                yield f"id: {_id_of(subscriptions)}\ndata: {orjson.dumps(data).decode()}\n\n".encode()
             await asyncio.sleep(settings.EVENTS_COALESCE_MS / 1000)  # at most one event per table per interval
     finally:
         hub.unsubscribe(keys)
+
+
+def _in_sync(subscriptions: Iterable[_Subscription], function: Callable[..., _T]) -> Callable[..., Awaitable[_T]]:
+    """``function`` on Django's sync thread if it will query a per-caller data view; else here,
+    so a table shared by everyone costs its subscribers no trip to that one thread."""
+    if any(s.view is not None for s in subscriptions):
+        return sync_to_async(function)
+
+    async def here(*args: Any) -> _T:
+        return function(*args)
+
+    return here
+
+
+def _start_at(
+    subscriptions: list[_Subscription], resume: Mapping[str, int], clocks: Mapping[tuple[str, str], int]
+) -> None:
+    """Where each subscription starts: at ``Last-Event-ID``'s stamp, else at the present.
+
+    The present of a per-caller table is its newest stamp among the caller's rows (one query):
+    the table's own could be another user's write.
+    """
+    for subscription in subscriptions:
+        resumed = resume.get(subscription.name.lower())
+        if resumed is not None:
+            subscription.seen = subscription.sent = resumed
+            continue
+        subscription.seen = subscription.sent = clocks.get(subscription.key, 0)
+        if subscription.view is not None:
+            subscription.sent = subscription.newest_visible(0, subscription.seen) or 0

@@ -276,6 +276,46 @@ def test_a_subscriber_never_learns_of_another_users_rows(database, servers, subs
     assert resumed.change()["updatedAt"] == bobs["updatedAt"]
 
 
+def _ms(stamp: str) -> int:
+    from django_offline_sync.wire import datetime_to_ms, parse_timestamp
+
+    return datetime_to_ms(parse_timestamp(stamp))
+
+
+def test_every_stamp_a_subscriber_sees_is_of_rows_it_may_read(database, servers, subscribe):
+    """The ready id, a catch-up and a live event's id and updatedAt come from the caller's
+    rows: none carries the stamp of another user's later write."""
+    events, writes = servers
+    tokens = database.tokens("cara", "dan")
+    caras = post(writes, "Inspection", {"site": "cara's", "pipeId": "c1"}, tokens["cara"])
+    for i in range(2):  # dan writes after cara, so the table's newest stamp is his
+        dans = post(writes, "Inspection", {"site": "dan's", "pipeId": f"d{i}"}, tokens["dan"])
+    assert _ms(dans["updatedAt"]) > _ms(caras["updatedAt"])
+    cara = {"Authorization": f"Token {tokens['cara']}"}
+    # A stream another test left open keeps the events process's clock of the table, which
+    # takes in these writes at its next poll: after it, the present includes cara's row.
+    time.sleep(1.0)
+
+    ready = subscribe(events.url, "Inspection", **cara).next()
+    assert ready.event == "ready" and ready.id == f"Inspection:{_ms(caras['updatedAt'])}"
+
+    resumed = subscribe(events.url, "Inspection", **cara, **{"Last-Event-ID": "Inspection:1"})
+    assert resumed.next().event == "ready"
+    event = resumed.next()
+    assert json.loads(event.data) == {"table": "Inspection", "updatedAt": caras["updatedAt"]}
+    assert event.id == f"Inspection:{_ms(caras['updatedAt'])}"
+
+    # Live: dan's write is not announced, and it does not move cara's id either.
+    live = subscribe(events.url, "Inspection,Task", **cara)
+    assert live.next().id.startswith(f"Inspection:{_ms(caras['updatedAt'])},Task:")
+    post(writes, "Inspection", {"site": "dan's", "pipeId": "d9"}, tokens["dan"])
+    time.sleep(1.0)  # cara's stream has had every chance to take dan's write in
+    task = post(writes, "Task", {"text": "shared"})
+    event = live.next()
+    assert json.loads(event.data) == {"table": "Task", "updatedAt": task["updatedAt"]}
+    assert event.id == f"Inspection:{_ms(caras['updatedAt'])},Task:{_ms(task['updatedAt'])}"
+
+
 def test_subscriptions_are_checked_like_reads(servers, subscribe):
     events, _ = servers
     anonymous = subscribe(events.url, "Inspection")
