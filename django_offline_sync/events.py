@@ -27,6 +27,7 @@ An extension of the protocol; ``docs/events.rst`` is the reference. The parts:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -414,26 +415,42 @@ def _id_of(subscriptions: Iterable[_Subscription]) -> str:
 
 
 async def _stream(hub: _Hub, subscriptions: list[_Subscription], resume: Mapping[str, int]) -> AsyncIterator[bytes]:
-    """The event stream: a ``ready`` event, then a change event per table when it moves."""
+    """The event stream: a ``ready`` event, then a change event per table when it moves.
+
+    Every wake-up of the hub (any write to a subscribed table) makes the subscription look,
+    but a look at another user's rows must leave no trace on this stream: no event, no moved
+    ``id``, and no keep-alive put off, so the keep-alives keep their own clock.
+    """
     settings = get_settings()
+    loop = asyncio.get_running_loop()
     keys = [s.key for s in subscriptions]
     try:
         await _in_sync(subscriptions, _start_at)(subscriptions, resume, dict(hub.clocks))
         ready = orjson.dumps({"tables": [s.name for s in subscriptions]}).decode()
         yield f"retry: 2000\nevent: ready\nid: {_id_of(subscriptions)}\ndata: {ready}\n\n".encode()
+        deadline = loop.time() + settings.EVENTS_KEEPALIVE_SECONDS
         while True:
+            if loop.time() >= deadline:
+                yield b": keepalive\n\n"  # keeps proxies from closing an idle stream; finds dead peers
+                deadline = loop.time() + settings.EVENTS_KEEPALIVE_SECONDS
             tick = hub.tick
             moved = [s for s in subscriptions if hub.clocks.get(s.key, 0) > s.seen]
             if not moved:
-                try:
-                    await asyncio.wait_for(tick.wait(), settings.EVENTS_KEEPALIVE_SECONDS)
-                except TimeoutError:
-                    yield b": keepalive\n\n"  # keeps proxies from closing an idle stream; finds dead peers
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(tick.wait(), max(deadline - loop.time(), 0))
                 continue
             for subscription in await _in_sync(moved, _take_in)(moved, dict(hub.clocks)):
                 data = {"table": subscription.name, "updatedAt": format_timestamp(ms_to_datetime(subscription.sent))}
                 yield f"id: {_id_of(subscriptions)}\ndata: {orjson.dumps(data).decode()}\n\n".encode()
-            await asyncio.sleep(settings.EVENTS_COALESCE_MS / 1000)  # at most one event per table per interval
+                deadline = loop.time() + settings.EVENTS_KEEPALIVE_SECONDS
+            # At most one look (one query per per-caller table) and one event per table per
+            # interval; a keep-alive that falls due meanwhile still goes out on time.
+            until = loop.time() + settings.EVENTS_COALESCE_MS / 1000
+            while (now := loop.time()) < until:
+                if now >= deadline:
+                    yield b": keepalive\n\n"
+                    deadline = now + settings.EVENTS_KEEPALIVE_SECONDS
+                await asyncio.sleep(min(until, deadline) - now)
     finally:
         hub.unsubscribe(keys)
 

@@ -316,6 +316,38 @@ def test_every_stamp_a_subscriber_sees_is_of_rows_it_may_read(database, servers,
     assert event.id == f"Inspection:{_ms(caras['updatedAt'])},Task:{_ms(task['updatedAt'])}"
 
 
+def test_another_users_writes_change_nothing_a_subscriber_receives(database, servers):
+    """Not even the rhythm of the keep-alive comments: a wake-up for dan's rows that finds
+    nothing of cara's sends nothing and does not put off her next keep-alive (2 s here)."""
+    events, writes = servers
+    tokens = database.tokens("cara", "dan")
+    received: list[str] = []
+    opened = threading.Event()
+
+    def read() -> None:
+        headers = {**V3, "Authorization": f"Token {tokens['cara']}"}
+        with httpx.stream("GET", f"{events.url}/tables/$events", params={"tables": "Inspection"},
+                          headers=headers, timeout=httpx.Timeout(10, read=60)) as response:
+            for line in response.iter_lines():
+                if line.startswith("data:"):
+                    opened.set()
+                received.append(line)
+                if time.monotonic() > start + 7:
+                    return
+
+    start = time.monotonic()
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert opened.wait(TIMEOUT)
+    while time.monotonic() < start + 6.5:  # dan writes every 0.3 s; every one wakes cara's stream
+        post(writes, "Inspection", {"site": "dan's", "pipeId": "busy"}, tokens["dan"])
+        time.sleep(0.3)
+    reader.join(TIMEOUT)
+    lines = [line for line in received if line]
+    assert lines[:3] == ["retry: 2000", "event: ready", lines[2]] and lines[3].startswith("data: {\"tables\"")
+    assert set(lines[4:]) == {": keepalive"} and len(lines[4:]) >= 2, lines
+
+
 def test_subscriptions_are_checked_like_reads(servers, subscribe):
     events, _ = servers
     anonymous = subscribe(events.url, "Inspection")
