@@ -17,11 +17,12 @@ An extension of the protocol; ``docs/events.rst`` is the reference. The parts:
   sends it after the commit). The poll stays on as the safety net (writes made outside the
   endpoints with ``"now"``, a dropped listener connection).
 * **Events carry no row data**, only the table and the stamp, so the data view is never
-  bypassed: the device pulls. For a table whose data view depends on the caller (the viewset
-  overrides ``get_queryset`` or sets ``queryset``), an event is sent only if that data view has
-  a row stamped in the new range, and every stamp the stream carries (the ``ready`` id, an
-  event's id and ``updatedAt``) is the newest of that data view's rows, never the table's: a
-  subscriber never learns of changes it cannot see, nor when they were made.
+  bypassed: the device pulls. For a table whose rows may depend on the caller (``_scoped``:
+  anything in the viewset's list but the library's own data view and ``$filter``), an event
+  is sent only if the caller's rows, as its ``GET`` narrows them, have one stamped in the new
+  range, and every stamp the stream carries (the ``ready`` id, an event's id and
+  ``updatedAt``) is the newest of the caller's rows, never the table's: a subscriber never
+  learns of changes it cannot see, nor when they were made.
 """
 
 from __future__ import annotations
@@ -389,10 +390,24 @@ def _checked_view(request: HttpRequest, table: Any) -> Any:
 
 
 def _scoped(view: Any) -> bool:
-    """Whether the table's data view may differ between callers (then each event is checked)."""
-    from .viewsets import SyncViewSet
+    """Whether the rows a GET of the table reads may differ between callers (then each event
+    is checked, and its stamps taken, within the caller's rows).
 
-    return type(view).get_queryset is not SyncViewSet.get_queryset or getattr(view, "queryset", None) is not None
+    Unless the viewset's data view is every row (``get_queryset`` not overridden, no
+    ``queryset``, the library's manager) and its list narrows it by nothing but the query
+    (``filter_queryset`` not overridden, ``filter_backends`` just ``ODataFilterBackend``),
+    the caller may narrow it: a project's manager, filter backend or ``filter_queryset`` can
+    scope rows to the user as well as ``get_queryset`` can.
+    """
+    from rest_framework.viewsets import GenericViewSet
+
+    from .filters import ODataFilterBackend
+
+    return (
+        not view.plain_data_view
+        or type(view).filter_queryset is not GenericViewSet.filter_queryset
+        or list(view.filter_backends) != [ODataFilterBackend]
+    )
 
 
 def _resume_point(last_event_id: str | None) -> dict[str, int]:

@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 from httpx_sse import EventSource
+from rest_framework.filters import BaseFilterBackend
 
 from django_offline_sync.client import LocalStore
 
@@ -421,6 +422,46 @@ def test_the_committed_stamp_of_a_table(settings, stamping):
     clocks = _read_clocks([(("default", clock_key(Task)), Task), (("default", clock_key(Note)), Note)])
     assert clocks[("default", clock_key(Task))] == datetime_to_ms(task.updated_at)
     assert clocks[("default", clock_key(Note))] == 0  # never written
+
+
+class _OwnRows(BaseFilterBackend):
+    def filter_queryset(self, request, queryset, view):
+        return queryset.filter(owner=request.user)
+
+
+@pytest.mark.django_db
+def test_a_filter_backend_that_narrows_per_caller_scopes_the_stamps(rf, django_user_model):
+    """Not only get_queryset: whatever narrows the table's GET narrows its events."""
+    from django_offline_sync.events import _scoped, _start_at, _Subscription, _take_in
+    from django_offline_sync.filters import ODataFilterBackend
+    from django_offline_sync.stamping import clock_key, datetime_to_ms
+    from django_offline_sync.viewsets import SyncViewSet
+    from example_project.tasks.models import Inspection
+    from example_project.tasks.views import InspectionViewSet, NoteViewSet, TaskViewSet
+
+    class FilteredInspections(SyncViewSet):
+        model = Inspection
+        filter_backends = [ODataFilterBackend, _OwnRows]
+
+    assert not _scoped(TaskViewSet())
+    assert _scoped(InspectionViewSet()) and _scoped(NoteViewSet()) and _scoped(FilteredInspections())
+
+    cara, dan = django_user_model.objects.create(username="cara"), django_user_model.objects.create(username="dan")
+    caras = Inspection.objects.create(owner=cara, site="cara's", pipe_id="c1")
+    dans = Inspection.objects.create(owner=dan, site="dan's", pipe_id="d1")
+    view = FilteredInspections(action_map={"get": "list"}, basename="inspection", detail=False)
+    view.action, view.args, view.kwargs, view.format_kwarg = "list", (), {}, None
+    view.request = view.initialize_request(rf.get("/tables/Inspection", HTTP_ZUMO_API_VERSION="3.0.0"))
+    view.request.user = cara
+    key = ("default", clock_key(Inspection))
+    subscription = _Subscription("Inspection", key, Inspection, view)
+    table = datetime_to_ms(dans.updated_at)
+
+    _start_at([subscription], {}, {key: table})
+    assert (subscription.seen, subscription.sent) == (table, datetime_to_ms(caras.updated_at))
+    later = Inspection.objects.create(owner=dan, site="dan's", pipe_id="d2")
+    assert _take_in([subscription], {key: datetime_to_ms(later.updated_at)}) == []  # nothing of cara's
+    assert subscription.sent == datetime_to_ms(caras.updated_at)
 
 
 def test_last_event_id_parsing():
