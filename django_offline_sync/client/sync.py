@@ -379,14 +379,20 @@ class Synchronizer:
         page also answers a table the server does not have, so this tells the two apart (it
         raises ``UnknownTable`` when the table's URL 404s as well).
         """
-        params = {"$filter": f"id eq {_odata_string(item_id)}", "$top": "1", self._deleted_param: "true"}
+        items = self._query_ids(table, [item_id])
+        return next((item for item in items if item["id"] == item_id), None)
+
+    def _query_ids(self, table: str, item_ids: list[str]) -> list[Item]:
+        """The server's rows (tombstones included) among ``item_ids``, one query of the table's URL."""
+        quoted = ",".join(_odata_string(item_id) for item_id in item_ids)
+        params = {"$filter": f"id in ({quoted})", "$top": str(len(item_ids)), self._deleted_param: "true"}
         response = self.transport.request("GET", self.transport.table_path(table), params=params)
         _raise_if_no_table(response, table, collection=True)
         _raise_for_status(response)
         body = decode_json(response)
         if isinstance(body, dict):
             body = body.get("items", body.get("results"))
-        return next((item for item in _page_items(response, body) if item["id"] == item_id), None)
+        return _page_items(response, body)
 
     def _no_route(self, op: PendingOperation, result: PushResult) -> bool:
         """``_push_one`` for an operation whose URL answered the URL router's 404 page.
@@ -593,18 +599,9 @@ class Synchronizer:
     def _gone(self, table: str, item_ids: list[str]) -> list[str]:
         """Which of ``item_ids`` the server has no live row for (deleted, purged or never there)."""
         gone: list[str] = []
-        deleted_name = "__includedeleted" if self.generation == "v3" else "__includeDeleted"
         for start in range(0, len(item_ids), _PROBE_BATCH):
             chunk = item_ids[start : start + _PROBE_BATCH]
-            quoted = ",".join("'" + item_id.replace("'", "''") + "'" for item_id in chunk)
-            params = {"$filter": f"id in ({quoted})", "$top": str(len(chunk)), deleted_name: "true"}
-            response = self.transport.request("GET", self.transport.table_path(table), params=params)
-            _raise_if_no_table(response, table, collection=True)
-            _raise_for_status(response)
-            body = decode_json(response)
-            if isinstance(body, dict):
-                body = body.get("items", body.get("results"))
-            live = {item["id"] for item in _page_items(response, body) if not item.get("deleted")}
+            live = {item["id"] for item in self._query_ids(table, chunk) if not item.get("deleted")}
             gone.extend(item_id for item_id in chunk if item_id not in live)
         return gone
 
