@@ -42,6 +42,7 @@ from rest_framework.views import APIView
 
 from .exceptions import BadRequest, BodyNotObject, describe, exception_handler
 from .generations import VERSION_PARAM, Generation, ZumoVersioning, policy_for, settle_version
+from .ledger import forget_pending
 from .models import SyncBatch, SyncModel
 from .renderers import SyncContentNegotiation, SyncJSONRenderer
 from .serializers import ParsedBody, read_json
@@ -424,6 +425,8 @@ class BatchView(APIView):
             row_id = _row_id(data)
             earlier = written.get((op.table.model, row_id)) if row_id is not None else None
         if earlier is not None:
+            assert op is not None and row_id is not None
+            forget_pending(op.table.model, row_id)  # no conflict with the server to keep
             reason = (
                 f"it conflicts with operation {earlier.index} of this batch ({earlier.describe()}), "
                 "and the body is that operation's row, which was rolled back with the batch: "

@@ -150,6 +150,20 @@ def flush_pending(**kwargs: Any) -> None:
         _save(entry, using)
 
 
+def forget_pending(model: type[SyncModel], row_id: str) -> None:
+    """Drop the entries kept during this request for ``row_id`` of ``model``.
+
+    ``$batch`` calls it when an operation conflicts with a row an earlier operation of the
+    same batch wrote: that row never reached the server (the batch rolled back), so the
+    entry would be a conflict with nothing, offering to apply the client's item over it.
+    The batch's answer names both operations.
+    """
+    entries = getattr(_local, "entries", None)
+    if entries:
+        label = model._meta.label_lower
+        _local.entries = [(e, u) for e, u in entries if not (e.model == label and e.row_id == row_id)]
+
+
 def discard_pending(**kwargs: Any) -> None:
     """Forget entries left by a request that never finished (``request_started``)."""
     _local.entries = []

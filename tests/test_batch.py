@@ -10,7 +10,7 @@ from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
-from django_offline_sync.models import SyncBatch, SyncClock
+from django_offline_sync.models import SyncBatch, SyncClock, SyncRejection
 from django_offline_sync.signals import sync_committed
 from example_project.tasks.models import Inspection, Note, Task
 from tests.conftest import ZumoClient
@@ -169,6 +169,8 @@ def test_inserting_an_id_twice_is_409_naming_the_earlier_operation(client):
     assert "server's item" not in body["message"]
     assert "etag" not in body and "ETag" not in response
     assert client.get("/tables/Task/dupx").status_code == 404
+    # No ledger conflict with a row that never reached the server (nothing to resolve).
+    assert not SyncRejection.objects.filter(row_id="dupx").exists()
 
 
 def test_a_stale_version_after_an_update_in_the_batch_names_that_operation(client):
@@ -203,6 +205,7 @@ def test_a_conflict_with_a_committed_row_keeps_its_etag_and_message(client):
     assert response.status_code == 409
     body = response.json()
     assert body["index"] == 1 and "this batch" not in body["message"] and body["etag"]
+    assert SyncRejection.objects.filter(row_id=task.pk, status=409).count() == 1  # a real conflict
 
 
 def test_update_delete_undelete_with_versions(client):
