@@ -160,10 +160,13 @@ class PushIncomplete(SyncClientError):
         what = f"pull of {table!r}" if table else "pull"
         conflict = result.blocking_conflict
         if conflict is not None:
-            text = (
-                f"{what} blocked by a conflict: {conflict.describe()}; settle it with a conflict handler "
-                "(client_wins, server_wins or a merge), then pull again"
-            )
+            server_item = conflict.server_item
+            if isinstance(server_item, dict) and server_item.get("deleted"):
+                # client_wins cannot write over a tombstone (the push says so): only these can.
+                how = "settle it with server_wins (the item is deleted on the server) or discard the operation"
+            else:
+                how = "settle it with a conflict handler (client_wins, server_wins or a merge)"
+            text = f"{what} blocked by a conflict: {conflict.describe()}; {how}, then pull again"
         elif result.error:
             text = f"{what} needs the pending changes pushed first, and the push stopped: {result.error}"
         else:

@@ -308,3 +308,20 @@ def test_push_stops_at_the_first_failure_that_is_not_a_conflict(make_client):
     assert result.error_operation.table == "Note"
     assert [op.table for op in client.pending()] == ["Note", "Task"]
     assert not Task.objects.exists()
+
+
+def test_a_pull_blocked_by_an_item_deleted_on_the_server_advises_what_can_settle_it(make_client):
+    """client_wins cannot write over a tombstone, so the library's message does not offer it."""
+    task = Task.objects.create(text="original")
+    device = make_client("device")
+    device.pull("Task")
+    device.table("Task").update({"id": task.id, "text": "mine"})
+    Task.objects.get(pk=task.pk).delete()  # a tombstone
+    with pytest.raises(PushIncomplete) as info:
+        device.pull("Task")
+    message = str(info.value)
+    assert "the server deleted this item" in message
+    assert message.endswith(
+        "settle it with server_wins (the item is deleted on the server) or discard the operation, then pull again"
+    )
+    assert "client_wins" not in message
