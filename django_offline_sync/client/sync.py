@@ -30,7 +30,17 @@ from .errors import (
     UnaddressableItem,
     UnknownTable,
 )
-from .store import DELETE, INSERT, SYSTEM_FIELDS, UPDATE, Item, LocalStore, PendingOperation, check_name
+from .store import (
+    DELETE,
+    INSERT,
+    SYSTEM_FIELDS,
+    UPDATE,
+    Item,
+    LocalStore,
+    PendingOperation,
+    check_name,
+    newest_timestamp,
+)
 from .transport import HttpTransport, decode_json, error_text, etag, looks_like_html, unexpected
 
 #: The server's batch endpoint (``docs/batch.rst``), a protocol extension.
@@ -647,6 +657,7 @@ class Synchronizer:
         params: dict[str, str] | None = first
         url: str | None = path
         total: int | None = None
+        previous: list[tuple[Any, ...]] | None = None
         while url:
             response = self.transport.request("GET", url, params=params)
             _raise_if_no_table(response, table, collection=True)
@@ -657,13 +668,17 @@ class Synchronizer:
             if not isinstance(body, dict) or "items" not in body:
                 raise _not_a_page(response)
             items = _page_items(response, body["items"])
+            previous = _check_not_repeated(response, items, previous)
             if total is None and isinstance(body.get("count"), int):
                 total = body["count"]
             if items:
                 self._apply(table, qid, items, result, seen)
             if progress:
                 progress(table, result.received, total)
-            url = _next_url(path, body.get("nextLink")) if items else None
+            asked = url
+            url = _next_url(response, self.transport.base_url, path, body.get("nextLink")) if items else None
+            if url is not None and params is None and url == asked:
+                raise unexpected(response, "gave as its nextLink the page it had just sent (a pull that never ends)")
             params = None  # the nextLink carries every parameter
 
     def _pull_v2(
@@ -684,6 +699,7 @@ class Synchronizer:
         total: int | None = None
         distinct: set[str] = set()  # `ge` re-reads boundary rows; progress counts each row once
         watch = token is not None  # a pull from a stored token may have passed the horizon
+        previous: list[tuple[Any, ...]] | None = None
         while True:
             clauses = [f"({user_filter})"] if user_filter else []
             if token:
@@ -714,6 +730,9 @@ class Synchronizer:
                 items = _page_items(response, body)
             if not items:
                 break
+            # A page that moved the token is re-read in part by the next one (`ge`), so only
+            # a page repeated at a larger $skip means a server ignoring $skip.
+            previous = _check_not_repeated(response, items, previous)
             # The page's token is max(token, newest updatedAt of the page): the token the loop
             # started from is the stored one (or None on a full pull), and both advance alike.
             after = self._apply(table, qid, items, result, seen)
@@ -721,6 +740,7 @@ class Synchronizer:
             if after is not None and (token is None or parse_timestamp(after) > parse_timestamp(token)):
                 token = after
                 skip = 0
+                previous = None
             else:
                 skip += len(items)
             if progress:
@@ -805,13 +825,40 @@ def default_query_id(user_filter: str | None) -> str:
     return "*" if not user_filter else f"$filter={user_filter}"
 
 
-def _next_url(path: str, next_link: str | None) -> str | None:
-    """Where a v3 nextLink points: a bare query string (CTK), a path or an absolute URL (AMA)."""
+def _next_url(response: httpx.Response, base: httpx.URL, path: str, next_link: Any) -> str | None:
+    """Where a v3 nextLink points: a bare query string (CTK), a path or an absolute URL (AMA).
+
+    An absolute URL must be on the client's own server (scheme, host and port): the client
+    would send its sign-in headers there and store what it answers, so a link elsewhere is
+    refused as a redirect to another site is.
+    """
     if not next_link:
         return None
-    if next_link.startswith(("http://", "https://", "/")):
+    if not isinstance(next_link, str):
+        raise _not_a_page(response)
+    if next_link.startswith(("http://", "https://")):
+        target = httpx.URL(next_link)
+        if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
+            raise unexpected(
+                response,
+                f"gave a nextLink to another server ({target.scheme}://{target.netloc.decode('ascii', 'replace')}); "
+                "the client follows links to its own server only",
+            )
+        return next_link
+    if next_link.startswith("/"):
         return next_link
     return f"{path}?{next_link.lstrip('?')}"
+
+
+def _check_not_repeated(
+    response: httpx.Response, items: list[Item], previous: list[tuple[Any, ...]] | None
+) -> list[tuple[Any, ...]]:
+    """The page's rows as (id, updatedAt, version); the same rows as the page before means a
+    server (or a caching proxy) answering every page alike, a pull that would never end."""
+    rows = [(item["id"], item.get("updatedAt"), item.get("version")) for item in items]
+    if rows and rows == previous:
+        raise unexpected(response, "sent the same page again (a pull that would never end)")
+    return rows
 
 
 def _stopped(result: PushResult, op: PendingOperation, reason: str) -> bool:
@@ -869,12 +916,30 @@ def _not_a_page(response: httpx.Response) -> Exception:
 
 
 def _page_items(response: httpx.Response, items: Any) -> list[Item]:
-    """A pulled page's items, checked to be items (objects with an id) before any is stored."""
+    """A pulled page's items, checked before any is stored: objects with a non-empty string
+    id, ``deleted`` a boolean, ``version`` and ``updatedAt`` strings, and every ``updatedAt``
+    a timestamp (a server that sends anything else is not the sync API, and storing it would
+    leave rows no update can address, or a token no later pull can use)."""
     if items is None:
         return []
-    if not isinstance(items, list) or not all(isinstance(item, dict) and "id" in item for item in items):
+    if not isinstance(items, list) or not all(_looks_like_item(item) for item in items):
         raise _not_a_page(response)
+    try:
+        newest_timestamp(items)
+    except (ValueError, TypeError, OverflowError):
+        raise unexpected(response, "sent an item whose updatedAt is not a timestamp") from None
     return items
+
+
+def _looks_like_item(item: Any) -> bool:
+    return (
+        isinstance(item, dict)
+        and isinstance(item.get("id"), str)
+        and item["id"] != ""
+        and isinstance(item.get("deleted", False), bool)
+        and isinstance(item.get("version", ""), (str, type(None)))
+        and isinstance(item.get("updatedAt", ""), (str, type(None)))
+    )
 
 
 def _no_table(response: httpx.Response, *, collection: bool) -> bool:

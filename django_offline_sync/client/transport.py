@@ -95,6 +95,11 @@ class HttpTransport:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def base_url(self) -> httpx.URL:
+        """The server's address, as given (links to another scheme, host or port are not followed)."""
+        return self._client.base_url
+
     @staticmethod
     def table_path(table: str, item_id: str | None = None) -> str:
         path = f"/tables/{table}"
