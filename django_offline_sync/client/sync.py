@@ -470,6 +470,10 @@ class Synchronizer:
                 reason = f"HTTP 400: {error_text(response)}"
                 result.set_aside.append(self.store.set_aside(op, reason))
                 return True
+            if status == 429:  # throttled: nothing wrong with the operation, only the timing
+                wait = response.headers.get("Retry-After")
+                when = f" (the server asks to wait {wait} s)" if wait and wait.isdigit() else ""
+                return _stopped(result, op, f"the server is throttling requests (HTTP 429); push again later{when}")
             if not is_conflict:
                 result.error = _refused_message(op, f"HTTP {status}: {error_text(response)}")
                 result.error_operation = op

@@ -87,3 +87,17 @@ def test_a_page_with_an_item_no_sync_server_sends_is_refused_and_nothing_is_stor
         with pytest.raises(UnexpectedResponse):
             client.pull("Task")
         assert client.store.get("Task", "a1") is None  # the page is refused whole
+
+
+def test_a_throttled_push_says_to_push_again_later_and_keeps_the_queue(tmp_path):
+    def answer(request):
+        if request.method == "GET":
+            return httpx.Response(200, json={"items": []})
+        return httpx.Response(429, headers={"Retry-After": "30"}, json={"title": "Request was throttled."})
+
+    with client_for(tmp_path, answer) as client:
+        client.table("Task").insert({"id": "n1", "text": "mine"})
+        result = client.push()
+        assert not result.ok and client.store.pending_count() == 1
+        assert "HTTP 429" in result.error and "push again later" in result.error and "30 s" in result.error
+        assert "discard" not in result.error
