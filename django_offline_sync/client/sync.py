@@ -330,6 +330,8 @@ class Synchronizer:
             for op, outcome in zip(chunk, results, strict=True):
                 item = outcome.get("item") if isinstance(outcome, dict) else None
                 server_item = item if isinstance(item, dict) and "id" in item else None
+                if server_item is not None and (server_item["id"] != op.item_id or not _looks_like_item(server_item)):
+                    raise unexpected(response, f"acknowledged {op.kind} {op.table}/{op.item_id} with another item")
                 if server_item is None and op.kind != DELETE:
                     server_item = self.fetch(op.table, op.item_id)
                 self.store.complete(op, server_item)
@@ -450,6 +452,11 @@ class Synchronizer:
                 return self._no_route(op, result)
             if 200 <= status < 300:
                 server_item = _json_item(response, strict=True)
+                if server_item is not None and (server_item["id"] != op.item_id or not _looks_like_item(server_item)):
+                    # Stored, it would be a row the device never wrote, and op's own row would
+                    # keep no version: the operation stays queued (a resend that finds its
+                    # write applied comes back as a conflict with its own content).
+                    raise unexpected(response, f"acknowledged {op.kind} {op.table}/{op.item_id} with another item")
                 if server_item is None and op.kind != DELETE:
                     server_item = self.fetch(op.table, op.item_id)
                 self.store.complete(op, server_item)

@@ -101,3 +101,18 @@ def test_a_throttled_push_says_to_push_again_later_and_keeps_the_queue(tmp_path)
         assert not result.ok and client.store.pending_count() == 1
         assert "HTTP 429" in result.error and "push again later" in result.error and "30 s" in result.error
         assert "discard" not in result.error
+
+
+@pytest.mark.parametrize("body", [{**ROW, "id": "OTHER"}, {**ROW, "id": "n1", "deleted": "no"}, {**ROW, "id": 7}])
+def test_a_push_acknowledged_with_another_item_stores_nothing_and_keeps_the_queue(tmp_path, body):
+    def answer(request):
+        if request.method == "GET":
+            return httpx.Response(200, json={"items": []})
+        return httpx.Response(201, json=body)
+
+    with client_for(tmp_path, answer) as client:
+        client.table("Task").insert({"id": "n1", "text": "mine"})
+        with pytest.raises(UnexpectedResponse, match="with another item"):
+            client.push()
+        assert client.store.pending_count() == 1
+        assert client.store.get("Task", "OTHER") is None and client.store.get("Task", "n1")["text"] == "mine"
