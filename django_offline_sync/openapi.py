@@ -18,6 +18,7 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiViewExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import get_class
+from rest_framework.relations import PrimaryKeyRelatedField
 
 __all__: list[str] = []
 
@@ -38,9 +39,31 @@ def _undelete_aware(base: type[AutoSchema]) -> type[AutoSchema]:
                 return {**mapping, "post": "undelete"}
             return mapping
 
+        def _map_serializer_field(self, field: Any, direction: str, bypass_extensions: bool = False) -> Any:
+            schema = super()._map_serializer_field(field, direction, bypass_extensions)
+            return _as_string(schema) if _travels_as_string(field) else schema
+
     SyncAutoSchema.__qualname__ = SyncAutoSchema.__name__ = f"Sync{base.__name__}"
     _SCHEMAS[base] = SyncAutoSchema
     return SyncAutoSchema
+
+
+def _travels_as_string(field: Any) -> bool:
+    """Whether the wire sends ``field``'s value as a string whatever its column's type: a row's
+    own key and a foreign key's value are ids, and every client's id is a string
+    (``serializers.converter_for``), an integer key's included."""
+    if isinstance(field, PrimaryKeyRelatedField):
+        return True
+    model = getattr(getattr(getattr(field, "parent", None), "Meta", None), "model", None)
+    return model is not None and getattr(field, "source", None) in ("pk", model._meta.pk.name)
+
+
+def _as_string(schema: Any) -> Any:
+    """``schema`` with an integer type made a string (its integer bounds and format dropped)."""
+    if not isinstance(schema, dict) or schema.get("type") != "integer":
+        return schema
+    kept = {key: value for key, value in schema.items() if key not in ("format", "minimum", "maximum")}
+    return {**kept, "type": "string"}
 
 
 class SyncViewSetExtension(OpenApiViewExtension):  # type: ignore[no-untyped-call]

@@ -80,3 +80,38 @@ def test_swagger_ui_loads_nothing_from_another_host(client):
         assert not urlsplit(url).netloc, url
         if url.startswith("/static/"):
             assert finders.find(url.removeprefix("/static/")), f"{url} is not among the site's static files"
+
+
+def test_ids_are_declared_as_the_strings_the_wire_sends():
+    # An integer key and a foreign key to one travel as strings (every client's id is a
+    # string); the schema declared them integers, so generated clients failed to parse them.
+    from django.contrib.auth import get_user_model
+    from django.urls import include, path
+    from drf_spectacular.generators import SchemaGenerator
+
+    from django_offline_sync.routers import SyncRouter
+    from django_offline_sync.serializers import Representer
+    from django_offline_sync.viewsets import SyncViewSet
+    from example_project.tasks.models import Inspection
+    from tests.legacy.models import Asset
+
+    class Owned(SyncViewSet):
+        model = Inspection
+        fields = ["site", "owner"]
+
+    class Assets(SyncViewSet):
+        model = Asset
+
+    router = SyncRouter()
+    router.register("Inspection", Owned, basename="owned")
+    router.register("Asset", Assets, basename="asset")
+    schema = SchemaGenerator(patterns=[path("tables/", include(router.urls))]).get_schema(request=None, public=True)
+    components = schema["components"]["schemas"]
+    assert components["AssetSync"]["properties"]["id"]["type"] == "string"
+    assert components["InspectionSync"]["properties"]["ownerId"]["type"] == "string"
+
+    owner = get_user_model().objects.create_user("owner")
+    inspection = Inspection.objects.create(site="s", owner=owner)
+    assert Representer(Inspection, ["site", "owner"]).from_instance(inspection)["ownerId"] == str(owner.pk)
+    asset = Asset(id=5, name="a", version=1)  # not saved: the legacy app has no table here
+    assert Representer(Asset).from_instance(asset)["id"] == "5"
