@@ -124,6 +124,15 @@ CATALOG: Final[tuple[CheckDoc, ...]] = (
         "Declare ``class Meta(SyncModel.Meta)``, or add the index to your own ``indexes``.",
     ),
     CheckDoc(
+        "offline_sync.W013",
+        "``check --deploy``: a SQLite database file served without the setup that several workers "
+        "need: the ``django_offline_sync.backends.sqlite3`` engine (writers queue instead of failing "
+        "with \"database is locked\"), ``OPTIONS[\"transaction_mode\"] = \"IMMEDIATE\"`` (a read "
+        "lock is never upgraded mid-transaction), and ``PRAGMA journal_mode=WAL`` in ``init_command`` "
+        "(readers do not block the writer). Not an error: one worker process runs without them.",
+        "Set them as ``docs/deployment.rst`` shows (the example project's ``database.py`` does).",
+    ),
+    CheckDoc(
         "offline_sync.W011",
         "A database backend the gap-free guarantee is not tested on.",
         "Use SQLite, PostgreSQL or MariaDB/MySQL, or test your backend with ``tests/stress``.",
@@ -321,6 +330,40 @@ def check_database_vendors() -> list[CheckMessage]:
 
 def _mysql_aliases(databases: Any) -> list[str]:
     return [alias for alias in (databases or []) if connections[alias].vendor == "mysql"]
+
+
+@register(Tags.database, deploy=True)
+def check_sqlite_deployment(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``check --deploy``: a SQLite file without the engine, transaction mode and WAL that
+    several workers need (``docs/deployment.rst``). Read from the settings, not a connection."""
+    return sqlite_deployment_warnings(settings.DATABASES)
+
+
+def sqlite_deployment_warnings(databases: Any) -> list[CheckMessage]:
+    """W013 for each SQLite file in ``databases`` (a ``DATABASES`` setting)."""
+    warnings: list[CheckMessage] = []
+    for alias, config in databases.items():
+        engine = str(config.get("ENGINE", ""))
+        name = str(config.get("NAME", "") or "")
+        if not engine.endswith("sqlite3") or name in ("", ":memory:") or "mode=memory" in name:
+            continue
+        options = config.get("OPTIONS") or {}
+        missing = []
+        if engine != "django_offline_sync.backends.sqlite3":
+            missing.append('ENGINE "django_offline_sync.backends.sqlite3"')
+        if str(options.get("transaction_mode", "")).upper() not in ("IMMEDIATE", "EXCLUSIVE"):
+            missing.append('OPTIONS["transaction_mode"] = "IMMEDIATE"')
+        if "journal_mode=wal" not in str(options.get("init_command", "")).replace(" ", "").lower():
+            missing.append('"PRAGMA journal_mode=WAL" in OPTIONS["init_command"]')
+        if missing:
+            warnings.append(
+                Warning(
+                    f"SQLite database {alias!r} lacks what several worker processes need: {'; '.join(missing)}.",
+                    hint="See docs/deployment.rst (SQLite); with one worker process it runs without them.",
+                    id="offline_sync.W013",
+                )
+            )
+    return warnings
 
 
 @register(Tags.compatibility)

@@ -359,3 +359,35 @@ def test_w040_when_replicas_are_set_without_the_router(replica_alias):
 
 def test_no_replica_checks_without_read_databases():
     assert read_ids() == []
+
+
+# -- W013: SQLite served by several workers (check --deploy) ------------------------------------
+
+
+def _sqlite(**config):
+    return {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": "/srv/site.sqlite3", **config}}
+
+
+def test_a_plain_sqlite_file_is_reported_under_deploy_with_everything_it_lacks():
+    [warning] = checks.sqlite_deployment_warnings(_sqlite())
+    assert warning.id == "offline_sync.W013"
+    for part in ("django_offline_sync.backends.sqlite3", "IMMEDIATE", "journal_mode=WAL"):
+        assert part in warning.msg
+
+
+def test_the_example_projects_sqlite_setup_passes():
+    from example_project.database import database_from_env
+
+    assert checks.sqlite_deployment_warnings({"default": database_from_env("sqlite:////srv/site.sqlite3")}) == []
+
+
+@pytest.mark.parametrize("name", [":memory:", "file:memdb1?mode=memory&cache=shared"])
+def test_an_in_memory_database_is_not_reported(name):
+    assert checks.sqlite_deployment_warnings(_sqlite(NAME=name)) == []
+
+
+def test_w013_runs_only_under_deploy():
+    from django.core.checks import registry
+
+    assert checks.check_sqlite_deployment in registry.registry.get_checks(include_deployment_checks=True)
+    assert checks.check_sqlite_deployment not in registry.registry.get_checks(include_deployment_checks=False)
