@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -67,8 +66,6 @@ else:
 #: The system fields shown read-only on every change form (``id`` only once saved).
 SYSTEM_READONLY_FIELDS = ("created_at", "updated_at", "version", "deleted")
 
-#: A NUL (PostgreSQL text cannot hold one) or a lone surrogate (no database encoding takes one).
-_UNBINDABLE = re.compile(r"[\x00\ud800-\udfff]")
 _REGEX_LOOKUPS = frozenset({"regex", "iregex"})
 
 
@@ -76,7 +73,7 @@ def unbindable(value: object) -> bool:
     """Whether ``value`` (a string, or a list of them) holds text no database query can bind."""
     if isinstance(value, (list, tuple)):
         return any(unbindable(item) for item in value)
-    return isinstance(value, str) and _UNBINDABLE.search(value) is not None
+    return isinstance(value, str) and wire.UNSTORABLE_TEXT.search(value) is not None
 
 
 class UnsafeAdminValue(SuspiciousOperation):

@@ -23,7 +23,6 @@ import datetime as dt
 import hashlib
 import json
 import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
@@ -47,6 +46,7 @@ from .models import SyncBatch, SyncModel
 from .renderers import SyncContentNegotiation, SyncJSONRenderer
 from .serializers import ParsedBody, read_json
 from .settings import get_settings
+from .wire import UNSTORABLE_TEXT, printable
 
 __all__ = ["BATCH_PATH", "OPERATION_KINDS", "BatchView"]
 
@@ -63,12 +63,6 @@ _NOT_INHERITED: Final = frozenset(
 )
 
 _MAX_BATCH_ID: Final = 255
-
-#: What no string of the envelope may hold: a NUL character (PostgreSQL text cannot store
-#: it) or a lone UTF-16 surrogate (no database driver, nor the UTF-8 answer, can encode it).
-#: ``json.loads`` makes both from ``\u0000`` and ``\ud800`` escapes.
-_NOT_TEXT: Final = re.compile("[\x00\ud800-\udfff]")
-
 
 #: The statuses whose body is the row the operation conflicted with.
 _CONFLICTS: Final = frozenset({status.HTTP_409_CONFLICT, status.HTTP_412_PRECONDITION_FAILED})
@@ -126,7 +120,7 @@ class _Operation:
     def describe(self) -> str:
         # The id may come from the item, where the single request's own checks refuse what
         # cannot be written in the answer; escape it here, before they have run.
-        return f"{self.kind} {self.table.name}" + (f"/{_printable(self.id)}" if self.id is not None else "")
+        return f"{self.kind} {self.table.name}" + (f"/{printable(self.id)}" if self.id is not None else "")
 
 
 #: The rows a batch's operations have written so far: (model, id) → the operation that wrote it.
@@ -466,15 +460,10 @@ def _row_id(item: Any) -> str | None:
 
 def _check_text(member: str, value: str) -> None:
     """400 ``invalid_batch`` for an envelope string no database (or answer) can hold."""
-    found = _NOT_TEXT.search(value)
+    found = UNSTORABLE_TEXT.search(value)
     if found is not None:
         what = "a NUL character" if found.group() == "\x00" else f"a lone surrogate (U+{ord(found.group()):04X})"
         raise InvalidBatch(f"{member} must be text without NUL characters or lone surrogates; it holds {what}.")
-
-
-def _printable(text: str) -> str:
-    """``text`` with NUL characters and lone surrogates written as ``\\uXXXX``, to echo it."""
-    return _NOT_TEXT.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
 
 
 def _encode(value: Any) -> bytes:

@@ -54,6 +54,7 @@ from .serializers import serializer_class_for
 from .wire import (
     MAX_MS,
     SYSTEM_WIRE_NAMES,
+    UNSTORABLE_TEXT,
     check_imported_version,
     datetime_to_ms,
     format_timestamp,
@@ -154,9 +155,9 @@ def _text_problem(text: str) -> str:
     store it, SQLite would) or a lone surrogate (not text at all: it cannot be encoded)."""
     if "\x00" in text:
         return "it holds a NUL character (U+0000)"
-    for char in text:
-        if "\ud800" <= char <= "\udfff":
-            return f"it holds a lone surrogate (U+{ord(char):04X}), which is not text"
+    found = UNSTORABLE_TEXT.search(text)  # NUL is ruled out: a lone surrogate
+    if found is not None:
+        return f"it holds a lone surrogate (U+{ord(found.group()):04X}), which is not text"
     return ""
 
 

@@ -53,7 +53,7 @@ from .generations import policy_for
 from .models import SyncModel, SyncRejection
 from .settings import get_settings
 from .signals import sync_committed
-from .wire import encode_version
+from .wire import UNSTORABLE_TEXT, encode_version
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -181,7 +181,7 @@ def _storable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, str):
-        if "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value):
+        if UNSTORABLE_TEXT.search(value):
             return value.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
         return value
     if isinstance(value, dict):

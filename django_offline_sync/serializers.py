@@ -43,11 +43,13 @@ from .models import SyncModel, accepts_stamp, has_imported_version
 from .wire import (
     IMPORTED_VERSION_FIELD,
     SYSTEM_WIRE_NAMES,
+    UNSTORABLE_TEXT,
     InvalidId,
     check_id,
     encode_version,
     exposed_fields,
     format_timestamp,
+    printable,
     truncate_ms,
     wire_name,
 )
@@ -469,7 +471,7 @@ def split_body(
         else:
             unknown.append(key)
     if unknown:
-        names = ", ".join(sorted(_printable(key) for key in unknown))
+        names = ", ".join(sorted(printable(key) for key in unknown))
         raise UnknownFields(f"Unknown field(s) in the request body: {names}.")
     sent_id = system.get("id")
     if (
@@ -495,21 +497,13 @@ def split_body(
 # A NUL character (PostgreSQL text and jsonb cannot hold it) or a lone UTF-16 surrogate (no
 # database driver can encode it, nor can the UTF-8 response that would echo it): ``json.loads``
 # makes both from ``\u0000`` and ``\ud800`` escapes.
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
-def _printable(text: str) -> str:
-    """``text`` with its unstorable characters written as ``\\uXXXX``, safe to echo in an error."""
-    return _UNSTORABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-
-
 def _unstorable_text(value: Any, where: str) -> tuple[str, str] | None:
     """The first string in a column value (object keys included) that no database can store:
     ``(where it is, why)``, or None. Refused with a 400 naming the column on every backend,
     rather than a 500 from PostgreSQL or the driver, or a choice or foreign key error that
     echoes the string and cannot be rendered."""
     if isinstance(value, str):
-        match = _UNSTORABLE.search(value)
+        match = UNSTORABLE_TEXT.search(value)
         if match is None:
             return None
         char = match.group()
@@ -518,8 +512,8 @@ def _unstorable_text(value: Any, where: str) -> tuple[str, str] | None:
         return where, f"Surrogate characters are not allowed: U+{ord(char):04X}."
     if isinstance(value, dict):
         for key, item in value.items():
-            found = _unstorable_text(key, f"{where}.{_printable(key)}") or _unstorable_text(
-                item, f"{where}.{_printable(key)}"
+            found = _unstorable_text(key, f"{where}.{printable(key)}") or _unstorable_text(
+                item, f"{where}.{printable(key)}"
             )
             if found is not None:
                 return found

@@ -35,6 +35,7 @@ __all__ = [
     "SERVER_ASSIGNED_IDS",
     "SYSTEM_FIELDS",
     "SYSTEM_WIRE_NAMES",
+    "UNSTORABLE_TEXT",
     "UTC",
     "V1_SYSTEM_WIRE_NAMES",
     "InvalidId",
@@ -48,6 +49,7 @@ __all__ = [
     "generate_id",
     "ms_to_datetime",
     "parse_timestamp",
+    "printable",
     "to_camel",
     "truncate_ms",
     "wire_name",
@@ -55,6 +57,10 @@ __all__ = [
 ]
 
 UTC: Final = dt.UTC
+#: What no database's text column can hold, nor a UTF-8 answer carry: a NUL character
+#: (PostgreSQL text and jsonb refuse it) or a lone UTF-16 surrogate (no driver can encode
+#: it). ``json.loads`` makes both from ``\u0000`` and ``\ud800`` escapes.
+UNSTORABLE_TEXT: Final = re.compile("[\x00\ud800-\udfff]")
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=UTC)
 
 # -- who assigns a table's ids ----------------------------------------------------------------
@@ -224,6 +230,11 @@ class InvalidId(ValueError):
 def generate_id() -> str:
     """A new id: 32 lowercase hex digits, as ``Guid.ToString("N")`` and the .NET client make them."""
     return uuid.uuid4().hex
+
+
+def printable(text: str) -> str:
+    """``text`` with its ``UNSTORABLE_TEXT`` characters written as ``\\uXXXX``, safe to echo."""
+    return UNSTORABLE_TEXT.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
 
 
 def check_id(value: object) -> str:

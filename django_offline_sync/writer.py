@@ -40,7 +40,7 @@ from .models import SyncModel, autocommits, saves_as_the_library_does
 from .serializers import Representer, SyncModelSerializer, sets_to_many
 from .signals import sync_committed
 from .stamping import Stamp
-from .wire import ID_MAX_LENGTH, IMPORTED_VERSION_FIELD
+from .wire import ID_MAX_LENGTH, IMPORTED_VERSION_FIELD, UNSTORABLE_TEXT
 
 __all__ = ["LockedRow", "Operation", "Writer", "WriterView", "lookup_pk", "row_by_pk"]
 
@@ -142,13 +142,7 @@ def row_by_pk(queryset: QuerySet[Any], pk: Any) -> Any:
 
 
 def _storable_text(value: object) -> bool:
-    if not isinstance(value, str) or not value or len(value) > ID_MAX_LENGTH or "\x00" in value:
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate
-        return False
-    return True
+    return isinstance(value, str) and 0 < len(value) <= ID_MAX_LENGTH and UNSTORABLE_TEXT.search(value) is None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import re
 import uuid
 from dataclasses import dataclass
 
+from ..wire import UNSTORABLE_TEXT
 from .errors import ODataSyntaxError
 from .nodes import Literal
 
@@ -43,9 +44,6 @@ _BARE_TIME = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?")
 _TIME_TEXT = re.compile(r"(?P<h>\d{2}):(?P<m>\d{2})(?::(?P<s>\d{2})(?:\.(?P<f>\d+))?)?$")
 _NUMBER = re.compile(r"-?\d+(?P<frac>\.\d+)?(?P<exp>[eE][+-]?\d+)?(?P<suffix>[lLmMfFdD])?(?![A-Za-z0-9_])")
 _TYPED_PREFIXES = ("datetime", "datetimeoffset", "guid", "x", "binary", "date", "time", "timeofday")
-# Characters no database column can hold and no client sends; PostgreSQL rejects NUL in
-# text, and lone surrogates cannot be encoded for the database driver.
-_FORBIDDEN = re.compile(r"[\x00\ud800-\udfff]")
 _DECIMAL_LIMIT = decimal.Decimal("1e28")
 
 PUNCTUATION = "(),/"
@@ -65,7 +63,7 @@ class Token:
 
 def tokenize(text: str) -> list[Token]:
     """The tokens of ``text``, ending with an ``eof`` token at ``len(text)``."""
-    bad = _FORBIDDEN.search(text)
+    bad = UNSTORABLE_TEXT.search(text)  # no client sends them
     if bad:
         raise ODataSyntaxError("Invalid character in the query", bad.start(), "printable text")
     tokens: list[Token] = []

@@ -29,8 +29,9 @@ from typing import Final
 
 from django.core.signals import setting_changed
 
+from ..wire import UNSTORABLE_TEXT
 from .errors import ODataSyntaxError
-from .lexer import _FORBIDDEN, Token, read_quoted, typed_literal
+from .lexer import Token, read_quoted, typed_literal
 from .lru import LRUCache
 from .nodes import BinaryOp, BoolOp, Call, In, Literal, Node, Not, Property, walk
 from .parser import parse_filter_tokens
@@ -152,7 +153,7 @@ def _rebuilt(kept: _Kept, bodies: list[tuple[int, int, str]]) -> Node | None:
     starts: list[int] = []
     shifts: list[int] = [0]
     for quoted, (start, end, body) in zip(kept.quoted, bodies, strict=True):
-        if _FORBIDDEN.search(body):
+        if UNSTORABLE_TEXT.search(body):
             return None
         try:
             literal = _read(quoted, start, body)
