@@ -380,7 +380,7 @@ def _failure(exc: SyncClientError) -> tuple[int, str]:
 
 def resolve_hint(conflict: Conflict) -> str:
     """How to settle ``conflict`` from the command line: which ``--conflict`` does what."""
-    if conflict.server_item is not None and conflict.server_item.get("deleted"):
+    if conflict.server_tombstone:
         return "rerun with --conflict server-wins to drop the local change (the item is deleted on the server)"
     if conflict.server_item is None:
         keep, take = "create the item again on the server", "drop the local change"

@@ -49,6 +49,12 @@ class Conflict:
         return self.server_item is None or bool(self.server_item.get("deleted"))
 
     @property
+    def server_tombstone(self) -> bool:
+        """The server keeps the item as deleted: ``client_wins`` cannot write over it (the push
+        refuses), unlike an item the server no longer has, which it creates again."""
+        return self.server_item is not None and bool(self.server_item.get("deleted"))
+
+    @property
     def differing_fields(self) -> list[str]:
         """The user fields of the local item whose value the server's copy does not have, sorted.
 
@@ -75,7 +81,7 @@ class Conflict:
         what = f"{op.kind} {op.table}/{op.item_id}"
         if self.server_item is None:
             return f"{what}: the server no longer has this item (HTTP {self.status})"
-        if self.server_item.get("deleted"):
+        if self.server_tombstone:
             return f"{what}: the server deleted this item (HTTP {self.status})"
         fields = self.differing_fields
         text = f"{what} conflicts with the server's copy (HTTP {self.status})"

@@ -160,9 +160,7 @@ class PushIncomplete(SyncClientError):
         what = f"pull of {table!r}" if table else "pull"
         conflict = result.blocking_conflict
         if conflict is not None:
-            server_item = conflict.server_item
-            if isinstance(server_item, dict) and server_item.get("deleted"):
-                # client_wins cannot write over a tombstone (the push says so): only these can.
+            if conflict.server_tombstone:
                 how = "settle it with server_wins (the item is deleted on the server) or discard the operation"
             else:
                 how = "settle it with a conflict handler (client_wins, server_wins or a merge)"
