@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import httpx
 
@@ -64,6 +64,8 @@ HORIZON_HEADER = "X-Offline-Sync-Horizon"
 
 #: Ids per request when a filtered resync asks the server which unseen local rows still exist.
 _PROBE_BATCH = 50
+#: Not a version: an item this pull has not applied yet (``_pull_v2``).
+_NOT_APPLIED: Final = object()
 
 #: Test hook only: seconds to sleep after each pulled page and before committing each pushed
 #: operation, so a test can kill the process at a known point. Never set it in production.
@@ -708,7 +710,12 @@ class Synchronizer:
         path = self.transport.table_path(table)
         skip = 0
         total: int | None = None
-        distinct: set[str] = set()  # `ge` re-reads boundary rows; progress counts each row once
+        # `ge` re-reads the rows at the token: a row already applied at the same version is
+        # not applied, received or stored a second time, so the counts are the rows pulled.
+        # The rows at a stored token were applied by the pull that stored it: those still at
+        # the version held here count as already applied too.
+        applied: dict[str, Any] = {}
+        stored = parse_timestamp(token) if token else None
         watch = token is not None  # a pull from a stored token may have passed the horizon
         previous: list[tuple[Any, ...]] | None = None
         while True:
@@ -746,8 +753,11 @@ class Synchronizer:
             previous = _check_not_repeated(response, items, previous)
             # The page's token is max(token, newest updatedAt of the page): the token the loop
             # started from is the stored one (or None on a full pull), and both advance alike.
-            after = self._apply(table, qid, items, result, seen)
-            distinct.update(item["id"] for item in items)
+            if stored is not None:
+                self._note_stored_boundary(table, items, stored, applied)
+            fresh = [item for item in items if applied.get(item["id"], _NOT_APPLIED) != item.get("version")]
+            after = self._apply(table, qid, fresh, result, seen)
+            applied.update((item["id"], item.get("version")) for item in fresh)
             if after is not None and (token is None or parse_timestamp(after) > parse_timestamp(token)):
                 token = after
                 skip = 0
@@ -755,7 +765,18 @@ class Synchronizer:
             else:
                 skip += len(items)
             if progress:
-                progress(table, len(distinct) if total is None else min(len(distinct), total), total)
+                progress(table, len(applied) if total is None else min(len(applied), total), total)
+
+    def _note_stored_boundary(self, table: str, items: list[Item], stored: Any, applied: dict[str, Any]) -> None:
+        """Add to ``applied`` the rows of ``items`` stamped at the stored token that the local
+        store holds at the same version (a v2 pull re-reads them with `ge`)."""
+        for item in items:
+            stamped = item.get("updatedAt")
+            if item["id"] in applied or not stamped or parse_timestamp(stamped) != stored:
+                continue
+            local = self.store.get(table, item["id"])
+            if local is not None and local.get("version") == item.get("version"):
+                applied[item["id"]] = item.get("version")
 
     def _learn(self, table: str, response: httpx.Response) -> None:
         """Remember whether the server assigns ``table``'s ids (``wire.IDS_HEADER``)."""
