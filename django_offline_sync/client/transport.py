@@ -8,12 +8,19 @@ Answers that cannot come from the sync API are refused rather than misread: a re
 never followed (a captive portal or a login page sends one, and following it to another site
 would hand it our requests), and a success answered with an HTML page, or with anything that
 is not JSON where JSON is expected, raises ``UnexpectedResponse``.
+
+A hostile or broken server cannot exhaust the device either: a body is read as it arrives
+and decoded here, never to more than ``max_response_bytes`` (a gzip bomb is refused after
+that many bytes, not expanded into memory), and an answer dripped in slowly is cut off at
+``deadline`` seconds, however short each read.
 """
 
 from __future__ import annotations
 
+import io
 import re
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Self
@@ -29,6 +36,22 @@ API_VERSIONS: dict[str, str] = {"v2": "2.0.0", "v3": "3.0.0"}
 
 USER_AGENT = "django-offline-sync-client"
 
+#: The codings asked for, and the only ones read (``_BodyReader``): any other is refused.
+ACCEPT_ENCODING = "gzip, deflate"
+
+#: The largest answer read, decoded (128 MiB): a page of items is a small fraction of it.
+DEFAULT_MAX_RESPONSE_BYTES = 128 * 1024 * 1024
+
+#: Seconds an attempt may take from sending the request to the end of the answer's body.
+DEFAULT_DEADLINE = 300.0
+
+MiB = 1024 * 1024
+
+
+class DeadlineExceeded(httpx.TimeoutException):
+    """An answer still arriving after the transport's ``deadline``: a timeout like a read's,
+    so it is retried as a network error is."""
+
 
 class HttpTransport:
     """Sends table requests and retries the ones that failed for reasons worth retrying.
@@ -36,6 +59,11 @@ class HttpTransport:
     ``retries`` is the number of extra attempts after the first; the wait before attempt
     ``n`` is ``backoff * 2 ** (n - 1)`` seconds. Only network errors and 5xx are retried;
     4xx answers (conflicts included) are returned to the caller at once.
+
+    ``timeout`` bounds each network operation (connecting, each read); ``deadline`` bounds
+    a whole attempt, checked as the body arrives, so an attempt lasts at most ``deadline``
+    plus one read's ``timeout``. ``max_response_bytes`` bounds an answer's body once
+    decoded; a larger one raises ``UnexpectedResponse`` and is not retried.
     """
 
     def __init__(
@@ -49,14 +77,22 @@ class HttpTransport:
         backoff: float = 0.5,
         headers: Mapping[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        deadline: float = DEFAULT_DEADLINE,
     ) -> None:
         if generation not in API_VERSIONS:
             raise ValueError(f"generation must be one of {sorted(API_VERSIONS)}, not {generation!r}")
+        if max_response_bytes < 1:
+            raise ValueError(f"max_response_bytes must be at least 1, not {max_response_bytes!r}")
+        if not deadline > 0:
+            raise ValueError(f"deadline must be a positive number of seconds, not {deadline!r}")
         check_url(base_url)
         self.generation = generation
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
+        self.max_response_bytes = max_response_bytes
+        self.deadline = deadline
         self._sleep = sleep
         base_headers = {
             "ZUMO-API-VERSION": API_VERSIONS[generation],
@@ -118,20 +154,21 @@ class HttpTransport:
     ) -> httpx.Response:
         """Send one request, retrying network errors and 5xx.
 
-        Raises ``TransportError`` when the server stays unreachable, ``ServerFailure`` when it
-        keeps answering 5xx, and ``UnexpectedResponse`` at once for a redirect, a captive
-        portal's 511, or a 2xx answered with an HTML page. Other answers (4xx included) are
-        returned to the caller.
+        Raises ``TransportError`` when the server stays unreachable (or its answers keep
+        outlasting ``deadline``), ``ServerFailure`` when it keeps answering 5xx, and
+        ``UnexpectedResponse`` at once for a redirect, a captive portal's 511, a 2xx answered
+        with an HTML page, or a body larger than ``max_response_bytes`` or in a coding the
+        client does not read. Other answers (4xx included) are returned to the caller, their
+        body read and decoded.
         """
         attempt = 0
         while True:
             try:
-                response = self._client.request(method, url, params=params, json=json, headers=headers)
+                response = self._send(method, url, params=params, json=json, headers=headers)
             except httpx.TransportError as exc:
                 if attempt >= self.retries:
-                    raise TransportError(
-                        f"{method} {self.url_for(url)}: {exc.__class__.__name__}: {exc}"
-                    ) from exc
+                    why = str(exc) if isinstance(exc, DeadlineExceeded) else f"{exc.__class__.__name__}: {exc}"
+                    raise TransportError(f"{method} {self.url_for(url)}: {why}") from exc
             else:
                 status = response.status_code
                 if status == 511:
@@ -145,6 +182,53 @@ class HttpTransport:
                     raise ServerFailure(status, response.reason_phrase, where, attempt + 1, detail)
             attempt += 1
             self._sleep(self.backoff * 2 ** (attempt - 1))
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None,
+        json: Any,
+        headers: Mapping[str, str] | None,
+    ) -> httpx.Response:
+        """One attempt: the answer with its body read within the limits, and decoded."""
+        request = self._client.build_request(method, url, params=params, json=json, headers=headers)
+        # Only what _BodyReader decodes, whatever httpx would offer (br, zstd when installed)
+        # or a caller's headers say: a server then has no reason to send another coding.
+        request.headers["Accept-Encoding"] = ACCEPT_ENCODING
+        started = time.monotonic()
+        response = self._client.send(request, stream=True)
+        try:
+            if response.is_stream_consumed:
+                # Made in-process with its body already read and decoded (an
+                # httpx.MockTransport answering bytes): there is nothing left to bound.
+                body = response.content
+                if len(body) > self.max_response_bytes:
+                    raise too_large(response, self.max_response_bytes, decoded=False)
+                return response
+            reader = _BodyReader(response, self.max_response_bytes)
+            for chunk in response.iter_raw():
+                reader.feed(chunk)
+                if time.monotonic() - started > self.deadline:
+                    raise DeadlineExceeded(
+                        f"the answer took longer than {self.deadline:g} s (the deadline of one request; "
+                        "raise it with deadline=…, or offline-sync --deadline)",
+                        request=request,
+                    )
+            body = reader.finish()
+        finally:
+            response.close()
+        # The headers that described the body on the wire describe it no more; httpx sets the
+        # Content-Length of the decoded body.
+        kept = [
+            (name, value)
+            for name, value in response.headers.raw
+            if name.lower() not in (b"content-encoding", b"content-length", b"transfer-encoding")
+        ]
+        return httpx.Response(
+            response.status_code, headers=kept, content=body, request=request, extensions=response.extensions
+        )
 
     def stream(
         self,
@@ -168,6 +252,112 @@ class HttpTransport:
         except (httpx.InvalidURL, ValueError):
             return url
         return str(full.copy_with(query=None, fragment=None))
+
+
+class _BodyReader:
+    """An answer's body, decoded as its chunks arrive and never past ``limit`` bytes.
+
+    Hand-written because httpx offers no bound on decompression: its decoders call zlib
+    without ``max_length``, so a few MB of gzip (a "gzip bomb") expand to GBs in memory
+    before anything can look at the size. Here each zlib call yields at most ``_STEP``
+    bytes and no more than one byte past what the limit leaves, so the decoded bytes held
+    never exceed ``limit`` + 1, plus one raw chunk as the network delivered it.
+    Identity, gzip (``x-gzip``) and deflate (zlib-wrapped, or raw as some servers send it,
+    both read as httpx reads them) are the codings read, the ones ``ACCEPT_ENCODING`` asks
+    for; a body in any other is refused, naming its coding.
+    """
+
+    _STEP = 64 * 1024
+
+    def __init__(self, response: httpx.Response, limit: int) -> None:
+        self.response = response
+        self.limit = limit
+        self._body = io.BytesIO()
+        self._size = 0
+        self._probe = b""  # a deflate body's first bytes, until they tell zlib from raw deflate
+        self._inflater: zlib._Decompress | None = None
+        codings = [
+            value for value in response.headers.get_list("Content-Encoding", split_commas=True)
+            if value.lower() not in ("", "identity")
+        ]
+        self.coding = codings[0].lower() if len(codings) == 1 else None
+        if codings and self.coding not in ("gzip", "x-gzip", "deflate"):
+            raise unexpected(
+                response,
+                f"answered in a coding the client does not read (Content-Encoding: "
+                f"{response.headers.get('Content-Encoding')}); it asks for {ACCEPT_ENCODING} only",
+            )
+        if self.coding in ("gzip", "x-gzip"):
+            self._inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        elif self.coding is None:
+            declared = response.headers.get("Content-Length", "")
+            if declared.isascii() and declared.isdigit() and int(declared) > limit:
+                raise too_large(response, limit, decoded=False)  # refused before a byte is read
+
+    def feed(self, chunk: bytes) -> None:
+        if self.coding is None:
+            self._keep(chunk)
+        elif self.coding == "deflate" and self._inflater is None:
+            self._probe += chunk
+            if len(self._probe) >= 2:
+                wbits = zlib.MAX_WBITS if _zlib_header(self._probe) else -zlib.MAX_WBITS
+                self._inflater = zlib.decompressobj(wbits)
+                probe, self._probe = self._probe, b""
+                self._inflate(probe)
+        else:
+            self._inflate(chunk)
+
+    def finish(self) -> bytes:
+        if self.coding == "deflate" and self._inflater is None:
+            self._inflater = zlib.decompressobj()  # under two bytes: no body, or a broken one
+            self._inflate(self._probe)
+        if self._inflater is not None:
+            try:
+                # Nothing is left unconsumed (_inflate drains it): only what zlib holds back.
+                self._keep(self._inflater.flush())
+            except zlib.error as exc:
+                raise self._undecodable(exc) from None
+        return self._body.getvalue()
+
+    def _inflate(self, data: bytes) -> None:
+        assert self._inflater is not None
+        try:
+            # Bytes after the end of the compressed stream are dropped, as httpx drops them
+            # (zlib would gather them in unused_data, without bound).
+            while data and not self._inflater.eof:
+                room = self.limit - self._size + 1  # one byte past the limit shows it is passed
+                self._keep(self._inflater.decompress(data, min(room, self._STEP)))
+                data = self._inflater.unconsumed_tail
+        except zlib.error as exc:
+            raise self._undecodable(exc) from None
+
+    def _keep(self, data: bytes) -> None:
+        self._size += len(data)
+        if self._size > self.limit:
+            raise too_large(self.response, self.limit, decoded=self.coding is not None)
+        self._body.write(data)
+
+    def _undecodable(self, exc: zlib.error) -> UnexpectedResponse:
+        return unexpected(self.response, f"answered with a body that is not valid {self.coding} ({exc})")
+
+
+def _zlib_header(data: bytes) -> bool:
+    """Whether ``data`` starts with a zlib header (RFC 1950: deflate, a window of at most
+    32 KiB, a check of 31), as a ``Content-Encoding: deflate`` body should; others send
+    raw deflate."""
+    return data[0] & 0x0F == 8 and data[0] >> 4 <= 7 and (data[0] << 8 | data[1]) % 31 == 0
+
+
+def too_large(response: httpx.Response, limit: int, *, decoded: bool) -> UnexpectedResponse:
+    """``UnexpectedResponse`` for an answer larger than ``limit`` bytes, saying how to raise it."""
+    size = f"{limit // MiB} MiB" if limit % MiB == 0 else f"{limit} bytes"
+    once = " once decompressed" if decoded else ""
+    return unexpected(
+        response,
+        f"answered with more than {size}{once}, the largest answer the client reads; if the server's "
+        "answers are really that large, raise the limit (max_response_bytes=…, or offline-sync "
+        "--max-response-mb)",
+    )
 
 
 def check_url(url: str) -> str:
