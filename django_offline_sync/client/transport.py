@@ -17,6 +17,8 @@ that many bytes, not expanded into memory), and an answer dripped in slowly is c
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import io
 import re
 import time
@@ -45,6 +47,9 @@ DEFAULT_MAX_RESPONSE_BYTES = 128 * 1024 * 1024
 #: Seconds an attempt may take from sending the request to the end of the answer's body.
 DEFAULT_DEADLINE = 300.0
 
+#: The longest wait a server's ``Retry-After`` obtains between two attempts, in seconds.
+MAX_RETRY_AFTER = 60.0
+
 MiB = 1024 * 1024
 
 
@@ -57,7 +62,8 @@ class HttpTransport:
     """Sends table requests and retries the ones that failed for reasons worth retrying.
 
     ``retries`` is the number of extra attempts after the first; the wait before attempt
-    ``n`` is ``backoff * 2 ** (n - 1)`` seconds. Only network errors and 5xx are retried;
+    ``n`` is ``backoff * 2 ** (n - 1)`` seconds, or longer when a 5xx answer carries
+    ``Retry-After`` (at most ``MAX_RETRY_AFTER``). Only network errors and 5xx are retried;
     4xx answers (conflicts included) are returned to the caller at once.
 
     ``timeout`` bounds each network operation (connecting, each read); ``deadline`` bounds
@@ -163,6 +169,7 @@ class HttpTransport:
         """
         attempt = 0
         while True:
+            asked: float | None = None
             try:
                 response = self._send(method, url, params=params, json=json, headers=headers)
             except httpx.TransportError as exc:
@@ -180,8 +187,15 @@ class HttpTransport:
                     detail = error_text(response) if not looks_like_html(response) else None
                     where = f"{method} {address(response)}"
                     raise ServerFailure(status, response.reason_phrase, where, attempt + 1, detail)
+                asked = retry_after(response)
             attempt += 1
-            self._sleep(self.backoff * 2 ** (attempt - 1))
+            wait = self.backoff * 2 ** (attempt - 1)
+            if asked is not None:
+                # The server knows when it will be back (a deploy, a database failover):
+                # retrying sooner only fails again. Capped, so a server cannot park the
+                # client for hours; never shorter than the backoff, which it cannot cancel.
+                wait = max(wait, min(asked, MAX_RETRY_AFTER))
+            self._sleep(wait)
 
     def _send(
         self,
@@ -358,6 +372,23 @@ def too_large(response: httpx.Response, limit: int, *, decoded: bool) -> Unexpec
         "answers are really that large, raise the limit (max_response_bytes=…, or offline-sync "
         "--max-response-mb)",
     )
+
+
+def retry_after(response: httpx.Response, now: Callable[[], float] = time.time) -> float | None:
+    """The seconds a ``Retry-After`` header asks to wait (delay-seconds or an HTTP-date, RFC 9110
+    §10.2.3; a date in the past is 0), or None when there is none that can be read."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    if value.isascii() and value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC, as every HTTP-date is
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, when.timestamp() - now())
 
 
 def check_url(url: str) -> str:

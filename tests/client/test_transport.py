@@ -1,8 +1,9 @@
 """The HTTP transport: protocol headers, retries with backoff, when it gives up (no server), and
-the limits a hostile or broken server's answer meets (size once decoded, time)."""
+the limits a hostile or broken server's answer meets (size once decoded, time, Retry-After)."""
 
 from __future__ import annotations
 
+import email.utils
 import json
 import time
 import tracemalloc
@@ -246,3 +247,48 @@ def test_a_body_dripped_in_once_then_sent_whole_is_read():
 def test_limits_must_be_positive(kwargs):
     with pytest.raises(ValueError):
         HttpTransport("http://x", **kwargs)
+
+
+# -- Retry-After ---------------------------------------------------------------------------------
+
+
+def answers_then_ok(*first: httpx.Response):
+    answers = iter([*first, httpx.Response(200, json=[])])
+    return lambda request: next(answers)
+
+
+@pytest.mark.parametrize(
+    "value,expected",
+    [("7", [7.0]), ("3600", [60.0]), ("0", [0.5]), ("soon", [0.5]), ("-5", [0.5]), ("9" * 400, [60.0]),
+     ("Wed, 21 Oct 2015 07:28:00 GMT", [0.5])],
+    ids=["seconds", "capped", "never-below-backoff", "unreadable", "negative", "huge", "past-date"],
+)
+def test_retry_after_on_a_503_sets_the_wait(value, expected):
+    transport, sleeps = make(answers_then_ok(httpx.Response(503, headers={"Retry-After": value})), backoff=0.5)
+    assert transport.request("GET", "/tables/Task").status_code == 200
+    assert sleeps == expected
+
+
+def test_retry_after_as_an_http_date():
+    later = email.utils.formatdate(time.time() + 20, usegmt=True)
+    far = email.utils.formatdate(time.time() + 86400, usegmt=True)
+    transport, sleeps = make(answers_then_ok(
+        httpx.Response(503, headers={"Retry-After": later}), httpx.Response(503, headers={"Retry-After": far})
+    ), backoff=0.5)
+    assert transport.request("GET", "/tables/Task").status_code == 200
+    assert 18 <= sleeps[0] <= 20 and sleeps[1] == 60.0
+
+
+def test_retry_after_only_lengthens_the_backoff_of_its_own_attempt():
+    transport, sleeps = make(answers_then_ok(
+        httpx.Response(503, headers={"Retry-After": "5"}), httpx.Response(502), httpx.Response(503)
+    ), retries=3, backoff=0.5)
+    assert transport.request("GET", "/tables/Task").status_code == 200
+    assert sleeps == [5.0, 1.0, 2.0]
+
+
+def test_a_429_is_still_returned_at_once_for_the_caller_to_report():
+    calls = []
+    transport, sleeps = make(lambda request: calls.append(1) or httpx.Response(429, headers={"Retry-After": "30"}))
+    assert transport.request("POST", "/tables/Task").status_code == 429
+    assert len(calls) == 1 and sleeps == []
