@@ -39,7 +39,7 @@ from .errors import (
 from .store import DELETE, INSERT, PendingOperation
 from .sync import PullResult
 from .tables import SyncClient
-from .transport import check_url
+from .transport import DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES, MiB, check_url
 from .watch import Watcher
 
 EXIT_OK = 0
@@ -157,8 +157,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--header", action="append", default=[], metavar="NAME:VALUE", help="extra HTTP header, e.g. an Authorization"
     )
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds a connection or each read may take (default 30)"
+    )
     parser.add_argument("--retries", type=int, default=3, help="retries on network errors and 5xx (default 3)")
+    parser.add_argument(
+        "--deadline",
+        type=_positive,
+        default=DEFAULT_DEADLINE,
+        metavar="SECONDS",
+        help=f"seconds a whole answer may take, however slowly it arrives (default {DEFAULT_DEADLINE:g})",
+    )
+    parser.add_argument(
+        "--max-response-mb",
+        type=_positive,
+        default=DEFAULT_MAX_RESPONSE_BYTES / MiB,
+        metavar="MIB",
+        help=f"largest answer read, in MiB once decompressed (default {DEFAULT_MAX_RESPONSE_BYTES // MiB})",
+    )
     parser.add_argument(
         "--no-batch",
         dest="batch",
@@ -227,6 +243,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive(value: str) -> float:
+    """An argument that is a number greater than 0."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not number > 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number greater than 0, not {value!r}")
+    return number
+
+
 def _headers(values: Sequence[str]) -> dict[str, str]:
     headers = {}
     for value in values:
@@ -279,6 +306,8 @@ def main(
             headers=headers,
             timeout=args.timeout,
             retries=args.retries,
+            deadline=args.deadline,
+            max_response_bytes=max(1, int(args.max_response_mb * MiB)),
             transport=transport,
             batch=args.batch,
         )

@@ -18,7 +18,16 @@ from .conflicts import ConflictHandler, cancel
 from .errors import ConflictError, ItemNotFound, ServerError, UnaddressableItem, UnknownTable
 from .store import Credentials, Item, LocalStore, PendingOperation, check_name
 from .sync import DiscardedOperation, Progress, PullResult, PushResult, Synchronizer, authentication_required, body_for
-from .transport import HttpTransport, decode_json, error_text, etag, looks_like_html, unexpected
+from .transport import (
+    DEFAULT_DEADLINE,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    HttpTransport,
+    decode_json,
+    error_text,
+    etag,
+    looks_like_html,
+    unexpected,
+)
 from .watch import Watcher
 
 
@@ -31,6 +40,8 @@ class SyncClient:
     a dict of handlers by table name; the default, ``cancel``, stops the push at a conflict.
     ``batch``: ``None`` (the default) pushes in batches when the server advertises
     ``POST /tables/$batch`` (``docs/batch.rst``), ``False`` never does, ``True`` requires it.
+    ``timeout`` bounds each network read, ``deadline`` each attempt of a request as a whole,
+    and ``max_response_bytes`` an answer's decoded body (``HttpTransport``).
     """
 
     def __init__(
@@ -48,6 +59,8 @@ class SyncClient:
         page_size: int = 50,
         batch: bool | None = None,
         batch_size: int = 50,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        deadline: float = DEFAULT_DEADLINE,
     ) -> None:
         # The transport first: a bad URL or generation is refused before a store file is created.
         self.http = HttpTransport(
@@ -58,6 +71,8 @@ class SyncClient:
             retries=retries,
             backoff=backoff,
             headers=headers,
+            max_response_bytes=max_response_bytes,
+            deadline=deadline,
         )
         try:
             self.store = store if isinstance(store, LocalStore) else LocalStore(store)

@@ -97,14 +97,19 @@ class CannedServer:
 
     It stands for what a device meets on a bad network, not for our server: a captive portal's
     login page, a redirect to a login site, a reverse proxy's error page. ``requests`` keeps
-    (method, path) of every request it received.
+    (method, path) of every request it received, ``headers_received`` their headers. With
+    ``drip`` set, the body goes out one byte at a time, ``drip`` seconds apart: a server
+    that never stalls long enough for a read timeout, yet never finishes.
     """
 
     def __init__(self) -> None:
         import http.server
         import threading
+        import time
 
         self.requests: list[tuple[str, str]] = []
+        self.headers_received: list[dict[str, str]] = []
+        self.drip = 0.0
         self.status = 200
         self.body = b""
         self.headers: dict[str, str] = {}
@@ -116,12 +121,22 @@ class CannedServer:
                 if length:
                     self.rfile.read(length)
                 canned.requests.append((self.command, self.path))
+                canned.headers_received.append(dict(self.headers.items()))
                 self.send_response(canned.status)
                 for name, value in canned.headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(canned.body)))
                 self.end_headers()
-                self.wfile.write(canned.body)
+                if not canned.drip:
+                    self.wfile.write(canned.body)
+                    return
+                try:
+                    for index in range(len(canned.body)):
+                        self.wfile.write(canned.body[index : index + 1])
+                        self.wfile.flush()
+                        time.sleep(canned.drip)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up, as it should
+                    pass
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer
 

@@ -8,7 +8,15 @@ import httpx
 import pytest
 
 from django_offline_sync.client import LocalStore
-from django_offline_sync.client.cli import EXIT_INCOMPLETE, EXIT_OK, EXIT_PENDING, EXIT_UNREACHABLE, ProgressBar, main
+from django_offline_sync.client.cli import (
+    EXIT_INCOMPLETE,
+    EXIT_NOT_API,
+    EXIT_OK,
+    EXIT_PENDING,
+    EXIT_UNREACHABLE,
+    ProgressBar,
+    main,
+)
 
 
 def run(argv, transport=None):
@@ -35,6 +43,27 @@ def test_pull_without_url_is_a_usage_error(tmp_path):
     with pytest.raises(SystemExit) as info:
         run(["--db", str(tmp_path / "d.db"), "pull", "Task"])
     assert info.value.code == 2
+
+
+@pytest.mark.parametrize("option", ["--max-response-mb", "--deadline"])
+@pytest.mark.parametrize("value", ["0", "-1", "many", "inf", "nan"])
+def test_limits_must_be_positive_numbers(tmp_path, capsys, option, value):
+    with pytest.raises(SystemExit) as info:
+        run(["--db", str(tmp_path / "d.db"), f"{option}={value}", "status"])
+    assert info.value.code == 2 and option in capsys.readouterr().err
+
+
+def test_the_limits_reach_the_transport(tmp_path):
+    seen = []
+
+    def answer(request):
+        seen.append(request)
+        return httpx.Response(200, json={"items": [{"id": "a1", "text": "x" * 2000, "updatedAt": "2024-01-01T00:00:00Z",
+                                                    "version": "AAAAAAAAAAE=", "deleted": False}]})
+
+    argv = ["--url", "http://sync.test", "--db", str(tmp_path / "d.db"), "--max-response-mb", "0.001", "pull", "Task"]
+    code, _, err = run(argv, transport=httpx.MockTransport(answer))
+    assert code == EXIT_NOT_API and "more than 1048 bytes" in err and len(seen) == 1
 
 
 def test_purge_refused_with_pending_operations(tmp_path):

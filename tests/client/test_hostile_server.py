@@ -2,16 +2,24 @@
 
 The client must stop with ``UnexpectedResponse`` (the CLI's exit 7), store nothing from the
 page, and never follow a link off its own server, where it would send its sign-in headers.
+Nor may its answers exhaust the device: a body too large once decompressed (a gzip bomb) is
+refused in bounded memory, and one dripped in too slowly is cut off at the deadline.
 """
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
+import time
+import tracemalloc
+import zlib
 
 import httpx
 import pytest
 
-from django_offline_sync.client import SyncClient, UnexpectedResponse
+from django_offline_sync.client import SyncClient, TransportError, UnexpectedResponse
+from django_offline_sync.client.cli import EXIT_NOT_API, EXIT_OK, EXIT_UNREACHABLE, main
 
 ROW = {"id": "a1", "text": "x", "updatedAt": "2024-01-01T00:00:00.000Z", "version": "AAAAAAAAAAE=", "deleted": False}
 
@@ -116,3 +124,140 @@ def test_a_push_acknowledged_with_another_item_stores_nothing_and_keeps_the_queu
             client.push()
         assert client.store.pending_count() == 1
         assert client.store.get("Task", "OTHER") is None and client.store.get("Task", "n1")["text"] == "mine"
+
+
+def bomb(prefix: bytes, size: int = 1 << 30):
+    """A gzip body: ``prefix`` then ``size`` zero bytes (1 GiB: about 1 MB on the wire),
+    compressed only as far as it is read."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    yield packer.compress(prefix)
+    zeros = bytes(1 << 20)
+    for _ in range(size // len(zeros)):
+        if chunk := packer.compress(zeros):
+            yield chunk
+    yield packer.flush()
+
+
+GZIP = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+
+
+def test_a_gzip_bomb_page_is_refused_in_bounded_memory_and_nothing_of_it_is_stored(tmp_path):
+    """The bomb's first bytes are a row: reading the page in part would store it."""
+    pages = []
+
+    def answer(request):
+        pages.append(request)
+        if "page=2" not in str(request.url):
+            return httpx.Response(200, json={"items": [ROW], "nextLink": "/tables/Task?page=2"})
+        first_row = json.dumps({"items": [{**ROW, "id": "b1"}], "nextLink": "/tables/Task?page=3"})[:-1]
+        return httpx.Response(200, headers=GZIP, content=bomb(first_row.encode() + b', "padding": "'))
+
+    with client_for(tmp_path, answer, max_response_bytes=2 << 20, backoff=0) as client:
+        tracemalloc.start()
+        try:
+            with pytest.raises(UnexpectedResponse, match="more than 2 MiB once decompressed"):
+                client.pull("Task")
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 32 << 20
+        assert len(pages) == 2  # refused, not asked again
+        assert client.store.get("Task", "a1") is not None  # the page before it, stored with its token
+        assert client.store.get("Task", "b1") is None
+
+
+def test_a_push_answered_with_a_gzip_bomb_keeps_the_operation_queued(tmp_path):
+    def answer(request):
+        if request.method == "GET":
+            return httpx.Response(200, json={"items": []})
+        acknowledged = json.dumps({**ROW, "id": "n1", "text": "the server's"})[:-1]
+        return httpx.Response(201, headers=GZIP, content=bomb(acknowledged.encode() + b', "padding": "'))
+
+    with client_for(tmp_path, answer, max_response_bytes=1 << 20) as client:
+        client.table("Task").insert({"id": "n1", "text": "mine"})
+        with pytest.raises(UnexpectedResponse, match="more than 1 MiB once decompressed"):
+            client.push()
+        assert client.store.pending_count() == 1
+        assert client.store.get("Task", "n1")["text"] == "mine"
+
+
+def test_a_page_in_a_coding_not_asked_for_is_refused(tmp_path):
+    def answer(request):
+        return httpx.Response(200, headers={"Content-Encoding": "br"}, content=iter([b"\x8b\x00\x80{}\x03"]))
+
+    with client_for(tmp_path, answer) as client:
+        with pytest.raises(UnexpectedResponse, match="Content-Encoding: br"):
+            client.pull("Task")
+        assert client.store.get("Task", "a1") is None
+
+
+@pytest.mark.parametrize("wbits", [zlib.MAX_WBITS | 16, zlib.MAX_WBITS, -zlib.MAX_WBITS], ids=["gzip", "zlib", "raw"])
+def test_a_compressed_page_is_pulled(tmp_path, wbits):
+    coding = "gzip" if wbits > zlib.MAX_WBITS else "deflate"
+    packer = zlib.compressobj(6, zlib.DEFLATED, wbits)
+    page = packer.compress(json.dumps({"items": [ROW]}).encode()) + packer.flush()
+
+    def answer(request):
+        return httpx.Response(200, headers={**GZIP, "Content-Encoding": coding}, content=iter([page[:3], page[3:]]))
+
+    with client_for(tmp_path, answer) as client:
+        assert client.pull("Task").received == 1
+        assert client.store.get("Task", "a1")["text"] == "x"
+
+
+def test_a_page_dripped_in_ends_at_the_deadline_and_stores_nothing(tmp_path):
+    calls = []
+
+    class Drip(httpx.SyncByteStream):
+        def __iter__(self):
+            yield json.dumps({"items": [ROW]})[:-1].encode()
+            for _ in range(10_000):
+                time.sleep(0.02)
+                yield b" "
+
+    def answer(request):
+        calls.append(request)
+        return httpx.Response(200, headers={"Content-Type": "application/json"}, stream=Drip())
+
+    with client_for(tmp_path, answer, deadline=0.3, retries=1, backoff=0) as client:
+        with pytest.raises(TransportError, match=r"the answer took longer than 0\.3 s"):
+            client.pull("Task")
+        assert len(calls) == 2
+        assert client.store.get("Task", "a1") is None
+
+
+# -- the same over HTTP, from the command line -----------------------------------------------------
+
+
+def run_cli(*argv: str) -> tuple[int, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["--no-progress", "--retries", "0", *argv], stdout=out, stderr=err)
+    return code, err.getvalue()
+
+
+def test_a_gzip_bomb_over_http_is_refused_naming_the_option(canned_server, tmp_path):
+    canned_server.answer(200, b"".join(bomb(b'{"items": [', size=64 << 20)), "application/json",
+                         Content_Encoding="gzip")
+    code, err = run_cli("--url", canned_server.url, "--db", str(tmp_path / "d.db"), "--max-response-mb", "1",
+                        "pull", "Task")
+    assert code == EXIT_NOT_API
+    assert "answered with more than 1 MiB once decompressed" in err and "--max-response-mb" in err
+    assert len(canned_server.requests) == 1
+
+
+def test_a_compressed_page_over_http_is_pulled(canned_server, tmp_path):
+    canned_server.answer(200, gzip.compress(json.dumps({"items": [ROW]}).encode()), "application/json",
+                         Content_Encoding="gzip")
+    code, err = run_cli("--url", canned_server.url, "--db", str(tmp_path / "d.db"), "pull", "Task")
+    assert code == EXIT_OK, err
+    assert canned_server.headers_received[0]["Accept-Encoding"] == "gzip, deflate"
+
+
+def test_a_page_dripped_over_http_ends_at_the_deadline(canned_server, tmp_path):
+    canned_server.answer(200, json.dumps({"items": [ROW] * 20}), "application/json")
+    canned_server.drip = 0.02  # seconds between bytes: each read is quick, the whole page takes a minute
+    started = time.monotonic()
+    code, err = run_cli("--url", canned_server.url, "--db", str(tmp_path / "d.db"), "--timeout", "5",
+                        "--deadline", "0.5", "pull", "Task")
+    assert code == EXIT_UNREACHABLE and "the answer took longer than 0.5 s" in err
+    assert time.monotonic() - started < 5
