@@ -49,7 +49,7 @@ EXIT_UNREACHABLE = 3  # network errors or timeouts after all retries (the server
 EXIT_INCOMPLETE = 4  # the push stopped (conflict left to the user, or a failed operation)
 EXIT_PENDING = 5  # purge refused because the table has pending operations
 EXIT_SERVER_FAILED = 6  # the server was reached but kept answering 5xx after all retries
-EXIT_NOT_API = 7  # the answer is not the sync API's: an HTML page, a redirect, not JSON (captive portal, wrong URL)
+EXIT_NOT_API = 7  # not the sync API's answer: an HTML page, a redirect, not JSON, too large (captive portal, wrong URL)
 EXIT_STORE = 8  # the --db file is not a client store (another application's database), or is corrupted
 EXIT_AUTH = 9  # the server refused the sign-in (not signed in, token expired or revoked, wrong password)
 
@@ -62,7 +62,10 @@ EXIT_MEANINGS: dict[int, str] = {
     EXIT_INCOMPLETE: "push incomplete: a conflict left to you (see --conflict) or a failed operation",
     EXIT_PENDING: "purge refused: the table has pending operations (push first, or --force)",
     EXIT_SERVER_FAILED: "the server failed: it answered 5xx after all retries",
-    EXIT_NOT_API: "not the sync API: an HTML page, a redirect or not JSON (a captive portal or a wrong --url?)",
+    EXIT_NOT_API: (
+        "not the sync API: an HTML page, a redirect, not JSON or past --max-response-mb "
+        "(a captive portal or a wrong --url?)"
+    ),
     EXIT_STORE: "--db is not a client store (another application's SQLite file), or is corrupted",
     EXIT_AUTH: "sign-in refused: not signed in, the token expired or was revoked, or a wrong password "
     "(run login; queued changes are kept)",
