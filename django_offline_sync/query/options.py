@@ -88,7 +88,9 @@ def parse_int_option(option: str, value: str, *, maximum: int = _MAX_SKIP) -> in
             "Expected a non-negative integer", option=option,
             position=len(value) - len(stripped), expected="a non-negative integer",
         )
-    number = int(value)
+    # Leading zeros stripped first: int() refuses more than 4300 digits, zeros included.
+    digits = value.strip(" \t\r\n\f\v").lstrip("+").lstrip("0") or "0"
+    number = int(digits) if len(digits) <= len(str(maximum)) else maximum + 1
     if number > maximum:
         raise ODataError(
             f"The value must be at most {maximum}", option=option, position=0, expected=f"at most {maximum}"

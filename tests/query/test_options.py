@@ -74,6 +74,17 @@ def test_top_must_be_a_non_negative_integer(field_map, value):
     assert error(f"$top={value}", field_map).option == "$top"
 
 
+@pytest.mark.parametrize("option", ["$skip", "$top"])
+def test_an_integer_option_of_more_digits_than_int_reads(field_map, option):
+    # Python's int() refuses more than 4300 digits (sys.get_int_max_str_digits), leading zeros
+    # included: either was a 500 from one query string.
+    exc = error(f"{option}={'9' * 5000}", field_map)
+    assert (exc.option, exc.position) == (option, 0) and "at most" in str(exc.detail)
+    name = option[1:]
+    assert getattr(query(f"{option}={'0' * 5000}1", field_map), name) == 1
+    assert getattr(query(quote(f"{option}= +{'0' * 4400}7 ", safe="$="), field_map), name) == 7
+
+
 def test_top_is_returned_as_sent(field_map):
     assert query("$top=100000", field_map).top == 100000
     assert query("$top=0", field_map).top == 0
