@@ -371,6 +371,13 @@ _DATASYNC_AGENT: Final = re.compile(r"(?:^|\s)Datasync/(\d+)", re.IGNORECASE)
 _CTK_FIRST_MAJOR: Final = 8
 
 
+def _major(digits: str) -> int:
+    """A client's major version from a header's digits. Past nine digits it is only "large":
+    ``int()`` refuses more than 4300 digits, and no client's major needs more than a few."""
+    digits = digits.lstrip("0")
+    return int(digits or "0") if len(digits) <= 9 else 10**9
+
+
 def _client_next_link(request: Request) -> Literal["query", "absolute"]:
     """The ``nextLink`` form the calling v3 client follows, from its user agent (§3.4).
 
@@ -388,7 +395,7 @@ def _client_next_link(request: Request) -> Literal["query", "absolute"]:
     for agent in agents:
         match = _DATASYNC_AGENT.search(agent)
         if match is not None:
-            return "absolute" if int(match.group(1)) < _CTK_FIRST_MAJOR else "query"
+            return "absolute" if _major(match.group(1)) < _CTK_FIRST_MAJOR else "query"
     return "query"
 
 
@@ -432,7 +439,7 @@ def _sdk_generation(request: Request) -> GenerationName | None:
     for header in ("X-ZUMO-VERSION", "User-Agent"):
         match = _ZUMO_SDK.match(request.headers.get(header, ""))
         if match is not None:
-            major, rest = int(match.group(1)), match.group(2).lower()
+            major, rest = _major(match.group(1)), match.group(2).lower()
             if major <= 1 or (major == 2 and "lang=objective-c" in rest):
                 return "v1"
             return "v2"
