@@ -50,7 +50,7 @@ from .exceptions import BadRequest, describe
 from .generations import policy_for
 from .renderers import SyncJSONRenderer
 from .settings import get_settings
-from .wire import format_timestamp, ms_to_datetime
+from .wire import MAX_MS, format_timestamp, ms_to_datetime
 
 __all__ = ["CHANNEL", "EVENTS_PATH", "events_view", "notify_committed"]
 
@@ -411,12 +411,17 @@ def _scoped(view: Any) -> bool:
 
 
 def _resume_point(last_event_id: str | None) -> dict[str, int]:
-    """``Last-Event-ID`` (``Task:1732874400123,Note:…``) as table name → stamp; junk is ignored."""
+    """``Last-Event-ID`` (``Task:1732874400123,Note:…``) as table name → stamp; junk is ignored.
+
+    Junk includes what no event id holds: digits other than ASCII, and a stamp past the latest
+    timestamp (``int()`` refuses more than 4300 digits, and such a stamp would silence the table).
+    """
     resume: dict[str, int] = {}
     for part in (last_event_id or "").split(","):
         name, _, ms = part.strip().rpartition(":")
-        if name and ms.isdigit():
-            resume[name.lower()] = int(ms)
+        digits = ms.lstrip("0") or "0"
+        if name and ms.isascii() and ms.isdigit() and len(digits) <= len(str(MAX_MS)) and int(digits) <= MAX_MS:
+            resume[name.lower()] = int(digits)
     return resume
 
 

@@ -470,3 +470,15 @@ def test_last_event_id_parsing():
     assert _resume_point(_event_id({"Task": 5, "Note": 0})) == {"task": 5, "note": 0}
     assert _resume_point("Task:12,garbage,:3,Note:x") == {"task": 12}
     assert _resume_point(None) == {}
+
+
+def test_a_last_event_id_no_stamp_could_have_is_ignored():
+    from django_offline_sync.events import _resume_point
+    from django_offline_sync.wire import MAX_MS
+
+    # int() refuses more than 4300 digits and a superscript that isdigit() accepts: both were a
+    # 500 from one header. A stamp past the last timestamp was never sent and would silence
+    # the stream for good; digits other than ASCII are no id this server wrote.
+    assert _resume_point(f"Task:{'9' * 5000},Note:7") == {"note": 7}
+    assert _resume_point(f"Task:\u00b2,Note:{'0' * 5000}7") == {"note": 7}
+    assert _resume_point(f"Task:\u0663,Note:{MAX_MS + 1},Inspection:{MAX_MS}") == {"inspection": MAX_MS}
