@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHt
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import APIException, NotFound
+from rest_framework.throttling import BaseThrottle
 
 from . import stamping
 from .exceptions import BadRequest, describe
@@ -80,6 +82,12 @@ _CONNINFO_KEYS: Final = frozenset(
 class InvalidSubscription(BadRequest):
     default_detail = _("The subscription is invalid.")
     default_code = "invalid_subscription"
+
+
+class TooManyStreams(APIException):
+    status_code = 429
+    default_detail = _("Too many change-event streams are open for this caller; close one first.")
+    default_code = "too_many_streams"
 
 
 class AsgiRequired(APIException):
@@ -257,6 +265,55 @@ def _read_clocks(wanted: list[tuple[tuple[str, str], type]]) -> dict[tuple[str, 
 # -- the view ------------------------------------------------------------------------------------
 
 
+class _Streams:
+    """The streams open in this process per caller (``EVENTS_MAX_STREAMS_PER_CALLER``).
+
+    Taken on Django's sync thread while the subscription is checked, given back on the event
+    loop when the stream ends, or when a response that never streamed is dropped.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: dict[str, int] = {}
+
+    def take(self, caller: str, limit: int) -> Callable[[], None]:
+        """A slot for ``caller``, as the function that gives it back (once); else ``TooManyStreams``."""
+        with self._lock:
+            if self._open.get(caller, 0) >= limit:
+                raise TooManyStreams(
+                    f"At most {limit} change-event streams may be open at once for one caller "
+                    "(a user, or an address when signed out); close one before opening another."
+                )
+            self._open[caller] = self._open.get(caller, 0) + 1
+        given_back = threading.Event()
+
+        def give_back() -> None:
+            with self._lock:
+                if given_back.is_set():
+                    return
+                given_back.set()
+                left = self._open[caller] - 1
+                if left:
+                    self._open[caller] = left
+                else:
+                    del self._open[caller]
+
+        return give_back
+
+
+_STREAMS: Final = _Streams()
+
+
+def _caller(view: Any) -> str:
+    """Who a stream counts against: the signed-in user, else the client's address as DRF's
+    throttles tell it (``NUM_PROXIES``)."""
+    request = view.request
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return f"user:{user.pk}"
+    return f"address:{BaseThrottle().get_ident(request)}"
+
+
 @dataclass
 class _Subscription:
     """One table of one subscriber: its name, clock key, if per caller its data view, and
@@ -313,12 +370,18 @@ def events_view(tables: Mapping[str, Any]) -> Callable[..., Any]:
         opened = await sync_to_async(_open)(request, tables)
         if isinstance(opened, HttpResponseBase):
             return opened
-        subscriptions, resume = opened
-        hub = _hub()
-        keys = await hub.subscribe(s.model for s in subscriptions)
-        for subscription, key in zip(subscriptions, keys, strict=True):
-            subscription.key = key
-        stream = StreamingHttpResponse(_stream(hub, subscriptions, resume), content_type="text/event-stream")
+        subscriptions, resume, give_back = opened
+        try:
+            hub = _hub()
+            keys = await hub.subscribe(s.model for s in subscriptions)
+            for subscription, key in zip(subscriptions, keys, strict=True):
+                subscription.key = key
+            events = _stream(hub, subscriptions, resume, give_back)
+        except BaseException:
+            give_back()
+            raise
+        weakref.finalize(events, give_back)  # a response dropped before it streamed
+        stream = StreamingHttpResponse(events, content_type="text/event-stream")
         stream["Cache-Control"] = "no-cache"
         stream["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
         return stream
@@ -327,7 +390,7 @@ def events_view(tables: Mapping[str, Any]) -> Callable[..., Any]:
     return csrf_exempt(events)
 
 
-_Opened = tuple[list["_Subscription"], dict[str, int]]
+_Opened = tuple[list["_Subscription"], dict[str, int], Callable[[], None]]
 
 
 def _open(request: HttpRequest, tables: Mapping[str, Any]) -> HttpResponseBase | _Opened:
@@ -355,6 +418,7 @@ def _open(request: HttpRequest, tables: Mapping[str, Any]) -> HttpResponseBase |
             view = _checked_view(request, table)
             generation = view.generation
             subscriptions.append(_Subscription(table.name, ("", ""), table.model, view if _scoped(view) else None))
+        give_back = _STREAMS.take(_caller(view), get_settings().EVENTS_MAX_STREAMS_PER_CALLER)
     except APIException as exc:
         message, extra = describe(exc)
         body = generation.error_body(exc.status_code, message, extra)
@@ -364,7 +428,8 @@ def _open(request: HttpRequest, tables: Mapping[str, Any]) -> HttpResponseBase |
         if exc.status_code == 401 and isinstance(auth_header, str):
             response["WWW-Authenticate"] = auth_header
         return response
-    return subscriptions, _resume_point(request.headers.get("Last-Event-ID") or request.GET.get("lastEventId"))
+    resume = _resume_point(request.headers.get("Last-Event-ID") or request.GET.get("lastEventId"))
+    return subscriptions, resume, give_back
 
 
 def _checked_view(request: HttpRequest, table: Any) -> Any:
@@ -434,7 +499,9 @@ def _id_of(subscriptions: Iterable[_Subscription]) -> str:
     return _event_id({s.name: s.sent for s in subscriptions})
 
 
-async def _stream(hub: _Hub, subscriptions: list[_Subscription], resume: Mapping[str, int]) -> AsyncIterator[bytes]:
+async def _stream(
+    hub: _Hub, subscriptions: list[_Subscription], resume: Mapping[str, int], give_back: Callable[[], None]
+) -> AsyncIterator[bytes]:
     """The event stream: a ``ready`` event, then a change event per table when it moves.
 
     Every wake-up of the hub (any write to a subscribed table) makes the subscription look,
@@ -473,6 +540,7 @@ async def _stream(hub: _Hub, subscriptions: list[_Subscription], resume: Mapping
                 await asyncio.sleep(min(until, deadline) - now)
     finally:
         hub.unsubscribe(keys)
+        give_back()
 
 
 def _in_sync(subscriptions: Iterable[_Subscription], function: Callable[..., _T]) -> Callable[..., Awaitable[_T]]:

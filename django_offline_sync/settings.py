@@ -214,6 +214,10 @@ class SyncSettings:
     EVENTS_COALESCE_MS: int = 250
     #: Seconds between keep-alive comments on an idle stream.
     EVENTS_KEEPALIVE_SECONDS: int = 15
+    #: Most change-event streams one caller (a signed-in user, else a client address as DRF's
+    #: throttles tell it, ``NUM_PROXIES``) may hold open at once in one process; above: 429
+    #: ``too_many_streams``. Each stream holds memory until the client closes it.
+    EVENTS_MAX_STREAMS_PER_CALLER: int = 16
     #: Database aliases of streaming replicas that serve the sync tables' reads (pulls and
     #: reads by id) through ``django_offline_sync.replicas.ReplicaRouter``; empty: the primary.
     READ_DATABASES: tuple[str, ...] = ()
@@ -259,7 +263,7 @@ _LIMITS: Final = (
 )
 _LIMITS_BATCH: Final = (
     "BATCH_MAX_OPERATIONS", "BATCH_MAX_BODY_BYTES", "BATCH_RECORD_TTL",
-    "EVENTS_POLL_MS", "EVENTS_COALESCE_MS", "EVENTS_KEEPALIVE_SECONDS",
+    "EVENTS_POLL_MS", "EVENTS_COALESCE_MS", "EVENTS_KEEPALIVE_SECONDS", "EVENTS_MAX_STREAMS_PER_CALLER",
 )
 
 

@@ -14,5 +14,6 @@ OFFLINE_SYNC = {
     "EVENTS_POLL_MS": int(os.environ.get("EVENTS_POLL_MS", "200")),
     "EVENTS_COALESCE_MS": 50,
     "EVENTS_KEEPALIVE_SECONDS": 2,
+    "EVENTS_MAX_STREAMS_PER_CALLER": int(os.environ.get("EVENTS_MAX_STREAMS_PER_CALLER", "16")),
 }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

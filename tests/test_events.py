@@ -361,6 +361,40 @@ def test_subscriptions_are_checked_like_reads(servers, subscribe):
     assert httpx.post(f"{events.url}/tables/$events?tables=Task", headers=V3).status_code == 405
 
 
+def test_a_caller_may_hold_only_so_many_streams_open(database):
+    # Each open stream holds memory in the events process until its client closes it: one
+    # anonymous client looping on GET /tables/$events could hold thousands.
+    server = Server(database, EVENTS_MAX_STREAMS_PER_CALLER="2").start()
+    tokens = database.tokens("ann_streams")
+    held: list[Subscriber] = []
+    try:
+        held += [Subscriber(server.url, "Task"), Subscriber(server.url, "Task,Note")]
+        assert [s.status for s in held] == [200, 200] and [s.next().event for s in held] == ["ready", "ready"]
+        third = Subscriber(server.url, "Note")
+        held.append(third)
+        assert third.status == 429, third.body
+        body = json.loads(third.body)
+        assert body["errorCode"] == "too_many_streams" and "At most 2" in body["title"]
+        # A signed-in user counts on their own, not against the address.
+        signed_in = Subscriber(server.url, "Inspection", {"Authorization": f"Token {tokens['ann_streams']}"})
+        held.append(signed_in)
+        assert signed_in.status == 200
+        # A closed stream gives its place back.
+        held[0].close()
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            again = Subscriber(server.url, "Task")
+            held.append(again)
+            if again.status == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert again.status == 200 and again.next().event == "ready"
+    finally:
+        for subscriber in held:
+            subscriber.close()
+        server.stop()
+
+
 @pytest.mark.django_db
 def test_under_wsgi_the_stream_is_refused_with_a_reason(client):
     response = client.get("/tables/$events?tables=Task", HTTP_ZUMO_API_VERSION="3.0.0")
