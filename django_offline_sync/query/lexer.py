@@ -28,21 +28,26 @@ UTC = dt.UTC
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 _WHITESPACE = " \t\r\n"
+# The grammar's DIGIT is ASCII: str.isdigit() and a str pattern's \d also take "١" or "²",
+# which int() reads (or refuses) as it pleases. The patterns with \\d are compiled re.ASCII.
+_DIGITS = frozenset("0123456789")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _DATETIME_BODY = (
     r"(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<h>\d{2}):(?P<m>\d{2})"
     r"(?::(?P<s>\d{2})(?:\.(?P<f>\d+))?)?\s*(?P<tz>Z|z|[+-]\d{2}:?\d{2})?"
 )
-_DATETIME_TEXT = re.compile(_DATETIME_BODY + r"$")
+_DATETIME_TEXT = re.compile(_DATETIME_BODY + r"$", re.ASCII)
 # Bare (unquoted) v4 literals, as CTK sends inside cast(…).
 _BARE_DATETIME = re.compile(
-    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|z|[+-]\d{2}:\d{2})?"
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|z|[+-]\d{2}:\d{2})?", re.ASCII
 )
 _BARE_GUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
-_BARE_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_BARE_TIME = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?")
-_TIME_TEXT = re.compile(r"(?P<h>\d{2}):(?P<m>\d{2})(?::(?P<s>\d{2})(?:\.(?P<f>\d+))?)?$")
-_NUMBER = re.compile(r"-?\d+(?P<frac>\.\d+)?(?P<exp>[eE][+-]?\d+)?(?P<suffix>[lLmMfFdD])?(?![A-Za-z0-9_])")
+_BARE_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_BARE_TIME = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?", re.ASCII)
+_TIME_TEXT = re.compile(r"(?P<h>\d{2}):(?P<m>\d{2})(?::(?P<s>\d{2})(?:\.(?P<f>\d+))?)?$", re.ASCII)
+_NUMBER = re.compile(
+    r"-?\d+(?P<frac>\.\d+)?(?P<exp>[eE][+-]?\d+)?(?P<suffix>[lLmMfFdD])?(?![A-Za-z0-9_])", re.ASCII
+)
 _TYPED_PREFIXES = ("datetime", "datetimeoffset", "guid", "x", "binary", "date", "time", "timeofday")
 _DECIMAL_LIMIT = decimal.Decimal("1e28")
 
@@ -85,7 +90,7 @@ def tokenize(text: str) -> list[Token]:
             value, after = read_quoted(text, pos)
             tokens.append(Token("literal", pos, text[pos:after], Literal(position=pos, kind="string", value=value)))
             pos = after
-        elif char.isdigit() or (char == "-" and pos + 1 < end and text[pos + 1].isdigit()):
+        elif char in _DIGITS or (char == "-" and pos + 1 < end and text[pos + 1] in _DIGITS):
             token = _bare_literal(text, pos)
             tokens.append(token)
             pos += len(token.text)

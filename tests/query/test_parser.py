@@ -188,3 +188,19 @@ def test_select_names():
     with pytest.raises(ODataSyntaxError) as info:
         parse_select("id, a-b")
     assert info.value.position == 4
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "priority eq \u0661",  # ARABIC-INDIC DIGIT ONE: str.isdigit() and \d take it, the grammar does not
+        "priority eq 1\u0662",
+        "priority eq \u00b2",  # SUPERSCRIPT TWO, which int() refuses
+        "priority eq 1.\u0665",
+        "updatedAt gt datetimeoffset'\u0662\u0660\u0662\u0664-01-01T00:00:00Z'",
+        "updatedAt gt cast(\u0662\u0660\u0662\u0664-01-01T00:00:00Z,Edm.DateTimeOffset)",
+    ],
+)
+def test_only_ascii_digits_make_numbers_and_timestamps(text):
+    with pytest.raises(ODataSyntaxError):
+        parse_filter(text)
