@@ -25,6 +25,7 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, ClassVar, Final
 
 import orjson
@@ -252,7 +253,9 @@ class BatchView(APIView):
                     if row_id is not None:
                         written[(op.table.model, row_id)] = op
                 body = {"batchId": batch_id, "results": results}
-                record.response = orjson.dumps(body).decode()
+                # As the answer is written (decimals exact, integers past 64 bits), so that a
+                # table with a DecimalField can be batched and a replay gives the same numbers.
+                record.response = SyncJSONRenderer().render(body).decode()
                 record.save(using=using, update_fields=["response"])
         except _OperationFailed as failed:
             return failed.response
@@ -536,6 +539,7 @@ def _replay(stored: SyncBatch, digest: str) -> Response:
         raise BatchIdReused(
             "This batchId was already committed with different operations; use a new batchId for a new batch."
         )
-    response = Response(orjson.loads(stored.response), status=status.HTTP_200_OK)
+    # Decimals back as Decimal: a replay writes the digits the first answer wrote.
+    response = Response(json.loads(stored.response, parse_float=Decimal), status=status.HTTP_200_OK)
     response["X-Batch-Replayed"] = "true"
     return response

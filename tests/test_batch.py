@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -475,3 +476,25 @@ def test_an_operation_member_no_database_can_store_is_400(client, member, operat
     assert f"{member} must be text without NUL characters or lone surrogates" in body["message"]
     assert list(Task.objects.values_list("id", "text", "deleted")) == [("t1", "kept", False)]
     assert not SyncBatch.objects.exists()
+
+
+@pytest.mark.urls("tests.pipeline.urls")
+def test_a_table_with_decimals_is_batched_and_replayed_with_exact_numbers(client):
+    # The batch record held the answer through orjson alone, which refuses a Decimal: every
+    # batch touching a DecimalField was a 500 (retried by the clients, never applied).
+    from tests.models import Ledger
+
+    row = Ledger.objects.create(amount="1.5000000000")
+    body = batch(
+        {"op": "insert", "table": "Ledger", "item": {"id": "l1", "amount": "12345678901234567890.1234567890"}},
+        {"op": "update", "table": "Ledger", "id": row.pk, "item": {"id": row.pk, "amount": "2.50"}},
+    )
+    response = client.post(BATCH, body, format="json")
+    assert response.status_code == 200, response.content
+    first = response.content
+    assert b'"amount":12345678901234567890.1234567890' in first
+    assert b'"amount":2.5000000000' in first or b'"amount":2.50' in first
+    replayed = client.post(BATCH, body, format="json")
+    assert replayed["X-Batch-Replayed"] == "true"
+    assert replayed.content == first
+    assert Ledger.objects.get(pk=row.pk).amount == Decimal("2.50")
