@@ -127,7 +127,8 @@ class Site:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
-        self.env["PYTHONPATH"] = str(path)
+        # The site first, then this checkout: the package under test, not another installed copy.
+        self.env["PYTHONPATH"] = os.pathsep.join([str(path), str(ROOT)])
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
