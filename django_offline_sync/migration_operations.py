@@ -55,6 +55,19 @@ def stamp_existing_rows(model: type[Model], using: str = "default", *, batch_siz
     return len(pks)
 
 
+def _run_deferred_sql(schema_editor: BaseDatabaseSchemaEditor) -> None:
+    """Finish the schema the operations before this one changed, before rows are written.
+
+    Django keeps some statements of a migration (the index of an ``AddField`` with
+    ``db_index``, such as ``deleted``; foreign key constraints) until the migration ends. On
+    PostgreSQL an ``UPDATE`` of a table with a deferred foreign key leaves trigger events
+    pending until commit, and a ``CREATE INDEX`` on that table run after it then fails
+    ("cannot CREATE INDEX ... because it has pending trigger events"). Run them now instead.
+    """
+    while schema_editor.deferred_sql:
+        schema_editor.execute(schema_editor.deferred_sql.pop(0))
+
+
 class StampExistingRows(Operation):
     """Stamp the rows of ``model_name`` that predate its SyncModel fields.
 
@@ -85,6 +98,7 @@ class StampExistingRows(Operation):
         model = to_state.apps.get_model(app_label, self.model_name)
         alias = schema_editor.connection.alias
         if router.allow_migrate_model(alias, model):
+            _run_deferred_sql(schema_editor)
             stamp_existing_rows(model, alias, batch_size=self.batch_size)
 
     def database_backwards(

@@ -342,3 +342,91 @@ def test_rows_loaded_around_the_orm_are_reported_and_stamped_by_migrate(existing
     check = site.manage("check", "--database", "default")
     assert "offline_sync" not in check.stdout + check.stderr
 
+
+
+PLACE_BEFORE = """\
+from django.db import models
+
+
+class Place(models.Model):
+    name = models.CharField(max_length=100)
+
+
+class Asset(models.Model):
+    name = models.CharField(max_length=100)
+    place = models.ForeignKey(Place, on_delete=models.CASCADE)
+"""
+
+PLACE_AFTER = """\
+from django.db import models
+
+from django_offline_sync.models import SyncModel
+
+
+class Place(models.Model):
+    name = models.CharField(max_length=100)
+
+
+class Asset(SyncModel):
+    id = models.BigAutoField(primary_key=True)
+    name = models.CharField(max_length=100)
+    place = models.ForeignKey(Place, on_delete=models.CASCADE)
+
+    class Meta(SyncModel.Meta):
+        pass
+"""
+
+
+def test_stamping_inside_the_adopting_migration_works_on_a_table_with_a_foreign_key(tmp_path, database):
+    # The docs' explicit route: StampExistingRows after the generated operations. Django keeps
+    # the index of ``deleted`` (db_index) until the migration ends; on PostgreSQL stamping a
+    # table with a deferred foreign key left trigger events pending, and that CREATE INDEX then
+    # failed ("pending trigger events"), so the migration could not be applied at all.
+    site = Site(tmp_path / "site")
+    site.path.mkdir()
+    site.run("-m", "django", "startproject", "mysite", str(site.path))
+    site.manage("startapp", "inventory")
+    site.edit("mysite/settings.py", "'django.contrib.staticfiles',", "'django.contrib.staticfiles',\n    'inventory',")
+    with (site.path / "mysite" / "settings.py").open("a") as file:
+        file.write(f"\nDATABASES = {{'default': {database}}}\n")
+    (site.path / "inventory" / "models.py").write_text(PLACE_BEFORE)
+    site.manage("makemigrations", "inventory")
+    site.manage("migrate")
+    site.manage(
+        "shell",
+        "-c",
+        "from inventory.models import Asset, Place\n"
+        "place = Place.objects.create(name='yard')\n"
+        f"Asset.objects.bulk_create(Asset(name=f'asset {{i:03}}', place=place) for i in range({ROWS}))",
+    )
+    adopt(site, PLACE_AFTER)
+    before = site.migrations()
+    site.manage("makemigrations", "inventory")
+    (added,) = sorted(set(site.migrations()) - set(before))
+    relative = f"inventory/migrations/{added}"
+    site.edit(
+        relative,
+        "from django.db import migrations, models",
+        "from django.db import migrations, models\n"
+        "from django_offline_sync.migration_operations import StampExistingRows",
+    )
+    site.edit(
+        relative,
+        "('inventory', '0001_initial'),",
+        "('inventory', '0001_initial'),\n        ('offline_sync', '0001_initial'),",
+    )
+    text = (site.path / relative).read_text().rstrip()
+    assert text.endswith("]")
+    (site.path / relative).write_text(text[:-1] + "    StampExistingRows('asset'),\n    ]\n")
+
+    migrated = site.manage("migrate").stdout
+    assert "Stamped" not in migrated  # the migration stamped them; post_migrate found nothing left
+    check = site.manage("check", "--database", "default")
+    assert "offline_sync" not in check.stdout + check.stderr
+    counted = site.manage(
+        "shell",
+        "-c",
+        "from inventory.models import Asset\n"
+        "print(Asset.all_objects.filter(updated_at__isnull=False).values('updated_at').distinct().count())",
+    )
+    assert counted.stdout.strip().splitlines()[-1] == str(ROWS)
