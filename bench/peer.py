@@ -8,7 +8,7 @@ SQLite file (WAL journal on both) and are driven by the same loops in the same r
 * inserts (POST) and conditional updates (PATCH + If-Match) from 8 concurrent clients.
 Reported: rows/s and ops/s for each, and ours / peer (target >= 2x for pulls and inserts).
 The peer is one Node process (its sqlite provider runs every statement on one connection);
-ours is gunicorn with --workers sync workers.
+ours is granian (or gunicorn, --server) with --workers workers of --threads threads each.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ def main(argv=None) -> None:
     parser.add_argument("--clients", type=int, default=8, help="concurrent push clients (default 8)")
     parser.add_argument("--seconds", type=float, default=8.0, help="duration of each push phase (default 8)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads per worker: granian --blocking-threads, gunicorn gthread (default 1)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds; each side's best is reported (default 2)")
     parser.add_argument("--server", choices=SERVERS, default="granian",
                         help="application server for our site (default granian, as the README recommends)")
@@ -69,7 +71,8 @@ def main(argv=None) -> None:
     rss: dict[str, float] = {}
     # Both servers stay up; the measures alternate between them (and the order flips each
     # round), so a load change on the shared machine hits both sides alike.
-    with Site(f"sqlite:///{site_db}", workers=args.workers, server=args.server) as site, Peer(peer_db) as node:
+    with Site(f"sqlite:///{site_db}", workers=args.workers, threads=args.threads, server=args.server) as site, \
+            Peer(peer_db) as node:
         sides = [("ours", site), ("peer", node)]
         owned = {name: [[] for _ in range(args.clients)] for name, _ in sides}
         for _, server in sides:  # warm every worker (imports, connections) before measuring
@@ -98,7 +101,7 @@ def main(argv=None) -> None:
         ["measure", "unit", "ours", "peer", "ours/peer", "p50 ms ours/peer", "p99 ms ours/peer",
          "CPU ms/req ours/peer", "rows or failures"],
         rows,
-        note=f"Ours: {args.server}, {args.workers} workers. Peer: one Node process. "
+        note=f"Ours: {args.server}, {args.workers} workers, {args.threads} thread(s) each. Peer: one Node process. "
              "Targets: pull (page 50 and 1000) and insert x8 each >= 2x the peer.")
 
 
