@@ -367,7 +367,15 @@ def events_view(tables: Mapping[str, Any]) -> Callable[..., Any]:
             response = HttpResponse(status=405)
             response["Allow"] = "GET"
             return response
-        opened = await sync_to_async(_open)(request, tables)
+        opening = asyncio.ensure_future(sync_to_async(_open)(request, tables))
+        try:
+            opened = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            # The client went away while its subscription was checked (Django then cancels
+            # the view): the check goes on in its thread, and the slot it takes goes back
+            # when it ends, or it would count against the caller for the process's life.
+            opening.add_done_callback(_give_back_unused)
+            raise
         if isinstance(opened, HttpResponseBase):
             return opened
         subscriptions, resume, give_back = opened
@@ -391,6 +399,14 @@ def events_view(tables: Mapping[str, Any]) -> Callable[..., Any]:
 
 
 _Opened = tuple[list["_Subscription"], dict[str, int], Callable[[], None]]
+
+
+def _give_back_unused(opening: asyncio.Future[HttpResponseBase | _Opened]) -> None:
+    """Give back the stream slot of a subscription whose view was cancelled while it was checked."""
+    if not opening.cancelled() and opening.exception() is None:
+        opened = opening.result()
+        if not isinstance(opened, HttpResponseBase):
+            opened[2]()
 
 
 def _open(request: HttpRequest, tables: Mapping[str, Any]) -> HttpResponseBase | _Opened:

@@ -516,3 +516,45 @@ def test_a_last_event_id_no_stamp_could_have_is_ignored():
     assert _resume_point(f"Task:{'9' * 5000},Note:7") == {"note": 7}
     assert _resume_point(f"Task:\u00b2,Note:{'0' * 5000}7") == {"note": 7}
     assert _resume_point(f"Task:\u0663,Note:{MAX_MS + 1},Inspection:{MAX_MS}") == {"inspection": MAX_MS}
+
+
+def test_a_subscription_cancelled_while_it_is_checked_gives_its_stream_back(monkeypatch):
+    # Django cancels the view when the client disconnects; a check still running in its
+    # thread then takes a slot that nothing would give back, until the caller is locked out.
+    import asyncio
+
+    from django.test import AsyncRequestFactory
+
+    from django_offline_sync import events as module
+
+    streams = module._Streams()
+    checking, release = threading.Event(), threading.Event()
+
+    def slow_open(request, tables):
+        checking.set()
+        release.wait(TIMEOUT)
+        return [], {}, streams.take("address:192.0.2.1", 1)
+
+    monkeypatch.setattr(module, "_STREAMS", streams)
+    monkeypatch.setattr(module, "_open", slow_open)
+    view = module.events_view({})
+
+    async def disconnect_while_checked() -> None:
+        task = asyncio.ensure_future(view(AsyncRequestFactory().get("/tables/$events?tables=Task")))
+        while not checking.is_set():
+            await asyncio.sleep(0.01)
+        task.cancel()
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(200):  # the check ends in its thread after the view was cancelled
+            await asyncio.sleep(0.01)
+            try:
+                streams.take("address:192.0.2.1", 1)()
+                return
+            except module.TooManyStreams:
+                pass
+        raise AssertionError("the slot taken by the cancelled subscription was never given back")
+
+    asyncio.run(disconnect_while_checked())
+
