@@ -28,6 +28,7 @@ An extension of the protocol; ``docs/events.rst`` is the reference. The parts:
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import threading
@@ -275,28 +276,33 @@ class _Streams:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._open: dict[str, int] = {}
+        self._given_back: collections.deque[str] = collections.deque()
 
     def take(self, caller: str, limit: int) -> Callable[[], None]:
         """A slot for ``caller``, as the function that gives it back (once); else ``TooManyStreams``."""
         with self._lock:
+            while self._given_back:
+                returned = self._given_back.popleft()
+                left = self._open[returned] - 1
+                if left:
+                    self._open[returned] = left
+                else:
+                    del self._open[returned]
             if self._open.get(caller, 0) >= limit:
                 raise TooManyStreams(
                     f"At most {limit} change-event streams may be open at once for one caller "
                     "(a user, or an address when signed out); close one before opening another."
                 )
             self._open[caller] = self._open.get(caller, 0) + 1
-        given_back = threading.Event()
+        once = [caller]
 
         def give_back() -> None:
-            with self._lock:
-                if given_back.is_set():
-                    return
-                given_back.set()
-                left = self._open[caller] - 1
-                if left:
-                    self._open[caller] = left
-                else:
-                    del self._open[caller]
+            # Without the lock: a dropped response gives its slot back from a weakref
+            # finalizer, which the garbage collector runs at any allocation of any thread,
+            # one inside take() holding the lock included. list.pop and deque.append are
+            # atomic; the next take() counts what was given back.
+            with contextlib.suppress(IndexError):
+                self._given_back.append(once.pop())
 
         return give_back
 

@@ -558,3 +558,55 @@ def test_a_subscription_cancelled_while_it_is_checked_gives_its_stream_back(monk
 
     asyncio.run(disconnect_while_checked())
 
+
+def test_giving_a_stream_back_never_waits_for_the_lock():
+    # A dropped response gives its slot back from a weakref finalizer, which the garbage
+    # collector may run on any thread at any allocation, one inside take() with the lock
+    # held included: give_back must not wait for that lock, or the thread never wakes.
+    from django_offline_sync.events import _Streams
+
+    streams = _Streams()
+    give_back = streams.take("user:1", 1)
+    done = threading.Event()
+
+    def collected_inside_take() -> None:
+        with streams._lock:
+            give_back()
+            give_back()  # once only
+        done.set()
+
+    threading.Thread(target=collected_inside_take, daemon=True).start()
+    assert done.wait(5), "give_back waited for the lock its own thread held"
+    streams.take("user:1", 1)  # the slot is back
+    with pytest.raises(Exception, match="At most 1"):
+        streams.take("user:1", 1)
+
+
+def test_a_response_dropped_before_it_streamed_gives_its_stream_back(monkeypatch):
+    import asyncio
+    import gc
+
+    from django.test import AsyncRequestFactory
+
+    from django_offline_sync import events as module
+
+    class Hub:
+        async def subscribe(self, models):
+            return [("default", "task") for _ in models]
+
+        def unsubscribe(self, keys):
+            pass
+
+    streams = module._Streams()
+    monkeypatch.setattr(module, "_STREAMS", streams)
+    monkeypatch.setattr(module, "_hub", Hub)
+    monkeypatch.setattr(module, "_open", lambda request, tables: ([], {}, streams.take("user:7", 1)))
+    view = module.events_view({})
+
+    response = asyncio.run(view(AsyncRequestFactory().get("/tables/$events?tables=Task")))
+    assert response.status_code == 200
+    with pytest.raises(module.TooManyStreams):
+        streams.take("user:7", 1)
+    del response  # a middleware's answer instead, say: the stream never started
+    gc.collect()
+    streams.take("user:7", 1)
