@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 import httpx
 
@@ -64,8 +64,6 @@ HORIZON_HEADER = "X-Offline-Sync-Horizon"
 
 #: Ids per request when a filtered resync asks the server which unseen local rows still exist.
 _PROBE_BATCH = 50
-#: Not a version: an item this pull has not applied yet (``_pull_v2``).
-_NOT_APPLIED: Final = object()
 
 #: Test hook only: seconds to sleep after each pulled page and before committing each pushed
 #: operation, so a test can kill the process at a known point. Never set it in production.
@@ -713,7 +711,8 @@ class Synchronizer:
         # `ge` re-reads the rows at the token: a row already applied at the same version is
         # not applied, received or stored a second time, so the counts are the rows pulled.
         # The rows at a stored token were applied by the pull that stored it: those still at
-        # the version held here count as already applied too.
+        # the version held here count as already applied too. A row without a version is
+        # always applied: nothing tells it from a row changed in the same millisecond.
         applied: dict[str, Any] = {}
         stored = parse_timestamp(token) if token else None
         watch = token is not None  # a pull from a stored token may have passed the horizon
@@ -755,7 +754,7 @@ class Synchronizer:
             # started from is the stored one (or None on a full pull), and both advance alike.
             if stored is not None:
                 self._note_stored_boundary(table, items, stored, applied)
-            fresh = [item for item in items if applied.get(item["id"], _NOT_APPLIED) != item.get("version")]
+            fresh = [item for item in items if not item.get("version") or applied.get(item["id"]) != item["version"]]
             after = self._apply(table, qid, fresh, result, seen)
             applied.update((item["id"], item.get("version")) for item in fresh)
             if after is not None and (token is None or parse_timestamp(after) > parse_timestamp(token)):
@@ -771,12 +770,12 @@ class Synchronizer:
         """Add to ``applied`` the rows of ``items`` stamped at the stored token that the local
         store holds at the same version (a v2 pull re-reads them with `ge`)."""
         for item in items:
-            stamped = item.get("updatedAt")
-            if item["id"] in applied or not stamped or parse_timestamp(stamped) != stored:
+            stamped, version = item.get("updatedAt"), item.get("version")
+            if item["id"] in applied or not version or not stamped or parse_timestamp(stamped) != stored:
                 continue
             local = self.store.get(table, item["id"])
-            if local is not None and local.get("version") == item.get("version"):
-                applied[item["id"]] = item.get("version")
+            if local is not None and local.get("version") == version:
+                applied[item["id"]] = version
 
     def _learn(self, table: str, response: httpx.Response) -> None:
         """Remember whether the server assigns ``table``'s ids (``wire.IDS_HEADER``)."""
