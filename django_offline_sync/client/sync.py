@@ -771,7 +771,7 @@ class Synchronizer:
         store holds at the same version (a v2 pull re-reads them with `ge`)."""
         for item in items:
             stamped, version = item.get("updatedAt"), item.get("version")
-            if item["id"] in applied or not version or not stamped or parse_timestamp(stamped) != stored:
+            if item["id"] in applied or not version or not stamped or not _at(stamped, stored):
                 continue
             local = self.store.get(table, item["id"])
             if local is not None and local.get("version") == version:
@@ -944,6 +944,15 @@ def _json_item(response: httpx.Response, *, strict: bool) -> Item | None:
 
 def _not_a_page(response: httpx.Response) -> Exception:
     return unexpected(response, "answered with JSON that is not a page of the sync API's items (a wrong URL?)")
+
+
+def _at(stamped: str, instant: Any) -> bool:
+    """Whether the timestamp ``stamped`` is ``instant``. A page's stamps are checked by its
+    newest only (``_page_items``), so an older one may be no date: it is not at ``instant``."""
+    try:
+        return bool(parse_timestamp(stamped) == instant)
+    except (ValueError, OverflowError):
+        return False
 
 
 def _page_items(response: httpx.Response, items: Any) -> list[Item]:

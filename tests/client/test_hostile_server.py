@@ -309,3 +309,15 @@ def test_a_v2_row_changed_at_the_token_with_a_new_version_is_stored(tmp_path):
         assert client.store.get("Task", "a2") is None
         assert (again.received, again.upserted, again.deleted) == (2, 1, 1)
 
+
+def test_a_v2_page_whose_older_stamp_is_no_date_is_not_a_crash(tmp_path):
+    # Only a page's newest stamp is parsed when all are in the wire form; the rows at the
+    # stored token are compared as instants, and a stamp that is no date is not at the token.
+    stamp = "2024-01-01T00:00:00.000Z"
+    server = V2Rows([{**ROW, "updatedAt": stamp}])
+    with client_for(tmp_path, server, generation="v2") as client:
+        client.pull("Task")
+        server.rows["b1"] = {**ROW, "id": "b1", "updatedAt": "2024-13-01T00:00:00.000Z"}
+        server.rows["c1"] = {**ROW, "id": "c1", "updatedAt": "2025-01-01T00:00:00.000Z"}
+        client.pull("Task")
+        assert client.store.get("Task", "c1") is not None
