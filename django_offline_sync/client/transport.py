@@ -11,8 +11,8 @@ is not JSON where JSON is expected, raises ``UnexpectedResponse``.
 
 A hostile or broken server cannot exhaust the device either: a body is read as it arrives
 and decoded here, never to more than ``max_response_bytes`` (a gzip bomb is refused after
-that many bytes, not expanded into memory), and an answer dripped in slowly is cut off at
-``deadline`` seconds, however short each read.
+that many bytes, not expanded into memory), and a body dripped in slowly is cut off at
+``deadline`` seconds from the request, however short each read.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ ACCEPT_ENCODING = "gzip, deflate"
 #: The largest answer read, decoded (128 MiB): a page of items is a small fraction of it.
 DEFAULT_MAX_RESPONSE_BYTES = 128 * 1024 * 1024
 
-#: Seconds an attempt may take from sending the request to the end of the answer's body.
+#: Seconds an attempt may take from sending the request to the end of the answer's body,
+#: checked as the body arrives.
 DEFAULT_DEADLINE = 300.0
 
 #: The longest wait a server's ``Retry-After`` obtains between two attempts, in seconds.
@@ -68,7 +69,9 @@ class HttpTransport:
 
     ``timeout`` bounds each network operation (connecting, each read); ``deadline`` bounds
     a whole attempt, checked as the body arrives, so an attempt lasts at most ``deadline``
-    plus one read's ``timeout``. ``max_response_bytes`` bounds an answer's body once
+    plus one read's ``timeout`` once the body has begun. Before it the status line and
+    headers are bounded only by ``timeout`` per read and by their size (httpcore reads at
+    most 100 KiB of them). ``max_response_bytes`` bounds an answer's body once
     decoded; a larger one raises ``UnexpectedResponse`` and is not retried.
     """
 
