@@ -214,8 +214,9 @@ class _Hub:
                     delay = 0.5
                     async for note in conn.notifies():
                         key, _, ms = note.payload.rpartition(" ")
-                        if key and ms.isdigit():
-                            self.advance((using, key), int(ms))
+                        stamp = _stamp_of(ms)
+                        if key and stamp is not None:
+                            self.advance((using, key), stamp)
                         if not self.subscribers:
                             break
             except psycopg.Error:
@@ -506,10 +507,20 @@ def _resume_point(last_event_id: str | None) -> dict[str, int]:
     resume: dict[str, int] = {}
     for part in (last_event_id or "").split(","):
         name, _, ms = part.strip().rpartition(":")
-        digits = ms.lstrip("0") or "0"
-        if name and ms.isascii() and ms.isdigit() and len(digits) <= len(str(MAX_MS)) and int(digits) <= MAX_MS:
-            resume[name.lower()] = int(digits)
+        stamp = _stamp_of(ms)
+        if name and stamp is not None:
+            resume[name.lower()] = stamp
     return resume
+
+
+def _stamp_of(ms: str) -> int | None:
+    """``ms`` as a stamp (ASCII digits, at most the latest timestamp), else None: event ids and
+    the notifications' payloads are read with it (``int()`` refuses more than 4300 digits and
+    takes other scripts' digits, and a stamp past the latest would silence its table)."""
+    digits = ms.lstrip("0") or "0"
+    if ms.isascii() and ms.isdigit() and len(digits) <= len(str(MAX_MS)) and int(digits) <= MAX_MS:
+        return int(digits)
+    return None
 
 
 def _event_id(sent: Mapping[str, int]) -> str:

@@ -518,6 +518,17 @@ def test_a_last_event_id_no_stamp_could_have_is_ignored():
     assert _resume_point(f"Task:\u0663,Note:{MAX_MS + 1},Inspection:{MAX_MS}") == {"inspection": MAX_MS}
 
 
+@pytest.mark.parametrize("payload", ["\u00b2", "\u0663", "9" * 5000, "-1", "", "1.5"])
+def test_a_notification_no_write_sent_is_not_a_stamp(payload):
+    """The LISTEN task reads each payload's stamp as event ids are read: a NOTIFY on the channel
+    by anyone who can connect (``²`` passes ``isdigit()``, which ``int()`` refuses) must not
+    end the task with a ValueError, which would leave every stream polling."""
+    from django_offline_sync.events import _stamp_of
+
+    assert _stamp_of(payload) is None
+    assert _stamp_of("0017") == 17
+
+
 def test_a_subscription_cancelled_while_it_is_checked_gives_its_stream_back(monkeypatch):
     # Django cancels the view when the client disconnects; a check still running in its
     # thread then takes a slot that nothing would give back, until the caller is locked out.
