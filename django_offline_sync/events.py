@@ -46,13 +46,13 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHt
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import APIException, NotFound
-from rest_framework.throttling import BaseThrottle
 
 from . import stamping
 from .exceptions import BadRequest, describe
 from .generations import policy_for
 from .renderers import SyncJSONRenderer
 from .settings import get_settings
+from .throttling import client_address
 from .wire import MAX_MS, format_timestamp, ms_to_datetime
 
 __all__ = ["CHANNEL", "EVENTS_PATH", "events_view", "notify_committed"]
@@ -312,13 +312,13 @@ _STREAMS: Final = _Streams()
 
 
 def _caller(view: Any) -> str:
-    """Who a stream counts against: the signed-in user, else the client's address as DRF's
-    throttles tell it (``NUM_PROXIES``)."""
+    """Who a stream counts against: the signed-in user, else the client's address
+    (``X-Forwarded-For`` only with ``NUM_PROXIES`` set: ``throttling.client_address``)."""
     request = view.request
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         return f"user:{user.pk}"
-    return f"address:{BaseThrottle().get_ident(request)}"
+    return f"address:{client_address(request)}"
 
 
 @dataclass

@@ -621,3 +621,23 @@ def test_a_response_dropped_before_it_streamed_gives_its_stream_back(monkeypatch
     del response  # a middleware's answer instead, say: the stream never started
     gc.collect()
     streams.take("user:7", 1)
+
+
+def test_a_forged_x_forwarded_for_is_not_another_caller(settings):
+    # DRF's get_ident reads the whole X-Forwarded-For header without NUM_PROXIES: one
+    # signed-out client writing a new header per subscription escaped the streams limit.
+    from types import SimpleNamespace
+
+    from django.contrib.auth.models import AnonymousUser
+    from django.test import RequestFactory
+
+    from django_offline_sync.events import _caller
+
+    def caller(forwarded):
+        request = RequestFactory().get("/tables/$events", HTTP_X_FORWARDED_FOR=forwarded, REMOTE_ADDR="10.0.0.7")
+        request.user = AnonymousUser()
+        return _caller(SimpleNamespace(request=request))
+
+    assert caller("1.1.1.1") == caller("2.2.2.2") == "address:10.0.0.7"
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    assert (caller("1.1.1.1"), caller("2.2.2.2")) == ("address:1.1.1.1", "address:2.2.2.2")

@@ -1,7 +1,8 @@
 """Brute-force protection for the login endpoints (DRF throttles, Django's cache).
 
-Two limits, both at ``AUTH["LOGIN_RATE"]``: per client address (one attacker, many accounts)
-and per username (many addresses, one account). Only sign-in attempts count: a GET of the
+Two limits, both at ``AUTH["LOGIN_RATE"]``: per client address (one attacker, many accounts;
+``X-Forwarded-For`` is read only with DRF's ``NUM_PROXIES`` set) and per username (many
+addresses, one account). Only sign-in attempts count: a GET of the
 server-directed flow or ``/.auth/me`` does not.
 """
 
@@ -16,6 +17,7 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from ..serializers import read_json
 from ..settings import get_settings
+from ..throttling import client_address
 
 __all__ = ["BODY_LIMIT", "LoginAddressThrottle", "LoginUsernameThrottle"]
 
@@ -40,7 +42,7 @@ class _LoginThrottle(SimpleRateThrottle):
 
 class LoginAddressThrottle(_LoginThrottle):
     def get_cache_key(self, request: Request, view: Any) -> str:
-        return f"offline_sync_login:addr:{self.get_ident(request)}"
+        return f"offline_sync_login:addr:{client_address(request)}"
 
 
 class LoginUsernameThrottle(_LoginThrottle):

@@ -287,3 +287,27 @@ def test_a_failing_login_leaves_the_password_out_of_the_error_report(alice, capl
     report = ExceptionReporter(record.request, *record.exc_info).get_traceback_html()  # with each frame's locals
     assert "the directory is down" in report and "CustomLoginView" in report
     assert secret not in report
+
+
+def test_a_forged_x_forwarded_for_does_not_reset_the_address_throttle(alice):
+    # Without NUM_PROXIES, DRF's get_ident takes the whole X-Forwarded-For header, which the
+    # client writes: a new header on every attempt was a new address, and one address could
+    # try any number of accounts.
+    with override_settings(OFFLINE_SYNC={"AUTH": {"LOGIN_RATE": "3/min"}}):
+        statuses = [
+            _login(ZumoClient("v2", HTTP_X_FORWARDED_FOR=f"10.9.0.{i}"), username=f"user-{i}").status_code
+            for i in range(4)
+        ]
+    assert statuses == [401, 401, 401, 429]
+
+
+def test_behind_a_proxy_the_address_throttle_counts_the_forwarded_address(alice, settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+
+    def attempt(address, username):
+        return _login(ZumoClient("v2", HTTP_X_FORWARDED_FOR=address), username=username).status_code
+
+    with override_settings(OFFLINE_SYNC={"AUTH": {"LOGIN_RATE": "2/min"}}):
+        first = [attempt("10.9.1.1", f"u{i}") for i in range(3)]
+        other = attempt("10.9.1.2", "v")
+    assert (first, other) == ([401, 401, 429], 401)
