@@ -9,8 +9,10 @@ server-directed flow or ``/.auth/me`` does not.
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any, Final
 
+from django.contrib.auth import get_user_model
 from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
@@ -23,6 +25,7 @@ __all__ = ["BODY_LIMIT", "LoginAddressThrottle", "LoginUsernameThrottle"]
 
 #: The largest sign-in body, in bytes (the views refuse a larger one with 413).
 BODY_LIMIT: Final = 65_536
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 
 class _LoginThrottle(SimpleRateThrottle):
@@ -54,7 +57,27 @@ class LoginUsernameThrottle(_LoginThrottle):
         username = data.get("username") if isinstance(data, dict) else None
         if not isinstance(username, str) or not username:
             return None
+        account = _account(username)
+        if account is not None:
+            return f"offline_sync_login:account:{account}"
         # Hashed: the cache backend (e.g. Redis) need not hold usernames, and any length fits a key.
         # surrogatepass: a lone surrogate (the view refuses it with a 400) still counts.
         digest = hashlib.sha256(username.casefold().encode("utf-8", "surrogatepass")).hexdigest()
         return f"offline_sync_login:user:{digest}"
+
+
+def _account(username: str) -> str | None:
+    """The primary key of the user ``username`` names, as the database compares it, or ``None``.
+
+    Looked up as ``ModelBackend`` does (``get_by_natural_key``): on MariaDB/MySQL, whose
+    collations ignore trailing spaces (and, by default, case and accents), ``"alice "`` and
+    ``"alíce"`` sign in as ``alice``, and each spelling would otherwise be a limit of its own.
+    """
+    if "\x00" in username or _SURROGATE.search(username):
+        return None  # the view refuses it with a 400; PostgreSQL could not even compare it
+    model = get_user_model()
+    try:
+        user = model._default_manager.get_by_natural_key(username)
+    except (model.DoesNotExist, model.MultipleObjectsReturned):
+        return None
+    return hashlib.sha256(str(user.pk).encode()).hexdigest()

@@ -311,3 +311,17 @@ def test_behind_a_proxy_the_address_throttle_counts_the_forwarded_address(alice,
         first = [attempt("10.9.1.1", f"u{i}") for i in range(3)]
         other = attempt("10.9.1.2", "v")
     assert (first, other) == ([401, 401, 429], 401)
+
+
+def test_spellings_of_one_account_share_its_username_throttle(alice):
+    # The throttle keyed a username by its own text, casefolded, while the database decides
+    # which account it names: MariaDB's default collations match "alice " and "alíce" to
+    # "alice", so each spelling was a fresh limit on one account.
+    spellings = ["alice", "ALICE", "alice ", "alice  ", "al\u00edce", "alic\u00e9 "]
+    named = [name for name in spellings if User._default_manager.filter(username=name).exists()]
+    with override_settings(OFFLINE_SYNC={"AUTH": {"LOGIN_RATE": "3/min"}}):
+        statuses = [
+            _login(ZumoClient("v2", REMOTE_ADDR=f"10.0.2.{i}"), username=name, password="guess").status_code
+            for i, name in enumerate(named + ["alice"] * 3)
+        ]
+    assert statuses[:3] == [401, 401, 401] and set(statuses[3:]) == {429}, (named, statuses)
