@@ -5,8 +5,9 @@ request of a table passes through, after the write's transaction has rolled back
 ``SyncRejection`` when the request was a write (insert, update, replace, delete, undelete) whose
 body was understood (it parsed as a JSON object; a delete or undelete has none) and the answer
 is 409 or 412 (a conflict) or 400, 403, 404 or 410 (a rejection). Malformed bodies, wrong
-media types, unknown versions, 401, 405, 413 and 429 are not recorded: there is nothing to
-resolve in them, and recording them would let anyone fill the table.
+media types, unknown versions, 401 (also when DRF answers it as 403, for want of a challenge),
+405, 413 and 429 are not recorded: there is nothing to resolve in them, and recording them
+would let anyone fill the table.
 
 The entry is written outside the refused transaction so that it survives the rollback: at
 once in autocommit mode (the write's ``atomic`` block has already unwound), or, when the
@@ -36,7 +37,7 @@ from django.db import IntegrityError, connections, router, transaction
 from django.http.response import HttpResponseBase
 from django.urls import get_resolver
 from django.utils import timezone
-from rest_framework.exceptions import APIException, UnsupportedMediaType
+from rest_framework.exceptions import APIException, AuthenticationFailed, NotAuthenticated, UnsupportedMediaType
 
 from . import stamping
 from .exceptions import (
@@ -91,6 +92,11 @@ _NOT_UNDERSTOOD: Final = (
     UnsupportedMediaType,
     UnsupportedVersion,
     MixedGeneration,
+    # A caller not signed in, or whose credentials failed: DRF answers 403 instead of 401
+    # when no authentication class sends a challenge (SessionAuthentication alone), and such
+    # a refusal is the 401 all the same. Recorded, it let anyone fill the ledger.
+    NotAuthenticated,
+    AuthenticationFailed,
 )
 
 

@@ -1,6 +1,7 @@
 """The example site plus a Task table only staff may change, for the ledger's 403 case."""
 
 from django.urls import include, path
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import IsAdminUser
 
 from django_offline_sync.routers import SyncRouter
@@ -12,6 +13,13 @@ class StaffOnlyTaskViewSet(TaskViewSet):
     operation_permission_classes = {"update": [IsAdminUser], "delete": [IsAdminUser]}
 
 
+class SessionStaffTaskViewSet(StaffOnlyTaskViewSet):
+    """Signed in by session alone: DRF answers an anonymous caller 403, not 401 (no challenge)."""
+
+    authentication_classes = [SessionAuthentication]
+
+
 router = SyncRouter()
 router.register("StaffTask", StaffOnlyTaskViewSet, basename="stafftask")
+router.register("SessionStaffTask", SessionStaffTaskViewSet, basename="sessionstafftask")
 urlpatterns = [path("staff/", include(router.urls)), *site_patterns]

@@ -97,6 +97,19 @@ def test_403_on_a_write_is_recorded(task, alice):
     assert (entry.status, entry.user, entry.error_code) == (403, alice, "permission_denied")
 
 
+@pytest.mark.urls("tests.ledger_urls")
+def test_an_anonymous_caller_refused_as_403_is_not_recorded(task):
+    # With no authentication class that sends a challenge (SessionAuthentication alone),
+    # DRF answers "not signed in" as 403 instead of 401: every anonymous write, a body of up
+    # to MAX_BODY_BYTES each, became a ledger entry on a table it may not write at all.
+    client = ZumoClient("v3")
+    item = {"text": "x" * 100_000}
+    assert client.patch_json(f"/staff/SessionStaffTask/{task.pk}", item).status_code == 403
+    assert client.delete(f"/staff/SessionStaffTask/{task.pk}").status_code == 403
+    assert client.patch_json(f"/staff/StaffTask/{task.pk}", item).status_code == 401
+    assert not SyncRejection.objects.exists()
+
+
 def test_what_is_not_recorded(task):
     client = ZumoClient("v2")
     assert client.patch(f"/tables/Task/{task.pk}", "{not json", content_type="application/json").status_code == 400
