@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import connections
+from django.db.models import CharField
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from .settings import SETTING_NAME, validate
@@ -142,6 +143,16 @@ CATALOG: Final[tuple[CheckDoc, ...]] = (
         "MySQL/MariaDB: a synced table (or the clock) uses a storage engine without transactions "
         "(MyISAM, Aria). Reported by ``migrate`` and ``check --database``.",
         "``ALTER TABLE … ENGINE=InnoDB`` and ``default_storage_engine=InnoDB``.",
+    ),
+    CheckDoc(
+        "offline_sync.E022",
+        "MySQL/MariaDB: a synced table's ``id`` column (or, for a table not yet created, the "
+        "database) has a collation that is not binary, such as the default ``utf8mb4_general_ci``: "
+        "ids differing in case or accents, and ids made of different emoji, are one row to it "
+        "(an insert is a 409 with another id's row, a read or write by id reaches another id's "
+        "row). Reported by ``migrate`` and ``check --database``.",
+        "A binary collation (``utf8mb4_bin``) for the database and the ``id`` columns "
+        "(``docs/install.rst``).",
     ),
     CheckDoc(
         "offline_sync.E021",
@@ -426,6 +437,56 @@ def check_mysql_engines(app_configs: Any = None, databases: Any = None, **kwargs
                         "transactions; incremental pulls can miss rows.",
                         hint=f"ALTER TABLE {table} ENGINE=InnoDB (and set default_storage_engine=InnoDB).",
                         id="offline_sync.E020",
+                    )
+                )
+    return errors
+
+
+def _binary_collation(collation: str | None) -> bool:
+    """``utf8mb4_bin``, ``utf8mb4_nopad_bin``, ``binary`` (a ``VARBINARY`` id); ``None`` for a
+    column without one is not a text column at all (an integer key)."""
+    return collation is None or collation == "binary" or collation.endswith("_bin")
+
+
+@register(Tags.database)
+def check_mysql_id_collation(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Refuse a synced table whose ``id`` compares by a collation that is not binary.
+
+    Under MariaDB's and MySQL's default collations (``utf8mb4_general_ci``, ``…_0900_ai_ci``)
+    ``"abc"`` equals ``"ABC"`` and ``"abé"``, and ``utf8mb4_general_ci`` weighs every
+    character outside the Basic Multilingual Plane alike, so ``"id😀"`` equals ``"id😁"``. A
+    device's new row under such an id was refused with a 409 carrying another id's row, and a
+    read, update or delete by id reached another id's row. Runs with ``migrate`` or
+    ``check --database``; a table not yet created takes the database's collation.
+    """
+    from .models import SyncModel
+
+    errors: list[CheckMessage] = []
+    models_ = [m for m in apps.get_models() if issubclass(m, SyncModel) and not m._meta.proxy and m._meta.managed]
+    for alias in _mysql_aliases(databases):
+        with connections[alias].cursor() as cursor:
+            cursor.execute(
+                "SELECT TABLE_NAME, COLUMN_NAME, COLLATION_NAME FROM information_schema.COLUMNS "
+                "WHERE TABLE_SCHEMA = DATABASE()"
+            )
+            columns = {(table, column): collation for table, column, collation in cursor.fetchall()}
+            cursor.execute("SELECT @@collation_database")
+            default = cursor.fetchone()[0]
+        for model in sorted(models_, key=lambda m: m._meta.db_table):
+            table, column = model._meta.db_table, str(model._meta.pk.column)
+            if not isinstance(model._meta.pk, CharField):
+                continue  # an integer key (docs/existing-models.rst)
+            collation = columns.get((table, column), default)
+            if not _binary_collation(collation):
+                errors.append(
+                    Error(
+                        f"The id column {table}.{column} on database {alias!r} compares by {collation}, which "
+                        "does not tell ids apart by case or accents (and, general_ci, by which emoji they hold): "
+                        "different ids would be one row.",
+                        hint="Use a binary collation (utf8mb4_bin) for the database and its id columns: see "
+                        "docs/install.rst (MariaDB/MySQL).",
+                        obj=model,
+                        id="offline_sync.E022",
                     )
                 )
     return errors

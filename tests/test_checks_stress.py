@@ -91,3 +91,54 @@ def test_e020_on_the_real_database_when_it_is_mysql():
     if connection.vendor != "mysql":
         pytest.skip("needs MySQL/MariaDB (DATABASE_URL=mysql://…)")
     assert checks.check_mysql_engines(databases=["default"]) == []
+
+
+class FakeColumnsCursor(FakeCursor):
+    """information_schema.COLUMNS rows (table, column, collation) and @@collation_database."""
+
+    def __init__(self, columns: list[tuple[str, str, str | None]], default: str) -> None:
+        self.columns, self.default = columns, default
+
+    def fetchall(self) -> list[tuple[str, str, str | None]]:  # type: ignore[override]
+        return self.columns
+
+
+class FakeMySQLColumns(FakeMySQL):
+    def __init__(self, columns: list[tuple[str, str, str | None]], default: str = "utf8mb4_bin") -> None:
+        self.columns, self.default = columns, default
+
+    def cursor(self) -> FakeColumnsCursor:  # type: ignore[override]
+        return FakeColumnsCursor(self.columns, self.default)
+
+
+def test_e022_an_id_column_that_folds_case_or_emoji_is_refused(monkeypatch):
+    # MariaDB's default utf8mb4_general_ci: "ABCx1" was a 409 with the row "abcX1", "id😁" one
+    # with "id😀", and GET /tables/Task/ABCX1 answered the row "abcX1".
+    columns = [("tasks_task", "id", "utf8mb4_general_ci"), ("tasks_note", "id", "utf8mb4_bin")]
+    monkeypatch.setattr(checks, "connections", {"legacy": FakeMySQLColumns(columns)})
+    errors = checks.check_mysql_id_collation(databases=["legacy"])
+    assert ids(errors) == ["offline_sync.E022"]
+    assert "tasks_task.id" in errors[0].msg and "utf8mb4_general_ci" in errors[0].msg
+
+
+def test_e022_tables_not_yet_created_take_the_database_collation(monkeypatch):
+    monkeypatch.setattr(checks, "connections", {"legacy": FakeMySQLColumns([], default="utf8mb4_unicode_ci")})
+    errors = checks.check_mysql_id_collation(databases=["legacy"])
+    assert errors and set(ids(errors)) == {"offline_sync.E022"}
+    assert any("tasks_task.id" in e.msg for e in errors)
+
+
+@pytest.mark.parametrize("collation", ["utf8mb4_bin", "utf8mb4_nopad_bin", "binary"])
+def test_e022_binary_collations_pass(monkeypatch, collation):
+    monkeypatch.setattr(checks, "connections", {"legacy": FakeMySQLColumns([], default=collation)})
+    assert checks.check_mysql_id_collation(databases=["legacy"]) == []
+    assert checks.check_mysql_id_collation(databases=None) == []
+
+
+@pytest.mark.django_db
+def test_e022_on_the_real_database_when_it_is_mysql():
+    from django.db import connection
+
+    if connection.vendor != "mysql":
+        pytest.skip("needs MySQL/MariaDB (DATABASE_URL=mysql://…)")
+    assert checks.check_mysql_id_collation(databases=["default"]) == []
