@@ -529,6 +529,16 @@ def test_a_notification_no_write_sent_is_not_a_stamp(payload):
     assert _stamp_of("0017") == 17
 
 
+def _run(coroutine):
+    """``asyncio.run`` in a thread of its own: an earlier test (Playwright's sync API, say) may
+    have left an event loop running in this one, where asyncio.run() refuses to start."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result(TIMEOUT)
+
+
 def test_a_subscription_cancelled_while_it_is_checked_gives_its_stream_back(monkeypatch):
     # Django cancels the view when the client disconnects; a check still running in its
     # thread then takes a slot that nothing would give back, until the caller is locked out.
@@ -567,7 +577,7 @@ def test_a_subscription_cancelled_while_it_is_checked_gives_its_stream_back(monk
                 pass
         raise AssertionError("the slot taken by the cancelled subscription was never given back")
 
-    asyncio.run(disconnect_while_checked())
+    _run(disconnect_while_checked())
 
 
 def test_giving_a_stream_back_never_waits_for_the_lock():
@@ -594,7 +604,6 @@ def test_giving_a_stream_back_never_waits_for_the_lock():
 
 
 def test_a_response_dropped_before_it_streamed_gives_its_stream_back(monkeypatch):
-    import asyncio
     import gc
 
     from django.test import AsyncRequestFactory
@@ -614,7 +623,7 @@ def test_a_response_dropped_before_it_streamed_gives_its_stream_back(monkeypatch
     monkeypatch.setattr(module, "_open", lambda request, tables: ([], {}, streams.take("user:7", 1)))
     view = module.events_view({})
 
-    response = asyncio.run(view(AsyncRequestFactory().get("/tables/$events?tables=Task")))
+    response = _run(view(AsyncRequestFactory().get("/tables/$events?tables=Task")))
     assert response.status_code == 200
     with pytest.raises(module.TooManyStreams):
         streams.take("user:7", 1)
