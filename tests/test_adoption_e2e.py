@@ -218,9 +218,8 @@ urlpatterns = [path("admin/", admin.site.urls), path("tables/", include(router.u
 """
 
 
-@pytest.fixture
-def existing_site(tmp_path, database) -> Site:
-    """A startproject site whose ``inventory.Asset`` table (integer key) holds ``ROWS`` rows."""
+def _migrated_site(tmp_path, database, models: str) -> Site:
+    """A startproject site with the app ``inventory`` holding ``models``, migrated on ``database``."""
     site = Site(tmp_path / "site")
     site.path.mkdir()
     site.run("-m", "django", "startproject", "mysite", str(site.path))
@@ -229,9 +228,16 @@ def existing_site(tmp_path, database) -> Site:
     site.edit(settings, "'django.contrib.staticfiles',", "'django.contrib.staticfiles',\n    'inventory',")
     with (site.path / settings).open("a") as file:
         file.write(f"\nDATABASES = {{'default': {database}}}\n")
-    (site.path / "inventory" / "models.py").write_text(BEFORE)
+    (site.path / "inventory" / "models.py").write_text(models)
     site.manage("makemigrations", "inventory")
     site.manage("migrate")
+    return site
+
+
+@pytest.fixture
+def existing_site(tmp_path, database) -> Site:
+    """A startproject site whose ``inventory.Asset`` table (integer key) holds ``ROWS`` rows."""
+    site = _migrated_site(tmp_path, database, BEFORE)
     site.manage(
         "shell",
         "-c",
@@ -382,16 +388,7 @@ def test_stamping_inside_the_adopting_migration_works_on_a_table_with_a_foreign_
     # the index of ``deleted`` (db_index) until the migration ends; on PostgreSQL stamping a
     # table with a deferred foreign key left trigger events pending, and that CREATE INDEX then
     # failed ("pending trigger events"), so the migration could not be applied at all.
-    site = Site(tmp_path / "site")
-    site.path.mkdir()
-    site.run("-m", "django", "startproject", "mysite", str(site.path))
-    site.manage("startapp", "inventory")
-    site.edit("mysite/settings.py", "'django.contrib.staticfiles',", "'django.contrib.staticfiles',\n    'inventory',")
-    with (site.path / "mysite" / "settings.py").open("a") as file:
-        file.write(f"\nDATABASES = {{'default': {database}}}\n")
-    (site.path / "inventory" / "models.py").write_text(PLACE_BEFORE)
-    site.manage("makemigrations", "inventory")
-    site.manage("migrate")
+    site = _migrated_site(tmp_path, database, PLACE_BEFORE)
     site.manage(
         "shell",
         "-c",
