@@ -493,7 +493,7 @@ def test_a_table_with_decimals_is_batched_and_replayed_with_exact_numbers(client
     assert response.status_code == 200, response.content
     first = response.content
     assert b'"amount":12345678901234567890.1234567890' in first
-    assert b'"amount":2.5000000000' in first or b'"amount":2.50' in first
+    assert b'"amount":2.5000000000' in first  # read to the field's decimal places, as DRF does
     replayed = client.post(BATCH, body, format="json")
     assert replayed["X-Batch-Replayed"] == "true"
     assert replayed.content == first
