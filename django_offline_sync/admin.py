@@ -530,7 +530,11 @@ class SyncRejectionAdmin(GuardedAdminMixin, _SyncRejectionAdminBase):
     def keep_server_row(self, request: HttpRequest, queryset: QuerySet[SyncRejection]) -> None:
         done = 0
         for entry in queryset.filter(status__in=(409, 412), resolution=""):
-            ledger.keep_server_row(entry, request.user if request.user.is_authenticated else None)
+            try:
+                ledger.keep_server_row(entry, request.user if request.user.is_authenticated else None)
+            except ledger.ResolveError as exc:  # resolved meanwhile, by another request
+                self.message_user(request, f"{entry}: {exc}", messages.ERROR)
+                continue
             done += 1
         self._report(request, queryset, done, _("Kept the server's row for %(count)d conflict(s)."))
 

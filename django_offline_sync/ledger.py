@@ -281,16 +281,39 @@ class ResolveError(Exception):
 
 
 def keep_server_row(entry: SyncRejection, user: AbstractBaseUser | None) -> None:
-    """Resolve ``entry`` in the server's favour: nothing is written to the table."""
-    _resolve(entry, SyncRejection.Resolution.SERVER, user)
+    """Resolve ``entry`` in the server's favour: nothing is written to the table.
+
+    ``ResolveError`` when the entry is resolved already (also by a resolution made meanwhile).
+    """
+    if not entry.is_open:
+        raise ResolveError("This entry is already resolved.")
+    _resolve(entry, SyncRejection.Resolution.SERVER, user, _ledger_db(entry))
 
 
-def _resolve(entry: SyncRejection, resolution: str, user: AbstractBaseUser | None, version: str = "") -> None:
-    entry.resolution = resolution
-    entry.resolved_at = timezone.now()
-    entry.resolved_by = cast(Any, user) if user is not None and user.is_authenticated else None
-    entry.applied_version = version
-    entry.save(update_fields=["resolution", "resolved_at", "resolved_by", "applied_version"])
+def _ledger_db(entry: SyncRejection) -> str:
+    return router.db_for_write(SyncRejection, instance=entry)
+
+
+def _resolve(
+    entry: SyncRejection, resolution: str, user: AbstractBaseUser | None, using: str, version: str = ""
+) -> None:
+    """Mark ``entry`` resolved if it is still open in the database, else ``ResolveError``.
+
+    One conditional UPDATE: of two resolutions of the same entry at once (two admins, a
+    double-click), each with its copy of the entry loaded open, the second waits for the
+    first's row lock and then matches no row, so exactly one resolves it. ``entry`` is
+    changed only once the UPDATE has taken it.
+    """
+    fields = {
+        "resolution": resolution,
+        "resolved_at": timezone.now(),
+        "resolved_by": cast(Any, user) if user is not None and user.is_authenticated else None,
+        "applied_version": version,
+    }
+    if not SyncRejection.objects.using(using).filter(pk=entry.pk, resolution="").update(**fields):
+        raise ResolveError("This entry is already resolved.")
+    for name, value in fields.items():
+        setattr(entry, name, value)
 
 
 def table_model(entry: SyncRejection) -> type[SyncModel]:
@@ -347,13 +370,23 @@ def apply_client_item(entry: SyncRejection, user: AbstractBaseUser | None) -> Sy
         serializer_class = serializer_class_for(model, None)
     system_names = policy_for(entry.generation).system_names  # the names the client's item uses
     using = router.db_for_write(model)
+    ledger_db = _ledger_db(entry)
+    resolved = SyncRejection(pk=entry.pk)
     try:
-        written = _write_client_item(entry, model, using, representer, serializer_class, system_names)
+        # The entry is taken before the write, in a transaction that holds the write: a
+        # resolution of it made meanwhile refuses this one, which then writes nothing, and a
+        # write that fails leaves the entry open.
+        with transaction.atomic(using=ledger_db):
+            _resolve(resolved, SyncRejection.Resolution.CLIENT, user, ledger_db)
+            written = _write_client_item(entry, model, using, representer, serializer_class, system_names)
+            resolved.applied_version = encode_version(written.version) or ""
+            SyncRejection.objects.using(ledger_db).filter(pk=entry.pk).update(applied_version=resolved.applied_version)
     except APIException as exc:  # a column the table no longer has, say
         raise ResolveError(f"The client's item is no longer valid: {exc.detail}") from exc
     except (IntegrityError, DjangoValidationError) as exc:
         raise ResolveError(f"The database refused the client's item: {exc}") from exc
-    _resolve(entry, SyncRejection.Resolution.CLIENT, user, encode_version(written.version) or "")
+    for name in ("resolution", "resolved_at", "resolved_by", "applied_version"):
+        setattr(entry, name, getattr(resolved, name))
     return written
 
 

@@ -329,3 +329,60 @@ def test_an_item_naming_a_column_the_table_lost_is_refused(task):
     with pytest.raises(ResolveError, match="no longer valid"):
         apply_client_item(entry, None)
     assert Task.objects.get().text == "server text"
+
+
+def _resolve_at_once(entry_pk: int, *resolvers) -> list[str]:
+    """Each resolver with its own copy of the entry, loaded open, all at once: outcomes."""
+    import threading
+
+    barrier = threading.Barrier(len(resolvers))
+    outcomes: list = [None] * len(resolvers)
+
+    def run(i: int, resolver) -> None:
+        try:
+            entry = SyncRejection.objects.get(pk=entry_pk)
+            assert entry.is_open
+            barrier.wait()
+            resolver(entry, None)
+            outcomes[i] = "resolved"
+        except ResolveError as exc:
+            outcomes[i] = str(exc)
+        except Exception as exc:  # reported by the assertions
+            outcomes[i] = repr(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(i, r)) for i, r in enumerate(resolvers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return outcomes
+
+
+@pytest.mark.requires_postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("other", ["apply", "keep"])
+def test_two_resolutions_of_one_conflict_at_once_resolve_it_once(other):
+    # Two admins (or one double-clicking) resolve the same open conflict: the first one
+    # resolves it; the other is told it is already resolved, and writes nothing.
+    task = Task.objects.create(text="server text", priority=1)
+    entry = _conflict(task, {"text": "mine", "priority": 7})
+    version = Task.objects.get().version
+    sent = []
+    receiver = lambda **kw: sent.append(kw["operation"])  # noqa: E731
+    sync_committed.connect(receiver)
+    try:
+        second = apply_client_item if other == "apply" else keep_server_row
+        outcomes = _resolve_at_once(entry.pk, apply_client_item, second)
+    finally:
+        sync_committed.disconnect(receiver)
+    assert sorted(outcomes) == ["This entry is already resolved.", "resolved"], outcomes
+    entry.refresh_from_db()
+    row = Task.objects.get()
+    if entry.resolution == "client":
+        assert sent == ["update"] and row.text == "mine"
+        assert entry.applied_version == encode_version(row.version)
+    else:
+        assert entry.resolution == "server"
+        assert sent == [] and row.text == "server text" and row.version == version
