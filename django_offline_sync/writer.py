@@ -230,6 +230,8 @@ class Writer:
         The primary key decides duplicates: an INSERT of a taken id fails (a concurrent one
         waits for the first to commit, then fails), and only then do we look. A row outside
         the caller's data view is never revealed (the Datasync create-conflict leak): 400.
+        Where no row holds the id by then (the retention purged the tombstone that refused
+        it), a create that is one ``save()`` (below) is tried once more.
 
         ``plain_create``: the view's ``perform_create`` is the library's (``serializer.save()``).
         Where the serializer and the model create as the library does too, and no transaction
@@ -245,25 +247,39 @@ class Writer:
             and autocommits(self.using)
             and _creates_with_one_save(serializer, self.model)
         )
-        try:
-            with nullcontext() if alone else transaction.atomic(using=self.using):
-                perform_create(serializer)
-                instance = serializer.instance
-                if not isinstance(instance, SyncModel):
-                    raise ImproperlyConfigured("perform_create must save the serializer (serializer.save()).")
-                self.committed(instance, "insert")
-        except IntegrityError as exc:
-            if sent_id is not None and self.model.all_objects.using(self.using).filter(pk=sent_id).exists():
-                visible = self.view.get_queryset().using(self.using).filter(pk=sent_id).first()
-                if visible is None:
-                    raise IdUnavailable() from exc
-                item = self.view.representer.from_instance(visible)
-                etag = etag_for(visible.etag_version)
-                raise self.view.generation.conflict(
-                    self.view.request, item, etag, if_match_sent=False, duplicate=True
-                ) from exc
-            raise ConstraintViolation(f"The item violates a database constraint: {exc}") from exc
-        return instance
+        retried = False
+        while True:
+            try:
+                with nullcontext() if alone else transaction.atomic(using=self.using):
+                    perform_create(serializer)
+                    instance = serializer.instance
+                    if not isinstance(instance, SyncModel):
+                        raise ImproperlyConfigured("perform_create must save the serializer (serializer.save()).")
+                    self.committed(instance, "insert")
+            except IntegrityError as exc:
+                if sent_id is not None and self.model.all_objects.using(self.using).filter(pk=sent_id).exists():
+                    visible = self.view.get_queryset().using(self.using).filter(pk=sent_id).first()
+                    if visible is None:
+                        raise IdUnavailable() from exc
+                    item = self.view.representer.from_instance(visible)
+                    etag = etag_for(visible.etag_version)
+                    raise self.view.generation.conflict(
+                        self.view.request, item, etag, if_match_sent=False, duplicate=True
+                    ) from exc
+                if (
+                    sent_id is not None
+                    and not retried
+                    and plain_create
+                    and _creates_with_one_save(serializer, self.model)
+                ):
+                    # No row holds the id, though one may have refused it: a tombstone the
+                    # retention purged since the INSERT failed. The id is free again: insert
+                    # once more (the refused INSERT, the whole write, wrote nothing) rather
+                    # than refuse the item as a constraint it no longer violates.
+                    retried = True
+                    continue
+                raise ConstraintViolation(f"The item violates a database constraint: {exc}") from exc
+            return instance
 
     def committed(self, instance: SyncModel, operation: Operation) -> None:
         """Send ``sync_committed`` once the current transaction commits (never on rollback)."""

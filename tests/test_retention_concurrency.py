@@ -167,3 +167,41 @@ def test_purge_under_concurrent_writers_and_pullers(live_server, tmp_path, gener
             [(pk in revived, pk in created, pk in {t.pk for t in old_live}) for pk in missing])
     assert len(holdings) == 2
     assert resyncs >= 1  # the devices held a 50-day-old token when the purge began
+
+
+@pytest.mark.parametrize("generation", ["v2", "v3"])
+def test_a_tombstone_purged_while_its_id_is_inserted_again_is_a_new_row(generation):
+    # A device pushes a new row under the id of an old tombstone just as the purge removes
+    # it: the INSERT is refused by the tombstone, which is gone when the writer looks for
+    # the row that refused it. The id is free again: 201, not a 400 "violates a constraint".
+    from django.db import IntegrityError, connection
+
+    from tests.conftest import ZumoClient
+
+    Task.objects.create(id="reused", text="old").delete()
+    _old(["reused"], 50)
+    purged: list[int] = []
+
+    def purge() -> None:
+        try:
+            purged.append(purge_tombstones(Task, RETENTION).purged)
+        finally:
+            connections.close_all()
+
+    def purge_then_refuse(execute, sql, params, many, context):
+        try:
+            return execute(sql, params, many, context)
+        except IntegrityError:
+            if not purged:  # the purge commits between the refusal and the lookup
+                thread = threading.Thread(target=purge)
+                thread.start()
+                thread.join()
+            raise
+
+    with connection.execute_wrapper(purge_then_refuse):
+        response = ZumoClient(generation).post_json("/tables/Task", {"id": "reused", "text": "new"})
+    assert purged == [1]
+    assert response.status_code == 201, response.content
+    row = Task.all_objects.get(pk="reused")
+    assert (row.text, row.deleted) == ("new", False)
+    assert response.json()["text"] == "new"
