@@ -9,7 +9,6 @@ server-directed flow or ``/.auth/me`` does not.
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import Any, Final
 
 from django.contrib.auth import get_user_model
@@ -20,12 +19,12 @@ from rest_framework.throttling import SimpleRateThrottle
 from ..serializers import read_json
 from ..settings import get_settings
 from ..throttling import client_address
+from ..wire import UNSTORABLE_TEXT
 
 __all__ = ["BODY_LIMIT", "LoginAddressThrottle", "LoginUsernameThrottle"]
 
 #: The largest sign-in body, in bytes (the views refuse a larger one with 413).
 BODY_LIMIT: Final = 65_536
-_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 
 class _LoginThrottle(SimpleRateThrottle):
@@ -73,7 +72,7 @@ def _account(username: str) -> str | None:
     collations ignore trailing spaces (and, by default, case and accents), ``"alice "`` and
     ``"alíce"`` sign in as ``alice``, and each spelling would otherwise be a limit of its own.
     """
-    if "\x00" in username or _SURROGATE.search(username):
+    if UNSTORABLE_TEXT.search(username):
         return None  # the view refuses it with a 400; PostgreSQL could not even compare it
     model = get_user_model()
     try:
